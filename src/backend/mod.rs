@@ -1,0 +1,84 @@
+//! Session backends behind one small trait, chosen at run time.
+//!
+//! A backend lists sessions, names the caller's own, and ends a session's processes in two
+//! steps — ask ([`Backend::terminate`]), then force ([`Backend::kill`]) — with
+//! [`Backend::wait`] in between to learn what is left. The logoff flow
+//! ([`crate::logoff`]) is written once against this trait. A backend knows nothing of the
+//! command line; the command line knows nothing of D-Bus or /proc.
+
+pub mod procfs;
+
+use std::time::Instant;
+
+use crate::error::{Error, Kind, Result};
+use crate::model::{ProcessInfo, Session, SessionId};
+use crate::system::users::Caller;
+
+/// What one signalling step did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Signalled {
+    /// How many processes were signalled, where the backend knows.
+    pub processes: Option<usize>,
+    /// How many processes were stopped (SIGSTOP) first, when the backend had to freeze the
+    /// session to stop it from forking.
+    pub frozen: Option<usize>,
+    /// Processes the kernel refused to signal (EPERM): they will survive.
+    pub refused: Vec<ProcessInfo>,
+}
+
+pub trait Backend {
+    /// `procfs`, `logind`: the backend's short name (JSON's `backend` key).
+    fn name(&self) -> &'static str;
+
+    /// `procfs (kernel audit session IDs)`, `logind (org.freedesktop.login1)`: for `/V`.
+    fn describe(&self) -> String;
+
+    /// Every session of the host, in no particular order.
+    fn list(&mut self) -> Result<Vec<Session>>;
+
+    /// The session the caller runs in, if any.
+    fn current(&mut self) -> Result<Option<SessionId>>;
+
+    /// Refuses, before anything is touched, a logoff the caller may not do.
+    ///
+    /// # Platform specific behavior
+    /// On procfs the rule is the kernel's: root, or the session's own user. logind leaves the
+    /// decision to logind and polkit, which answer when asked to terminate.
+    fn check_access(&mut self, session: &Session, caller: &Caller) -> Result<()> {
+        if caller.is_root || caller.uid == session.uid {
+            Ok(())
+        } else {
+            Err(access_denied(session))
+        }
+    }
+
+    /// Asks every process of the session to end (SIGHUP, SIGTERM), so programs can save.
+    fn terminate(&mut self, session: &Session) -> Result<Signalled>;
+
+    /// Sends SIGKILL to every process of the session still running, including processes
+    /// forked meanwhile.
+    fn kill(&mut self, session: &Session) -> Result<Signalled>;
+
+    /// Waits until no process of the session is left or `deadline` passes; returns what is
+    /// still running (empty: the session is verified empty).
+    fn wait(&mut self, session: &Session, deadline: Instant) -> Result<Vec<ProcessInfo>>;
+
+    /// Bookkeeping once the session is empty (utmp); returns notes for `/V`.
+    fn finish(&mut self, session: &Session) -> Result<Vec<String>> {
+        let _ = session;
+        Ok(Vec::new())
+    }
+}
+
+/// The backend for this host: procfs (logind comes with its own issue).
+pub fn open_local() -> Result<Box<dyn Backend>> {
+    Ok(Box::new(procfs::Procfs::new()))
+}
+
+/// The access-denied error, naming the session and its owner.
+pub fn access_denied(session: &Session) -> Error {
+    Error::new(
+        Kind::AccessDenied,
+        format!("cannot log off {}: access denied", session.describe()),
+    )
+}

@@ -1,0 +1,367 @@
+//! The command line as one clap definition, and its first layer of parsing.
+//!
+//! [`parse`] turns argv into [`Args`], a plain value, validated, with no system calls, so that
+//! every flag has a unit test beside it. The help text, the man page and the shell
+//! completions all come from [`command`], never written twice.
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use clap::{ArgAction, CommandFactory, FromArgMatches, Parser};
+
+use super::argv;
+use crate::duration;
+use crate::error::{EXIT_STATUS_HELP, Error, Result};
+
+/// The seed's usage block (logoff.exe's own words and layout), printed after
+/// `Invalid parameter(s)` and by `/?`.
+pub const SEED_USAGE: &str = "\
+Terminates a session.
+
+LOGOFF [sessionname | sessionid] [/SERVER:servername] [/V] [/VM]
+
+  sessionname         The name of the session.
+  sessionid           The ID of the session.
+  /SERVER:servername  Specifies the Remote Desktop server containing the user
+                      session to log off (default is current).
+  /V                  Displays information about the actions performed.
+  /VM                 Logs off a session on server or within virtual machine. The unique ID of the session needs to be specified.
+";
+
+/// The first line of standard error for invalid parameters, as the original prints it.
+pub const INVALID_PARAMETERS: &str = "Invalid parameter(s)";
+
+const LONG_ABOUT: &str = "\
+Logs off a session: every process of it ends, verified, and the session is gone.
+
+A session is named by its ID (logind's ID, or the kernel audit session ID) or by its
+name: its terminal (pts/3, /dev/pts/3, tty2), its X display (:10), or `console`.
+Without a session argument, logoff logs off the session it runs in. You can always
+log off your own sessions; other users' sessions need root (or, with logind, polkit's
+org.freedesktop.login1.manage). Another user's console session is refused unless
+--console is given.";
+
+/// The GNU-style command line. The seed's `/SWITCH` forms are rewritten into these first.
+#[derive(Debug, Parser)]
+#[command(
+    name = "logoff",
+    version,
+    about = "Terminates a session.",
+    long_about = LONG_ABOUT,
+    disable_help_flag = true,
+    disable_version_flag = true,
+    after_long_help = EXIT_STATUS_HELP,
+)]
+struct Cli {
+    /// Session name (pts/3, /dev/pts/3, tty2, console, :10) or session ID; several may be given
+    #[arg(value_name = "SESSION")]
+    sessions: Vec<String>,
+
+    /// Log off on this server instead of the local host (/SERVER:servername)
+    #[arg(long, value_name = "SERVER")]
+    server: Vec<String>,
+
+    /// Print one line per action performed (/V)
+    #[arg(short, long)]
+    verbose: bool,
+
+    /// Log off a session on a server or within a virtual machine; needs a session ID (/VM)
+    #[arg(long)]
+    vm: bool,
+
+    /// Target this container or VM registered with systemd-machined (/VM:NAME)
+    #[arg(long, value_name = "NAME")]
+    machine: Option<String>,
+
+    /// List the sessions instead of logging off
+    #[arg(short, long)]
+    list: bool,
+
+    /// Print JSON instead of a table or messages
+    #[arg(long)]
+    json: bool,
+
+    /// Do not print the header and the "N sessions listed." line
+    #[arg(long)]
+    no_legend: bool,
+
+    /// Time between SIGTERM and SIGKILL (30s, 5m, 500ms; 0 = SIGKILL at once)
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration::parse)]
+    timeout: Duration,
+
+    /// Allow logging off another user's console (console, ttyN) session
+    #[arg(long)]
+    console: bool,
+
+    /// Print help (the seed's usage block and every option)
+    #[arg(short = 'h', long, action = ArgAction::SetTrue)]
+    help: bool,
+
+    /// Print the seed's usage block (/?, -?)
+    #[arg(long = "seed-help", hide = true, action = ArgAction::SetTrue)]
+    seed_help: bool,
+
+    /// Print version
+    #[arg(long, action = ArgAction::SetTrue)]
+    version: bool,
+}
+
+/// What the command line asks for, validated, before anything touches the system.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Args {
+    pub mode: Mode,
+    pub sessions: Vec<String>,
+    pub servers: Vec<String>,
+    pub verbose: bool,
+    pub vm: bool,
+    pub machine: Option<String>,
+    pub json: bool,
+    pub no_legend: bool,
+    pub timeout: Duration,
+    pub console: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Print the seed's usage block to standard output (`/?`).
+    SeedHelp,
+    /// Print the seed's usage block and every option (`--help`).
+    Help,
+    Version,
+    List,
+    Logoff,
+}
+
+/// The clap definition, for help, the man page and completions.
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+/// `--help`: the seed's usage block, then every option and the exit statuses.
+pub fn long_help() -> String {
+    let options = command()
+        .help_template("{all-args}{after-help}")
+        .term_width(100)
+        .render_long_help()
+        .to_string();
+    format!("{SEED_USAGE}\n{LONG_ABOUT}\n\n{}\n", options.trim_end())
+}
+
+/// Parses argv (with the program name first).
+pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Args> {
+    let mut argv = argv.into_iter();
+    let program = argv.next().unwrap_or_else(|| "logoff".into());
+    let rewritten = argv::rewrite(argv)?;
+    let matches = command()
+        .try_get_matches_from(std::iter::once(program).chain(rewritten))
+        .map_err(clap_error)?;
+    let cli = Cli::from_arg_matches(&matches).map_err(clap_error)?;
+    validate(cli)
+}
+
+fn clap_error(e: clap::Error) -> Error {
+    // clap's first line is "error: <what>"; the usage we print ourselves.
+    let rendered = e.render().to_string();
+    let first = rendered.lines().next().unwrap_or("invalid parameters");
+    Error::invalid(first.trim_start_matches("error: ").to_string())
+}
+
+fn validate(cli: Cli) -> Result<Args> {
+    let mode = if cli.seed_help {
+        Mode::SeedHelp
+    } else if cli.help {
+        Mode::Help
+    } else if cli.version {
+        Mode::Version
+    } else if cli.list {
+        Mode::List
+    } else {
+        Mode::Logoff
+    };
+    for s in &cli.sessions {
+        if s.trim().is_empty() {
+            return Err(Error::invalid("empty session name"));
+        }
+    }
+    for s in &cli.server {
+        if s.is_empty() {
+            return Err(Error::invalid("empty server name"));
+        }
+    }
+    if let Some(m) = &cli.machine
+        && m.is_empty()
+    {
+        return Err(Error::invalid("empty machine name"));
+    }
+    if mode == Mode::Logoff && (cli.vm || cli.machine.is_some()) {
+        // The seed: "The unique ID of the session needs to be specified."
+        if cli.sessions.is_empty() {
+            return Err(Error::invalid(
+                "/VM needs the session's ID: the unique ID of the session needs to be specified",
+            ));
+        }
+    }
+    Ok(Args {
+        mode,
+        sessions: cli.sessions,
+        servers: cli.server,
+        verbose: cli.verbose,
+        vm: cli.vm || cli.machine.is_some(),
+        machine: cli.machine,
+        json: cli.json,
+        no_legend: cli.no_legend,
+        timeout: cli.timeout,
+        console: cli.console,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Kind;
+
+    fn p(args: &[&str]) -> Result<Args> {
+        parse(
+            std::iter::once("logoff")
+                .chain(args.iter().copied())
+                .map(OsString::from),
+        )
+    }
+
+    fn ok(args: &[&str]) -> Args {
+        p(args).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    fn invalid(args: &[&str]) -> Error {
+        let e = p(args).expect_err(&format!("{args:?} accepted"));
+        assert_eq!(e.kind(), Kind::InvalidParameters, "{args:?}: {e}");
+        e
+    }
+
+    #[test]
+    fn no_arguments_is_the_current_session() {
+        let a = ok(&[]);
+        assert_eq!(a.mode, Mode::Logoff);
+        assert!(a.sessions.is_empty());
+        assert!(a.servers.is_empty());
+        assert_eq!(a.timeout, Duration::from_secs(10));
+        assert!(!a.verbose && !a.vm && !a.console && !a.json);
+    }
+
+    #[test]
+    fn session_by_id_and_by_name() {
+        assert_eq!(ok(&["12"]).sessions, ["12"]);
+        assert_eq!(ok(&["pts/3"]).sessions, ["pts/3"]);
+        assert_eq!(ok(&["/dev/pts/3"]).sessions, ["/dev/pts/3"]);
+        assert_eq!(ok(&["12", "pts/3", "c1"]).sessions, ["12", "pts/3", "c1"]);
+        assert_eq!(ok(&["--", "-weird"]).sessions, ["-weird"]);
+    }
+
+    #[test]
+    fn every_server_spelling() {
+        for args in [
+            &["/SERVER:h1"][..],
+            &["/server:h1"],
+            &["/Server:h1"],
+            &["--server", "h1"],
+            &["--server=h1"],
+        ] {
+            assert_eq!(ok(args).servers, ["h1"], "{args:?}");
+        }
+        assert_eq!(ok(&["TERM04", "/server:Server1"]).sessions, ["TERM04"]);
+    }
+
+    #[test]
+    fn every_verbose_and_vm_spelling() {
+        for args in [&["/V"][..], &["/v"], &["-v"], &["--verbose"]] {
+            assert!(ok(args).verbose, "{args:?}");
+        }
+        for args in [&["12", "/VM"][..], &["12", "/vm"], &["12", "--vm"]] {
+            assert!(ok(args).vm, "{args:?}");
+        }
+        let a = ok(&["12", "/VM:web1"]);
+        assert!(a.vm);
+        assert_eq!(a.machine.as_deref(), Some("web1"));
+    }
+
+    #[test]
+    fn help_spellings() {
+        assert_eq!(ok(&["/?"]).mode, Mode::SeedHelp);
+        assert_eq!(ok(&["-?"]).mode, Mode::SeedHelp);
+        assert_eq!(ok(&["-h"]).mode, Mode::Help);
+        assert_eq!(ok(&["--help"]).mode, Mode::Help);
+        assert_eq!(ok(&["--version"]).mode, Mode::Version);
+    }
+
+    #[test]
+    fn list_and_json() {
+        let a = ok(&["-l", "--json"]);
+        assert_eq!(a.mode, Mode::List);
+        assert!(a.json);
+        assert_eq!(ok(&["--list", "--no-legend"]).mode, Mode::List);
+    }
+
+    #[test]
+    fn timeout_forms() {
+        assert_eq!(ok(&["--timeout", "0"]).timeout, Duration::ZERO);
+        assert_eq!(ok(&["--timeout=2s"]).timeout, Duration::from_secs(2));
+        assert_eq!(
+            ok(&["--timeout", "500ms"]).timeout,
+            Duration::from_millis(500)
+        );
+        invalid(&["--timeout", "soon"]);
+        invalid(&["--timeout", "-1s"]);
+    }
+
+    #[test]
+    fn invalid_forms() {
+        invalid(&["--bogus"]);
+        invalid(&["-x"]);
+        invalid(&["/x"]);
+        invalid(&["/SERVER"]);
+        invalid(&["/SERVER:"]);
+        invalid(&["/SERVER:a", "/SERVER:b"]);
+        invalid(&["--server"]);
+        invalid(&["--server="]);
+        invalid(&[""]);
+        invalid(&["   "]);
+        invalid(&["/VM"]);
+        invalid(&["--vm"]);
+        invalid(&["/VM:"]);
+        invalid(&["--timeout"]);
+    }
+
+    #[test]
+    fn vm_without_id_names_the_problem() {
+        let e = invalid(&["/VM"]);
+        assert!(e.message().contains("session"), "{e}");
+    }
+
+    #[test]
+    fn unknown_option_is_named() {
+        let e = invalid(&["--bogus"]);
+        assert!(e.message().contains("--bogus"), "{e}");
+    }
+
+    #[test]
+    fn long_help_starts_with_seed_usage_and_lists_options() {
+        let h = long_help();
+        assert!(h.starts_with(SEED_USAGE));
+        for opt in [
+            "--server",
+            "--verbose",
+            "--list",
+            "--json",
+            "--timeout",
+            "--console",
+        ] {
+            assert!(h.contains(opt), "{opt} missing from --help");
+        }
+        assert!(h.contains("Exit status:"));
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        command().debug_assert();
+    }
+}

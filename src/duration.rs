@@ -1,0 +1,70 @@
+//! Durations on the command line (`--timeout 10s`, `--grace 5m`, `--idle-for 1h`).
+//!
+//! A bare number means seconds, as for `timeout(1)`; anything else goes to jiff's
+//! friendly parser (`1m30s`, `1.5s`, `500ms`, `2h`). Negative durations are refused.
+
+use std::time::Duration;
+
+use jiff::SignedDuration;
+
+/// Parses a command-line duration. The error text is shown to the user as it is.
+pub fn parse(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("empty duration".into());
+    }
+    let signed: SignedDuration = if text.bytes().all(|b| b.is_ascii_digit()) {
+        let secs: i64 = text
+            .parse()
+            .map_err(|_| format!("duration '{text}' is too large"))?;
+        SignedDuration::from_secs(secs)
+    } else {
+        text.parse()
+            .map_err(|e| format!("invalid duration '{text}' (use 30s, 5m, 1h30m, 500ms): {e}"))?
+    };
+    Duration::try_from(signed).map_err(|_| format!("duration '{text}' is negative"))
+}
+
+/// Formats a duration for messages: `10s`, `1m 30s`, `250ms`.
+pub fn display(d: Duration) -> String {
+    match SignedDuration::try_from(d) {
+        Ok(sd) if d.is_zero() => format!("{sd:#}"),
+        Ok(sd) => {
+            // Round to milliseconds: nobody needs nanoseconds in a message.
+            let ms = SignedDuration::from_millis(sd.as_millis() as i64);
+            format!("{ms:#}")
+        }
+        Err(_) => format!("{}s", d.as_secs()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_forms_users_type() {
+        assert_eq!(parse("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse("0"), Ok(Duration::ZERO));
+        assert_eq!(parse("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse(" 2s "), Ok(Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn refuses_nonsense() {
+        for bad in ["", "-5s", "abc", "5 parsecs", "99999999999999999999999"] {
+            assert!(parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn displays_compactly() {
+        assert_eq!(display(Duration::from_secs(10)), "10s");
+        assert_eq!(display(Duration::from_millis(250)), "250ms");
+        assert_eq!(display(Duration::from_secs(90)), "1m 30s");
+    }
+}

@@ -1,0 +1,152 @@
+//! One error type for the whole program, each carrying the exit status it maps to.
+//!
+//! Messages follow loginctl's wording: they name the action, the target and the cause
+//! (`cannot log off session 7 (bob on pts/2): access denied`). The `logoff:` prefix is added
+//! once, where the error is printed.
+
+use std::fmt;
+use std::process::ExitCode;
+
+/// What kind of failure this is; each kind has its own documented exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// Some process of a targeted session could not be ended (exit 1).
+    Survivors,
+    /// The command line was not understood (exit 2).
+    InvalidParameters,
+    /// A session argument matched no session, or more than one (exit 3).
+    NoSuchSession,
+    /// The caller may not log off the session, or it is a protected console session (exit 4).
+    AccessDenied,
+    /// The session backend or the operating system failed (exit 5).
+    System,
+    /// A remote host could not be reached or answered with an error (exit 6).
+    Remote,
+    /// The logoff was cancelled during its grace period (exit 130, as for SIGINT).
+    Cancelled,
+}
+
+impl Kind {
+    /// The process exit status for this kind of failure.
+    pub fn exit_status(self) -> u8 {
+        match self {
+            Kind::Survivors => 1,
+            Kind::InvalidParameters => 2,
+            Kind::NoSuchSession => 3,
+            Kind::AccessDenied => 4,
+            Kind::System => 5,
+            Kind::Remote => 6,
+            Kind::Cancelled => 130,
+        }
+    }
+
+    /// A short, stable name for JSON output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Survivors => "survivors",
+            Kind::InvalidParameters => "invalid-parameters",
+            Kind::NoSuchSession => "no-such-session",
+            Kind::AccessDenied => "access-denied",
+            Kind::System => "system",
+            Kind::Remote => "remote",
+            Kind::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// The exit statuses, for `--help`, the man page and README (kept here, next to the mapping).
+pub const EXIT_STATUS_HELP: &str = "\
+Exit status:
+  0    every targeted session was logged off and verified gone (or the list was printed)
+  1    some process of a targeted session could not be ended (the survivors are named)
+  2    invalid parameters; nothing was touched
+  3    no such session (or a name matched more than one); nothing was touched
+  4    access denied, or a protected console session; nothing was touched
+  5    the session backend or the system failed (D-Bus, /proc, ...)
+  6    a remote host could not be reached or failed
+  130  cancelled (Ctrl-C) during the grace period; nothing was logged off";
+
+/// An error with its kind and a complete, human-readable message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    kind: Kind,
+    message: String,
+}
+
+impl Error {
+    pub fn new(kind: Kind, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Error::new(Kind::InvalidParameters, message)
+    }
+
+    pub fn system(message: impl Into<String>) -> Self {
+        Error::new(Kind::System, message)
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode::from(self.kind.exit_status())
+    }
+
+    /// Prefixes the message with context, keeping the kind.
+    pub fn context(self, what: impl fmt::Display) -> Self {
+        Error {
+            kind: self.kind,
+            message: format!("{what}: {}", self.message),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_statuses_are_distinct_and_documented() {
+        let kinds = [
+            Kind::Survivors,
+            Kind::InvalidParameters,
+            Kind::NoSuchSession,
+            Kind::AccessDenied,
+            Kind::System,
+            Kind::Remote,
+            Kind::Cancelled,
+        ];
+        let mut seen = std::collections::HashSet::new();
+        for k in kinds {
+            assert!(seen.insert(k.exit_status()), "{k:?} shares its status");
+            let line = format!("\n  {:<4} ", k.exit_status());
+            assert!(EXIT_STATUS_HELP.contains(&line), "{k:?} undocumented");
+        }
+    }
+
+    #[test]
+    fn context_keeps_kind() {
+        let e = Error::new(Kind::AccessDenied, "access denied").context("cannot log off session 7");
+        assert_eq!(e.kind(), Kind::AccessDenied);
+        assert_eq!(e.to_string(), "cannot log off session 7: access denied");
+    }
+}

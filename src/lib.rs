@@ -1,0 +1,20 @@
+//! logoff: terminates login sessions on Linux hosts, the way Windows' `logoff.exe` does on a
+//! Remote Desktop server — by ID or name, the current session by default, every process of
+//! the session ended and verified gone.
+//!
+//! Layout: [`cli`] parses the command line and runs the plan; [`select`] resolves session
+//! arguments; [`logoff`] is the flow, written once against the [`backend::Backend`] trait;
+//! [`backend`] holds the procfs and logind implementations; [`system`] is the narrow boundary
+//! to the operating system; [`output`] renders tables, JSON and messages.
+
+#![forbid(unsafe_code)]
+
+pub mod backend;
+pub mod cli;
+pub mod duration;
+pub mod error;
+pub mod logoff;
+pub mod model;
+pub mod output;
+pub mod select;
+pub mod system;

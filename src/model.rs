@@ -1,0 +1,192 @@
+//! The plain data every backend produces and every front end consumes: sessions, their IDs,
+//! users and processes.
+//!
+//! Newtypes keep a session ID, a uid and a pid apart, so one can never be passed for another.
+//! Nothing here touches the system.
+
+use std::fmt;
+
+use jiff::Timestamp;
+
+/// A session's identifier as its backend names it: the audit session ID on procfs hosts
+/// (`12`), logind's ID elsewhere (`3`, `c1`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(pub String);
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A numeric user ID.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Uid(pub u32);
+
+impl fmt::Display for Uid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A process ID as seen in the backend's PID namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Pid(pub i32);
+
+impl fmt::Display for Pid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A process that is still running, for error messages that name survivors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessInfo {
+    pub pid: Pid,
+    pub command: String,
+}
+
+impl fmt::Display for ProcessInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.command.is_empty() {
+            write!(f, "{}", self.pid)
+        } else {
+            write!(f, "{} ({})", self.pid, self.command)
+        }
+    }
+}
+
+/// One login session, as a backend reports it. Fields a backend cannot know are `None`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Session {
+    pub id: SessionId,
+    pub uid: Uid,
+    pub user: String,
+    /// Terminal without `/dev/`: `pts/3`, `tty2`, `console`.
+    pub tty: Option<String>,
+    /// X11 display, such as `:10` for an xrdp session.
+    pub display: Option<String>,
+    pub seat: Option<String>,
+    /// Virtual terminal number (logind), 0 or `None` when the session has none.
+    pub vtnr: Option<u32>,
+    /// `active`, `online`, `closing`, `disconnected` ... (a string: backends may add values).
+    pub state: String,
+    pub class: Option<String>,
+    /// logind's session type: `tty`, `x11`, `wayland`, `unspecified`.
+    pub kind: Option<String>,
+    pub service: Option<String>,
+    pub remote_host: Option<String>,
+    pub remote: bool,
+    /// Since when the session has been idle (terminal access time, or logind's idle hint).
+    pub idle_since: Option<Timestamp>,
+    pub logon_time: Option<Timestamp>,
+    pub leader: Option<Pid>,
+    /// Number of processes, where the backend counts them cheaply.
+    pub processes: Option<usize>,
+    /// logind's scope unit (`session-3.scope`).
+    pub scope: Option<String>,
+}
+
+impl Session {
+    /// The session's name in the seed's sense: its terminal, else its X display.
+    pub fn name(&self) -> Option<&str> {
+        self.tty
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .or(self.display.as_deref().filter(|d| !d.is_empty()))
+    }
+
+    /// Whether this session sits on the console: the terminal `console`, a virtual
+    /// terminal `ttyN`, or (logind) a VT on a seat.
+    pub fn is_console(&self) -> bool {
+        if let Some(tty) = self.tty.as_deref()
+            && (tty == "console" || is_virtual_terminal(tty))
+        {
+            return true;
+        }
+        self.seat.is_some() && self.vtnr.is_some_and(|vt| vt > 0)
+    }
+
+    /// `bob on pts/2`, `bob` — how messages name a session's owner and place.
+    pub fn owner_and_place(&self) -> String {
+        match self.name() {
+            Some(name) => format!("{} on {}", self.user, name),
+            None => self.user.clone(),
+        }
+    }
+
+    /// `session 7 (bob on pts/2)` — how messages name a session.
+    pub fn describe(&self) -> String {
+        format!("session {} ({})", self.id, self.owner_and_place())
+    }
+}
+
+/// `tty1` … `tty63`: the Linux virtual consoles (not `ttyS0`, not `tty` alone).
+pub fn is_virtual_terminal(tty: &str) -> bool {
+    tty.strip_prefix("tty")
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Sorts session IDs as loginctl does: numbers by value first, then the rest by text.
+pub fn id_sort_key(id: &SessionId) -> (u8, u64, String) {
+    match id.0.parse::<u64>() {
+        Ok(n) => (0, n, String::new()),
+        Err(_) => (1, 0, id.0.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(tty: Option<&str>, display: Option<&str>) -> Session {
+        Session {
+            id: SessionId("7".into()),
+            user: "bob".into(),
+            tty: tty.map(String::from),
+            display: display.map(String::from),
+            ..Session::default()
+        }
+    }
+
+    #[test]
+    fn name_prefers_terminal_then_display() {
+        assert_eq!(session(Some("pts/2"), Some(":10")).name(), Some("pts/2"));
+        assert_eq!(session(Some(""), Some(":10")).name(), Some(":10"));
+        assert_eq!(session(None, None).name(), None);
+    }
+
+    #[test]
+    fn console_detection() {
+        assert!(session(Some("console"), None).is_console());
+        assert!(session(Some("tty2"), None).is_console());
+        assert!(!session(Some("ttyS0"), None).is_console());
+        assert!(!session(Some("pts/1"), None).is_console());
+        let mut s = session(None, Some(":0"));
+        s.seat = Some("seat0".into());
+        s.vtnr = Some(2);
+        assert!(s.is_console());
+        s.vtnr = Some(0);
+        assert!(!s.is_console());
+    }
+
+    #[test]
+    fn describe_names_owner_and_place() {
+        assert_eq!(
+            session(Some("pts/2"), None).describe(),
+            "session 7 (bob on pts/2)"
+        );
+        assert_eq!(session(None, None).describe(), "session 7 (bob)");
+    }
+
+    #[test]
+    fn ids_sort_numerically_first() {
+        let mut ids: Vec<SessionId> = ["c2", "10", "2", "c1"]
+            .iter()
+            .map(|s| SessionId(s.to_string()))
+            .collect();
+        ids.sort_by_key(id_sort_key);
+        let got: Vec<&str> = ids.iter().map(|i| i.0.as_str()).collect();
+        assert_eq!(got, ["2", "10", "c1", "c2"]);
+    }
+}

@@ -1,0 +1,344 @@
+//! What logoff prints: the session list (a table in the spirit of `quser`, or JSON with the
+//! same data under stable keys), `/V` lines, and errors.
+//!
+//! Output to a closed pipe or a hung-up terminal never fails the command: a logoff run inside
+//! the session it ends loses its terminal on the way, and must still finish its work.
+
+use std::io::{self, Write};
+
+use comfy_table::{CellAlignment, ContentArrangement, Table};
+use jiff::{Timestamp, tz::TimeZone};
+use serde::Serialize;
+
+use crate::model::{Session, id_sort_key};
+
+/// One session as `--list` and `--json` show it. These keys are the stable JSON interface
+/// (documented in README.md); a key is never renamed, new keys may be added.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SessionRow {
+    pub host: String,
+    pub id: String,
+    pub name: Option<String>,
+    pub user: String,
+    pub uid: u32,
+    pub tty: Option<String>,
+    pub display: Option<String>,
+    pub seat: Option<String>,
+    pub vtnr: Option<u32>,
+    pub state: String,
+    pub class: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub service: Option<String>,
+    pub remote: bool,
+    pub remote_host: Option<String>,
+    pub idle_since: Option<String>,
+    pub idle_seconds: Option<u64>,
+    pub logon_time: Option<String>,
+    pub leader: Option<i32>,
+    pub processes: Option<usize>,
+    pub current: bool,
+    pub backend: String,
+}
+
+impl SessionRow {
+    pub fn new(host: &str, backend: &str, s: &Session, current: bool, now: Timestamp) -> Self {
+        SessionRow {
+            host: host.to_string(),
+            id: s.id.0.clone(),
+            name: s.name().map(String::from),
+            user: s.user.clone(),
+            uid: s.uid.0,
+            tty: s.tty.clone().filter(|t| !t.is_empty()),
+            display: s.display.clone().filter(|d| !d.is_empty()),
+            seat: s.seat.clone().filter(|t| !t.is_empty()),
+            vtnr: s.vtnr.filter(|&v| v > 0),
+            state: s.state.clone(),
+            class: s.class.clone(),
+            kind: s.kind.clone(),
+            service: s.service.clone(),
+            remote: s.remote,
+            remote_host: s.remote_host.clone().filter(|h| !h.is_empty()),
+            idle_since: s.idle_since.map(|t| t.to_string()),
+            idle_seconds: s
+                .idle_since
+                .map(|t| now.duration_since(t).as_secs().max(0) as u64),
+            logon_time: s.logon_time.map(|t| t.to_string()),
+            leader: s.leader.map(|p| p.0),
+            processes: s.processes,
+            current,
+            backend: backend.to_string(),
+        }
+    }
+}
+
+/// Sorts rows by host, then by session ID as loginctl does.
+pub fn sort_rows(rows: &mut [SessionRow]) {
+    rows.sort_by(|a, b| {
+        a.host.cmp(&b.host).then_with(|| {
+            id_sort_key(&crate::model::SessionId(a.id.clone()))
+                .cmp(&id_sort_key(&crate::model::SessionId(b.id.clone())))
+        })
+    });
+}
+
+/// Idle time as quser prints it: `.` under a minute, `M`, `H:MM`, `D+HH:MM`; `-` unknown.
+pub fn format_idle(seconds: Option<u64>) -> String {
+    let Some(secs) = seconds else {
+        return "-".into();
+    };
+    let minutes = secs / 60;
+    if minutes == 0 {
+        ".".into()
+    } else if minutes < 60 {
+        minutes.to_string()
+    } else if minutes < 24 * 60 {
+        format!("{}:{:02}", minutes / 60, minutes % 60)
+    } else {
+        let days = minutes / (24 * 60);
+        let rest = minutes % (24 * 60);
+        format!("{}+{:02}:{:02}", days, rest / 60, rest % 60)
+    }
+}
+
+/// A logon time in the local time zone, to the minute; `-` unknown.
+pub fn format_logon(time: Option<&str>, tz: &TimeZone) -> String {
+    time.and_then(|t| t.parse::<Timestamp>().ok())
+        .map(|t| tz.to_datetime(t).strftime("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_else(|| "-".into())
+}
+
+fn dash(v: Option<&str>) -> String {
+    match v {
+        Some(s) if !s.is_empty() => s.to_string(),
+        _ => "-".into(),
+    }
+}
+
+/// The session table. `with_host` adds a HOST column (several hosts).
+pub fn session_table(rows: &[SessionRow], with_host: bool, legend: bool, tz: &TimeZone) -> String {
+    let mut table = Table::new();
+    table
+        .load_style(comfy_table::presets::NOTHING)
+        .set_content_arrangement(ContentArrangement::Disabled);
+    let mut header = Vec::new();
+    if with_host {
+        header.push("HOST");
+    }
+    header.extend([
+        " SESSIONNAME",
+        "USERNAME",
+        "ID",
+        "STATE",
+        "IDLE TIME",
+        "LOGON TIME",
+        "FROM",
+    ]);
+    if legend {
+        table.set_header(header);
+    }
+    for r in rows {
+        let mut cells = Vec::new();
+        if with_host {
+            cells.push(r.host.clone());
+        }
+        let marker = if r.current { ">" } else { " " };
+        let from = match (&r.remote_host, r.remote) {
+            (Some(h), _) => h.clone(),
+            (None, true) => "remote".into(),
+            (None, false) if r.seat.is_some() || r.vtnr.is_some() => "local".into(),
+            (None, false) => match r.tty.as_deref() {
+                Some(t) if t == "console" || crate::model::is_virtual_terminal(t) => "local".into(),
+                _ => "-".into(),
+            },
+        };
+        cells.extend([
+            format!("{marker}{}", dash(r.name.as_deref())),
+            dash(Some(&r.user)),
+            r.id.clone(),
+            dash(Some(&r.state)),
+            format_idle(r.idle_seconds),
+            format_logon(r.logon_time.as_deref(), tz),
+            from,
+        ]);
+        table.add_row(cells);
+    }
+    let id_column = if with_host { 3 } else { 2 };
+    if let Some(col) = table.column_mut(id_column) {
+        col.set_cell_alignment(CellAlignment::Right);
+    }
+    let mut out = String::new();
+    if !rows.is_empty() || legend {
+        for line in table.lines() {
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+    }
+    if legend {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(&format!(
+            "{} session{} listed.\n",
+            rows.len(),
+            if rows.len() == 1 { "" } else { "s" }
+        ));
+    }
+    out
+}
+
+/// Writes to standard output, remembering rather than failing on a closed pipe or terminal.
+#[derive(Default)]
+pub struct Out {
+    lost: bool,
+}
+
+impl Out {
+    pub fn print(&mut self, text: &str) {
+        if self.lost {
+            return;
+        }
+        let mut stdout = anstream::stdout().lock();
+        if stdout
+            .write_all(text.as_bytes())
+            .and_then(|()| stdout.flush())
+            .is_err()
+        {
+            self.lost = true;
+        }
+    }
+
+    pub fn line(&mut self, text: &str) {
+        self.print(&format!("{text}\n"));
+    }
+}
+
+/// Prints an error line on standard error (`logoff: ...`), ignoring a closed stream.
+pub fn error_line(message: &str) {
+    let mut stderr = anstream::stderr().lock();
+    let _ = writeln!(stderr, "logoff: {message}");
+}
+
+/// Prints raw text on standard error, ignoring a closed stream.
+pub fn stderr_text(text: &str) {
+    let mut stderr = io::stderr().lock();
+    let _ = stderr.write_all(text.as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Pid, SessionId, Uid};
+
+    fn row(id: &str, current: bool) -> SessionRow {
+        let now: Timestamp = "2026-11-24T12:00:00Z".parse().expect("ts");
+        let s = Session {
+            id: SessionId(id.into()),
+            uid: Uid(1001),
+            user: "bob".into(),
+            tty: Some("pts/3".into()),
+            state: "active".into(),
+            remote: true,
+            remote_host: Some("10.0.0.5".into()),
+            idle_since: Some("2026-11-24T11:55:00Z".parse().expect("ts")),
+            logon_time: Some("2026-11-24T10:05:00Z".parse().expect("ts")),
+            leader: Some(Pid(4242)),
+            processes: Some(3),
+            ..Session::default()
+        };
+        SessionRow::new("h1", "procfs", &s, current, now)
+    }
+
+    #[test]
+    fn idle_like_quser() {
+        assert_eq!(format_idle(None), "-");
+        assert_eq!(format_idle(Some(59)), ".");
+        assert_eq!(format_idle(Some(5 * 60)), "5");
+        assert_eq!(format_idle(Some(65 * 60)), "1:05");
+        assert_eq!(
+            format_idle(Some((2 * 24 * 60 + 3 * 60 + 4) * 60)),
+            "2+03:04"
+        );
+    }
+
+    #[test]
+    fn table_marks_current_and_dashes_empty() {
+        let mut r2 = row("12", false);
+        r2.remote_host = None;
+        r2.remote = false;
+        r2.tty = None;
+        r2.name = None;
+        r2.idle_seconds = None;
+        r2.logon_time = None;
+        let text = session_table(&[row("7", true), r2], false, true, &TimeZone::UTC);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].contains("SESSIONNAME") && lines[0].contains("LOGON TIME"));
+        assert!(lines[1].contains(">pts/3"), "{text}");
+        assert!(lines[1].contains("2026-11-24 10:05"), "{text}");
+        assert!(lines[1].contains("10.0.0.5"), "{text}");
+        assert!(lines[1].contains(" 5 "), "idle minutes: {text}");
+        assert!(
+            lines[2].starts_with("  -") || lines[2].contains(" -"),
+            "{text}"
+        );
+        assert!(text.ends_with("\n2 sessions listed.\n"), "{text}");
+        // ID column right-aligned: "7" lines up under the last digit of "12".
+        let pos7 = lines[1].find(" 7 ").expect("7") + 1;
+        let pos12 = lines[2].find("12").expect("12") + 1;
+        assert_eq!(pos7, pos12, "{text}");
+    }
+
+    #[test]
+    fn no_legend_drops_header_and_count() {
+        let text = session_table(&[row("7", false)], false, false, &TimeZone::UTC);
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(!text.contains("listed"));
+    }
+
+    #[test]
+    fn host_column() {
+        let text = session_table(&[row("7", false)], true, true, &TimeZone::UTC);
+        assert!(
+            text.lines()
+                .next()
+                .expect("header")
+                .trim_start()
+                .starts_with("HOST")
+        );
+        assert!(text.contains("h1"));
+    }
+
+    #[test]
+    fn json_keys_are_stable() {
+        let v = serde_json::to_value(row("7", true)).expect("json");
+        for key in [
+            "host",
+            "id",
+            "name",
+            "user",
+            "uid",
+            "tty",
+            "display",
+            "seat",
+            "vtnr",
+            "state",
+            "class",
+            "type",
+            "service",
+            "remote",
+            "remote_host",
+            "idle_since",
+            "idle_seconds",
+            "logon_time",
+            "leader",
+            "processes",
+            "current",
+            "backend",
+        ] {
+            assert!(v.get(key).is_some(), "key {key} missing");
+        }
+        assert_eq!(v["idle_seconds"], 300);
+        assert_eq!(v["uid"], 1001);
+        assert_eq!(v["logon_time"], "2026-11-24T10:05:00Z");
+    }
+}

@@ -1,0 +1,9 @@
+//! The narrow boundary to the operating system: /proc, pidfds and signals, terminals, utmp,
+//! the name service. Everything above this module works with the plain types of
+//! [`crate::model`].
+
+pub mod host;
+pub mod process;
+pub mod tty;
+pub mod users;
+pub mod utmp;

@@ -1,0 +1,51 @@
+//! User names and IDs through the system's name service (NSS: /etc/passwd, LDAP, SSSD…),
+//! and who the caller is.
+
+use std::collections::HashMap;
+
+use crate::model::Uid;
+
+/// The user name for `uid`, or the number as text when the name service does not know it.
+pub fn name_of(uid: Uid) -> String {
+    uzers::get_user_by_uid(uid.0)
+        .and_then(|u| u.name().to_str().map(String::from))
+        .unwrap_or_else(|| uid.0.to_string())
+}
+
+/// The uid of a user name (or of a number given as text).
+pub fn uid_of(name: &str) -> Option<Uid> {
+    if let Some(user) = uzers::get_user_by_name(name) {
+        return Some(Uid(user.uid()));
+    }
+    name.parse().ok().map(Uid)
+}
+
+/// Looks names up once per uid.
+#[derive(Default)]
+pub struct NameCache(HashMap<Uid, String>);
+
+impl NameCache {
+    pub fn name(&mut self, uid: Uid) -> String {
+        self.0.entry(uid).or_insert_with(|| name_of(uid)).clone()
+    }
+}
+
+/// The user running logoff.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub uid: Uid,
+    pub name: String,
+    /// Effective uid 0: may log off anyone's session on the procfs backend.
+    pub is_root: bool,
+}
+
+impl Caller {
+    pub fn current() -> Caller {
+        let uid = Uid(rustix::process::getuid().as_raw());
+        Caller {
+            uid,
+            name: name_of(uid),
+            is_root: rustix::process::geteuid().is_root(),
+        }
+    }
+}

@@ -1,0 +1,714 @@
+//! The procfs backend against real sessions on this host: real processes that try to escape,
+//! real users, real terminals, the real utmp. Needs root (fails under CI=true without it).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// The seed's usage block, word for word (../shared/seed/logoff.txt, "Usage (stderr)").
+const SEED_USAGE: &str = "\
+Terminates a session.
+
+LOGOFF [sessionname | sessionid] [/SERVER:servername] [/V] [/VM]
+
+  sessionname         The name of the session.
+  sessionid           The ID of the session.
+  /SERVER:servername  Specifies the Remote Desktop server containing the user
+                      session to log off (default is current).
+  /V                  Displays information about the actions performed.
+  /VM                 Logs off a session on server or within virtual machine. The unique ID of the session needs to be specified.
+";
+
+/// A process tree that tries every way out of its session.
+const ESCAPE_TREE: &str = r#"
+setsid sleep 1001 &
+sh -c '(setsid sleep 1002 &); exit 0' &
+nohup sleep 1003 >/dev/null 2>&1 &
+sh -c 'trap "" HUP TERM; while :; do sleep 1; done' &
+sh -c 'trap "" HUP TERM; while :; do sleep 1004 & done' 2>/dev/null &
+sleep 1005 &
+wait
+"#;
+
+fn assert_ok(out: &std::process::Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what}: exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn logoff_by_id_ends_every_escapee_and_spares_another_session() {
+    if !need_root("logoff_by_id_ends_every_escapee_and_spares_another_session") {
+        return;
+    }
+    let user = TestUser::create("esc");
+    let bystander = TestSession::start(
+        SessionSpec {
+            user: Some(&user),
+            ..Default::default()
+        },
+        "sleep 1000 & setsid sleep 1000 & wait",
+    );
+    let bystanders = bystander.wait_members(3);
+    // RLIMIT_NPROC bounds the fork loop: a bug in logoff cannot take the machine down.
+    let target = TestSession::start(
+        SessionSpec {
+            user: Some(&user),
+            nproc: Some(60),
+            ..Default::default()
+        },
+        ESCAPE_TREE,
+    );
+    target.wait_members(20);
+    let id = target.id.to_string();
+    let out = logoff(&["--timeout", "1", "/V", &id]);
+    assert_ok(&out, "logoff ID");
+    assert!(
+        target.is_gone(),
+        "left running: {:?}\n{}",
+        target.members(),
+        text(&out.stdout)
+    );
+    assert_eq!(
+        bystander.members(),
+        bystanders,
+        "the other session was touched"
+    );
+    let verbose = text(&out.stdout);
+    assert!(
+        verbose.contains(&format!("session {id} found")),
+        "{verbose}"
+    );
+    assert!(verbose.contains("SIGKILL"), "{verbose}");
+    assert!(verbose.contains("logged off"), "{verbose}");
+}
+
+#[test]
+fn a_fork_bomb_does_not_outrun_the_sigkill_step() {
+    if !need_root("a_fork_bomb_does_not_outrun_the_sigkill_step") {
+        return;
+    }
+    let user = TestUser::create("bomb");
+    // Every process forks in a loop, ignores the polite signals and shrugs off failed forks;
+    // RLIMIT_NPROC keeps it from taking the machine down.
+    let bomb = TestSession::start(
+        SessionSpec {
+            user: Some(&user),
+            nproc: Some(60),
+            ..Default::default()
+        },
+        r#"exec perl -e '$SIG{HUP} = $SIG{TERM} = $SIG{CHLD} = "IGNORE"; while (1) { fork }'"#,
+    );
+    bomb.wait_members(50);
+    for timeout in ["0", "300ms"] {
+        let out = logoff(&["--timeout", timeout, "-v", &bomb.id.to_string()]);
+        eprintln!("{}", text(&out.stdout));
+        assert_ok(&out, "logoff fork bomb");
+        assert!(bomb.is_gone(), "left running: {:?}", bomb.members());
+        if timeout == "0" {
+            break;
+        }
+    }
+}
+
+#[test]
+fn stubborn_process_gets_sigkill_after_the_timeout() {
+    if !need_root("stubborn_process_gets_sigkill_after_the_timeout") {
+        return;
+    }
+    let s = TestSession::start(
+        SessionSpec::default(),
+        r#"trap "" HUP TERM; sleep 1000 & sleep 1000 & wait; wait; wait"#,
+    );
+    s.wait_members(3);
+    let start = Instant::now();
+    let out = logoff(&["--timeout", "1", "-v", &s.id.to_string()]);
+    let took = start.elapsed();
+    assert_ok(&out, "logoff");
+    assert!(s.is_gone(), "left running: {:?}", s.members());
+    assert!(
+        took >= Duration::from_secs(1),
+        "SIGKILL came before the timeout ({took:?})"
+    );
+    assert!(took < Duration::from_secs(8), "took {took:?}");
+    let verbose = text(&out.stdout);
+    assert!(verbose.contains("still running after 1s"), "{verbose}");
+    assert!(verbose.contains("sent SIGKILL"), "{verbose}");
+}
+
+#[test]
+fn programs_that_exit_on_sigterm_never_see_sigkill() {
+    if !need_root("programs_that_exit_on_sigterm_never_see_sigkill") {
+        return;
+    }
+    let dir = TempDir::new("term");
+    let saved = dir.path("saved");
+    let script = format!(
+        r#"trap 'echo saved > {}; exit 0' HUP TERM; sleep 1000 & wait"#,
+        saved.display()
+    );
+    let s = TestSession::start(SessionSpec::default(), &script);
+    s.wait_members(2);
+    let out = logoff(&["-v", &s.id.to_string()]);
+    assert_ok(&out, "logoff");
+    assert!(s.is_gone());
+    assert_eq!(
+        dir.read("saved").trim(),
+        "saved",
+        "the TERM handler did not run"
+    );
+    assert!(
+        !text(&out.stdout).contains("SIGKILL"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn logoff_by_terminal_name() {
+    if !need_root("logoff_by_terminal_name") {
+        return;
+    }
+    for form in ["pts/N", "/dev/pts/N"] {
+        let bystander = TestSession::start(
+            SessionSpec {
+                pty: true,
+                ..Default::default()
+            },
+            "sleep 1000",
+        );
+        let s = TestSession::start(
+            SessionSpec {
+                pty: true,
+                ..Default::default()
+            },
+            "sleep 1000 & setsid sleep 1000 & wait",
+        );
+        s.wait_members(4);
+        bystander.wait_members(2);
+        let pts = s.pty();
+        let arg = form.replace("pts/N", &pts);
+        let out = logoff(&["/v", &arg]);
+        assert_ok(&out, &arg);
+        assert!(s.is_gone(), "{arg}: left running: {:?}", s.members());
+        assert!(
+            !bystander.is_gone(),
+            "{arg}: the other pty session was touched"
+        );
+        assert!(text(&out.stdout).contains(&format!("terminal {pts}")));
+    }
+}
+
+#[test]
+fn plain_logoff_inside_a_session_ends_that_session() {
+    if !need_root("plain_logoff_inside_a_session_ends_that_session") {
+        return;
+    }
+    // logoff is the session's first process: its exit status is ours to see.
+    let bin = logoff_bin().display().to_string();
+    let mut s = TestSession::start(
+        SessionSpec::default(),
+        &format!("sleep 1000 & setsid sleep 1000 & sleep 0.3; exec {bin} --timeout 2"),
+    );
+    let status = s
+        .wait_child(Duration::from_secs(20))
+        .expect("logoff finished");
+    assert!(status.success(), "plain logoff exited {status:?}");
+    assert!(s.is_gone(), "left running: {:?}", s.members());
+}
+
+#[test]
+fn plain_logoff_on_a_terminal_survives_its_own_hangup() {
+    if !need_root("plain_logoff_on_a_terminal_survives_its_own_hangup") {
+        return;
+    }
+    // The realistic case: a shell on a pty runs logoff; ending the shell hangs up the
+    // terminal and sends logoff SIGHUP, which must not stop it before it has verified.
+    let dir = TempDir::new("selfpty");
+    let out = dir.path("out");
+    let bin = logoff_bin().display().to_string();
+    let s = TestSession::start(
+        SessionSpec {
+            pty: true,
+            ..Default::default()
+        },
+        &format!(
+            "sleep 1000 & setsid sleep 1000 & sleep 0.3; {bin} -v --timeout 2 > {} 2>&1; \
+             echo still-here >> {}; sleep 1000",
+            out.display(),
+            out.display()
+        ),
+    );
+    assert!(
+        wait_for(Duration::from_secs(20), || s.is_gone()),
+        "left running: {:?}\n{}",
+        s.members(),
+        dir.read("out")
+    );
+    let written = dir.read("out");
+    assert!(written.contains("logged off"), "{written}");
+    assert!(
+        !written.contains("still-here"),
+        "the shell survived: {written}"
+    );
+    assert!(
+        !written.contains("logoff:"),
+        "logoff reported an error: {written}"
+    );
+}
+
+#[test]
+fn another_users_session_is_refused_and_untouched() {
+    if !need_root("another_users_session_is_refused_and_untouched") {
+        return;
+    }
+    let alice = TestUser::create("ra");
+    let bob = TestUser::create("rb");
+    let bobs = TestSession::start(
+        SessionSpec {
+            user: Some(&bob),
+            ..Default::default()
+        },
+        "sleep 1000 & sleep 1000 & wait",
+    );
+    let before = bobs.wait_members(3);
+    let id = bobs.id.to_string();
+    let out = logoff_as(Some(&alice), &[&id], &[]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!("cannot log off session {id} ({}", bob.name)),
+        "{err}"
+    );
+    assert!(err.contains("access denied"), "{err}");
+    assert_eq!(bobs.members(), before, "bob's session was touched");
+
+    // Alice may log off her own session without root.
+    let alices = TestSession::start(
+        SessionSpec {
+            user: Some(&alice),
+            ..Default::default()
+        },
+        "sleep 1000 & setsid sleep 1000 & wait",
+    );
+    alices.wait_members(3);
+    let out = logoff_as(Some(&alice), &[&alices.id.to_string()], &[]);
+    assert_ok(&out, "own session as non-root");
+    assert!(alices.is_gone());
+    assert_eq!(bobs.members(), before);
+}
+
+#[test]
+fn survivors_are_named_when_the_kernel_refuses() {
+    if !need_root("survivors_are_named_when_the_kernel_refuses") {
+        return;
+    }
+    // Alice's session holds a process running as root (as after `sudo`): alice may log off
+    // her session, but the kernel will not let her signal that process.
+    let alice = TestUser::create("sur");
+    let s = TestSession::start(
+        SessionSpec {
+            login_uid: Some(alice.uid),
+            ..Default::default()
+        },
+        &format!(
+            "setpriv --reuid={} --regid={} --clear-groups -- sh -c 'sleep 1000 & wait' & \
+             sleep 1001 & wait",
+            alice.uid, alice.gid
+        ),
+    );
+    s.wait_members(4);
+    let start = Instant::now();
+    let out = logoff_as(Some(&alice), &["--timeout", "5", &s.id.to_string()], &[]);
+    let took = start.elapsed();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("could not end every process"), "{err}");
+    assert!(err.contains("sleep 1001"), "{err}");
+    assert!(err.contains("permission denied"), "{err}");
+    assert!(
+        took < Duration::from_secs(4),
+        "waited {took:?} for processes it cannot signal"
+    );
+    // Alice's own processes are gone; root's is still there.
+    let left = s.members();
+    assert!(!left.is_empty());
+    for pid in left {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        assert!(
+            status.contains("Uid:\t0\t"),
+            "a process of alice survived: {status}"
+        );
+    }
+}
+
+#[test]
+fn invalid_parameters_print_the_seed_usage_and_touch_nothing() {
+    if !need_root("invalid_parameters_print_the_seed_usage_and_touch_nothing") {
+        return;
+    }
+    let s = TestSession::start(SessionSpec::default(), "sleep 1000 & wait");
+    let before = s.wait_members(2);
+    let id = s.id.to_string();
+    let cases: Vec<Vec<&str>> = vec![
+        vec![&id, "/bogus"],
+        vec![&id, "/SERVER"],
+        vec![&id, "/SERVER:"],
+        vec![&id, "/server:a", "/SERVER:b"],
+        vec![&id, "--bogus"],
+        vec![&id, "-x"],
+        vec![&id, ""],
+        vec![&id, "--server="],
+        vec![&id, "--timeout", "soon"],
+        vec!["/VM"],
+    ];
+    for args in cases {
+        let out = logoff(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        let err = text(&out.stderr);
+        assert!(
+            err.starts_with(&format!("Invalid parameter(s)\n{SEED_USAGE}")),
+            "{args:?}: stderr does not begin with the seed's usage:\n{err}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?}");
+        assert_eq!(s.members(), before, "{args:?} touched the session");
+    }
+    // /? prints the same block on standard output and succeeds.
+    let out = logoff(&["/?"]);
+    assert_ok(&out, "/?");
+    assert_eq!(text(&out.stdout), SEED_USAGE);
+    let out = logoff(&["--help"]);
+    assert_ok(&out, "--help");
+    assert!(text(&out.stdout).starts_with(SEED_USAGE));
+    assert!(text(&out.stdout).contains("--timeout"));
+}
+
+#[test]
+fn one_unknown_session_fails_the_command_with_nothing_touched() {
+    if !need_root("one_unknown_session_fails_the_command_with_nothing_touched") {
+        return;
+    }
+    let s = TestSession::start(SessionSpec::default(), "sleep 1000 & wait");
+    let before = s.wait_members(2);
+    let id = s.id.to_string();
+    for bad in ["4000000000", "pts/999", "tty63"] {
+        let out = logoff(&[&id, bad]);
+        assert_eq!(out.status.code(), Some(3), "{bad}: {}", text(&out.stderr));
+        let err = text(&out.stderr);
+        assert!(err.contains(&format!("'{bad}'")), "{err}");
+        assert!(
+            err.contains(&format!("{id} (root")),
+            "should list what exists: {err}"
+        );
+        assert_eq!(s.members(), before);
+    }
+}
+
+#[test]
+fn several_sessions_in_one_command() {
+    if !need_root("several_sessions_in_one_command") {
+        return;
+    }
+    let a = TestSession::start(SessionSpec::default(), "sleep 1000 & wait");
+    let b = TestSession::start(
+        SessionSpec {
+            pty: true,
+            ..Default::default()
+        },
+        "sleep 1000",
+    );
+    a.wait_members(2);
+    b.wait_members(2);
+    let pts = b.pty();
+    let out = logoff(&[&a.id.to_string(), &pts, &a.id.to_string()]);
+    assert_ok(&out, "two sessions");
+    assert!(a.is_gone() && b.is_gone());
+}
+
+#[test]
+fn console_sessions_of_others_need_the_console_flag() {
+    if !need_root("console_sessions_of_others_need_the_console_flag") {
+        return;
+    }
+    let Some(vt) = (2..12).map(|n| format!("tty{n}")).find(|t| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .open(format!("/dev/{t}"))
+            .is_ok()
+    }) else {
+        assert!(!in_ci(), "no virtual terminal to test the console rule on");
+        eprintln!("skipping: no virtual terminal");
+        return;
+    };
+    let user = TestUser::create("con");
+    // A login on a virtual terminal: the session leader takes the VT as its terminal.
+    let s = TestSession::start(
+        SessionSpec {
+            login_uid: Some(user.uid),
+            ..Default::default()
+        },
+        &format!("setsid sh -c 'exec sleep 1000 < /dev/{vt}' & wait"),
+    );
+    let before = s.wait_members(2);
+    let id = s.id.to_string();
+    let listed = logoff(&["--list", "--json"]);
+    let rows: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("json");
+    let row = rows
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|r| r["id"] == id.as_str())
+        .expect("listed")
+        .clone();
+    assert_eq!(row["tty"], vt.as_str(), "{row}");
+
+    let out = logoff(&[&id]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("console session"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(text(&out.stderr).contains("--console"));
+    assert_eq!(s.members(), before);
+
+    let out = logoff(&["--console", &id]);
+    assert_ok(&out, "--console");
+    assert!(s.is_gone());
+}
+
+#[test]
+fn list_marks_the_current_session_and_json_parses() {
+    if !need_root("list_marks_the_current_session_and_json_parses") {
+        return;
+    }
+    let bin = logoff_bin().display().to_string();
+    let user = TestUser::create("lst");
+    let other = TestSession::start(
+        SessionSpec {
+            user: Some(&user),
+            pty: true,
+            ..Default::default()
+        },
+        "sleep 1000",
+    );
+    other.wait_members(2);
+    let pts = other.pty();
+    // A session that lists: its own row must be the current one.
+    let run = |args: &str| {
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "echo 0 > /proc/self/loginuid && cat /proc/self/sessionid && echo && exec {bin} {args}"
+            ))
+            .output()
+            .expect("run")
+    };
+    let out = run("--list --json");
+    let stdout = text(&out.stdout);
+    let (own, json) = stdout.split_once('\n').expect("id line");
+    let rows: serde_json::Value = serde_json::from_str(json).expect("json parses");
+    let rows = rows.as_array().expect("array");
+    let current: Vec<&serde_json::Value> = rows.iter().filter(|r| r["current"] == true).collect();
+    assert_eq!(current.len(), 1, "{json}");
+    assert_eq!(current[0]["id"], own.trim(), "{json}");
+    assert_eq!(current[0]["backend"], "procfs");
+    let theirs = rows
+        .iter()
+        .find(|r| r["id"] == other.id.to_string().as_str())
+        .expect("the pty session is listed");
+    assert_eq!(theirs["user"], user.name.as_str());
+    assert_eq!(theirs["uid"], user.uid);
+    assert_eq!(theirs["tty"], pts.as_str());
+    assert_eq!(theirs["name"], pts.as_str());
+    assert!(theirs["idle_seconds"].is_u64(), "{theirs}");
+    assert!(theirs["logon_time"].is_string(), "{theirs}");
+
+    let out = run("--list");
+    let table = text(&out.stdout);
+    let own_line = table
+        .lines()
+        .find(|l| l.contains('>'))
+        .expect("a line marked >");
+    assert!(own_line.contains(" root "), "{table}");
+    let their_line = table.lines().find(|l| l.contains(&pts)).expect("pty row");
+    assert!(their_line.contains(&user.name), "{table}");
+    assert!(
+        table.contains("SESSIONNAME") && table.contains("sessions listed."),
+        "{table}"
+    );
+}
+
+#[test]
+fn utmp_records_are_closed_so_who_forgets_the_session() {
+    if !need_root("utmp_records_are_closed_so_who_forgets_the_session") {
+        return;
+    }
+    let user = TestUser::create("utm");
+    let s = TestSession::start(
+        SessionSpec {
+            user: Some(&user),
+            pty: true,
+            ..Default::default()
+        },
+        "sleep 1000",
+    );
+    let members = s.wait_members(2);
+    let pts = s.pty();
+    let leader = *members.iter().min().expect("a member");
+    let _utmp = UtmpGuard::add(&format!(
+        "[7] [{leader:05}] [{}] [{:<8}] [{pts:<12}] [192.0.2.7           ] [192.0.2.7      ] [2026-11-24T10:05:00,000000+00:00]\n",
+        &pts[pts.len().saturating_sub(4)..],
+        user.name
+    ));
+    let who = |_: ()| {
+        text(
+            &std::process::Command::new("who")
+                .output()
+                .expect("who")
+                .stdout,
+        )
+    };
+    assert!(
+        who(()).contains(&user.name),
+        "who does not list the test record"
+    );
+
+    let listed = logoff(&["--list", "--json"]);
+    let rows: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("json");
+    let row = rows
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|r| r["id"] == s.id.to_string().as_str())
+        .expect("listed")
+        .clone();
+    assert_eq!(row["remote_host"], "192.0.2.7", "{row}");
+    assert_eq!(row["logon_time"], "2026-11-24T10:05:00Z", "{row}");
+    assert_eq!(row["leader"], leader, "{row}");
+
+    let out = logoff(&["-v", &pts]);
+    assert_ok(&out, "logoff pts");
+    assert!(s.is_gone());
+    assert!(
+        text(&out.stdout).contains("utmp record"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(!who(()).contains(&user.name), "who still lists the session");
+}
+
+/// Adds a record to the real utmp and restores the file afterwards.
+struct UtmpGuard {
+    original: Option<Vec<u8>>,
+}
+
+impl UtmpGuard {
+    fn add(record_text: &str) -> UtmpGuard {
+        use std::io::Write;
+        let path = "/var/run/utmp";
+        let original = std::fs::read(path).ok();
+        let mut child = std::process::Command::new("utmpdump")
+            .arg("-r")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("utmpdump (util-linux)");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(record_text.as_bytes())
+            .expect("write");
+        let binary = child.wait_with_output().expect("utmpdump").stdout;
+        assert_eq!(binary.len(), 384, "utmpdump made {} bytes", binary.len());
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .expect("open utmp");
+        file.write_all(&binary).expect("append utmp");
+        UtmpGuard { original }
+    }
+}
+
+impl Drop for UtmpGuard {
+    fn drop(&mut self) {
+        match &self.original {
+            Some(bytes) => {
+                let _ = std::fs::write("/var/run/utmp", bytes);
+            }
+            None => {
+                let _ = std::fs::remove_file("/var/run/utmp");
+            }
+        }
+    }
+}
+
+#[test]
+fn posix_session_fallback_is_labelled_and_works() {
+    if !need_root("posix_session_fallback_is_labelled_and_works") {
+        return;
+    }
+    let env = [("LOGOFF_PROCFS_POSIX_SESSIONS", "1")];
+    let s = TestSession::start(
+        SessionSpec {
+            pty: true,
+            ..Default::default()
+        },
+        "sleep 1000 & sleep 1000 & wait",
+    );
+    s.wait_members(4);
+    let pts = s.pty();
+    let out = logoff_as(None, &["--list", "-v"], &env);
+    assert_ok(&out, "list");
+    let listing = text(&out.stdout);
+    assert!(listing.contains("POSIX sessions"), "{listing}");
+    assert!(listing.contains(&pts), "{listing}");
+    let out = logoff_as(None, &["-v", &pts], &env);
+    assert_ok(&out, "logoff pts (POSIX)");
+    assert!(
+        text(&out.stdout).contains("escapes"),
+        "{}",
+        text(&out.stdout)
+    );
+    // The pty side is gone; script(1), outside that POSIX session, exits on its own.
+    assert!(
+        wait_for(Duration::from_secs(5), || s.is_gone()),
+        "left running: {:?}",
+        s.members()
+    );
+}
+
+#[test]
+fn vm_and_local_server_forms() {
+    if !need_root("vm_and_local_server_forms") {
+        return;
+    }
+    let s = TestSession::start(SessionSpec::default(), "sleep 1000 & wait");
+    s.wait_members(2);
+    let id = s.id.to_string();
+    // /VM takes the session's unique ID, never a name.
+    let out = logoff(&["/VM", "pts/0"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("unique ID"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = logoff(&[&id, "/VM", "/SERVER:localhost"]);
+    assert_ok(&out, "/VM ID /SERVER:localhost");
+    assert!(s.is_gone());
+}
