@@ -22,8 +22,6 @@ pub enum Kind {
     System,
     /// A remote host could not be reached or answered with an error (exit 6).
     Remote,
-    /// The logoff was cancelled during its grace period (exit 130, as for SIGINT).
-    Cancelled,
 }
 
 impl Kind {
@@ -36,7 +34,6 @@ impl Kind {
             Kind::AccessDenied => 4,
             Kind::System => 5,
             Kind::Remote => 6,
-            Kind::Cancelled => 130,
         }
     }
 
@@ -49,7 +46,6 @@ impl Kind {
             Kind::AccessDenied => "access-denied",
             Kind::System => "system",
             Kind::Remote => "remote",
-            Kind::Cancelled => "cancelled",
         }
     }
 }
@@ -63,8 +59,7 @@ Exit status:
   3    no such session (or a name matched more than one); nothing was touched
   4    access denied, or a protected console session; nothing was touched
   5    the session backend or the system failed (D-Bus, /proc, ...)
-  6    a remote host could not be reached or failed
-  130  cancelled (Ctrl-C) during the grace period; nothing was logged off";
+  6    a remote host could not be reached or failed";
 
 /// An error with its kind and a complete, human-readable message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,7 +128,6 @@ mod tests {
             Kind::AccessDenied,
             Kind::System,
             Kind::Remote,
-            Kind::Cancelled,
         ];
         let mut seen = std::collections::HashSet::new();
         for k in kinds {

@@ -125,8 +125,13 @@ pub fn run(
                     Ok(left) if left.is_empty() => {
                         w.survivors.clear();
                         log.action(&format!(
-                            "session {}: every process ended after SIGTERM ({})",
+                            "session {}: {} ended after SIGTERM ({})",
                             w.session.id,
+                            match w.done.asked {
+                                Some(1) => "the 1 process".to_string(),
+                                Some(n) => format!("all {n} processes"),
+                                None => "every process".to_string(),
+                            },
                             duration::display(start.elapsed())
                         ));
                         break;
@@ -134,8 +139,15 @@ pub fn run(
                     Ok(left) => {
                         w.survivors = left;
                         if Instant::now() >= deadline {
+                            let ended = match w.done.asked {
+                                Some(n) => format!(
+                                    "{} of {n} ended after SIGTERM, ",
+                                    n.saturating_sub(w.survivors.len())
+                                ),
+                                None => String::new(),
+                            };
                             log.action(&format!(
-                                "session {}: {} still running after {}",
+                                "session {}: {ended}{} still running after {}",
                                 w.session.id,
                                 plural(w.survivors.len(), "process", "processes"),
                                 duration::display(opts.timeout)
@@ -192,7 +204,16 @@ pub fn run(
                     break;
                 }
             }
-            match backend.wait(&w.session, Instant::now() + KILL_WAIT) {
+            let killed_at = Instant::now();
+            match backend.wait(&w.session, killed_at + KILL_WAIT) {
+                Ok(left) if left.is_empty() => {
+                    w.survivors.clear();
+                    log.action(&format!(
+                        "session {}: every process ended after SIGKILL ({})",
+                        w.session.id,
+                        duration::display(killed_at.elapsed())
+                    ));
+                }
                 Ok(left) => w.survivors = left,
                 Err(e) => {
                     w.error = Some(e);
@@ -510,15 +531,27 @@ mod tests {
     fn others_need_root_and_console_needs_the_flag() {
         let mut b = Fake::default();
         let bob = session("7", 1001, "pts/1");
-        let e = check(&mut b, std::slice::from_ref(&bob), &caller(1000, false), None, &opts(0))
-            .expect_err("denied");
+        let e = check(
+            &mut b,
+            std::slice::from_ref(&bob),
+            &caller(1000, false),
+            None,
+            &opts(0),
+        )
+        .expect_err("denied");
         assert_eq!(e.kind(), Kind::AccessDenied);
         assert!(e.message().contains("session 7 (u1001 on pts/1)"), "{e}");
         check(&mut b, &[bob], &caller(0, true), None, &opts(0)).expect("root may");
 
         let console = session("8", 1001, "tty1");
-        let e = check(&mut b, std::slice::from_ref(&console), &caller(0, true), None, &opts(0))
-            .expect_err("console protected");
+        let e = check(
+            &mut b,
+            std::slice::from_ref(&console),
+            &caller(0, true),
+            None,
+            &opts(0),
+        )
+        .expect_err("console protected");
         assert_eq!(e.kind(), Kind::AccessDenied);
         assert!(e.message().contains("--console"), "{e}");
         let with_flag = Options {

@@ -117,6 +117,14 @@ fn dash(v: Option<&str>) -> String {
 
 /// The session table. `with_host` adds a HOST column (several hosts).
 pub fn session_table(rows: &[SessionRow], with_host: bool, legend: bool, tz: &TimeZone) -> String {
+    if rows.is_empty() {
+        // As loginctl says it; nothing at all without the legend.
+        return if legend {
+            "No sessions.\n".into()
+        } else {
+            String::new()
+        };
+    }
     let mut table = Table::new();
     table
         .load_style(comfy_table::presets::NOTHING)
@@ -168,16 +176,12 @@ pub fn session_table(rows: &[SessionRow], with_host: bool, legend: bool, tz: &Ti
         col.set_cell_alignment(CellAlignment::Right);
     }
     let mut out = String::new();
-    if !rows.is_empty() || legend {
-        for line in table.lines() {
-            out.push_str(line.trim_end());
-            out.push('\n');
-        }
+    for line in table.lines() {
+        out.push_str(line.trim_end());
+        out.push('\n');
     }
     if legend {
-        if !out.is_empty() {
-            out.push('\n');
-        }
+        out.push('\n');
         out.push_str(&format!(
             "{} session{} listed.\n",
             rows.len(),
@@ -286,6 +290,15 @@ mod tests {
         let pos7 = lines[1].find(" 7 ").expect("7") + 1;
         let pos12 = lines[2].find("12").expect("12") + 1;
         assert_eq!(pos7, pos12, "{text}");
+    }
+
+    #[test]
+    fn empty_list() {
+        assert_eq!(
+            session_table(&[], false, true, &TimeZone::UTC),
+            "No sessions.\n"
+        );
+        assert_eq!(session_table(&[], false, false, &TimeZone::UTC), "");
     }
 
     #[test]

@@ -70,9 +70,10 @@ pub trait Backend {
     }
 }
 
-/// The backend for this host: procfs (logind comes with its own issue).
-pub fn open_local() -> Result<Box<dyn Backend>> {
-    Ok(Box::new(procfs::Procfs::new()))
+/// The backend for this host: procfs (logind comes with its own issue). `ends_sessions`:
+/// the caller will log sessions off, not only list them.
+pub fn open_local(ends_sessions: bool) -> Result<Box<dyn Backend>> {
+    Ok(Box::new(procfs::Procfs::new(ends_sessions)))
 }
 
 /// The access-denied error, naming the session and its owner.

@@ -36,13 +36,9 @@ use crate::system::{tty, utmp};
 /// (for testing the fallback on a kernel that has them).
 pub const FORCE_POSIX_ENV: &str = "LOGOFF_PROCFS_POSIX_SESSIONS";
 
-/// How many extra scans the polite step makes for processes forked while it signalled. A
-/// fork loop that ignores SIGTERM is left to the SIGKILL step.
-const POLITE_RESCANS: usize = 3;
-
-/// An upper bound on SIGSTOP scans while freezing a session, so that a runaway cannot keep
-/// logoff busy forever.
-const MAX_FREEZE_SCANS: usize = 1_000;
+/// An upper bound on the scans of one SIGKILL step, so that a runaway cannot keep logoff busy
+/// forever (the flow then names what is left).
+const MAX_SCANS: usize = 1_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Grouping {
@@ -60,6 +56,11 @@ pub struct Procfs {
     wtmp_path: PathBuf,
     /// utmp records' PIDs per session, from the last listing, closed after a logoff.
     utmp_pids: HashMap<SessionId, Vec<Pid>>,
+    /// Members per session, from the last listing: the first signals go to them without
+    /// another scan of /proc.
+    members: HashMap<SessionId, Vec<Member>>,
+    /// Whether this backend will end sessions: the listing then keeps a pidfd per member.
+    hold_pidfds: bool,
     trackers: HashMap<SessionId, Tracker>,
 }
 
@@ -70,26 +71,42 @@ struct Tracker {
     killed: HashMap<Pid, Handle>,
     /// Processes the kernel would not let us signal: not worth waiting for.
     refused: HashSet<Pid>,
+    /// A scan after the last SIGKILL found every member signalled, and none was refused:
+    /// no new process can appear, so once the killed ones have exited the session is empty.
+    sealed: bool,
 }
 
-/// One process while listing.
+/// One process of a session, as the listing found it.
 struct Member {
     pid: Pid,
-    uid: Option<u32>,
-    login_uid: Option<u32>,
-    tty_nr: i32,
-    start_time: u64,
+    /// A pidfd opened before the read that found the process in the session, so that read
+    /// verified it: the first signal can go through it with no further check. (Only when
+    /// the backend ends sessions, and within the descriptor budget.)
+    handle: Option<Handle>,
 }
 
+/// What the listing learns of a session beyond its members.
 #[derive(Default)]
-struct Group {
-    members: Vec<Member>,
+struct Details {
+    login_uid: Option<u32>,
+    /// Owner of the POSIX session leader (or first member) in the POSIX grouping.
+    uid: Option<u32>,
+    /// `(start time, pid, tty_nr)` of the first members in PID order.
+    stats: Vec<(u64, Pid, i32)>,
     /// Whether some member lives in our PID namespace (not only in a container below it).
     ours: bool,
 }
 
+/// How many members per session have their `stat` read for the session's terminal, leader
+/// and start time: the lowest PIDs, where the login process and its shell are. Reading every
+/// member's stat would double the cost of listing a session of thousands of processes.
+const DETAILED_MEMBERS: usize = 64;
+
 impl Procfs {
-    pub fn new() -> Procfs {
+    /// A procfs backend. `ends_sessions`: the listing keeps a pidfd to every member it finds,
+    /// opened before the read that finds it in its session, so a logoff needs no second look
+    /// at each process before its first signal.
+    pub fn new(ends_sessions: bool) -> Procfs {
         let forced_posix = std::env::var(FORCE_POSIX_ENV).is_ok_and(|v| v == "1");
         let has_audit = std::path::Path::new("/proc/self/sessionid").exists();
         let grouping = if has_audit && !forced_posix {
@@ -103,19 +120,21 @@ impl Procfs {
             utmp_path: utmp::UTMP_PATH.into(),
             wtmp_path: utmp::WTMP_PATH.into(),
             utmp_pids: HashMap::new(),
+            members: HashMap::new(),
+            hold_pidfds: ends_sessions,
             trackers: HashMap::new(),
         }
     }
 
-    /// The session key of a process, `None` when it belongs to no session.
-    fn key_of(&self, proc: &Proc) -> Option<i64> {
-        match self.grouping {
-            Grouping::Audit => proc.audit_session().map(i64::from),
+    /// The session key of a process, `None` when it belongs to no session or is gone.
+    fn key_of(&self, proc: &Proc) -> std::io::Result<Option<i64>> {
+        Ok(match self.grouping {
+            Grouping::Audit => proc.audit_session()?.map(i64::from),
             Grouping::Posix => proc
-                .stat()
+                .try_stat()?
                 .map(|s| i64::from(s.session))
                 .filter(|&sid| sid > 0),
-        }
+        })
     }
 
     fn key_of_id(&self, id: &SessionId) -> Result<i64> {
@@ -123,125 +142,218 @@ impl Procfs {
             .map_err(|_| Error::system(format!("'{id}' is not a procfs session ID")))
     }
 
-    /// One pass over /proc: sends `signals` to every live member not yet in `done`.
-    /// Returns how many were new, and those the kernel refused.
-    fn signal_pass(
+    /// Live members of the session that a fresh /proc scan finds and that no handle in
+    /// `known` accounts for (a handle whose process is still running). Zombies are ended.
+    fn scan(&self, key: i64, known: &[&HashMap<Pid, Handle>]) -> Result<Vec<Proc>> {
+        process::scan(|proc| {
+            let pid = proc.pid();
+            if pid == self.own_pid {
+                return Ok(None);
+            }
+            let live = |proc: &Proc| -> std::io::Result<bool> {
+                Ok(proc
+                    .try_stat()?
+                    .is_some_and(|s| !process::state_has_ended(s.state)))
+            };
+            match known.iter().find_map(|m| m.get(&pid)) {
+                // A process we signalled and hold a pidfd to needs no read while it runs.
+                Some(handle) if !handle.has_exited() => Ok(None),
+                // It has exited: the PID shows its zombie (most likely: ask that first) or a
+                // newcomer that reused the PID.
+                Some(_) => Ok((live(&proc)? && self.key_of(&proc)? == Some(key)).then_some(proc)),
+                // Most processes are not members: the key decides before the costlier stat.
+                None => Ok((self.key_of(&proc)? == Some(key) && live(&proc)?).then_some(proc)),
+            }
+        })
+        .map_err(proc_error)
+    }
+
+    /// Opens a handle for each process that is still a member, sends it `signals`, and keeps
+    /// it in `done`. Returns how many were signalled; those the kernel refused go to `refused`.
+    fn signal(
         &self,
         key: i64,
+        procs: impl IntoIterator<Item = Proc>,
         done: &mut HashMap<Pid, Handle>,
         signals: &[Signal],
         refused: &mut Vec<ProcessInfo>,
     ) -> Result<usize> {
-        let mut new = 0;
-        for proc in process::all().map_err(|e| Error::system(format!("cannot read /proc: {e}")))? {
-            let pid = proc.pid();
-            if pid == self.own_pid || self.key_of(&proc) != Some(key) {
+        let mut count = 0;
+        for proc in procs {
+            if proc.pid() == self.own_pid {
                 continue;
             }
-            let Some(stat) = proc.stat() else { continue };
-            if process::state_has_ended(stat.state) {
-                continue;
-            }
-            if done
-                .get(&pid)
-                .is_some_and(|h| h.start_time() == stat.starttime)
-            {
-                continue;
-            }
-            let Some(handle) = Handle::open(&proc, stat.starttime, |p| self.key_of(p) == Some(key))
+            let Some(handle) =
+                Handle::open(&proc, |p| Ok(self.key_of(p)? == Some(key))).map_err(proc_error)?
             else {
                 continue;
             };
-            new += 1;
-            for &signal in signals {
-                match handle.signal(signal) {
-                    Ok(true) => {}
-                    Ok(false) => break,
-                    Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-                        refused.push(proc.info());
-                        break;
-                    }
-                    Err(e) => {
-                        return Err(Error::system(format!("cannot signal process {pid}: {e}")));
-                    }
-                }
+            if send(&handle, signals, refused)? {
+                count += 1;
             }
-            done.insert(pid, handle);
+            done.insert(proc.pid(), handle);
         }
-        Ok(new)
+        Ok(count)
     }
 
-    /// One SIGKILL step: `(killed, frozen)`.
-    ///
-    /// The first step sends SIGKILL as the scan goes: a process with SIGKILL pending cannot
-    /// fork, so only what was forked before its parent was reached can be missed, and the
-    /// verification scan after the wait finds that. If it does, something forks as fast as it
-    /// dies (a fork loop refilling the slots its killed children free), so every later step
-    /// first freezes the session: SIGSTOP to each member, rescanning until a pass finds no
-    /// member it has not stopped. Stopped processes cannot fork and hold on to their process
-    /// slots, so the freeze converges; then SIGKILL reaches all of them.
-    fn kill_pass(
+    /// [`Procfs::signal`] for listed members: through the pidfd the listing verified where it
+    /// kept one, else with the check.
+    fn signal_members(
         &self,
         key: i64,
+        members: Vec<Member>,
+        done: &mut HashMap<Pid, Handle>,
+        signals: &[Signal],
+        refused: &mut Vec<ProcessInfo>,
+    ) -> Result<usize> {
+        let mut count = 0;
+        let mut unverified = Vec::new();
+        for member in members {
+            match member.handle {
+                Some(handle) => {
+                    if send(&handle, signals, refused)? {
+                        count += 1;
+                    }
+                    done.insert(member.pid, handle);
+                }
+                None => unverified.push(Proc::new(member.pid)),
+            }
+        }
+        Ok(count + self.signal(key, unverified, done, signals, refused)?)
+    }
+
+    /// Freezes `first` and every member found after it with SIGSTOP, rescanning until a scan
+    /// finds nobody new, then kills them all. Stopped processes cannot fork and keep their
+    /// process slots, so a fork loop that refills the slots its killed children free cannot
+    /// outrun this. Returns how many were frozen.
+    fn freeze_and_kill(
+        &self,
+        key: i64,
+        first: Vec<Proc>,
         tracker: &mut Tracker,
         refused: &mut Vec<ProcessInfo>,
-    ) -> Result<(usize, Option<usize>)> {
-        let mut frozen = None;
-        if !tracker.killed.is_empty() {
-            let mut stopped = HashMap::new();
-            let mut total = 0;
-            for _ in 0..MAX_FREEZE_SCANS {
-                match self.signal_pass(key, &mut stopped, &[Signal::STOP], refused)? {
-                    0 => break,
-                    n => total += n,
-                }
+    ) -> Result<usize> {
+        let mut stopped = HashMap::new();
+        let mut batch = first;
+        for _ in 0..MAX_SCANS {
+            if batch.is_empty() {
+                break;
             }
-            frozen = Some(total);
+            self.signal(key, batch, &mut stopped, &[Signal::STOP], refused)?;
+            batch = self.scan(key, &[&tracker.killed, &stopped])?;
         }
-        let killed = self.signal_pass(key, &mut tracker.killed, &[Signal::KILL], refused)?;
+        let frozen = stopped.len();
+        for (pid, handle) in stopped {
+            send(&handle, &[Signal::KILL], refused)?;
+            tracker.killed.insert(pid, handle);
+        }
+        Ok(frozen)
+    }
+
+    /// The body of [`Backend::kill`]: `(killed, frozen)`.
+    fn kill_all(
+        &mut self,
+        key: i64,
+        id: &SessionId,
+        tracker: &mut Tracker,
+        refused: &mut Vec<ProcessInfo>,
+    ) -> Result<(usize, usize)> {
+        let mut killed = 0;
+        // Those asked politely and still running: through the pidfds held since.
+        for (pid, handle) in std::mem::take(&mut tracker.asked) {
+            if !handle.has_exited() && send(&handle, &[Signal::KILL], refused)? {
+                killed += 1;
+            }
+            tracker.killed.insert(pid, handle);
+        }
+        // Listed but never asked (a zero timeout).
+        if let Some(members) = self.members.remove(id) {
+            let fresh: Vec<Member> = members
+                .into_iter()
+                .filter(|m| !tracker.killed.contains_key(&m.pid))
+                .collect();
+            killed +=
+                self.signal_members(key, fresh, &mut tracker.killed, &[Signal::KILL], refused)?;
+        }
+        let mut frozen = 0;
+        tracker.sealed = false;
+        for _ in 0..MAX_SCANS {
+            let missed = self.scan(key, &[&tracker.killed])?;
+            if missed.is_empty() {
+                tracker.sealed = refused.is_empty() && tracker.refused.is_empty();
+                break;
+            }
+            if tracker.killed.is_empty() {
+                // Nothing listed (or all of it gone): the scan's finds are the session.
+                killed +=
+                    self.signal(key, missed, &mut tracker.killed, &[Signal::KILL], refused)?;
+            } else {
+                let n = self.freeze_and_kill(key, missed, tracker, refused)?;
+                frozen += n;
+                killed += n;
+            }
+        }
         Ok((killed, frozen))
     }
 
-    /// The live members of a session, for the verification after waiting.
-    fn survivors(&self, key: i64) -> Result<Vec<ProcessInfo>> {
-        let mut left = Vec::new();
-        for proc in process::all().map_err(|e| Error::system(format!("cannot read /proc: {e}")))? {
-            if proc.pid() == self.own_pid || self.key_of(&proc) != Some(key) {
-                continue;
-            }
-            if proc
-                .stat()
-                .is_some_and(|s| !process::state_has_ended(s.state))
-            {
-                left.push(proc.info());
+    /// Reads what the session's first members tell about it (see [`DETAILED_MEMBERS`]).
+    fn details(&self, key: i64, members: &[Member]) -> Details {
+        let mut details = Details::default();
+        let mut pids: Vec<Pid> = members.iter().map(|m| m.pid).collect();
+        pids.sort();
+        for pid in &pids {
+            let proc = Proc::new(*pid);
+            if proc.in_our_pid_namespace() {
+                details.ours = true;
+                break;
             }
         }
-        Ok(left)
+        if let Some(first) = pids.first() {
+            let proc = Proc::new(*first);
+            details.login_uid = match self.grouping {
+                Grouping::Audit => proc.login_uid(),
+                Grouping::Posix => None,
+            };
+            if self.grouping == Grouping::Posix {
+                let leader = pids.iter().find(|p| i64::from(p.0) == key).unwrap_or(first);
+                details.uid = Proc::new(*leader).uid();
+            }
+        }
+        for pid in pids {
+            if details.stats.len() >= DETAILED_MEMBERS {
+                break;
+            }
+            if let Some(stat) = Proc::new(pid).stat()
+                && !process::state_has_ended(stat.state)
+            {
+                details.stats.push((stat.starttime, pid, stat.tty_nr));
+            }
+        }
+        details.stats.sort();
+        details
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn build_session(
         &self,
         key: i64,
-        group: &Group,
+        members: &[Member],
+        details: &Details,
         utmp_records: &[utmp::Record],
         names: &mut NameCache,
         clock: &BootClock,
         active_vt: Option<&str>,
     ) -> (Session, Vec<Pid>) {
-        let members = &group.members;
-        let earliest = members.iter().min_by_key(|m| (m.start_time, m.pid));
+        // `stats` is sorted by start time: the first is the earliest process we looked at.
+        let earliest = details.stats.first();
         let records: Vec<&utmp::Record> = utmp_records
             .iter()
             .filter(|r| members.iter().any(|m| m.pid == r.pid))
             .collect();
         let record = records.iter().min_by_key(|r| r.time).copied();
         let uid = match self.grouping {
-            Grouping::Audit => members.iter().find_map(|m| m.login_uid),
-            Grouping::Posix => members
-                .iter()
-                .find(|m| i64::from(m.pid.0) == key)
-                .or(earliest)
-                .and_then(|m| m.uid),
+            Grouping::Audit => details.login_uid,
+            Grouping::Posix => details.uid,
         }
         .map(Uid)
         .unwrap_or(Uid(u32::MAX));
@@ -254,28 +366,28 @@ impl Procfs {
                     .map(|m| m.pid),
                 Grouping::Audit => None,
             })
-            .or(earliest.map(|m| m.pid));
+            .or(earliest.map(|e| e.1));
         let tty = record
             .map(|r| r.line.clone())
             .filter(|l| !l.is_empty())
             .or_else(|| {
-                let mut with_tty: Vec<&Member> = members.iter().filter(|m| m.tty_nr != 0).collect();
-                with_tty.sort_by_key(|m| (m.start_time, m.pid));
-                with_tty
-                    .first()
-                    .and_then(|m| tty::name_from_tty_nr(m.tty_nr))
+                details
+                    .stats
+                    .iter()
+                    .find(|s| s.2 != 0)
+                    .and_then(|s| tty::name_from_tty_nr(s.2))
             });
         let remote_host = record
             .map(|r| r.host.clone())
             .filter(|h| !h.is_empty())
             .or_else(|| {
-                let proc = Proc::new(leader?)?;
+                let proc = Proc::new(leader?);
                 let conn = proc.env_var("SSH_CONNECTION")?;
                 conn.split_whitespace().next().map(String::from)
             });
         let logon_time = record
             .and_then(|r| r.time)
-            .or_else(|| earliest.and_then(|m| clock.timestamp(m.start_time)));
+            .or_else(|| earliest.and_then(|e| clock.timestamp(e.0)));
         let state = match (tty.as_deref(), active_vt) {
             (Some(t), Some(active)) if crate::model::is_virtual_terminal(t) && t != active => {
                 "online"
@@ -300,10 +412,31 @@ impl Procfs {
     }
 }
 
-impl Default for Procfs {
-    fn default() -> Self {
-        Procfs::new()
+fn proc_error(e: std::io::Error) -> Error {
+    Error::system(format!("cannot read /proc: {e}"))
+}
+
+/// Sends `signals` in order through `handle`: `Ok(false)` if the process had already ended.
+/// A refusal (EPERM) is recorded in `refused`, not an error: the process survives, and the
+/// logoff says so.
+fn send(handle: &Handle, signals: &[Signal], refused: &mut Vec<ProcessInfo>) -> Result<bool> {
+    for &signal in signals {
+        match handle.signal(signal) {
+            Ok(true) => {}
+            Ok(false) => return Ok(false),
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                refused.push(Proc::new(handle.pid()).info());
+                return Ok(false);
+            }
+            Err(e) => {
+                return Err(Error::system(format!(
+                    "cannot signal process {}: {e}",
+                    handle.pid()
+                )));
+            }
+        }
     }
+    Ok(true)
 }
 
 /// Converts process start times (clock ticks since boot) into timestamps.
@@ -341,29 +474,36 @@ impl Backend for Procfs {
     }
 
     fn list(&mut self) -> Result<Vec<Session>> {
-        let mut groups: BTreeMap<i64, Group> = BTreeMap::new();
-        for proc in process::all().map_err(|e| Error::system(format!("cannot read /proc: {e}")))? {
-            let Some(key) = self.key_of(&proc) else {
-                continue;
+        // One pass over every process, in parallel: a pidfd, then the session key (which thus
+        // verifies the pidfd), and whether it is still running.
+        let hold = self.hold_pidfds;
+        let found = process::scan(|proc| {
+            let key = std::cell::Cell::new(None);
+            let handle = Handle::open(&proc, |p| {
+                key.set(self.key_of(p)?);
+                Ok(key.get().is_some())
+            })?;
+            let (Some(key), Some(handle)) = (key.get(), handle) else {
+                return Ok(None);
             };
-            let Some(stat) = proc.stat() else { continue };
-            if process::state_has_ended(stat.state) {
-                continue;
+            if handle.has_exited() {
+                return Ok(None);
             }
-            let group = groups.entry(key).or_default();
-            if !group.ours {
-                group.ours = proc.in_our_pid_namespace();
-            }
-            group.members.push(Member {
-                pid: proc.pid(),
-                uid: proc.uid(),
-                login_uid: match self.grouping {
-                    Grouping::Audit => proc.login_uid(),
-                    Grouping::Posix => None,
+            // Only a real pidfd protects a later signal; without one, the signal re-checks.
+            let handle =
+                (hold && handle.has_pidfd() && proc.pid() != self.own_pid).then_some(handle);
+            Ok(Some((
+                key,
+                Member {
+                    pid: proc.pid(),
+                    handle,
                 },
-                tty_nr: stat.tty_nr,
-                start_time: stat.starttime,
-            });
+            )))
+        })
+        .map_err(proc_error)?;
+        let mut groups: BTreeMap<i64, Vec<Member>> = BTreeMap::new();
+        for (key, member) in found {
+            groups.entry(key).or_default().push(member);
         }
         let records = utmp::read(&self.utmp_path);
         let mut names = NameCache::default();
@@ -371,22 +511,26 @@ impl Backend for Procfs {
         let active_vt = tty::active_vt();
         let mut sessions = Vec::new();
         self.utmp_pids.clear();
-        for (key, group) in &groups {
-            if !group.ours {
+        self.members.clear();
+        for (key, members) in groups {
+            let details = self.details(key, &members);
+            if !details.ours {
                 continue;
             }
-            if self.grouping == Grouping::Posix && group.members.iter().all(|m| m.tty_nr == 0) {
+            if self.grouping == Grouping::Posix && details.stats.iter().all(|s| s.2 == 0) {
                 continue;
             }
             let (session, utmp_pids) = self.build_session(
-                *key,
-                group,
+                key,
+                &members,
+                &details,
                 &records,
                 &mut names,
                 &clock,
                 active_vt.as_deref(),
             );
             self.utmp_pids.insert(session.id.clone(), utmp_pids);
+            self.members.insert(session.id.clone(), members);
             sessions.push(session);
         }
         Ok(sessions)
@@ -395,7 +539,8 @@ impl Backend for Procfs {
     fn current(&mut self) -> Result<Option<SessionId>> {
         let key = match self.grouping {
             Grouping::Audit => Proc::myself()
-                .and_then(|p| p.audit_session())
+                .audit_session()
+                .map_err(proc_error)?
                 .map(i64::from),
             Grouping::Posix => rustix::process::getsid(None)
                 .ok()
@@ -408,59 +553,80 @@ impl Backend for Procfs {
         let key = self.key_of_id(&session.id)?;
         let mut tracker = self.trackers.remove(&session.id).unwrap_or_default();
         let mut refused = Vec::new();
-        let mut total = 0;
-        for _ in 0..=POLITE_RESCANS {
-            let new = self.signal_pass(
-                key,
-                &mut tracker.asked,
-                &[Signal::HUP, Signal::TERM, Signal::CONT],
-                &mut refused,
-            );
-            match new {
-                Ok(0) => break,
-                Ok(n) => total += n,
-                Err(e) => {
-                    self.trackers.insert(session.id.clone(), tracker);
-                    return Err(e);
-                }
+        // The first time, the members the listing found; afterwards, whatever a scan finds
+        // that has not been asked yet (processes forked meanwhile).
+        const POLITE: [Signal; 3] = [Signal::HUP, Signal::TERM, Signal::CONT];
+        let result = match self.members.remove(&session.id) {
+            Some(members) if tracker.asked.is_empty() => {
+                self.signal_members(key, members, &mut tracker.asked, &POLITE, &mut refused)
             }
-        }
+            _ => self
+                .scan(key, &[&tracker.asked, &tracker.killed])
+                .and_then(|procs| {
+                    self.signal(key, procs, &mut tracker.asked, &POLITE, &mut refused)
+                }),
+        };
         tracker.refused.extend(refused.iter().map(|p| p.pid));
         self.trackers.insert(session.id.clone(), tracker);
         Ok(Signalled {
-            processes: Some(total),
+            processes: Some(result?),
             frozen: None,
             refused,
         })
     }
 
+    /// SIGKILL to every member: those already asked through the pidfds held since, the listed
+    /// ones through new pidfds. Then a scan for members that were forked before their parent
+    /// got SIGKILL (a process with SIGKILL pending cannot fork, so none can appear after the
+    /// scan has begun): if it finds any, something forks as fast as it dies, and the session
+    /// is frozen before it is killed ([`Procfs::freeze_and_kill`]). Repeats until a scan finds
+    /// no member left unsignalled; then the session is sealed: no new process can appear.
     fn kill(&mut self, session: &Session) -> Result<Signalled> {
         let key = self.key_of_id(&session.id)?;
         let mut tracker = self.trackers.remove(&session.id).unwrap_or_default();
         let mut refused = Vec::new();
-        let result = self.kill_pass(key, &mut tracker, &mut refused);
+        let result = self.kill_all(key, &session.id, &mut tracker, &mut refused);
         tracker.refused.extend(refused.iter().map(|p| p.pid));
         self.trackers.insert(session.id.clone(), tracker);
-        result.map(|(killed, frozen)| Signalled {
+        let (killed, frozen) = result?;
+        Ok(Signalled {
             processes: Some(killed),
-            frozen,
+            frozen: (frozen > 0).then_some(frozen),
             refused,
         })
     }
 
     fn wait(&mut self, session: &Session, deadline: Instant) -> Result<Vec<ProcessInfo>> {
         let key = self.key_of_id(&session.id)?;
-        if let Some(tracker) = self.trackers.get(&session.id) {
-            // Killed processes first: they end soonest. Stop at the first one still running
-            // at the deadline; the scan below names what is left.
-            let handles = tracker.killed.values().chain(tracker.asked.values());
-            for handle in handles.filter(|h| !tracker.refused.contains(&h.pid())) {
-                if !handle.wait(deadline) {
-                    break;
-                }
+        let Some(tracker) = self.trackers.get(&session.id) else {
+            return Ok(self.scan(key, &[])?.iter().map(Proc::info).collect());
+        };
+        // Killed processes first: they end soonest. Processes the kernel would not let us
+        // signal are not waited for.
+        let handles = tracker.killed.iter().chain(tracker.asked.iter());
+        for (_, handle) in handles.filter(|(pid, _)| !tracker.refused.contains(pid)) {
+            if !handle.wait(deadline) {
+                break;
             }
         }
-        self.survivors(key)
+        let running: Vec<ProcessInfo> = tracker
+            .killed
+            .iter()
+            .chain(tracker.asked.iter())
+            .filter(|(_, h)| !h.has_exited())
+            .map(|(pid, _)| Proc::new(*pid).info())
+            .collect();
+        if tracker.sealed && running.is_empty() {
+            // Sealed and every killed process has exited: nothing of the session can be left.
+            return Ok(running);
+        }
+        let mut left = running;
+        left.extend(
+            self.scan(key, &[&tracker.killed, &tracker.asked])?
+                .iter()
+                .map(Proc::info),
+        );
+        Ok(left)
     }
 
     fn finish(&mut self, session: &Session) -> Result<Vec<String>> {

@@ -50,6 +50,7 @@ org.freedesktop.login1.manage). Another user's console session is refused unless
     long_about = LONG_ABOUT,
     disable_help_flag = true,
     disable_version_flag = true,
+    after_help = EXIT_STATUS_HELP,
     after_long_help = EXIT_STATUS_HELP,
 )]
 struct Cli {
@@ -142,7 +143,7 @@ pub fn long_help() -> String {
     let options = command()
         .help_template("{all-args}{after-help}")
         .term_width(100)
-        .render_long_help()
+        .render_help()
         .to_string();
     format!("{SEED_USAGE}\n{LONG_ABOUT}\n\n{}\n", options.trim_end())
 }

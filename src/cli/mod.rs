@@ -71,7 +71,7 @@ struct Target {
     backend: Box<dyn Backend>,
 }
 
-fn open_target(args: &Args) -> Result<Target> {
+fn open_target(args: &Args, ends_sessions: bool) -> Result<Target> {
     if let Some(remote) = args.servers.iter().find(|s| !host::is_local(s)) {
         return Err(Error::new(
             Kind::Remote,
@@ -86,12 +86,12 @@ fn open_target(args: &Args) -> Result<Target> {
     }
     Ok(Target {
         host: host::hostname(),
-        backend: backend::open_local()?,
+        backend: backend::open_local(ends_sessions)?,
     })
 }
 
 fn list(args: &Args, out: &mut Out) -> Result<()> {
-    let mut target = open_target(args)?;
+    let mut target = open_target(args, false)?;
     let sessions = target.backend.list()?;
     let current = target.backend.current()?;
     let shown: Vec<&crate::model::Session> = if args.sessions.is_empty() {
@@ -146,7 +146,7 @@ impl Log for Verbose<'_> {
 
 fn run_logoff(args: &Args, out: &mut Out) -> Result<()> {
     crate::system::process::raise_fd_limit();
-    let mut target = open_target(args)?;
+    let mut target = open_target(args, true)?;
     let caller = Caller::current();
     let mut log = Verbose {
         enabled: args.verbose && !args.json,

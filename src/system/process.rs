@@ -1,22 +1,27 @@
 //! Processes as /proc shows them, and signals delivered so that a recycled PID is never hit.
 //!
-//! /proc is a moving target: a process can vanish between two reads, so every read that fails
-//! means "gone" and the caller goes on. Each [`Proc`] holds an `O_PATH` descriptor of its
-//! `/proc/PID` directory; reads go through it, so once the process is gone they fail instead of
-//! reading a newcomer that got the same PID.
+//! /proc is a moving target: a process can vanish between two reads, so a read that finds the
+//! process gone (ENOENT, ESRCH) means "gone" and the caller goes on. Any other failure of a
+//! read that decides membership (out of file descriptors, say) is an error, never "not a
+//! member": logoff must not skip a process because it could not look at it. Small /proc files are read with one open and one read
+//! into a stack buffer (no size probe, no seek): a logoff scans every process of the host
+//! more than once, and those scans are most of its cost beyond the kernel's own exit work.
+//! `/proc/PID/stat` is parsed by the procfs crate, from the last `)`.
 //!
-//! A signal goes through a pidfd ([`Handle`]) that is opened and then checked to still belong
-//! to the caller's idea of the process (same start time, still in the session). A pidfd refers
-//! to one process for its whole life, so nothing sent through it can reach a recycled PID.
-//! kill(2) is used only where the kernel has no pidfd_open (before Linux 5.3), right after the
-//! same check.
+//! A signal goes through a pidfd ([`Handle`]) that is opened first and then checked: the
+//! process that now has the PID still belongs to the session. A pidfd refers to one process
+//! for its whole life: nothing sent through it can reach a recycled PID. kill(2) is used only
+//! where the kernel has no pidfd_open (before Linux 5.3), or where holding one more pidfd
+//! would eat into the descriptors reserved for reading /proc, right after the same check.
 
-use std::io::{self, Read};
-use std::os::fd::OwnedFd;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Instant;
 
+use procfs::FromRead;
 use procfs::process::{Process, Stat};
 use rustix::event::{PollFd, PollFlags};
+use rustix::fs::{Mode, OFlags};
 use rustix::process::{PidfdFlags, Signal};
 
 use crate::model::{Pid, ProcessInfo};
@@ -24,62 +29,112 @@ use crate::model::{Pid, ProcessInfo};
 /// The audit session ID value that means "none" (`(u32)-1`).
 pub const NO_AUDIT_SESSION: u32 = u32::MAX;
 
-/// One process, read through its /proc directory descriptor.
+/// Reads a small /proc file with one open and one read: `Ok(None)` if the process is gone.
+fn read_small<'a>(path: &str, buf: &'a mut [u8]) -> io::Result<Option<&'a [u8]>> {
+    let fd = match rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(e) if gone(e) => return Ok(None),
+        Err(e) => return Err(io::Error::other(format!("cannot open {path}: {e}"))),
+    };
+    let n = loop {
+        match rustix::io::read(&fd, &mut *buf) {
+            Ok(n) => break n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) if gone(e) => return Ok(None),
+            Err(e) => return Err(io::Error::other(format!("cannot read {path}: {e}"))),
+        }
+    };
+    if n == buf.len() {
+        return Err(io::Error::other(format!("{path} is longer than expected")));
+    }
+    Ok(Some(&buf[..n]))
+}
+
+/// The errors that mean the process has gone away while we looked.
+fn gone(e: rustix::io::Errno) -> bool {
+    matches!(e, rustix::io::Errno::NOENT | rustix::io::Errno::SRCH)
+}
+
+fn parse_u32(bytes: &[u8]) -> Option<u32> {
+    std::str::from_utf8(bytes).ok()?.trim().parse().ok()
+}
+
+/// One process, by PID. Every read goes to /proc afresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Proc {
-    inner: Process,
+    pid: Pid,
 }
 
 impl Proc {
-    pub fn new(pid: Pid) -> Option<Proc> {
-        Process::new(pid.0).ok().map(|inner| Proc { inner })
+    pub fn new(pid: Pid) -> Proc {
+        Proc { pid }
     }
 
-    pub fn myself() -> Option<Proc> {
-        Process::myself().ok().map(|inner| Proc { inner })
+    pub fn myself() -> Proc {
+        Proc::new(Pid(std::process::id() as i32))
     }
 
     pub fn pid(&self) -> Pid {
-        Pid(self.inner.pid())
+        self.pid
     }
 
-    /// The kernel audit session ID, `None` when unset (4294967295) or unreadable.
-    pub fn audit_session(&self) -> Option<u32> {
-        self.read_u32("sessionid")
-            .filter(|&id| id != NO_AUDIT_SESSION)
+    fn read_u32(&self, file: &str) -> io::Result<Option<u32>> {
+        let mut buf = [0u8; 32];
+        Ok(read_small(&format!("/proc/{}/{file}", self.pid), &mut buf)?.and_then(parse_u32))
+    }
+
+    /// The kernel audit session ID: `None` when unset (4294967295) or the process is gone.
+    pub fn audit_session(&self) -> io::Result<Option<u32>> {
+        Ok(self
+            .read_u32("sessionid")?
+            .filter(|&id| id != NO_AUDIT_SESSION))
     }
 
     /// The login uid (`/proc/PID/loginuid`), `None` when unset or unreadable.
     pub fn login_uid(&self) -> Option<u32> {
-        self.read_u32("loginuid").filter(|&id| id != u32::MAX)
+        self.read_u32("loginuid")
+            .ok()
+            .flatten()
+            .filter(|&id| id != u32::MAX)
     }
 
-    fn read_u32(&self, file: &str) -> Option<u32> {
-        let mut f = self.inner.open_relative(file).ok()?;
-        let mut buf = String::with_capacity(16);
-        f.read_to_string(&mut buf).ok()?;
-        buf.trim().parse().ok()
+    /// `/proc/PID/stat`: `None` when the process is gone.
+    pub fn try_stat(&self) -> io::Result<Option<Stat>> {
+        let mut buf = [0u8; 1024];
+        match read_small(&format!("/proc/{}/stat", self.pid), &mut buf)? {
+            Some(bytes) => Stat::from_read(bytes).map(Some).map_err(|e| {
+                io::Error::other(format!("cannot parse /proc/{}/stat: {e}", self.pid))
+            }),
+            None => Ok(None),
+        }
     }
 
+    /// `/proc/PID/stat` for display: `None` when it cannot be read.
     pub fn stat(&self) -> Option<Stat> {
-        self.inner.stat().ok()
+        self.try_stat().ok().flatten()
     }
 
-    /// The owner of the process (the owner of its /proc directory: the effective uid).
+    fn process(&self) -> Option<Process> {
+        Process::new(self.pid.0).ok()
+    }
+
+    /// The owner of the process (its effective uid).
     pub fn uid(&self) -> Option<u32> {
-        self.inner.uid().ok()
+        self.process()?.uid().ok()
     }
 
-    /// Whether the process lives in the PID namespace of our /proc (not in a container below).
+    /// Whether the process lives in the PID namespace of our /proc (not only in a container
+    /// below it).
     pub fn in_our_pid_namespace(&self) -> bool {
-        match self.inner.status() {
-            Ok(status) => status.nspid.is_none_or(|ns| ns.len() <= 1),
-            Err(_) => true,
+        match self.process().map(|p| p.status()) {
+            Some(Ok(status)) => status.nspid.is_none_or(|ns| ns.len() <= 1),
+            _ => true,
         }
     }
 
     /// One environment variable, if the caller may read the environment.
     pub fn env_var(&self, name: &str) -> Option<String> {
-        let env = self.inner.environ().ok()?;
+        let env = self.process()?.environ().ok()?;
         env.get(std::ffi::OsStr::new(name))
             .and_then(|v| v.to_str())
             .map(String::from)
@@ -87,7 +142,7 @@ impl Proc {
 
     /// The command for messages: the command line, else the short name.
     pub fn command(&self) -> String {
-        if let Ok(cmdline) = self.inner.cmdline()
+        if let Some(Ok(cmdline)) = self.process().map(|p| p.cmdline())
             && !cmdline.is_empty()
         {
             return cmdline.join(" ");
@@ -97,16 +152,36 @@ impl Proc {
 
     pub fn info(&self) -> ProcessInfo {
         ProcessInfo {
-            pid: self.pid(),
+            pid: self.pid,
             command: self.command(),
         }
     }
 }
 
-/// Every process in /proc, skipping those that vanish while being opened.
-pub fn all() -> io::Result<impl Iterator<Item = Proc>> {
-    let iter = procfs::process::all_processes().map_err(io::Error::other)?;
-    Ok(iter.filter_map(|p| p.ok().map(|inner| Proc { inner })))
+/// Every process in /proc (thread group leaders: signals to them reach every thread).
+pub fn all() -> io::Result<Vec<Proc>> {
+    Ok(std::fs::read_dir("/proc")?
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let pid = entry.file_name().to_str()?.parse::<i32>().ok()?;
+            Some(Proc::new(Pid(pid)))
+        })
+        .collect())
+}
+
+/// Applies `f` to every process in /proc and keeps the `Some` results, in PID order; the
+/// first error `f` returns fails the scan.
+///
+/// One thread on purpose: spread over threads, pidfd_open contends on the kernel's pidfs
+/// locks and the scan got three times slower, not faster.
+pub fn scan<T>(f: impl Fn(Proc) -> io::Result<Option<T>>) -> io::Result<Vec<T>> {
+    let mut out = Vec::new();
+    for proc in all()? {
+        if let Some(t) = f(proc)? {
+            out.push(t);
+        }
+    }
+    Ok(out)
 }
 
 /// Whether a process in this state has ended (a zombie waiting to be reaped, or dead).
@@ -117,52 +192,65 @@ pub fn state_has_ended(state: char) -> bool {
 /// A process to signal and wait for: a pidfd, or where the kernel has none, the PID.
 pub struct Handle {
     pid: Pid,
-    /// Start time in clock ticks since boot: with the PID, it names one process instance.
+    /// Without a pidfd: the start time in clock ticks since boot, which with the PID names
+    /// one process instance.
     start_time: u64,
     fd: Option<OwnedFd>,
 }
 
 impl Handle {
-    /// Opens a pidfd for `proc`, then re-checks with `still_ours` (reading through the /proc
-    /// directory descriptor, which fails if the original process is gone) that the pidfd refers
-    /// to the process that was examined. `None` when the process is gone or failed the check.
+    /// Opens a pidfd for `proc`, then checks with `still_ours` (which reads /proc afresh) that
+    /// the process with that PID is still one to signal. `None` when it is gone or failed.
+    ///
+    /// Why this order is safe: if the pidfd's process is still running when a signal is sent
+    /// through it, it was running during the check, so its PID was not reused and the check
+    /// read that process. If it has ended, the signal reaches nobody.
     ///
     /// Out of descriptors (a session of more processes than the file limit) or on a kernel
     /// without pidfd_open, the handle holds the PID only and signals with kill(2), right
     /// after the same check.
     pub fn open(
         proc: &Proc,
-        start_time: u64,
-        still_ours: impl Fn(&Proc) -> bool,
-    ) -> Option<Handle> {
+        still_ours: impl Fn(&Proc) -> io::Result<bool>,
+    ) -> io::Result<Option<Handle>> {
         let pid = proc.pid();
-        let raw = rustix::process::Pid::from_raw(pid.0)?;
+        let Some(raw) = rustix::process::Pid::from_raw(pid.0) else {
+            return Ok(None);
+        };
         let fd = match rustix::process::pidfd_open(raw, PidfdFlags::empty()) {
+            // Keep descriptors in reserve for reading /proc: past that, signal by PID.
+            Ok(fd) if fd.as_raw_fd() >= fd_budget() => None,
             Ok(fd) => Some(fd),
             Err(rustix::io::Errno::MFILE | rustix::io::Errno::NFILE | rustix::io::Errno::NOSYS) => {
                 None
             }
-            Err(_) => return None,
+            Err(_) => return Ok(None),
         };
-        // The pidfd was opened after `proc`'s directory: if the directory still reads as the
-        // same member, the process it names was alive when the pidfd was opened, so the pidfd
-        // refers to it.
-        if !still_ours(proc) {
-            return None;
+        if !still_ours(proc)? {
+            return Ok(None);
         }
-        Some(Handle {
+        // Without a pidfd, the start time tells this process from a later one with its PID.
+        let start_time = match fd {
+            Some(_) => 0,
+            None => match proc.try_stat()? {
+                Some(stat) => stat.starttime,
+                None => return Ok(None),
+            },
+        };
+        Ok(Some(Handle {
             pid,
             start_time,
             fd,
-        })
+        }))
     }
 
     pub fn pid(&self) -> Pid {
         self.pid
     }
 
-    pub fn start_time(&self) -> u64 {
-        self.start_time
+    /// Whether the handle holds a pidfd (else it signals by PID).
+    pub fn has_pidfd(&self) -> bool {
+        self.fd.is_some()
     }
 
     /// Sends `signal`. `Ok(false)` if the process had already ended.
@@ -198,7 +286,7 @@ impl Handle {
 
     fn alive_by_proc(&self) -> bool {
         Proc::new(self.pid)
-            .and_then(|p| p.stat())
+            .stat()
             .is_some_and(|s| s.starttime == self.start_time && !state_has_ended(s.state))
     }
 
@@ -235,6 +323,9 @@ impl Handle {
     }
 }
 
+/// Descriptors kept free for reading /proc and talking to the system while pidfds are held.
+const FD_RESERVE: u64 = 64;
+
 /// Raises the soft limit on open files to the hard limit, so that one pidfd can be held per
 /// process of a large session. Failure is harmless: handles fall back to kill(2).
 pub fn raise_fd_limit() {
@@ -246,6 +337,18 @@ pub fn raise_fd_limit() {
     }
 }
 
+/// The highest descriptor number a pidfd may take (read once: [`raise_fd_limit`] comes
+/// first).
+fn fd_budget() -> i32 {
+    static BUDGET: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
+    *BUDGET.get_or_init(|| {
+        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+            .current
+            .unwrap_or(u64::from(u32::MAX));
+        limit.saturating_sub(FD_RESERVE).min(i32::MAX as u64) as i32
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,7 +357,7 @@ mod tests {
 
     #[test]
     fn reads_itself() {
-        let me = Proc::myself().expect("/proc/self");
+        let me = Proc::myself();
         assert_eq!(me.pid().0 as u32, std::process::id());
         let stat = me.stat().expect("stat");
         assert!(!state_has_ended(stat.state));
@@ -268,9 +371,10 @@ mod tests {
             .spawn()
             .expect("spawn sleep");
         let pid = Pid(child.id() as i32);
-        let proc = Proc::new(pid).expect("proc");
-        let start = proc.stat().expect("stat").starttime;
-        let handle = Handle::open(&proc, start, |p| p.stat().is_some()).expect("open");
+        let proc = Proc::new(pid);
+        let handle = Handle::open(&proc, |p| Ok(p.stat().is_some()))
+            .expect("open")
+            .expect("a handle");
         assert!(!handle.has_exited());
         assert!(handle.signal(Signal::KILL).expect("kill"));
         assert!(handle.wait(Instant::now() + Duration::from_secs(5)));
@@ -286,12 +390,10 @@ mod tests {
             .arg("100")
             .spawn()
             .expect("spawn sleep");
-        let proc = Proc::new(Pid(child.id() as i32)).expect("proc");
-        let start = proc.stat().expect("stat").starttime;
-        assert!(Handle::open(&proc, start, |_| false).is_none());
+        let proc = Proc::new(Pid(child.id() as i32));
+        assert!(Handle::open(&proc, |_| Ok(false)).expect("open").is_none());
         child.kill().expect("kill");
         child.wait().expect("reap");
-        // The directory descriptor no longer reads once the process is reaped.
-        assert!(proc.stat().is_none());
+        assert!(proc.stat().is_none(), "a reaped process still reads");
     }
 }

@@ -89,14 +89,27 @@ pub struct TestUser {
 }
 
 impl TestUser {
+    /// A new user with a uid of its own: never one a previous test used, whose zombies (this
+    /// machine's init reaps orphans lazily) would still count against RLIMIT_NPROC.
     pub fn create(tag: &str) -> TestUser {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT_UID: AtomicU32 = AtomicU32::new(0);
+        let _ = NEXT_UID.compare_exchange(
+            0,
+            40_000 + (std::process::id() % 2_000) * 16,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
         let name = format!("lgt{tag}{}", std::process::id() % 100_000);
         let _ = Command::new("userdel").arg(&name).output();
         let mut last = String::new();
         for _ in 0..50 {
+            let uid = NEXT_UID.fetch_add(1, Ordering::SeqCst).to_string();
             // useradd takes a lock on /etc/passwd; parallel tests may meet there.
             let out = Command::new("useradd")
-                .args(["-M", "-N", "-g", "nogroup", "-s", "/bin/sh", &name])
+                .args([
+                    "-M", "-N", "-g", "nogroup", "-s", "/bin/sh", "-u", &uid, &name,
+                ])
                 .output()
                 .expect("run useradd");
             if out.status.success() {
