@@ -18,3 +18,4 @@ pub mod model;
 pub mod output;
 pub mod select;
 pub mod system;
+pub mod transport;

@@ -6,6 +6,7 @@
 //! ([`crate::logoff`]) is written once against this trait. A backend knows nothing of the
 //! command line; the command line knows nothing of D-Bus or /proc.
 
+pub mod logind;
 pub mod procfs;
 
 use std::time::Instant;
@@ -39,6 +40,11 @@ pub trait Backend {
     /// The session the caller runs in, if any.
     fn current(&mut self) -> Result<Option<SessionId>>;
 
+    /// Who logoff acts as, in this backend's eyes.
+    fn caller(&mut self) -> Result<Caller> {
+        Ok(Caller::current())
+    }
+
     /// Refuses, before anything is touched, a logoff the caller may not do.
     ///
     /// # Platform specific behavior
@@ -70,10 +76,38 @@ pub trait Backend {
     }
 }
 
-/// The backend for this host: procfs (logind comes with its own issue). `ends_sessions`:
-/// the caller will log sessions off, not only list them.
-pub fn open_local(ends_sessions: bool) -> Result<Box<dyn Backend>> {
-    Ok(Box::new(procfs::Procfs::new(ends_sessions)))
+/// Which backend the command line asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Choice {
+    /// logind where it answers on the system bus, else procfs.
+    #[default]
+    Auto,
+    Logind,
+    Procfs,
+}
+
+/// The backend for this host. `ends_sessions`: the caller will log sessions off, not only
+/// list them.
+pub fn open_local(choice: Choice, ends_sessions: bool) -> Result<Box<dyn Backend>> {
+    let logind = |why: &str| -> Result<Box<dyn Backend>> {
+        let conn = crate::transport::system_bus()?;
+        Ok(Box::new(logind::Logind::connect(conn, true, why)?))
+    };
+    match choice {
+        Choice::Procfs => Ok(Box::new(procfs::Procfs::new(
+            ends_sessions,
+            "chosen with --backend procfs",
+        ))),
+        Choice::Logind => logind("chosen with --backend logind")
+            .map_err(|e| Error::new(e.kind(), format!("cannot use logind: {e}"))),
+        Choice::Auto => match logind("org.freedesktop.login1 answers on the system bus") {
+            Ok(backend) => Ok(backend),
+            Err(e) => Ok(Box::new(procfs::Procfs::new(
+                ends_sessions,
+                &format!("no logind: {e}"),
+            ))),
+        },
+    }
 }
 
 /// The access-denied error, naming the session and its owner.

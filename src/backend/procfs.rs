@@ -61,6 +61,8 @@ pub struct Procfs {
     members: HashMap<SessionId, Vec<Member>>,
     /// Whether this backend will end sessions: the listing then keeps a pidfd per member.
     hold_pidfds: bool,
+    /// Why this backend was chosen, for `/V`.
+    why: String,
     trackers: HashMap<SessionId, Tracker>,
 }
 
@@ -106,7 +108,7 @@ impl Procfs {
     /// A procfs backend. `ends_sessions`: the listing keeps a pidfd to every member it finds,
     /// opened before the read that finds it in its session, so a logoff needs no second look
     /// at each process before its first signal.
-    pub fn new(ends_sessions: bool) -> Procfs {
+    pub fn new(ends_sessions: bool, why: &str) -> Procfs {
         let forced_posix = std::env::var(FORCE_POSIX_ENV).is_ok_and(|v| v == "1");
         let has_audit = std::path::Path::new("/proc/self/sessionid").exists();
         let grouping = if has_audit && !forced_posix {
@@ -122,6 +124,7 @@ impl Procfs {
             utmp_pids: HashMap::new(),
             members: HashMap::new(),
             hold_pidfds: ends_sessions,
+            why: why.to_string(),
             trackers: HashMap::new(),
         }
     }
@@ -465,12 +468,14 @@ impl Backend for Procfs {
     }
 
     fn describe(&self) -> String {
-        match self.grouping {
-            Grouping::Audit => "procfs (kernel audit session IDs)".into(),
-            Grouping::Posix => "procfs (POSIX sessions of terminals: this kernel has no audit \
-                                session IDs, so a process that calls setsid() escapes its session)"
-                .into(),
-        }
+        let grouping = match self.grouping {
+            Grouping::Audit => "kernel audit session IDs",
+            Grouping::Posix => {
+                "POSIX sessions of terminals: this kernel has no audit session IDs, so a \
+                 process that calls setsid() escapes its session"
+            }
+        };
+        format!("procfs ({grouping}; {})", self.why)
     }
 
     fn list(&mut self) -> Result<Vec<Session>> {

@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::{ArgAction, CommandFactory, FromArgMatches, Parser};
 
 use super::argv;
+use crate::backend::Choice;
 use crate::duration;
 use crate::error::{EXIT_STATUS_HELP, Error, Result};
 
@@ -94,6 +95,10 @@ struct Cli {
     #[arg(long)]
     console: bool,
 
+    /// Session backend: logind where it answers on the system bus, else procfs
+    #[arg(long, value_enum, value_name = "BACKEND", default_value = "auto")]
+    backend: Choice,
+
     /// Print help (the seed's usage block and every option)
     #[arg(short = 'h', long, action = ArgAction::SetTrue)]
     help: bool,
@@ -120,6 +125,7 @@ pub struct Args {
     pub no_legend: bool,
     pub timeout: Duration,
     pub console: bool,
+    pub backend: Choice,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,6 +219,7 @@ fn validate(cli: Cli) -> Result<Args> {
         no_legend: cli.no_legend,
         timeout: cli.timeout,
         console: cli.console,
+        backend: cli.backend,
     })
 }
 
@@ -300,6 +307,14 @@ mod tests {
         assert_eq!(a.mode, Mode::List);
         assert!(a.json);
         assert_eq!(ok(&["--list", "--no-legend"]).mode, Mode::List);
+    }
+
+    #[test]
+    fn backend_choice() {
+        assert_eq!(ok(&[]).backend, Choice::Auto);
+        assert_eq!(ok(&["--backend", "logind"]).backend, Choice::Logind);
+        assert_eq!(ok(&["--backend=procfs"]).backend, Choice::Procfs);
+        invalid(&["--backend", "consolekit"]);
     }
 
     #[test]

@@ -16,7 +16,6 @@ use crate::logoff::{self, Log, Options, Outcome};
 use crate::output::{self, Out, SessionRow};
 use crate::select;
 use crate::system::host;
-use crate::system::users::Caller;
 use args::{Args, Mode};
 
 /// Runs logoff with the process's arguments and returns its exit status.
@@ -86,7 +85,7 @@ fn open_target(args: &Args, ends_sessions: bool) -> Result<Target> {
     }
     Ok(Target {
         host: host::hostname(),
-        backend: backend::open_local(ends_sessions)?,
+        backend: backend::open_local(args.backend, ends_sessions)?,
     })
 }
 
@@ -145,16 +144,20 @@ impl Log for Verbose<'_> {
 }
 
 fn run_logoff(args: &Args, out: &mut Out) -> Result<()> {
+    let t0 = std::time::Instant::now();
     crate::system::process::raise_fd_limit();
     let mut target = open_target(args, true)?;
-    let caller = Caller::current();
+    let caller = target.backend.caller()?;
     let mut log = Verbose {
         enabled: args.verbose && !args.json,
         out,
     };
     log.action(&format!("backend: {}", target.backend.describe()));
+    eprintln!("M opened {:?}", t0.elapsed());
     let sessions = target.backend.list()?;
+    eprintln!("M listed {:?}", t0.elapsed());
     let current = target.backend.current()?;
+    eprintln!("M current {:?}", t0.elapsed());
     if args.vm
         && let Some(not_an_id) = args
             .sessions
@@ -169,7 +172,7 @@ fn run_logoff(args: &Args, out: &mut Out) -> Result<()> {
     let targets: Vec<crate::model::Session> = chosen.into_iter().cloned().collect();
     for s in &targets {
         log.action(&format!(
-            "session {} found: user {} (uid {}), {}, {}{}",
+            "session {} found: user {} (uid {}), {}{}{}",
             s.id,
             s.user,
             s.uid,
@@ -177,8 +180,8 @@ fn run_logoff(args: &Args, out: &mut Out) -> Result<()> {
                 .map(|n| format!("terminal {n}"))
                 .unwrap_or_else(|| "no terminal".into()),
             s.processes
-                .map(|n| logoff::plural(n, "process", "processes"))
-                .unwrap_or_else(|| "processes uncounted".into()),
+                .map(|n| format!(", {}", logoff::plural(n, "process", "processes")))
+                .unwrap_or_default(),
             if current.as_ref() == Some(&s.id) {
                 " (the current session)"
             } else {
@@ -197,6 +200,7 @@ fn run_logoff(args: &Args, out: &mut Out) -> Result<()> {
         current.as_ref(),
         &opts,
     )?;
+    eprintln!("M checked {:?}", t0.elapsed());
     let outcomes = logoff::run(
         target.backend.as_mut(),
         &targets,

@@ -1,0 +1,255 @@
+//! The logind backend on a real systemd-logind with real PAM logins (sshd, `su -l`), in test
+//! hosts booted with systemd-nspawn (see `common/container.rs`). Needs root; under CI=true a
+//! test host that cannot be built fails the test.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::container::{self, Container};
+use common::{text, wait_for};
+use serde_json::Value;
+
+fn assert_ok(out: &std::process::Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what}: exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+fn find<'a>(rows: &'a [Value], id: &str) -> Option<&'a Value> {
+    rows.iter().find(|r| r["id"] == id)
+}
+
+/// `loginctl list-sessions -o json`, the reference.
+fn loginctl_sessions(c: &Container) -> Vec<Value> {
+    let out = c.exec(&["loginctl", "list-sessions", "-o", "json"]);
+    assert_ok(&out, "loginctl list-sessions");
+    match serde_json::from_slice(&out.stdout) {
+        Ok(Value::Array(rows)) => rows,
+        other => panic!("loginctl printed {other:?}"),
+    }
+}
+
+fn blank_is_null(v: &Value) -> Value {
+    match v {
+        Value::String(s) if s.is_empty() => Value::Null,
+        other => other.clone(),
+    }
+}
+
+#[test]
+fn the_list_agrees_with_loginctl_and_with_the_procfs_backend() {
+    let Some(c) = container::boot("agree") else {
+        return;
+    };
+    c.add_user("alice");
+    c.add_user("bob");
+    let _a1 = c.ssh("alice", "sleep 1000");
+    let _a2 = c.ssh("alice", "sleep 1000");
+    let _b = c.ssh("bob", "sleep 1000");
+    let _su = c.su("bob", "sleep 1000");
+    c.wait_session(|s| s["class"] == "background" && s["user"] == "bob" && s["state"] == "active");
+
+    let ours = c.sessions(&["--backend", "logind"]);
+    let reference = loginctl_sessions(&c);
+    assert!(reference.len() >= 4, "{reference:?}");
+    assert_eq!(
+        ours.len(),
+        reference.len(),
+        "ours {ours:?}\nloginctl {reference:?}"
+    );
+    for r in &reference {
+        let id = r["session"].as_str().expect("session id");
+        let row = find(&ours, id).unwrap_or_else(|| panic!("session {id} missing: {ours:?}"));
+        assert_eq!(row["uid"], r["uid"], "{id}");
+        assert_eq!(row["user"], r["user"], "{id}");
+        assert_eq!(row["seat"], blank_is_null(&r["seat"]), "{id}");
+        assert_eq!(row["tty"], blank_is_null(&r["tty"]), "{id}");
+        let state = c.loginctl_property(id, "State").expect("state");
+        assert_eq!(row["state"], state.as_str(), "{id}");
+        assert_eq!(row["backend"], "logind");
+    }
+
+    // The ssh logins carry audit session IDs, and logind uses them as session IDs: the
+    // procfs backend, reading the kernel's audit IDs, must see the same sessions.
+    let procfs = c.sessions(&["--backend", "procfs"]);
+    let audited: Vec<&Value> = ours.iter().filter(|s| s["service"] == "sshd").collect();
+    assert_eq!(audited.len(), 3, "{ours:?}");
+    for s in audited {
+        let id = s["id"].as_str().expect("id");
+        let p =
+            find(&procfs, id).unwrap_or_else(|| panic!("procfs misses session {id}: {procfs:?}"));
+        assert_eq!(p["uid"], s["uid"], "{id}");
+        assert_eq!(p["user"], s["user"], "{id}");
+        assert_eq!(p["tty"], s["tty"], "{id}");
+        assert_eq!(p["remote_host"], s["remote_host"], "{id}");
+        assert_eq!(p["backend"], "procfs");
+    }
+}
+
+#[test]
+fn root_ends_ssh_sessions_by_id_and_by_terminal_and_sigkills_what_ignores_sigterm() {
+    let Some(c) = container::boot("ssh") else {
+        return;
+    };
+    c.add_user("alice");
+    let mut by_id = c.ssh("alice", "sleep 1000 & setsid sleep 1001 & wait");
+    let mut by_tty = c.ssh("alice", "sleep 1002");
+    let mut bystander = c.ssh("alice", "sleep 1003");
+
+    let out = c.logoff(&["-v", &by_id.id]);
+    assert_ok(&out, "logoff ID");
+    assert!(
+        by_id.wait_closed(Duration::from_secs(10)).is_some(),
+        "the ssh client is still connected"
+    );
+    assert!(
+        !c.session_alive(&by_id.id),
+        "loginctl still lists {}",
+        by_id.id
+    );
+    assert!(
+        c.pids_matching("sleep 100[01]").is_empty(),
+        "a process of it runs"
+    );
+    assert!(
+        text(&out.stdout).contains("backend: logind"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let out = c.logoff(&["-v", &format!("/dev/{}", by_tty.tty)]);
+    assert_ok(&out, "logoff /dev/pts/N");
+    assert!(by_tty.wait_closed(Duration::from_secs(10)).is_some());
+    assert!(!c.session_alive(&by_tty.id));
+    assert!(c.pids_matching("sleep 1002").is_empty());
+
+    assert!(
+        bystander.is_connected(),
+        "the bystander's connection closed"
+    );
+    assert!(c.session_alive(&bystander.id));
+
+    // A process that ignores SIGTERM and SIGHUP is ended by SIGKILL after the timeout.
+    let mut stubborn = c.ssh(
+        "alice",
+        "sh -c 'trap \"\" HUP TERM; exec sleep 1004' & sh -c 'trap \"\" HUP TERM; exec sleep 1004' & wait",
+    );
+    wait_for(Duration::from_secs(5), || {
+        c.pids_matching("sleep 1004").len() == 2
+    });
+    let start = Instant::now();
+    let out = c.logoff(&["--timeout", "1", "-v", &stubborn.id]);
+    let took = start.elapsed();
+    assert_ok(&out, "logoff --timeout 1");
+    let verbose = text(&out.stdout);
+    assert!(verbose.contains("still running after 1s"), "{verbose}");
+    assert!(verbose.contains("sent SIGKILL"), "{verbose}");
+    assert!(took >= Duration::from_secs(1), "{took:?}");
+    assert!(
+        c.pids_matching("sleep 1004").is_empty(),
+        "the stubborn ones survived"
+    );
+    assert!(stubborn.wait_closed(Duration::from_secs(10)).is_some());
+    assert!(c.session_alive(&bystander.id));
+}
+
+#[test]
+fn root_ends_a_thousand_process_su_session_with_an_escapee() {
+    let Some(c) = container::boot("su") else {
+        return;
+    };
+    c.add_user("bob");
+    let _keep = c.ssh("bob", "sleep 1000");
+    let mut su = c.su(
+        "bob",
+        "setsid nohup sleep 7777 >/dev/null 2>&1 & \
+         exec perl -e 'for (2..1000) { my $p = fork; if (defined $p && $p == 0) { sleep 7778; exit 0 } } sleep 7778'",
+    );
+    let session = c.wait_session(|s| s["class"] == "background" && s["state"] == "active");
+    let id = session["id"].as_str().expect("id").to_string();
+    assert!(
+        wait_for(Duration::from_secs(30), || c
+            .pids_matching("sleep 777|perl -e")
+            .len()
+            >= 1001),
+        "the session never reached 1001 processes"
+    );
+    let out = c.logoff(&["-v", &id]);
+    assert_ok(&out, "logoff su session");
+    assert!(
+        c.pids_matching("sleep 777|perl -e").is_empty(),
+        "processes of it run"
+    );
+    assert!(
+        !c.session_alive(&id),
+        "loginctl still lists {id} as online/active"
+    );
+    let rows = c.sessions(&[]);
+    assert!(
+        find(&rows, &id).is_none_or(|s| s["state"] == "closing"),
+        "{rows:?}"
+    );
+    assert!(
+        su.wait(Duration::from_secs(10)).is_some(),
+        "su is still running"
+    );
+}
+
+#[test]
+fn users_end_their_own_session_and_are_refused_on_others() {
+    let Some(c) = container::boot("users") else {
+        return;
+    };
+    c.add_user("alice");
+    c.add_user("bob");
+    let mut bobs = c.ssh("bob", "sleep 1005");
+    let mut alice_other = c.ssh("alice", "sleep 1006");
+
+    // alice on bob's session: access denied, nothing touched.
+    let out = c
+        .ssh_command("alice")
+        .arg(format!("logoff {}; echo rc=$?", bobs.id))
+        .output()
+        .expect("ssh");
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(said.contains("rc=4"), "{said}");
+    assert!(
+        said.contains(&format!(
+            "cannot log off session {} (bob on {})",
+            bobs.id, bobs.tty
+        )),
+        "{said}"
+    );
+    assert!(said.contains("access denied"), "{said}");
+    assert!(bobs.is_connected());
+    assert_eq!(
+        c.pids_matching("sleep 1005").len(),
+        1,
+        "bob's process was touched"
+    );
+
+    // alice runs plain logoff in her own session: that session ends, her other one stays.
+    let mut own = c.ssh(
+        "alice",
+        "sleep 1007 & setsid sleep 1008 & logoff; echo survived",
+    );
+    assert!(
+        own.wait_closed(Duration::from_secs(15)).is_some(),
+        "the session that ran logoff is still connected: {}",
+        own.output()
+    );
+    assert!(!own.output().contains("survived"), "{}", own.output());
+    assert!(!c.session_alive(&own.id));
+    assert!(c.pids_matching("sleep 100[78]").is_empty());
+    assert!(
+        alice_other.is_connected(),
+        "alice's other session ended too"
+    );
+    assert!(c.session_alive(&alice_other.id));
+    assert!(bobs.is_connected());
+}
