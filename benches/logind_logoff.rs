@@ -48,7 +48,6 @@ fn main() {
     for run in 0..runs {
         logoff.push(measure(&c, n, &format!("lb{run}a"), |id| {
             let out = c.logoff(&[id]);
-            eprintln!("{}", common::text(&out.stderr));
             assert!(
                 out.status.success(),
                 "logoff: {}",

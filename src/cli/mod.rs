@@ -72,10 +72,19 @@ struct Target {
 
 fn open_target(args: &Args, ends_sessions: bool) -> Result<Target> {
     if let Some(remote) = args.servers.iter().find(|s| !host::is_local(s)) {
-        return Err(Error::new(
-            Kind::Remote,
-            format!("cannot reach server '{remote}': remote hosts are not supported yet"),
-        ));
+        let host = crate::transport::Host::parse(remote)?;
+        let (conn, tunnel) =
+            crate::transport::over_ssh(&host, &[], std::time::Duration::from_secs(10))?;
+        let backend = crate::backend::logind::Logind::through(
+            conn,
+            Some(tunnel),
+            false,
+            format!("{} over ssh", host.label),
+        )?;
+        return Ok(Target {
+            host: host.label,
+            backend: Box::new(backend),
+        });
     }
     if let Some(machine) = &args.machine {
         return Err(Error::new(
@@ -144,7 +153,6 @@ impl Log for Verbose<'_> {
 }
 
 fn run_logoff(args: &Args, out: &mut Out) -> Result<()> {
-    let t0 = std::time::Instant::now();
     crate::system::process::raise_fd_limit();
     let mut target = open_target(args, true)?;
     let caller = target.backend.caller()?;
@@ -153,11 +161,8 @@ fn run_logoff(args: &Args, out: &mut Out) -> Result<()> {
         out,
     };
     log.action(&format!("backend: {}", target.backend.describe()));
-    eprintln!("M opened {:?}", t0.elapsed());
     let sessions = target.backend.list()?;
-    eprintln!("M listed {:?}", t0.elapsed());
     let current = target.backend.current()?;
-    eprintln!("M current {:?}", t0.elapsed());
     if args.vm
         && let Some(not_an_id) = args
             .sessions
@@ -200,7 +205,6 @@ fn run_logoff(args: &Args, out: &mut Out) -> Result<()> {
         current.as_ref(),
         &opts,
     )?;
-    eprintln!("M checked {:?}", t0.elapsed());
     let outcomes = logoff::run(
         target.backend.as_mut(),
         &targets,
