@@ -31,6 +31,7 @@ use crate::error::{Error, Kind, Result};
 use crate::model::{Pid, ProcessInfo, Session, SessionId, Uid};
 use crate::system::process::{Handle, Proc};
 use crate::system::users::Caller;
+use crate::transport::Tunnel;
 
 #[zbus::proxy(
     interface = "org.freedesktop.login1.Manager",
@@ -115,12 +116,25 @@ pub struct Logind {
     tracked: HashMap<SessionId, Tracked>,
     /// The caller's own session, once asked.
     current: Option<Option<SessionId>>,
+    /// The ssh (or bridge) process the connection runs through, if any: kept alive with it.
+    _tunnel: Option<Tunnel>,
 }
 
 impl Logind {
     /// Uses logind on `conn`, after checking that it answers. `local`: the bus is this host's
     /// own. `why` is shown by `/V`.
     pub fn connect(conn: Connection, local: bool, why: impl Into<String>) -> Result<Logind> {
+        Logind::through(conn, None, local, why)
+    }
+
+    /// Uses logind on a connection that runs through `tunnel` (ssh, a bridge): another
+    /// host's or machine's bus, never this host's.
+    pub fn through(
+        conn: Connection,
+        tunnel: Option<Tunnel>,
+        local: bool,
+        why: impl Into<String>,
+    ) -> Result<Logind> {
         let backend = Logind {
             conn,
             local,
@@ -128,6 +142,7 @@ impl Logind {
             own_pid: Pid(std::process::id() as i32),
             tracked: HashMap::new(),
             current: None,
+            _tunnel: tunnel,
         };
         backend.ping()?;
         Ok(backend)
@@ -422,6 +437,30 @@ impl Backend for Logind {
 
     fn current(&mut self) -> Result<Option<SessionId>> {
         Ok(self.own_session())
+    }
+
+    /// On another host's bus, the caller is whoever the bus there sees: the ssh user.
+    fn caller(&mut self) -> Result<Caller> {
+        if self.local {
+            return Ok(Caller::current());
+        }
+        zbus::block_on(async {
+            let dbus = zbus::fdo::DBusProxy::new(&self.conn).await?;
+            let me = self
+                .conn
+                .unique_name()
+                .ok_or_else(|| zbus::Error::Failure("no unique name".into()))?;
+            let uid = dbus
+                .get_connection_unix_user(zbus::names::BusName::from(me.as_ref()))
+                .await?;
+            Ok::<u32, zbus::Error>(uid)
+        })
+        .map(|uid| Caller {
+            uid: Uid(uid),
+            name: uid.to_string(),
+            is_root: uid == 0,
+        })
+        .map_err(|e| bus_error(e, "cannot learn who the bus sees"))
     }
 
     fn check_access(&mut self, session: &Session, caller: &Caller) -> Result<()> {

@@ -59,9 +59,22 @@ struct Cli {
     #[arg(value_name = "SESSION")]
     sessions: Vec<String>,
 
-    /// Log off on this server instead of the local host (/SERVER:servername)
+    /// Act on this server over ssh instead of the local host (/SERVER:servername); several
+    /// may be given, repeated or comma-separated ([user@]host[:port])
     #[arg(long, value_name = "SERVER")]
     server: Vec<String>,
+
+    /// Read servers from FILE, one per line (# starts a comment)
+    #[arg(long, value_name = "FILE")]
+    servers_file: Option<String>,
+
+    /// How many servers to work on at once
+    #[arg(long, value_name = "N", default_value = "16", value_parser = clap::value_parser!(u16).range(1..))]
+    parallel: u16,
+
+    /// Give up on a server that does not answer within DURATION
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration::parse)]
+    connect_timeout: Duration,
 
     /// Print one line per action performed (/V)
     #[arg(short, long)]
@@ -118,6 +131,9 @@ pub struct Args {
     pub mode: Mode,
     pub sessions: Vec<String>,
     pub servers: Vec<String>,
+    pub servers_file: Option<String>,
+    pub parallel: usize,
+    pub connect_timeout: Duration,
     pub verbose: bool,
     pub vm: bool,
     pub machine: Option<String>,
@@ -195,10 +211,13 @@ fn validate(cli: Cli) -> Result<Args> {
             return Err(Error::invalid("empty server name"));
         }
     }
-    if let Some(m) = &cli.machine
-        && m.is_empty()
+    if let Some(m) = &cli.machine {
+        super::places::check_machine(m)?;
+    }
+    if let Some(f) = &cli.servers_file
+        && f.is_empty()
     {
-        return Err(Error::invalid("empty machine name"));
+        return Err(Error::invalid("empty servers file name"));
     }
     if mode == Mode::Logoff && (cli.vm || cli.machine.is_some()) {
         // The seed: "The unique ID of the session needs to be specified."
@@ -212,6 +231,9 @@ fn validate(cli: Cli) -> Result<Args> {
         mode,
         sessions: cli.sessions,
         servers: cli.server,
+        servers_file: cli.servers_file,
+        parallel: usize::from(cli.parallel),
+        connect_timeout: cli.connect_timeout,
         verbose: cli.verbose,
         vm: cli.vm || cli.machine.is_some(),
         machine: cli.machine,
@@ -277,6 +299,24 @@ mod tests {
             assert_eq!(ok(args).servers, ["h1"], "{args:?}");
         }
         assert_eq!(ok(&["TERM04", "/server:Server1"]).sessions, ["TERM04"]);
+    }
+
+    #[test]
+    fn many_servers() {
+        let a = ok(&["/SERVER:h1,h2", "--server", "h3"]);
+        assert_eq!(a.servers, ["h1,h2", "h3"]);
+        assert_eq!(
+            ok(&["--servers-file", "fleet.txt"]).servers_file.as_deref(),
+            Some("fleet.txt")
+        );
+        assert_eq!(ok(&[]).parallel, 16);
+        assert_eq!(ok(&["--parallel", "3"]).parallel, 3);
+        invalid(&["--parallel", "0"]);
+        assert_eq!(
+            ok(&["--connect-timeout", "2s"]).connect_timeout,
+            Duration::from_secs(2)
+        );
+        invalid(&["/VM:a;b", "7"]);
     }
 
     #[test]

@@ -3,20 +3,24 @@
 
 pub mod args;
 pub mod argv;
+pub mod places;
 
 use std::process::ExitCode;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde::Serialize;
 
-use crate::backend::{self, Backend};
+use crate::backend::Backend;
 use crate::error::{Error, Kind, Result};
 use crate::logoff::{self, Log, Options, Outcome};
+use crate::model::Session;
 use crate::output::{self, Out, SessionRow};
 use crate::select;
-use crate::system::host;
 use args::{Args, Mode};
+use places::Place;
 
 /// Runs logoff with the process's arguments and returns its exit status.
 pub fn main() -> ExitCode {
@@ -64,105 +68,204 @@ fn invalid_parameters(e: &Error) -> ExitCode {
     e.exit_code()
 }
 
-/// Where the command acts: this host, through the chosen backend.
-struct Target {
-    host: String,
-    backend: Box<dyn Backend>,
+/// One place's backend, opened in the worker that uses it.
+fn open(args: &Args, place: &Place, ends_sessions: bool) -> Result<Box<dyn Backend>> {
+    places::open(
+        place,
+        args.machine.as_deref(),
+        args.backend,
+        ends_sessions,
+        args.connect_timeout,
+    )
 }
 
-fn open_target(args: &Args, ends_sessions: bool) -> Result<Target> {
-    if let Some(remote) = args.servers.iter().find(|s| !host::is_local(s)) {
-        let host = crate::transport::Host::parse(remote)?;
-        let (conn, tunnel) =
-            crate::transport::over_ssh(&host, &[], std::time::Duration::from_secs(10))?;
-        let backend = crate::backend::logind::Logind::through(
-            conn,
-            Some(tunnel),
-            false,
-            format!("{} over ssh", host.label),
-        )?;
-        return Ok(Target {
-            host: host.label,
-            backend: Box::new(backend),
-        });
+/// `/V` lines go to standard output as they happen, prefixed with the host when there are
+/// several.
+struct Verbose<'a> {
+    enabled: bool,
+    prefix: String,
+    out: &'a Mutex<Out>,
+}
+
+impl Log for Verbose<'_> {
+    fn action(&mut self, line: &str) {
+        if self.enabled
+            && let Ok(mut out) = self.out.lock()
+        {
+            out.line(&format!("{}{line}", self.prefix));
+        }
     }
-    if let Some(machine) = &args.machine {
-        return Err(Error::new(
-            Kind::Remote,
-            format!("cannot reach machine '{machine}': /VM:NAME is not supported yet"),
+}
+
+/// Runs `job` for every place, at most `limit` at once, and returns the results in place
+/// order. One place failing or hanging does not hold up the others beyond its own timeouts.
+fn for_each_place<R: Send>(
+    places: &[Place],
+    limit: usize,
+    job: impl Fn(&Place) -> Result<R> + Sync,
+) -> Vec<Result<R>> {
+    if places.len() == 1 || limit <= 1 {
+        return places.iter().map(&job).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let slots: Vec<Mutex<Option<Result<R>>>> = places.iter().map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..limit.min(places.len()) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(place) = places.get(i) else { break };
+                    let result = job(place);
+                    if let Ok(mut slot) = slots[i].lock() {
+                        *slot = Some(result);
+                    }
+                }
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .map(|slot| {
+            slot.into_inner()
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| Err(Error::system("a worker thread failed")))
+        })
+        .collect()
+}
+
+/// Prints a place's failure (prefixed with the place when there are several).
+fn place_error(multi: bool, place: &Place, e: &Error) {
+    if e.message().is_empty() {
+        return;
+    }
+    if multi {
+        output::error_line(&format!("{}: {}", place.label, e.message()));
+    } else {
+        output::error_line(e.message());
+    }
+}
+
+/// With several places: which of them failed, on standard error.
+fn summary(places: &[Place], failed: &[&Place]) {
+    if places.len() > 1 && !failed.is_empty() {
+        output::error_line(&format!(
+            "{} of {} hosts failed: {}",
+            failed.len(),
+            places.len(),
+            failed
+                .iter()
+                .map(|p| p.label.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
-    Ok(Target {
-        host: host::hostname(),
-        backend: backend::open_local(args.backend, ends_sessions)?,
-    })
 }
 
 fn list(args: &Args, out: &mut Out) -> Result<()> {
-    let mut target = open_target(args, false)?;
-    let sessions = target.backend.list()?;
-    let current = target.backend.current()?;
-    let shown: Vec<&crate::model::Session> = if args.sessions.is_empty() {
-        sessions.iter().collect()
-    } else {
-        select::resolve(&sessions, &args.sessions, current.as_ref())?
-    };
-    let backend_name = target.backend.name();
-    let now = Timestamp::now();
-    let mut rows: Vec<SessionRow> = shown
-        .iter()
-        .map(|s| {
-            SessionRow::new(
-                &target.host,
-                backend_name,
-                s,
-                current.as_ref() == Some(&s.id),
-                now,
-            )
-        })
-        .collect();
-    output::sort_rows(&mut rows);
-    if args.verbose && !args.json {
-        out.line(&format!("backend: {}", target.backend.describe()));
+    let places = places::plan(&args.servers, args.servers_file.as_deref())?;
+    let multi = places.len() > 1;
+    let shared = Mutex::new(std::mem::take(out));
+    let results = for_each_place(&places, args.parallel, |place| {
+        let mut backend = open(args, place, false)?;
+        if args.verbose && !args.json {
+            Verbose {
+                enabled: true,
+                prefix: if multi {
+                    format!("{}: ", place.label)
+                } else {
+                    String::new()
+                },
+                out: &shared,
+            }
+            .action(&format!("backend: {}", backend.describe()));
+        }
+        let sessions = backend.list()?;
+        let current = backend.current()?;
+        let shown: Vec<&Session> = if args.sessions.is_empty() {
+            sessions.iter().collect()
+        } else {
+            select::resolve(&sessions, &args.sessions, current.as_ref())?
+        };
+        let now = Timestamp::now();
+        Ok(shown
+            .iter()
+            .map(|s| {
+                SessionRow::new(
+                    &place.label,
+                    backend.name(),
+                    s,
+                    current.as_ref() == Some(&s.id),
+                    now,
+                )
+            })
+            .collect::<Vec<SessionRow>>())
+    });
+    *out = shared.into_inner().unwrap_or_default();
+    let mut rows = Vec::new();
+    let mut failed = Vec::new();
+    let mut first: Option<Error> = None;
+    for (place, result) in places.iter().zip(results) {
+        match result {
+            Ok(r) => rows.extend(r),
+            // One place: its error is the command's, as it always was.
+            Err(e) if !multi => return Err(e),
+            Err(e) => {
+                place_error(multi, place, &e);
+                failed.push(place);
+                first.get_or_insert(e);
+            }
+        }
     }
+    output::sort_rows(&mut rows);
     if args.json {
         out.line(&to_json(&rows)?);
     } else {
         out.print(&output::session_table(
             &rows,
-            false,
+            multi,
             !args.no_legend,
             &TimeZone::system(),
         ));
     }
-    Ok(())
-}
-
-/// `/V` lines go to standard output as they happen.
-struct Verbose<'a> {
-    enabled: bool,
-    out: &'a mut Out,
-}
-
-impl Log for Verbose<'_> {
-    fn action(&mut self, line: &str) {
-        if self.enabled {
-            self.out.line(line);
-        }
+    summary(&places, &failed);
+    match first {
+        Some(e) => Err(Error::new(e.kind(), String::new())),
+        None => Ok(()),
     }
 }
 
 fn run_logoff(args: &Args, out: &mut Out) -> Result<()> {
+    let places = places::plan(&args.servers, args.servers_file.as_deref())?;
     crate::system::process::raise_fd_limit();
-    let mut target = open_target(args, true)?;
-    let caller = target.backend.caller()?;
-    let mut log = Verbose {
-        enabled: args.verbose && !args.json,
-        out,
-    };
-    log.action(&format!("backend: {}", target.backend.describe()));
-    let sessions = target.backend.list()?;
-    let current = target.backend.current()?;
+    let multi = places.len() > 1;
+    let shared = Mutex::new(std::mem::take(out));
+    let results = for_each_place(&places, args.parallel, |place| {
+        let mut log = Verbose {
+            enabled: args.verbose && !args.json,
+            prefix: if multi {
+                format!("{}: ", place.label)
+            } else {
+                String::new()
+            },
+            out: &shared,
+        };
+        logoff_place(args, place, &mut log)
+    });
+    *out = shared.into_inner().unwrap_or_default();
+    if !multi && let Some(Err(e)) = results.first() {
+        return Err(e.clone());
+    }
+    report(args, &places, &results, out)
+}
+
+/// Everything a logoff does on one place: list, resolve, check, log off.
+fn logoff_place(args: &Args, place: &Place, log: &mut Verbose<'_>) -> Result<Vec<Outcome>> {
+    let mut backend = open(args, place, true)?;
+    let caller = backend.caller()?;
+    log.action(&format!("backend: {}", backend.describe()));
+    let sessions = backend.list()?;
+    let current = backend.current()?;
     if args.vm
         && let Some(not_an_id) = args
             .sessions
@@ -173,8 +276,17 @@ fn run_logoff(args: &Args, out: &mut Out) -> Result<()> {
             "/VM needs the session's unique ID: '{not_an_id}' is not the ID of a session"
         )));
     }
+    if args.sessions.is_empty() && current.is_none() && place.reach != places::Reach::Local {
+        return Err(Error::new(
+            Kind::NoSuchSession,
+            format!(
+                "name the session to log off on {}: logoff does not run in a session there",
+                place.label
+            ),
+        ));
+    }
     let chosen = select::resolve(&sessions, &args.sessions, current.as_ref())?;
-    let targets: Vec<crate::model::Session> = chosen.into_iter().cloned().collect();
+    let targets: Vec<Session> = chosen.into_iter().cloned().collect();
     for s in &targets {
         log.action(&format!(
             "session {} found: user {} (uid {}), {}{}{}",
@@ -198,28 +310,21 @@ fn run_logoff(args: &Args, out: &mut Out) -> Result<()> {
         timeout: args.timeout,
         console: args.console,
     };
-    logoff::check(
-        target.backend.as_mut(),
-        &targets,
-        &caller,
-        current.as_ref(),
-        &opts,
-    )?;
-    let outcomes = logoff::run(
-        target.backend.as_mut(),
+    logoff::check(backend.as_mut(), &targets, &caller, current.as_ref(), &opts)?;
+    Ok(logoff::run(
+        backend.as_mut(),
         &targets,
         current.as_ref(),
         &opts,
-        &mut log,
-    );
-    report(args, &target.host, &outcomes, log.out)
+        log,
+    ))
 }
 
 #[derive(Serialize)]
 struct OutcomeJson<'a> {
     host: &'a str,
-    id: &'a str,
-    user: &'a str,
+    id: Option<&'a str>,
+    user: Option<&'a str>,
     name: Option<&'a str>,
     logged_off: bool,
     asked: Option<usize>,
@@ -234,37 +339,76 @@ struct ErrorJson<'a> {
     message: &'a str,
 }
 
+impl<'a> ErrorJson<'a> {
+    fn of(e: &'a Error) -> ErrorJson<'a> {
+        ErrorJson {
+            kind: e.kind().as_str(),
+            message: e.message(),
+        }
+    }
+}
+
 /// Prints each outcome (errors on standard error, or everything as JSON) and returns the
 /// first failure, whose kind sets the exit status.
-fn report(args: &Args, host: &str, outcomes: &[Outcome], out: &mut Out) -> Result<()> {
+fn report(
+    args: &Args,
+    places: &[Place],
+    results: &[Result<Vec<Outcome>>],
+    out: &mut Out,
+) -> Result<()> {
+    let multi = places.len() > 1;
     if args.json {
-        let rows: Vec<OutcomeJson> = outcomes
-            .iter()
-            .map(|o| OutcomeJson {
-                host,
-                id: &o.session.id.0,
-                user: &o.session.user,
-                name: o.session.name(),
-                logged_off: o.result.is_ok(),
-                asked: o.result.as_ref().ok().and_then(|d| d.asked),
-                killed: o.result.as_ref().ok().and_then(|d| d.killed),
-                seconds: o.result.as_ref().ok().map(|d| d.elapsed.as_secs_f64()),
-                error: o.result.as_ref().err().map(|e| ErrorJson {
-                    kind: e.kind().as_str(),
-                    message: e.message(),
+        let mut rows: Vec<OutcomeJson> = Vec::new();
+        for (place, result) in places.iter().zip(results) {
+            match result {
+                Ok(outcomes) => rows.extend(outcomes.iter().map(|o| OutcomeJson {
+                    host: &place.label,
+                    id: Some(&o.session.id.0),
+                    user: Some(&o.session.user),
+                    name: o.session.name(),
+                    logged_off: o.result.is_ok(),
+                    asked: o.result.as_ref().ok().and_then(|d| d.asked),
+                    killed: o.result.as_ref().ok().and_then(|d| d.killed),
+                    seconds: o.result.as_ref().ok().map(|d| d.elapsed.as_secs_f64()),
+                    error: o.result.as_ref().err().map(ErrorJson::of),
+                })),
+                Err(e) => rows.push(OutcomeJson {
+                    host: &place.label,
+                    id: None,
+                    user: None,
+                    name: None,
+                    logged_off: false,
+                    asked: None,
+                    killed: None,
+                    seconds: None,
+                    error: Some(ErrorJson::of(e)),
                 }),
-            })
-            .collect();
+            }
+        }
         out.line(&to_json(&rows)?);
     }
-    let mut first = None;
-    for o in outcomes {
-        if let Err(e) = &o.result {
+    let mut first: Option<Error> = None;
+    let mut failed = Vec::new();
+    for (place, result) in places.iter().zip(results) {
+        let errors: Vec<&Error> = match result {
+            Ok(outcomes) => outcomes
+                .iter()
+                .filter_map(|o| o.result.as_ref().err())
+                .collect(),
+            Err(e) => vec![e],
+        };
+        if !errors.is_empty() {
+            failed.push(place);
+        }
+        for e in errors {
             if !args.json {
-                output::error_line(e.message());
+                place_error(multi, place, e);
             }
             first.get_or_insert_with(|| e.clone());
         }
+    }
+    if !args.json {
+        summary(places, &failed);
     }
     match first {
         // Already printed: carry the exit status only.

@@ -1,0 +1,144 @@
+//! Benchmark: one session logged off on each of 10 test hosts (systemd-nspawn with real sshd
+//! and logind, as the system tests boot them), in the same run:
+//!
+//! - logoff on one host: `logoff /SERVER:h1 pts/0`;
+//! - logoff on all ten in one command: `logoff /SERVER:h1,...,h10 pts/0`;
+//! - the baseline: a sequential loop of `loginctl -H hN terminate-session ID`.
+//!
+//! Wall time of each command. Goal: ten hosts within 1.5x of one. Needs root. Run with:
+//!
+//! ```text
+//! cargo bench --bench remote_logoff -- [--runs R] [--hosts N]
+//! ```
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::container::{self, Container, Fleet, SshSession};
+
+fn main() {
+    let mut runs = 5;
+    let mut n = 10;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--runs" => runs = args.next().and_then(|v| v.parse().ok()).unwrap_or(runs),
+            "--hosts" => n = args.next().and_then(|v| v.parse().ok()).unwrap_or(n),
+            _ => {}
+        }
+    }
+    let Some(hosts) = container::boot_many("remotebench", n) else {
+        std::process::exit(2);
+    };
+    let refs: Vec<&Container> = hosts.iter().collect();
+    let fleet = Fleet::new(&refs, "rb");
+    for h in &hosts {
+        h.add_user("carol");
+    }
+    let all = fleet.aliases.join(",");
+    let mut one = Vec::new();
+    let mut many = Vec::new();
+    let mut looped = Vec::new();
+    for _ in 0..runs {
+        let sessions = open(&hosts[..1]);
+        one.push(timed(|| {
+            logoff(&fleet, &[&format!("/SERVER:{}", fleet.aliases[0]), "pts/0"]);
+        }));
+        closed(sessions);
+
+        let sessions = open(&hosts);
+        many.push(timed(|| {
+            logoff(&fleet, &[&format!("/SERVER:{all}"), "pts/0"])
+        }));
+        closed(sessions);
+
+        let sessions = open(&hosts);
+        let ids: Vec<String> = sessions.iter().map(|s| s.id.clone()).collect();
+        looped.push(timed(|| {
+            for (alias, id) in fleet.aliases.iter().zip(&ids) {
+                let status = Command::new("loginctl")
+                    .args(["-H", alias, "terminate-session", id])
+                    .env("PATH", path_with(&fleet))
+                    .stdout(Stdio::null())
+                    .status()
+                    .expect("loginctl");
+                assert!(status.success(), "loginctl -H {alias} failed");
+            }
+        }));
+        closed(sessions);
+    }
+    let o = median(&mut one);
+    let m = median(&mut many);
+    let l = median(&mut looped);
+    println!("one session on each of {n} hosts, median of {runs} runs:");
+    println!(
+        "  logoff, one host                              {:>8.1} ms",
+        ms(o)
+    );
+    println!(
+        "  logoff, {n} hosts in one command               {:>8.1} ms   {:.2}x one host",
+        ms(m),
+        m.as_secs_f64() / o.as_secs_f64()
+    );
+    println!(
+        "  loop of loginctl -H host terminate-session    {:>8.1} ms   {:.2}x logoff's {n} hosts",
+        ms(l),
+        l.as_secs_f64() / m.as_secs_f64()
+    );
+}
+
+/// carol's session (the first with a terminal: pts/0) on each host.
+fn open(hosts: &[Container]) -> Vec<SshSession> {
+    let sessions: Vec<SshSession> = hosts.iter().map(|h| h.ssh("carol", "sleep 1000")).collect();
+    for s in &sessions {
+        assert_eq!(s.tty, "pts/0", "carol's session is not on pts/0");
+    }
+    sessions
+}
+
+/// Waits until every session's client has seen its connection close.
+fn closed(sessions: Vec<SshSession>) {
+    for mut s in sessions {
+        assert!(
+            s.wait_closed(Duration::from_secs(20)).is_some(),
+            "session {} still connected",
+            s.id
+        );
+    }
+}
+
+fn logoff(fleet: &Fleet, args: &[&str]) {
+    let out = fleet.logoff(args);
+    assert!(
+        out.status.success(),
+        "logoff {args:?}: {}",
+        common::text(&out.stderr)
+    );
+}
+
+/// `PATH` with the fleet's ssh wrapper first, for loginctl -H.
+fn path_with(fleet: &Fleet) -> String {
+    format!(
+        "{}:{}",
+        fleet.dir.0.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+fn timed(f: impl FnOnce()) -> Duration {
+    let start = Instant::now();
+    f();
+    start.elapsed()
+}
+
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}

@@ -1,0 +1,374 @@
+//! Remote hosts: `/SERVER` over ssh to real test hosts (systemd-nspawn, real sshd and logind),
+//! many at once, hosts that fail or hang, injection attempts, and `/VM` with a container
+//! registered with systemd-machined inside a test host.
+
+mod common;
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use common::container::{self, Container, Fleet};
+use common::{TempDir, logoff_bin, set_mode, text, wait_for};
+use serde_json::Value;
+
+fn assert_ok(out: &std::process::Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what}: exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+fn json_rows(out: &std::process::Output) -> Vec<Value> {
+    match serde_json::from_slice(&out.stdout) {
+        Ok(Value::Array(rows)) => rows,
+        other => panic!("not a JSON array: {other:?}\n{}", text(&out.stderr)),
+    }
+}
+
+#[test]
+fn one_command_for_three_hosts_and_a_failing_one_fails_alone() {
+    let Some(hosts) = container::boot_many("fleet", 3) else {
+        return;
+    };
+    let refs: Vec<&Container> = hosts.iter().collect();
+    let mut fleet = Fleet::new(&refs, "lt-h");
+    let all = fleet.aliases.join(",");
+    // carol's session is the first with a terminal on each host: pts/0 everywhere.
+    let mut carols = Vec::new();
+    let mut daves = Vec::new();
+    for h in &hosts {
+        h.add_user("carol");
+        h.add_user("dave");
+        carols.push(h.ssh("carol", "sleep 1000"));
+        daves.push(h.ssh("dave", "sleep 1001"));
+    }
+    for c in &carols {
+        assert_eq!(c.tty, "pts/0", "carol's terminal");
+    }
+
+    // The list over three hosts has a HOST column and every host's sessions.
+    let out = fleet.logoff(&["--list", &format!("/SERVER:{all}")]);
+    assert_ok(&out, "list three hosts");
+    let table = text(&out.stdout);
+    assert!(
+        table
+            .lines()
+            .next()
+            .is_some_and(|l| l.trim_start().starts_with("HOST")),
+        "{table}"
+    );
+    for alias in &fleet.aliases {
+        assert_eq!(
+            table
+                .lines()
+                .filter(|l| l.trim_start().starts_with(alias.as_str()))
+                .count(),
+            3,
+            "carol, dave and logoff's own ssh login on {alias}:\n{table}"
+        );
+    }
+    let args: Vec<String> = fleet
+        .aliases
+        .iter()
+        .flat_map(|a| ["--server".to_string(), a.clone()])
+        .collect();
+    let mut json_args: Vec<&str> = vec!["--list", "--json"];
+    json_args.extend(args.iter().map(String::as_str));
+    let rows = json_rows(&fleet.logoff(&json_args));
+    for alias in &fleet.aliases {
+        assert!(
+            rows.iter()
+                .any(|r| r["host"] == alias.as_str() && r["user"] == "carol"),
+            "{alias}: {rows:?}"
+        );
+    }
+
+    // One command logs carol off on all three; dave stays everywhere.
+    let out = fleet.logoff(&["-v", &format!("/SERVER:{all}"), "pts/0"]);
+    assert_ok(&out, "logoff on three hosts");
+    let said = text(&out.stdout);
+    for alias in &fleet.aliases {
+        assert!(said.contains(&format!("{alias}: session")), "{said}");
+    }
+    for c in &mut carols {
+        assert!(
+            c.wait_closed(Duration::from_secs(15)).is_some(),
+            "carol still connected"
+        );
+    }
+    for d in &mut daves {
+        assert!(d.is_connected(), "dave's session ended");
+    }
+
+    // One host down: the others still answer, that host's error is shown, the status is not 0.
+    let out = hosts[1].exec(&["systemctl", "stop", "ssh.socket", "ssh.service"]);
+    assert_ok(&out, "stop sshd on host 2");
+    let down = &fleet.aliases[1];
+    let out = fleet.logoff(&["--list", &format!("/SERVER:{all}")]);
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!("{down}: cannot connect to {down}")),
+        "{err}"
+    );
+    assert!(err.contains("Connection refused"), "ssh's own words: {err}");
+    assert!(
+        err.contains(&format!("1 of 3 hosts failed: {down}")),
+        "{err}"
+    );
+    let table = text(&out.stdout);
+    for (i, alias) in fleet.aliases.iter().enumerate() {
+        let listed = table
+            .lines()
+            .any(|l| l.trim_start().starts_with(alias.as_str()));
+        assert_eq!(listed, i != 1, "{alias}:\n{table}");
+    }
+    // A logoff on all three logs dave off where it can, and says where it could not.
+    let out = fleet.logoff(&["--json", &format!("/SERVER:{all}"), "pts/1"]);
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+    let results = json_rows(&out);
+    assert_eq!(results.len(), 3, "{results:?}");
+    for r in &results {
+        let up = r["host"] != down.as_str();
+        assert_eq!(r["logged_off"], up, "{r}");
+        if !up {
+            assert_eq!(r["error"]["kind"], "remote", "{r}");
+        }
+    }
+    assert!(daves[0].wait_closed(Duration::from_secs(15)).is_some());
+    assert!(daves[2].wait_closed(Duration::from_secs(15)).is_some());
+
+    // A host that accepts the connection and then says nothing delays nobody beyond the
+    // connect timeout.
+    let hang = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    let port = hang.local_addr().expect("addr").port();
+    let _accepting = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in hang.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    fleet.add_alias("lt-hang", port);
+    let start = Instant::now();
+    let out = fleet.logoff(&[
+        "--list",
+        "--connect-timeout",
+        "2s",
+        "--server",
+        "lt-h1",
+        "--server",
+        "lt-hang",
+    ]);
+    let took = start.elapsed();
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+    assert!(
+        took < Duration::from_secs(15),
+        "the hanging host held everyone for {took:?}"
+    );
+    assert!(
+        text(&out.stderr).contains("lt-hang"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(text(&out.stdout).contains("lt-h1"), "{}", text(&out.stdout));
+}
+
+#[test]
+fn host_names_are_data_never_options_or_shell() {
+    let dir = TempDir::new("inject");
+    let marker = dir.path("ran");
+    // An "ssh" that records any call: for these names it must never be called at all.
+    let calls = dir.path("calls");
+    let fake_ssh = dir.path("ssh");
+    std::fs::write(
+        &fake_ssh,
+        format!("#!/bin/sh\necho \"$@\" >> {}\nexit 255\n", calls.display()),
+    )
+    .expect("fake ssh");
+    set_mode(&fake_ssh, 0o755);
+    let touch = format!("touch {}", marker.display());
+    let attempts = [
+        format!("-oProxyCommand={touch}"),
+        format!("host;{touch}"),
+        format!("$({touch})"),
+        format!("`{touch}`"),
+        format!("host|{touch}"),
+        "host\nother".to_string(),
+    ];
+    let servers_file = dir.path("servers");
+    for attempt in &attempts {
+        let mut forms = vec![
+            vec!["--list".to_string(), format!("/SERVER:{attempt}")],
+            vec![
+                "--list".to_string(),
+                "--server".to_string(),
+                attempt.clone(),
+            ],
+            vec!["--list".to_string(), format!("--server=ok-host,{attempt}")],
+        ];
+        // In a file a newline separates names; every other attempt goes in a file too.
+        if !attempt.contains('\n') {
+            forms.push(vec![
+                "--list".to_string(),
+                "--servers-file".to_string(),
+                servers_file.display().to_string(),
+            ]);
+        }
+        for form in forms {
+            let mut f = std::fs::File::create(&servers_file).expect("servers file");
+            writeln!(f, "ok-host\n{attempt}").expect("write");
+            let out = std::process::Command::new(logoff_bin())
+                .args(&form)
+                .env("LOGOFF_SSH", &fake_ssh)
+                .output()
+                .expect("run");
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{form:?}: {}",
+                text(&out.stderr)
+            );
+            assert!(
+                text(&out.stderr).starts_with("Invalid parameter(s)\n"),
+                "{form:?}: {}",
+                text(&out.stderr)
+            );
+            assert!(!marker.exists(), "{form:?} ran a command");
+            assert!(
+                !calls.exists(),
+                "{form:?} called ssh: {}",
+                std::fs::read_to_string(&calls).unwrap_or_default()
+            );
+        }
+    }
+    // A machine name crosses a shell on the far side: the same care.
+    for bad in ["a;b", "$(x)", "`x`", "-x"] {
+        let out = std::process::Command::new(logoff_bin())
+            .args(["--list", "--server", "somehost", &format!("/VM:{bad}")])
+            .env("LOGOFF_SSH", &fake_ssh)
+            .output()
+            .expect("run");
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "/VM:{bad}: {}",
+            text(&out.stderr)
+        );
+        assert!(!calls.exists(), "/VM:{bad} called ssh");
+    }
+}
+
+#[test]
+fn vm_reaches_a_machine_registered_with_machined() {
+    let Some(h) = container::boot("machine") else {
+        return;
+    };
+    h.add_user("erin");
+    // A container inside the test host, registered with the test host's machined.
+    let out = h.sh("systemctl start systemd-machined && \
+         mkdir -p /run/inner && mount -t tmpfs tmpfs /run/inner && \
+         mkdir -p /run/inner/u /run/inner/w /run/inner/root && \
+         mount -t overlay overlay -o lowerdir=/,upperdir=/run/inner/u,workdir=/run/inner/w \
+           /run/inner/root && \
+         tr -d - < /proc/sys/kernel/random/uuid > /run/inner/root/etc/machine-id && \
+         echo inner > /run/inner/root/etc/hostname && \
+         rm -f /run/inner/root/etc/ssh/sshd_config.d/logoff-test.conf && \
+         systemd-run --unit=inner-machine systemd-nspawn -D /run/inner/root -M inner \
+           --register=yes -b --console=pipe -- systemd.unit=logoff-test.target");
+    assert_ok(&out, "start the inner machine");
+    assert!(
+        wait_for(Duration::from_secs(60), || {
+            let out = h.exec(&[
+                "machinectl",
+                "shell",
+                "inner",
+                "/bin/systemctl",
+                "is-system-running",
+            ]);
+            let said = text(&out.stdout);
+            said.contains("running") || said.contains("degraded")
+        }),
+        "the inner machine never came up"
+    );
+    let leader = text(
+        &h.exec(&["machinectl", "show", "inner", "-p", "Leader", "--value"])
+            .stdout,
+    )
+    .trim()
+    .to_string();
+    let _session = h.sh(&format!(
+        "nsenter -t {leader} -a su -l erin -c 'sleep 1009' >/dev/null 2>&1 &"
+    ));
+    let rows = || -> Vec<Value> { json_rows(&h.logoff(&["/VM:inner", "--list", "--json"])) };
+    assert!(
+        wait_for(Duration::from_secs(15), || rows()
+            .iter()
+            .any(|r| r["user"] == "erin")),
+        "erin's session in the machine never showed"
+    );
+    let id = rows()
+        .into_iter()
+        .find(|r| r["user"] == "erin")
+        .and_then(|r| r["id"].as_str().map(String::from))
+        .expect("erin's session");
+    // The test host's own logind does not know that session.
+    assert!(h.sessions(&[]).iter().all(|r| r["user"] != "erin"));
+
+    // From outside the test host: /SERVER and /VM together, over ssh.
+    let fleet = Fleet::new(&[&h], "lt-m");
+    let out = fleet.logoff(&["--list", "/SERVER:lt-m1", "/VM:inner", "-v"]);
+    assert_ok(&out, "list the machine over ssh");
+    assert!(text(&out.stdout).contains("machine inner on lt-m1 over ssh"));
+    assert!(text(&out.stdout).contains("erin"), "{}", text(&out.stdout));
+
+    // Per the seed, /VM needs the session's unique ID.
+    let out = h.logoff(&["/VM:inner"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let out = h.logoff(&["/VM:inner", "-v", &id]);
+    assert_ok(&out, "logoff in the machine");
+    assert!(
+        rows()
+            .iter()
+            .all(|r| r["id"] != id.as_str() || r["state"] == "closing")
+    );
+
+    // Clear errors: no such machine; machined not running.
+    let out = h.logoff(&["/VM:nosuch", "--list"]);
+    assert_eq!(out.status.code(), Some(6));
+    assert!(
+        text(&out.stderr).contains("cannot reach machine nosuch: no machine of that name"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_ok(
+        &h.exec(&["systemctl", "stop", "inner-machine"]),
+        "stop inner",
+    );
+    assert_ok(
+        &h.exec(&["systemctl", "stop", "systemd-machined"]),
+        "stop machined",
+    );
+    let out = h.logoff(&["/VM:inner", "--list"]);
+    assert_eq!(out.status.code(), Some(6));
+    assert!(
+        text(&out.stderr).contains("cannot reach machine inner"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // A host without systemd-stdio-bridge (as elogind hosts are) is named as such.
+    assert_ok(
+        &h.exec(&["rm", "/usr/bin/systemd-stdio-bridge"]),
+        "remove the bridge",
+    );
+    let out = fleet.logoff(&["--list", "/SERVER:lt-m1"]);
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no systemd-stdio-bridge"),
+        "{}",
+        text(&out.stderr)
+    );
+}
