@@ -22,6 +22,8 @@ pub enum Kind {
     System,
     /// A remote host could not be reached or answered with an error (exit 6).
     Remote,
+    /// The logoff was cancelled during its grace period (exit 130, as for SIGINT).
+    Cancelled,
 }
 
 impl Kind {
@@ -34,6 +36,7 @@ impl Kind {
             Kind::AccessDenied => 4,
             Kind::System => 5,
             Kind::Remote => 6,
+            Kind::Cancelled => 130,
         }
     }
 
@@ -46,6 +49,7 @@ impl Kind {
             Kind::AccessDenied => "access-denied",
             Kind::System => "system",
             Kind::Remote => "remote",
+            Kind::Cancelled => "cancelled",
         }
     }
 }
@@ -59,7 +63,8 @@ Exit status:
   3    no such session (or a name matched more than one); nothing was touched
   4    access denied, or a protected console session; nothing was touched
   5    the session backend or the system failed (D-Bus, /proc, ...)
-  6    a remote host could not be reached or failed";
+  6    a remote host could not be reached or failed
+  130  cancelled (Ctrl-C) during the grace period; nothing was logged off";
 
 /// An error with its kind and a complete, human-readable message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,6 +133,7 @@ mod tests {
             Kind::AccessDenied,
             Kind::System,
             Kind::Remote,
+            Kind::Cancelled,
         ];
         let mut seen = std::collections::HashSet::new();
         for k in kinds {

@@ -9,6 +9,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod backend;
 pub mod cli;
 pub mod duration;

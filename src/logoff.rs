@@ -1,9 +1,12 @@
-//! The logoff flow, written once against [`Backend`]: check → terminate → wait → kill →
-//! verify → report.
+//! The logoff flow, written once against [`Backend`]: check → warn → terminate → wait →
+//! kill → verify → report.
 //!
 //! Guarantees:
 //! - Every target is checked (console protection, privilege) before any signal is sent; one
 //!   refusal fails the command with nothing touched.
+//! - With `--message`/`--grace`, the users are warned on their terminals, reminded a minute
+//!   and ten seconds before the end (as shutdown does), and a cancelled grace period logs
+//!   nobody off and tells them so.
 //! - Programs get SIGHUP and SIGTERM first and `--timeout` to save their work; only what is
 //!   still running then gets SIGKILL, repeated until nothing of the session runs.
 //! - A session counts as logged off only when the backend verifies that no process of it is
@@ -12,8 +15,10 @@
 //!   it finishes ending and verifying the others before it exits.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
 
 use crate::backend::{Backend, Signalled};
 use crate::duration;
@@ -48,11 +53,138 @@ pub struct Done {
     /// Processes that needed SIGKILL.
     pub killed: Option<usize>,
     pub elapsed: Duration,
+    /// `--dry-run`: nothing was done; `processes` says how many there were.
+    pub planned: bool,
+    pub processes: Option<usize>,
 }
 
-/// Receives one line per action for `/V`.
+/// Receives one line per action for `/V`, and problems worth saying in any case.
 pub trait Log {
     fn action(&mut self, line: &str);
+
+    /// Something went wrong that does not stop the logoff (a warning that did not arrive).
+    fn problem(&mut self, line: &str) {
+        self.action(line);
+    }
+}
+
+/// The warning before a logoff.
+pub struct Warning<'a> {
+    pub message: Option<&'a str>,
+    pub grace: Duration,
+    /// Who logs them off: `root@host`.
+    pub by: String,
+    /// Set (by Ctrl-C) to cancel during the grace period.
+    pub cancel: &'a AtomicBool,
+}
+
+/// When, before the end of a grace period, the warning is repeated.
+const REMINDERS: [Duration; 2] = [Duration::from_secs(60), Duration::from_secs(10)];
+
+/// Warns the users of `targets` and waits out the grace period, repeating the warning a
+/// minute and ten seconds before its end when the period is longer than that. Cancelled
+/// (`Kind::Cancelled`): nothing is logged off, and the users are told.
+pub fn warn_and_wait(
+    backend: &mut dyn Backend,
+    targets: &[Session],
+    warning: &Warning<'_>,
+    log: &mut dyn Log,
+) -> Result<()> {
+    if warning.message.is_none() && warning.grace.is_zero() {
+        return Ok(());
+    }
+    let deadline = Instant::now() + warning.grace;
+    let at = Timestamp::now() + warning.grace;
+    notify(backend, targets, log, |s| {
+        notice(warning, s, warning.grace, at)
+    });
+    let mut reminders: Vec<Duration> = REMINDERS
+        .into_iter()
+        .filter(|r| *r < warning.grace)
+        .collect();
+    loop {
+        if warning.cancel.load(Ordering::SeqCst) {
+            notify(backend, targets, log, |_| cancelled(warning));
+            return Err(Error::new(
+                Kind::Cancelled,
+                "cancelled during the grace period: nobody was logged off",
+            ));
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(());
+        }
+        if let Some(&next) = reminders.first()
+            && left <= next
+        {
+            reminders.remove(0);
+            notify(backend, targets, log, |s| notice(warning, s, next, at));
+        }
+        std::thread::sleep(left.min(Duration::from_millis(100)));
+    }
+}
+
+fn notify(
+    backend: &mut dyn Backend,
+    targets: &[Session],
+    log: &mut dyn Log,
+    text: impl Fn(&Session) -> String,
+) {
+    for s in targets {
+        match backend.warn(s, &text(s)) {
+            Ok(w) => {
+                if !w.reached.is_empty() {
+                    log.action(&format!(
+                        "session {}: warned on {}",
+                        s.id,
+                        w.reached.join(", ")
+                    ));
+                }
+                if !w.missed.is_empty() {
+                    log.problem(&format!(
+                        "could not warn {} on {}",
+                        s.describe(),
+                        w.missed.join(", ")
+                    ));
+                }
+                if w.reached.is_empty() && w.missed.is_empty() {
+                    log.action(&format!("session {}: no terminal to warn on", s.id));
+                }
+            }
+            Err(e) => log.problem(&format!("could not warn {}: {e}", s.describe())),
+        }
+    }
+}
+
+/// The text on a user's terminal: who logs them off, when, and the admin's message.
+fn notice(w: &Warning<'_>, s: &Session, left: Duration, at: Timestamp) -> String {
+    let when = if left.is_zero() {
+        "now".to_string()
+    } else {
+        format!(
+            "in {} (at {})",
+            duration::display(left),
+            at.to_zoned_datetime(jiff::tz::TimeZone::system())
+                .strftime("%H:%M:%S %Z")
+        )
+    };
+    let mut text = format!(
+        "\r\n\x07*** logoff: {} is logging off this session ({}) {when} ***\r\n",
+        crate::system::tty::sanitize(&w.by),
+        crate::system::tty::sanitize(&format!("{}, {}", s.id, s.owner_and_place())),
+    );
+    if let Some(m) = w.message {
+        text.push_str(&crate::system::tty::sanitize(m));
+        text.push_str("\r\n");
+    }
+    text
+}
+
+fn cancelled(w: &Warning<'_>) -> String {
+    format!(
+        "\r\n\x07*** logoff: {} cancelled the logoff of this session; carry on ***\r\n",
+        crate::system::tty::sanitize(&w.by)
+    )
 }
 
 /// Checks every target before anything is touched.
@@ -380,6 +512,13 @@ mod tests {
         fn current(&mut self) -> Result<Option<SessionId>> {
             Ok(None)
         }
+        fn warn(&mut self, _: &Session, _: &str) -> Result<crate::backend::Warned> {
+            self.calls.push("warn".into());
+            Ok(crate::backend::Warned {
+                reached: vec!["pts/1".into()],
+                missed: vec![],
+            })
+        }
         fn terminate(&mut self, _: &Session) -> Result<Signalled> {
             self.calls.push("terminate".into());
             let n = self.polite + self.stubborn;
@@ -449,6 +588,56 @@ mod tests {
             name: "me".into(),
             is_root: root,
         }
+    }
+
+    #[test]
+    fn a_warning_goes_out_and_cancel_stops_everything() {
+        let mut b = Fake::default();
+        let cancel = AtomicBool::new(false);
+        let w = Warning {
+            message: Some("save your work"),
+            grace: Duration::ZERO,
+            by: "root@h".into(),
+            cancel: &cancel,
+        };
+        let mut log = Lines(vec![]);
+        warn_and_wait(&mut b, &[session("7", 1, "pts/1")], &w, &mut log).expect("warned");
+        assert_eq!(b.calls, ["warn"]);
+        assert!(
+            log.0.iter().any(|l| l.contains("warned on pts/1")),
+            "{:?}",
+            log.0
+        );
+
+        cancel.store(true, Ordering::SeqCst);
+        let w = Warning {
+            grace: Duration::from_secs(3600),
+            ..w
+        };
+        let e = warn_and_wait(&mut b, &[session("7", 1, "pts/1")], &w, &mut log)
+            .expect_err("cancelled");
+        assert_eq!(e.kind(), Kind::Cancelled);
+        // Warned, then told it was cancelled; nothing else.
+        assert_eq!(b.calls, ["warn", "warn", "warn"]);
+    }
+
+    #[test]
+    fn notices_name_who_and_when_and_defuse_escapes() {
+        let cancel = AtomicBool::new(false);
+        let w = Warning {
+            message: Some("bye\u{1b}[2J"),
+            grace: Duration::from_secs(300),
+            by: "root@h".into(),
+            cancel: &cancel,
+        };
+        let s = session("7", 1, "pts/1");
+        let text = notice(&w, &s, Duration::from_secs(300), Timestamp::now());
+        assert!(
+            text.contains("root@h is logging off this session (7, u1 on pts/1) in 5m"),
+            "{text}"
+        );
+        assert!(text.contains("bye^[[2J"), "{text}");
+        assert!(!text.contains('\u{1b}'));
     }
 
     #[test]

@@ -79,6 +79,8 @@ pub struct Session {
     pub remote: bool,
     /// Since when the session has been idle (terminal access time, or logind's idle hint).
     pub idle_since: Option<Timestamp>,
+    /// logind's idle hint, where the backend has one.
+    pub idle_hint: Option<bool>,
     pub logon_time: Option<Timestamp>,
     pub leader: Option<Pid>,
     /// Number of processes, where the backend counts them cheaply.
@@ -113,6 +115,12 @@ impl Session {
             Some(name) => format!("{} on {}", self.user, name),
             None => self.user.clone(),
         }
+    }
+
+    /// How long the session has been idle at `now`, where known.
+    pub fn idle_for(&self, now: Timestamp) -> Option<std::time::Duration> {
+        let since = self.idle_since?;
+        std::time::Duration::try_from(now.duration_since(since)).ok()
     }
 
     /// `session 7 (bob on pts/2)` — how messages name a session.

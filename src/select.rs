@@ -6,10 +6,160 @@
 //! or `console` — the session on the console or a virtual terminal, the foreground one if
 //! there are several. An argument that matches nothing, or more than one session, fails the
 //! whole command.
+//!
+//! Filters (`--user`, `--state`, `--idle-for`, `--from`, `--remote`/`--local`, `--all`)
+//! combine: a session must pass all of them. With filters and no argument, a logoff takes
+//! every session that passes except the caller's own (name it to include it) — it never falls
+//! back to "the current session". A named session must pass the filters too.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
 
 use crate::error::{Error, Kind, Result};
 use crate::model::{Session, SessionId, id_sort_key};
 use crate::system::tty;
+
+/// Values of `--state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum State {
+    /// In the foreground (logind: active on its seat; ssh sessions are active).
+    Active,
+    /// Logged in, in the background (a virtual terminal not shown).
+    Online,
+    /// Ended, with processes left behind (logind's closing).
+    Closing,
+    /// Idle for a minute or more (logind's idle hint, or the terminal's access time).
+    Idle,
+    /// Processes remain but the terminal or connection is gone: logind's closing sessions,
+    /// and on procfs hosts sessions in which no process holds a terminal any more.
+    Disconnected,
+}
+
+/// How long a terminal must go untouched to count as idle for `--state idle`.
+pub const IDLE_AFTER: Duration = Duration::from_secs(60);
+
+impl State {
+    pub fn matches(self, s: &Session, now: Timestamp) -> bool {
+        match self {
+            State::Active => s.state == "active",
+            State::Online => s.state == "online",
+            State::Closing => s.state == "closing",
+            State::Idle => {
+                s.idle_hint == Some(true) || s.idle_for(now).is_some_and(|d| d >= IDLE_AFTER)
+            }
+            State::Disconnected => s.state == "closing" || s.state == "disconnected",
+        }
+    }
+}
+
+/// The selection filters of the command line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filters {
+    /// User names or uids (any of them).
+    pub users: Vec<String>,
+    /// States (any of them).
+    pub states: Vec<State>,
+    pub idle_for: Option<Duration>,
+    pub from: Option<String>,
+    /// `Some(true)`: `--remote`; `Some(false)`: `--local`.
+    pub remote: Option<bool>,
+    pub all: bool,
+}
+
+impl Filters {
+    /// Whether any filter (or `--all`) was given.
+    pub fn given(&self) -> bool {
+        self.all
+            || !self.users.is_empty()
+            || !self.states.is_empty()
+            || self.idle_for.is_some()
+            || self.from.is_some()
+            || self.remote.is_some()
+    }
+
+    pub fn matches(&self, s: &Session, now: Timestamp) -> bool {
+        let user = self.users.is_empty()
+            || self
+                .users
+                .iter()
+                .any(|u| *u == s.user || u.parse::<u32>().is_ok_and(|n| n == s.uid.0));
+        let state = self.states.is_empty() || self.states.iter().any(|st| st.matches(s, now));
+        let idle = self
+            .idle_for
+            .is_none_or(|min| s.idle_for(now).is_some_and(|d| d >= min));
+        let from = self.from.as_ref().is_none_or(|f| {
+            s.remote_host
+                .as_deref()
+                .is_some_and(|h| h.eq_ignore_ascii_case(f))
+        });
+        let remote = self.remote.is_none_or(|r| s.remote == r);
+        user && state && idle && from && remote
+    }
+
+    /// The filters as the command line spelled them, for messages.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        for u in &self.users {
+            parts.push(format!("--user {u}"));
+        }
+        for st in &self.states {
+            parts.push(format!("--state {}", format!("{st:?}").to_lowercase()));
+        }
+        if let Some(d) = self.idle_for {
+            parts.push(format!("--idle-for {}", crate::duration::display(d)));
+        }
+        if let Some(f) = &self.from {
+            parts.push(format!("--from {f}"));
+        }
+        match self.remote {
+            Some(true) => parts.push("--remote".into()),
+            Some(false) => parts.push("--local".into()),
+            None => {}
+        }
+        if self.all {
+            parts.push("--all".into());
+        }
+        parts.join(" ")
+    }
+}
+
+/// The sessions a logoff (or a list) is about: the named ones (which must pass the filters),
+/// else with filters every session that passes (a logoff leaves out the caller's own: `own`
+/// false), else the current session.
+pub fn select<'a>(
+    sessions: &'a [Session],
+    args: &[String],
+    filters: &Filters,
+    current: Option<&SessionId>,
+    include_own: bool,
+    now: Timestamp,
+) -> Result<Vec<&'a Session>> {
+    if !args.is_empty() {
+        let named = resolve(sessions, args, current)?;
+        if let Some(s) = named.iter().find(|s| !filters.matches(s, now)) {
+            return Err(Error::new(
+                Kind::NoSuchSession,
+                format!(
+                    "{} does not match {}; nothing was touched",
+                    s.describe(),
+                    filters.describe()
+                ),
+            ));
+        }
+        return Ok(named);
+    }
+    if filters.given() {
+        let mut chosen: Vec<&Session> = sessions
+            .iter()
+            .filter(|s| filters.matches(s, now))
+            .filter(|s| include_own || current != Some(&s.id))
+            .collect();
+        chosen.sort_by_key(|s| id_sort_key(&s.id));
+        return Ok(chosen);
+    }
+    resolve(sessions, args, current)
+}
 
 /// The sessions named by `args` (or the current session when `args` is empty), in argument
 /// order, each once.
@@ -207,6 +357,130 @@ mod tests {
         assert_eq!(e.kind(), Kind::NoSuchSession);
         assert!(e.message().contains("more than one"), "{e}");
         assert!(e.message().contains("5 (bob on pts/1)") && e.message().contains("9 (frank"));
+    }
+
+    fn now() -> Timestamp {
+        "2026-11-24T12:00:00Z".parse().expect("ts")
+    }
+
+    fn with(mut s: Session, f: impl FnOnce(&mut Session)) -> Session {
+        f(&mut s);
+        s
+    }
+
+    fn fleet() -> Vec<Session> {
+        let t = |m: i64| Some(now() - jiff::SignedDuration::from_mins(m));
+        vec![
+            with(s("3", "alice", Some("pts/0"), "active"), |x| {
+                x.idle_since = t(0);
+                x.remote = true;
+                x.remote_host = Some("10.0.0.5".into());
+            }),
+            with(s("5", "bob", Some("pts/1"), "active"), |x| {
+                x.idle_since = t(120);
+                x.remote = true;
+                x.remote_host = Some("10.0.0.6".into());
+                x.uid = crate::model::Uid(1002);
+            }),
+            with(s("7", "bob", Some("tty2"), "online"), |x| {
+                x.idle_since = t(5)
+            }),
+            with(s("9", "bob", None, "closing"), |_| {}),
+            with(s("11", "carol", None, "disconnected"), |_| {}),
+        ]
+    }
+
+    fn sel(f: &Filters, own: Option<&str>) -> Vec<String> {
+        let all = fleet();
+        let cur = own.map(|o| SessionId(o.into()));
+        select(&all, &[], f, cur.as_ref(), false, now())
+            .expect("select")
+            .iter()
+            .map(|s| s.id.0.clone())
+            .collect()
+    }
+
+    #[test]
+    fn filters_combine() {
+        let f = Filters {
+            users: vec!["bob".into()],
+            ..Filters::default()
+        };
+        assert_eq!(sel(&f, None), ["5", "7", "9"]);
+        let f = Filters {
+            users: vec!["1002".into()],
+            ..Filters::default()
+        };
+        assert_eq!(sel(&f, None), ["5"]);
+        let f = Filters {
+            users: vec!["bob".into()],
+            remote: Some(true),
+            ..Filters::default()
+        };
+        assert_eq!(sel(&f, None), ["5"]);
+        let f = Filters {
+            remote: Some(false),
+            ..Filters::default()
+        };
+        assert_eq!(sel(&f, None), ["7", "9", "11"]);
+        let f = Filters {
+            idle_for: Some(Duration::from_secs(3600)),
+            ..Filters::default()
+        };
+        assert_eq!(sel(&f, None), ["5"]);
+        let f = Filters {
+            from: Some("10.0.0.5".into()),
+            ..Filters::default()
+        };
+        assert_eq!(sel(&f, None), ["3"]);
+    }
+
+    #[test]
+    fn states() {
+        let st = |x: State| Filters {
+            states: vec![x],
+            ..Filters::default()
+        };
+        assert_eq!(sel(&st(State::Active), None), ["3", "5"]);
+        assert_eq!(sel(&st(State::Online), None), ["7"]);
+        assert_eq!(sel(&st(State::Closing), None), ["9"]);
+        assert_eq!(sel(&st(State::Idle), None), ["5", "7"]);
+        assert_eq!(sel(&st(State::Disconnected), None), ["9", "11"]);
+    }
+
+    #[test]
+    fn all_leaves_out_the_callers_own_session() {
+        let f = Filters {
+            all: true,
+            ..Filters::default()
+        };
+        assert_eq!(sel(&f, Some("3")), ["5", "7", "9", "11"]);
+        // Named, it is included.
+        let all = fleet();
+        let cur = SessionId("3".into());
+        let got = select(&all, &args(&["3"]), &f, Some(&cur), false, now()).expect("named");
+        assert_eq!(got[0].id.0, "3");
+    }
+
+    #[test]
+    fn filters_never_fall_back_to_the_current_session() {
+        let f = Filters {
+            users: vec!["nobody".into()],
+            ..Filters::default()
+        };
+        assert!(sel(&f, Some("3")).is_empty());
+    }
+
+    #[test]
+    fn a_named_session_must_pass_the_filters() {
+        let all = fleet();
+        let f = Filters {
+            users: vec!["alice".into()],
+            ..Filters::default()
+        };
+        let e = select(&all, &args(&["5"]), &f, None, false, now()).expect_err("bob's");
+        assert_eq!(e.kind(), Kind::NoSuchSession);
+        assert!(e.message().contains("--user alice"), "{e}");
     }
 
     #[test]

@@ -26,7 +26,7 @@ use futures_util::future::join_all;
 use zbus::names::InterfaceName;
 use zbus::{Connection, OwnedObjectPath, OwnedVariant};
 
-use super::{Backend, Signalled, access_denied};
+use super::{Backend, Signalled, Warned, access_denied, deliver_locally};
 use crate::error::{Error, Kind, Result};
 use crate::model::{Pid, ProcessInfo, Session, SessionId, Uid};
 use crate::system::process::{Handle, Proc};
@@ -75,6 +75,14 @@ trait Manager {
 )]
 trait Systemd {
     fn get_unit_processes(&self, unit: &str) -> zbus::Result<Vec<(String, u32, String)>>;
+
+    fn start_transient_unit(
+        &self,
+        name: &str,
+        mode: &str,
+        properties: &[(&str, zbus::Variant<'_>)],
+        aux: &[(&str, &[(&str, zbus::Variant<'_>)])],
+    ) -> zbus::Result<OwnedObjectPath>;
 }
 
 #[zbus::proxy(
@@ -101,6 +109,9 @@ const MANAGE_ACTION: &str = "org.freedesktop.login1.manage";
 /// watched through pidfds (another host's processes).
 const POLL_FIRST: Duration = Duration::from_millis(10);
 const POLL_MAX: Duration = Duration::from_millis(200);
+
+/// How long a warning to another host's terminal may take to be written.
+const WARNING_WAIT: Duration = Duration::from_secs(5);
 
 /// How long to wait, once no process is left, for logind to mark the session closing.
 const CLOSING_WAIT: Duration = Duration::from_secs(2);
@@ -357,6 +368,74 @@ impl Logind {
         })
     }
 
+    /// Writes `text` to a terminal of another host: a transient service there runs `cat` with
+    /// the text as its standard input and the terminal as its standard output. The text is
+    /// data, never a command line.
+    async fn write_remote(&self, session: &Session, tty: &str, text: &str) -> Result<()> {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static SERIAL: AtomicU32 = AtomicU32::new(0);
+        let systemd = SystemdProxy::new(&self.conn)
+            .await
+            .map_err(|e| bus_error(e, "cannot reach systemd"))?;
+        let unit = format!(
+            "logoff-warning-{}-{}-{}.service",
+            bus_label(&session.id.0),
+            std::process::id(),
+            SERIAL.fetch_add(1, Ordering::SeqCst)
+        );
+        let exec: Vec<(String, Vec<String>, bool)> =
+            vec![("/bin/cat".into(), vec!["cat".into()], false)];
+        let properties: Vec<(&str, zbus::Variant<'_>)> = vec![
+            (
+                "Description",
+                zbus::Variant::from(format!("logoff: warning to {tty}")),
+            ),
+            ("ExecStart", zbus::Variant::from(exec)),
+            ("StandardInput", zbus::Variant::from("data")),
+            (
+                "StandardInputData",
+                zbus::Variant::from(text.as_bytes().to_vec()),
+            ),
+            ("StandardOutput", zbus::Variant::from("tty")),
+            ("StandardError", zbus::Variant::from("null")),
+            ("TTYPath", zbus::Variant::from(format!("/dev/{tty}"))),
+            // The start job ends when cat has: the text is out before anything is signalled.
+            ("Type", zbus::Variant::from("oneshot")),
+            ("CollectMode", zbus::Variant::from("inactive-or-failed")),
+        ];
+        let job = systemd
+            .start_transient_unit(&unit, "fail", &properties, &[])
+            .await
+            .map_err(|e| match error_name(&e).as_deref() {
+                Some(
+                    "org.freedesktop.DBus.Error.AccessDenied"
+                    | "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired",
+                ) => Error::new(Kind::AccessDenied, "not allowed to start a unit there"),
+                _ => bus_error(e, "cannot start a unit there"),
+            })?;
+        // A job object exists until the job is done.
+        let props = zbus::fdo::PropertiesProxy::builder(&self.conn)
+            .destination("org.freedesktop.systemd1")
+            .path(job)
+            .build()
+            .await
+            .map_err(|e| bus_error(e, "cannot follow the job"))?;
+        let end = Instant::now() + WARNING_WAIT;
+        while Instant::now() < end {
+            let state = props
+                .get(
+                    InterfaceName::from_static_str_unchecked("org.freedesktop.systemd1.Job"),
+                    "State",
+                )
+                .await;
+            if state.is_err() {
+                return Ok(());
+            }
+            std::thread::sleep(POLL_FIRST);
+        }
+        Err(Error::system("the warning was not written in time"))
+    }
+
     /// What is still running, named (commands from /proc where systemd did not give them).
     fn named(members: Vec<ProcessInfo>) -> Vec<ProcessInfo> {
         members
@@ -493,6 +572,29 @@ impl Backend for Logind {
             // No polkit to ask: logind will answer when asked to terminate.
             Err(_) => Ok(()),
         }
+    }
+
+    fn count(&mut self, session: &Session) -> Result<Option<usize>> {
+        Ok(Some(self.members(session)?.len()))
+    }
+
+    fn warn(&mut self, session: &Session, text: &str) -> Result<Warned> {
+        if self.local {
+            let mut ttys = std::collections::BTreeSet::new();
+            if let Source::Cgroup(dir) = &self.tracked(session)?.source {
+                ttys = crate::system::tty::held_by(cgroup_pids(dir)?);
+            }
+            ttys.extend(session.tty.clone());
+            return Ok(deliver_locally(ttys, text));
+        }
+        let mut warned = Warned::default();
+        if let Some(tty) = session.tty.clone() {
+            match zbus::block_on(self.write_remote(session, &tty, text)) {
+                Ok(()) => warned.reached.push(tty),
+                Err(e) => warned.missed.push(format!("{tty} ({e})")),
+            }
+        }
+        Ok(warned)
     }
 
     fn terminate(&mut self, session: &Session) -> Result<Signalled> {
@@ -800,6 +902,7 @@ fn session_from(props: &HashMap<String, OwnedVariant>) -> Session {
         remote: get_bool(props, "Remote") || remote_host.is_some(),
         remote_host,
         idle_since: timestamp_us(get_u64(props, "IdleSinceHint")),
+        idle_hint: props.get("IdleHint").and_then(|v| bool::try_from(v).ok()),
         logon_time: timestamp_us(get_u64(props, "Timestamp")),
         leader: get_u32(props, "Leader")
             .filter(|&p| p > 0)

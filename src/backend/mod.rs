@@ -15,6 +15,26 @@ use crate::error::{Error, Kind, Result};
 use crate::model::{ProcessInfo, Session, SessionId};
 use crate::system::users::Caller;
 
+/// Where a warning reached.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Warned {
+    pub reached: Vec<String>,
+    /// Terminals it could not be written to, each with why.
+    pub missed: Vec<String>,
+}
+
+/// Writes `text` to local terminals.
+pub fn deliver_locally(ttys: impl IntoIterator<Item = String>, text: &str) -> Warned {
+    let mut warned = Warned::default();
+    for tty in ttys {
+        match crate::system::tty::write_to(&tty, text.as_bytes()) {
+            Ok(()) => warned.reached.push(tty),
+            Err(e) => warned.missed.push(format!("{tty} ({e})")),
+        }
+    }
+    warned
+}
+
 /// What one signalling step did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Signalled {
@@ -56,6 +76,21 @@ pub trait Backend {
         } else {
             Err(access_denied(session))
         }
+    }
+
+    /// Writes `text` to the session's terminals: its TTY and the terminals its processes
+    /// hold open (a tmux or screen server's, say).
+    ///
+    /// # Platform specific behavior
+    /// On this host the terminals are written directly, as write(1) does. On another host (or
+    /// machine) logind's bus offers no way to write to a terminal: logoff asks systemd there
+    /// to run `cat` with the text as its input and the session's TTY as its output (a
+    /// transient service; it needs the right to manage units), and only the TTY is reached.
+    fn warn(&mut self, session: &Session, text: &str) -> Result<Warned>;
+
+    /// How many processes the session has now, where the backend can count them.
+    fn count(&mut self, session: &Session) -> Result<Option<usize>> {
+        Ok(session.processes)
     }
 
     /// Asks every process of the session to end (SIGHUP, SIGTERM), so programs can save.

@@ -25,7 +25,7 @@ use std::time::Instant;
 use jiff::Timestamp;
 use rustix::process::Signal;
 
-use super::{Backend, Signalled};
+use super::{Backend, Signalled, Warned};
 use crate::error::{Error, Result};
 use crate::model::{Pid, ProcessInfo, Session, SessionId, Uid};
 use crate::system::process::{self, Handle, Proc};
@@ -391,7 +391,11 @@ impl Procfs {
         let logon_time = record
             .and_then(|r| r.time)
             .or_else(|| earliest.and_then(|e| clock.timestamp(e.0)));
+        // No process holds a terminal any more: what is left runs on without its login
+        // (a dropped connection's nohup jobs, say). See select::State::Disconnected.
+        let holds_terminal = details.stats.iter().any(|s| s.2 != 0);
         let state = match (tty.as_deref(), active_vt) {
+            _ if !holds_terminal => "disconnected",
             (Some(t), Some(active)) if crate::model::is_virtual_terminal(t) && t != active => {
                 "online"
             }
@@ -552,6 +556,17 @@ impl Backend for Procfs {
                 .map(|p| i64::from(p.as_raw_nonzero().get())),
         };
         Ok(key.map(|k| SessionId(k.to_string())))
+    }
+
+    fn warn(&mut self, session: &Session, text: &str) -> Result<Warned> {
+        let pids = self
+            .members
+            .get(&session.id)
+            .map(|m| m.iter().map(|m| m.pid).collect::<Vec<_>>())
+            .unwrap_or_default();
+        let mut ttys = tty::held_by(pids);
+        ttys.extend(session.tty.clone());
+        Ok(super::deliver_locally(ttys, text))
     }
 
     fn terminate(&mut self, session: &Session) -> Result<Signalled> {

@@ -13,6 +13,7 @@ use super::argv;
 use crate::backend::Choice;
 use crate::duration;
 use crate::error::{EXIT_STATUS_HELP, Error, Result};
+use crate::select::{Filters, State};
 
 /// The seed's usage block (logoff.exe's own words and layout), printed after
 /// `Invalid parameter(s)` and by `/?`.
@@ -32,7 +33,7 @@ LOGOFF [sessionname | sessionid] [/SERVER:servername] [/V] [/VM]
 /// The first line of standard error for invalid parameters, as the original prints it.
 pub const INVALID_PARAMETERS: &str = "Invalid parameter(s)";
 
-const LONG_ABOUT: &str = "\
+pub const LONG_ABOUT: &str = "\
 Logs off a session: every process of it ends, verified, and the session is gone.
 
 A session is named by its ID (logind's ID, or the kernel audit session ID) or by its
@@ -108,6 +109,47 @@ struct Cli {
     #[arg(long)]
     console: bool,
 
+    /// Send MESSAGE to the terminals of each session before logging it off
+    #[arg(long, value_name = "TEXT")]
+    message: Option<String>,
+
+    /// Warn, wait DURATION (repeating the message a minute and ten seconds before), then log
+    /// off; Ctrl-C cancels
+    #[arg(long, value_name = "DURATION", default_value = "0", value_parser = duration::parse)]
+    grace: Duration,
+
+    /// Only sessions of this user (name or uid; repeatable)
+    #[arg(long, value_name = "NAME")]
+    user: Vec<String>,
+
+    /// Only sessions in this state (repeatable)
+    #[arg(long, value_enum, value_name = "STATE")]
+    state: Vec<State>,
+
+    /// Only sessions idle at least DURATION
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
+    idle_for: Option<Duration>,
+
+    /// Only sessions that came from HOST
+    #[arg(long, value_name = "HOST")]
+    from: Option<String>,
+
+    /// Only sessions that came in over the network
+    #[arg(long, conflicts_with = "local")]
+    remote: bool,
+
+    /// Only sessions that did not come in over the network
+    #[arg(long)]
+    local: bool,
+
+    /// Every session (but your own, unless named) that passes the filters
+    #[arg(long)]
+    all: bool,
+
+    /// Print what would be logged off, and touch nothing
+    #[arg(long)]
+    dry_run: bool,
+
     /// Session backend: logind where it answers on the system bus, else procfs
     #[arg(long, value_enum, value_name = "BACKEND", default_value = "auto")]
     backend: Choice,
@@ -142,6 +184,10 @@ pub struct Args {
     pub timeout: Duration,
     pub console: bool,
     pub backend: Choice,
+    pub filters: Filters,
+    pub message: Option<String>,
+    pub grace: Duration,
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,6 +257,21 @@ fn validate(cli: Cli) -> Result<Args> {
             return Err(Error::invalid("empty server name"));
         }
     }
+    for u in &cli.user {
+        if u.trim().is_empty() {
+            return Err(Error::invalid("empty user name"));
+        }
+    }
+    if let Some(f) = &cli.from
+        && f.trim().is_empty()
+    {
+        return Err(Error::invalid("empty host name for --from"));
+    }
+    if let Some(m) = &cli.message
+        && m.trim().is_empty()
+    {
+        return Err(Error::invalid("empty --message"));
+    }
     if let Some(m) = &cli.machine {
         super::places::check_machine(m)?;
     }
@@ -242,6 +303,23 @@ fn validate(cli: Cli) -> Result<Args> {
         timeout: cli.timeout,
         console: cli.console,
         backend: cli.backend,
+        filters: Filters {
+            users: cli.user,
+            states: cli.state,
+            idle_for: cli.idle_for,
+            from: cli.from,
+            remote: if cli.remote {
+                Some(true)
+            } else if cli.local {
+                Some(false)
+            } else {
+                None
+            },
+            all: cli.all,
+        },
+        message: cli.message,
+        grace: cli.grace,
+        dry_run: cli.dry_run,
     })
 }
 
@@ -299,6 +377,42 @@ mod tests {
             assert_eq!(ok(args).servers, ["h1"], "{args:?}");
         }
         assert_eq!(ok(&["TERM04", "/server:Server1"]).sessions, ["TERM04"]);
+    }
+
+    #[test]
+    fn filters_and_warnings() {
+        let a = ok(&[
+            "--user",
+            "bob",
+            "--user",
+            "1002",
+            "--state",
+            "idle",
+            "--idle-for",
+            "1h",
+        ]);
+        assert_eq!(a.filters.users, ["bob", "1002"]);
+        assert_eq!(a.filters.states, [State::Idle]);
+        assert_eq!(a.filters.idle_for, Some(Duration::from_secs(3600)));
+        assert!(a.filters.given());
+        assert!(!ok(&[]).filters.given());
+        assert_eq!(ok(&["--remote"]).filters.remote, Some(true));
+        assert_eq!(ok(&["--local"]).filters.remote, Some(false));
+        assert!(ok(&["--all"]).filters.all);
+        assert_eq!(
+            ok(&["--from", "10.0.0.5"]).filters.from.as_deref(),
+            Some("10.0.0.5")
+        );
+        let a = ok(&["--message", "bye", "--grace", "5m", "--dry-run"]);
+        assert_eq!(a.message.as_deref(), Some("bye"));
+        assert_eq!(a.grace, Duration::from_secs(300));
+        assert!(a.dry_run);
+        invalid(&["--remote", "--local"]);
+        invalid(&["--state", "sleepy"]);
+        invalid(&["--user", ""]);
+        invalid(&["--message", " "]);
+        invalid(&["--grace", "soon"]);
+        invalid(&["--idle-for", "-1h"]);
     }
 
     #[test]

@@ -3,19 +3,22 @@
 
 pub mod args;
 pub mod argv;
+pub mod docs;
 pub mod places;
 
 use std::process::ExitCode;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde::Serialize;
 
+use crate::audit;
 use crate::backend::Backend;
 use crate::error::{Error, Kind, Result};
-use crate::logoff::{self, Log, Options, Outcome};
+use crate::logoff::{self, Done, Log, Options, Outcome, Warning};
 use crate::model::Session;
 use crate::output::{self, Out, SessionRow};
 use crate::select;
@@ -182,12 +185,20 @@ fn list(args: &Args, out: &mut Out) -> Result<()> {
         }
         let sessions = backend.list()?;
         let current = backend.current()?;
-        let shown: Vec<&Session> = if args.sessions.is_empty() {
+        let now = Timestamp::now();
+        let shown: Vec<&Session> = if args.sessions.is_empty() && !args.filters.given() {
             sessions.iter().collect()
         } else {
-            select::resolve(&sessions, &args.sessions, current.as_ref())?
+            // The list shows your own session too when it passes the filters.
+            select::select(
+                &sessions,
+                &args.sessions,
+                &args.filters,
+                current.as_ref(),
+                true,
+                now,
+            )?
         };
-        let now = Timestamp::now();
         Ok(shown
             .iter()
             .map(|s| {
@@ -238,19 +249,34 @@ fn list(args: &Args, out: &mut Out) -> Result<()> {
 fn run_logoff(args: &Args, out: &mut Out) -> Result<()> {
     let places = places::plan(&args.servers, args.servers_file.as_deref())?;
     crate::system::process::raise_fd_limit();
+    let grace = !args.grace.is_zero() && !args.dry_run;
+    if grace {
+        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            signal_hook::flag::register(signal, Arc::clone(&CANCEL))
+                .map_err(|e| Error::system(format!("cannot handle Ctrl-C: {e}")))?;
+        }
+    }
     let multi = places.len() > 1;
     let shared = Mutex::new(std::mem::take(out));
-    let results = for_each_place(&places, args.parallel, |place| {
-        let mut log = Verbose {
-            enabled: args.verbose && !args.json,
-            prefix: if multi {
-                format!("{}: ", place.label)
-            } else {
-                String::new()
-            },
-            out: &shared,
-        };
-        logoff_place(args, place, &mut log)
+    let finished = AtomicBool::new(false);
+    let results = std::thread::scope(|scope| {
+        if grace {
+            scope.spawn(|| countdown(args.grace, &finished));
+        }
+        let results = for_each_place(&places, args.parallel, |place| {
+            let mut log = Verbose {
+                enabled: args.verbose && !args.json,
+                prefix: if multi {
+                    format!("{}: ", place.label)
+                } else {
+                    String::new()
+                },
+                out: &shared,
+            };
+            logoff_place(args, place, &mut log)
+        });
+        finished.store(true, Ordering::SeqCst);
+        results
     });
     *out = shared.into_inner().unwrap_or_default();
     if !multi && let Some(Err(e)) = results.first() {
@@ -285,8 +311,23 @@ fn logoff_place(args: &Args, place: &Place, log: &mut Verbose<'_>) -> Result<Vec
             ),
         ));
     }
-    let chosen = select::resolve(&sessions, &args.sessions, current.as_ref())?;
+    let chosen = select::select(
+        &sessions,
+        &args.sessions,
+        &args.filters,
+        current.as_ref(),
+        false,
+        Timestamp::now(),
+    )?;
     let targets: Vec<Session> = chosen.into_iter().cloned().collect();
+    if targets.is_empty() {
+        // Filters that match nothing: nothing to do is not a failure.
+        log.action(&format!(
+            "no session matches {}; nothing to log off",
+            args.filters.describe()
+        ));
+        return Ok(Vec::new());
+    }
     for s in &targets {
         log.action(&format!(
             "session {} found: user {} (uid {}), {}{}{}",
@@ -310,14 +351,97 @@ fn logoff_place(args: &Args, place: &Place, log: &mut Verbose<'_>) -> Result<Vec
         timeout: args.timeout,
         console: args.console,
     };
-    logoff::check(backend.as_mut(), &targets, &caller, current.as_ref(), &opts)?;
-    Ok(logoff::run(
-        backend.as_mut(),
-        &targets,
-        current.as_ref(),
-        &opts,
-        log,
-    ))
+    let audit = |session: &Session, result: &str, detail: Option<&str>, forced: bool| {
+        let entry = audit::Entry {
+            caller: &caller,
+            host: &place.label,
+            session,
+            grace: args.grace,
+            message: args.message.is_some(),
+            forced,
+            console: args.console,
+            result,
+            detail,
+        };
+        if let Err(why) = audit::record(&entry) {
+            output::error_line(&format!(
+                "cannot write the audit record for {}: {why}",
+                session.describe()
+            ));
+        }
+    };
+    let refused = |e: Error| {
+        for s in &targets {
+            audit(s, e.kind().as_str(), Some(e.message()), false);
+        }
+        e
+    };
+    logoff::check(backend.as_mut(), &targets, &caller, current.as_ref(), &opts).map_err(refused)?;
+    if args.dry_run {
+        let mut planned = Vec::new();
+        for s in &targets {
+            let processes = backend.count(s)?;
+            planned.push(Outcome {
+                session: s.clone(),
+                result: Ok(Done {
+                    planned: true,
+                    processes,
+                    ..Done::default()
+                }),
+            });
+        }
+        return Ok(planned);
+    }
+    let warning = Warning {
+        message: args.message.as_deref(),
+        grace: args.grace,
+        by: format!("{}@{}", caller.name, crate::system::host::hostname()),
+        cancel: &CANCEL,
+    };
+    logoff::warn_and_wait(backend.as_mut(), &targets, &warning, log).map_err(refused)?;
+    let outcomes = logoff::run(backend.as_mut(), &targets, current.as_ref(), &opts, log);
+    for o in &outcomes {
+        match &o.result {
+            Ok(done) => audit(
+                &o.session,
+                "logged-off",
+                None,
+                args.timeout.is_zero() || done.killed.is_some_and(|k| k > 0),
+            ),
+            Err(e) => audit(&o.session, e.kind().as_str(), Some(e.message()), true),
+        }
+    }
+    Ok(outcomes)
+}
+
+/// Set by Ctrl-C (SIGINT) or SIGTERM: cancels a grace period. Once logging off has begun it
+/// is not looked at: logoff finishes rather than leave a session half ended.
+static CANCEL: LazyLock<Arc<AtomicBool>> = LazyLock::new(|| Arc::new(AtomicBool::new(false)));
+
+/// Shows the grace period counting down on standard error (when it is a terminal).
+fn countdown(grace: Duration, finished: &AtomicBool) {
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(grace.as_millis() as u64),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "logging off in {msg:>8} [{bar:40}] (Ctrl-C cancels)",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    let start = Instant::now();
+    while !finished.load(Ordering::SeqCst) && !CANCEL.load(Ordering::SeqCst) {
+        let elapsed = start.elapsed();
+        if elapsed >= grace {
+            break;
+        }
+        bar.set_position(elapsed.as_millis() as u64);
+        bar.set_message(crate::duration::display(Duration::from_secs(
+            (grace - elapsed).as_secs_f64().ceil() as u64,
+        )));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    bar.finish_and_clear();
 }
 
 #[derive(Serialize)]
@@ -327,6 +451,8 @@ struct OutcomeJson<'a> {
     user: Option<&'a str>,
     name: Option<&'a str>,
     logged_off: bool,
+    dry_run: bool,
+    processes: Option<usize>,
     asked: Option<usize>,
     killed: Option<usize>,
     seconds: Option<f64>,
@@ -366,7 +492,9 @@ fn report(
                     id: Some(&o.session.id.0),
                     user: Some(&o.session.user),
                     name: o.session.name(),
-                    logged_off: o.result.is_ok(),
+                    logged_off: o.result.as_ref().is_ok_and(|d| !d.planned),
+                    dry_run: args.dry_run,
+                    processes: o.result.as_ref().ok().and_then(|d| d.processes),
                     asked: o.result.as_ref().ok().and_then(|d| d.asked),
                     killed: o.result.as_ref().ok().and_then(|d| d.killed),
                     seconds: o.result.as_ref().ok().map(|d| d.elapsed.as_secs_f64()),
@@ -378,6 +506,8 @@ fn report(
                     user: None,
                     name: None,
                     logged_off: false,
+                    dry_run: args.dry_run,
+                    processes: None,
                     asked: None,
                     killed: None,
                     seconds: None,
@@ -386,6 +516,25 @@ fn report(
             }
         }
         out.line(&to_json(&rows)?);
+    }
+    if args.dry_run && !args.json {
+        for (place, result) in places.iter().zip(results) {
+            for o in result.iter().flatten() {
+                let processes = match o.result.as_ref().ok().and_then(|d| d.processes) {
+                    Some(n) => format!(": {}", logoff::plural(n, "process", "processes")),
+                    None => String::new(),
+                };
+                let on = if multi {
+                    format!(" on {}", place.label)
+                } else {
+                    String::new()
+                };
+                out.line(&format!(
+                    "would log off {}{on}{processes}",
+                    o.session.describe()
+                ));
+            }
+        }
     }
     let mut first: Option<Error> = None;
     let mut failed = Vec::new();

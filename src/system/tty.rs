@@ -1,8 +1,13 @@
 //! Terminals: their names from device numbers, their idle time, the active virtual console.
 
+use std::collections::BTreeSet;
+use std::io;
 use std::time::SystemTime;
 
 use jiff::Timestamp;
+use rustix::fs::{Mode, OFlags};
+
+use crate::model::Pid;
 
 /// The terminal name (without `/dev/`) for a `tty_nr` from `/proc/PID/stat`, `None` for none.
 ///
@@ -57,6 +62,77 @@ pub fn active_vt() -> Option<String> {
     (!active.is_empty()).then(|| active.to_string())
 }
 
+/// How many processes of a session are looked at for terminals they hold open.
+const HOLDERS_LOOKED_AT: usize = 256;
+
+/// The terminals (`pts/3`, `tty2`) that `pids` hold open, from `/proc/PID/fd`: the shell's
+/// terminal, but also those of a tmux or screen server.
+pub fn held_by(pids: impl IntoIterator<Item = Pid>) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    for pid in pids.into_iter().take(HOLDERS_LOOKED_AT) {
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            let Ok(target) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
+            let Some(name) = target.to_str().and_then(|t| t.strip_prefix("/dev/")) else {
+                continue;
+            };
+            let is_pty = name
+                .strip_prefix("pts/")
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+            if is_pty || crate::model::is_virtual_terminal(name) || name == "console" {
+                found.insert(name.to_string());
+            }
+        }
+    }
+    found
+}
+
+/// Writes to a terminal as write(1) does: opened without becoming anyone's controlling
+/// terminal, and without waiting — a terminal stopped with ^S fails (`WouldBlock`) instead
+/// of holding logoff up.
+pub fn write_to(tty: &str, text: &[u8]) -> io::Result<()> {
+    let path = format!("/dev/{}", normalize(tty));
+    let fd = rustix::fs::open(
+        path.as_str(),
+        OFlags::WRONLY | OFlags::NOCTTY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut rest = text;
+    while !rest.is_empty() {
+        match rustix::io::write(&fd, rest) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => rest = &rest[n..],
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Makes text fit for someone else's terminal, as wall(1) does: control characters (and so
+/// escape sequences) become `^X`, line ends become CR LF (the terminal may be in raw mode).
+pub fn sanitize(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\r\n"),
+            '\t' => out.push('\t'),
+            c if (c as u32) < 0x20 => {
+                out.push('^');
+                out.push(char::from(b'@' + c as u8));
+            }
+            '\u{7f}' => out.push_str("^?"),
+            c if c.is_control() => out.push('?'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,6 +150,15 @@ mod tests {
         assert_eq!(name_from_tty_nr(nr(4, 2)).as_deref(), Some("tty2"));
         assert_eq!(name_from_tty_nr(nr(4, 64)).as_deref(), Some("ttyS0"));
         assert_eq!(name_from_tty_nr(nr(5, 1)).as_deref(), Some("console"));
+    }
+
+    #[test]
+    fn sanitizes_for_terminals() {
+        assert_eq!(sanitize("save\nnow"), "save\r\nnow");
+        assert_eq!(sanitize("\u{1b}[2Jgone"), "^[[2Jgone");
+        assert_eq!(sanitize("bell\u{7}"), "bell^G");
+        assert_eq!(sanitize("tab\tok"), "tab\tok");
+        assert_eq!(sanitize("\u{9b}31m"), "?31m");
     }
 
     #[test]

@@ -1,0 +1,169 @@
+//! The audit trail: one record per logoff attempt — who logged off whom, where, how, and how
+//! it went. logind records that a session ended, not who ended it; this record answers that.
+//!
+//! Records go to the systemd journal (native protocol, with structured `LOGOFF_*` fields), or
+//! where there is no journald, to syslog (`/dev/log`, facility authpriv). They are written on
+//! the host logoff runs on; for another host's session the record names that host.
+
+use std::os::unix::net::UnixDatagram;
+use std::time::Duration;
+
+use crate::model::Session;
+use crate::system::users::Caller;
+
+/// One logoff attempt on one session.
+pub struct Entry<'a> {
+    pub caller: &'a Caller,
+    /// The host the session is (or was) on.
+    pub host: &'a str,
+    pub session: &'a Session,
+    pub grace: Duration,
+    pub message: bool,
+    /// SIGKILL was needed (or asked for with a zero timeout).
+    pub forced: bool,
+    pub console: bool,
+    /// `logged-off`, or the error kind (`access-denied`, `survivors`, `cancelled`, ...).
+    pub result: &'a str,
+    /// The error message, if the attempt failed.
+    pub detail: Option<&'a str>,
+}
+
+impl Entry<'_> {
+    /// The human-readable line.
+    fn message(&self) -> String {
+        let s = self.session;
+        let from = s
+            .remote_host
+            .as_deref()
+            .map(|h| format!(", from {h}"))
+            .unwrap_or_default();
+        let detail = self.detail.map(|d| format!(": {d}")).unwrap_or_default();
+        format!(
+            "{} (uid {}) logged off session {} ({}{from}) on {}: {}{detail}",
+            self.caller.name,
+            self.caller.uid,
+            s.id,
+            s.owner_and_place(),
+            self.host,
+            self.result
+        )
+    }
+
+    fn fields(&self) -> Vec<(&'static str, String)> {
+        let s = self.session;
+        let yes = |b: bool| if b { "yes" } else { "no" }.to_string();
+        vec![
+            ("LOGOFF_CALLER", self.caller.name.clone()),
+            ("LOGOFF_CALLER_UID", self.caller.uid.to_string()),
+            ("LOGOFF_HOST", self.host.to_string()),
+            ("LOGOFF_SESSION", s.id.to_string()),
+            ("LOGOFF_USER", s.user.clone()),
+            ("LOGOFF_UID", s.uid.to_string()),
+            ("LOGOFF_TTY", s.name().unwrap_or("").to_string()),
+            (
+                "LOGOFF_REMOTE_HOST",
+                s.remote_host.clone().unwrap_or_default(),
+            ),
+            ("LOGOFF_GRACE_SECONDS", self.grace.as_secs().to_string()),
+            ("LOGOFF_MESSAGE", yes(self.message)),
+            ("LOGOFF_FORCED", yes(self.forced)),
+            ("LOGOFF_CONSOLE", yes(self.console)),
+            ("LOGOFF_RESULT", self.result.to_string()),
+        ]
+    }
+}
+
+/// Writes the record: to the journal, else to syslog. The error says why neither took it.
+pub fn record(entry: &Entry<'_>) -> Result<(), String> {
+    let message = entry.message();
+    let fields = entry.fields();
+    let ok = entry.result == "logged-off";
+    match journal(&message, &fields, ok) {
+        Ok(()) => Ok(()),
+        Err(journal_error) => syslog(&message, &fields, ok)
+            .map_err(|syslog_error| format!("journal: {journal_error}; syslog: {syslog_error}")),
+    }
+}
+
+fn journal(message: &str, fields: &[(&'static str, String)], ok: bool) -> std::io::Result<()> {
+    let logger =
+        systemd_journal_logger::JournalLog::empty()?.with_syslog_identifier("logoff".to_string());
+    let kvs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let level = if ok {
+        log::Level::Info
+    } else {
+        log::Level::Warn
+    };
+    logger.journal_send(
+        &log::Record::builder()
+            .args(format_args!("{message}"))
+            .level(level)
+            .target("logoff")
+            .key_values(&kvs.as_slice())
+            .build(),
+    )
+}
+
+/// RFC 3164 to `/dev/log`, facility authpriv: notice, or warning for a failure.
+fn syslog(message: &str, fields: &[(&'static str, String)], ok: bool) -> std::io::Result<()> {
+    const AUTHPRIV: u8 = 10;
+    let severity = if ok { 5 } else { 4 };
+    let extra: Vec<String> = fields
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let line = format!(
+        "<{}>logoff[{}]: {message} [{}]",
+        AUTHPRIV * 8 + severity,
+        std::process::id(),
+        extra.join(" ")
+    );
+    let socket = UnixDatagram::unbound()?;
+    socket.send_to(line.as_bytes(), "/dev/log").map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{SessionId, Uid};
+
+    #[test]
+    fn the_record_names_caller_target_and_result() {
+        let caller = Caller {
+            uid: Uid(0),
+            name: "root".into(),
+            is_root: true,
+        };
+        let session = Session {
+            id: SessionId("7".into()),
+            uid: Uid(1001),
+            user: "bob".into(),
+            tty: Some("pts/2".into()),
+            remote_host: Some("10.0.0.5".into()),
+            ..Session::default()
+        };
+        let e = Entry {
+            caller: &caller,
+            host: "web1",
+            session: &session,
+            grace: Duration::from_secs(300),
+            message: true,
+            forced: false,
+            console: false,
+            result: "logged-off",
+            detail: None,
+        };
+        assert_eq!(
+            e.message(),
+            "root (uid 0) logged off session 7 (bob on pts/2, from 10.0.0.5) on web1: logged-off"
+        );
+        let f = e.fields();
+        let get = |k: &str| f.iter().find(|(n, _)| *n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("LOGOFF_CALLER_UID"), Some("0"));
+        assert_eq!(get("LOGOFF_SESSION"), Some("7"));
+        assert_eq!(get("LOGOFF_TTY"), Some("pts/2"));
+        assert_eq!(get("LOGOFF_GRACE_SECONDS"), Some("300"));
+        assert_eq!(get("LOGOFF_RESULT"), Some("logged-off"));
+    }
+}

@@ -1,0 +1,41 @@
+//! The man page and the shell completions, generated from the one clap definition
+//! ([`super::args::command`]). The generated files are committed (`doc/`, `completions/`);
+//! a test checks they are current (`LOGOFF_UPDATE_DOCS=1 cargo test --test docs` rewrites
+//! them).
+
+use clap_complete::Shell;
+
+use super::args;
+
+/// The generated files: path in the repository, and contents.
+pub fn files() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        ("doc/logoff.1", man_page()),
+        ("completions/logoff.bash", completion(Shell::Bash)),
+        ("completions/_logoff", completion(Shell::Zsh)),
+        ("completions/logoff.fish", completion(Shell::Fish)),
+    ]
+}
+
+/// logoff(1), with the seed's syntax and the exit statuses.
+pub fn man_page() -> Vec<u8> {
+    let cmd = args::command().long_about(format!(
+        "{}\n\nThe original's syntax and switches are accepted as they are:\n\n{}",
+        args::LONG_ABOUT,
+        args::SEED_USAGE
+    ));
+    let mut out = Vec::new();
+    // Writing to a Vec cannot fail.
+    let _ = clap_mangen::Man::new(cmd)
+        .date("2026-11-24")
+        .manual("User Commands")
+        .render(&mut out);
+    out
+}
+
+pub fn completion(shell: Shell) -> Vec<u8> {
+    let mut cmd = args::command();
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "logoff", &mut out);
+    out
+}

@@ -1,0 +1,33 @@
+//! The committed man page and completions are what the clap definition generates today.
+//! `LOGOFF_UPDATE_DOCS=1 cargo test --test docs` rewrites them.
+
+#[test]
+fn committed_man_page_and_completions_are_current() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let update = std::env::var("LOGOFF_UPDATE_DOCS").is_ok_and(|v| v == "1");
+    let mut stale = Vec::new();
+    for (path, generated) in logoff::cli::docs::files() {
+        let file = root.join(path);
+        if update {
+            std::fs::create_dir_all(file.parent().expect("a parent")).expect("mkdir");
+            std::fs::write(&file, &generated).expect("write");
+            continue;
+        }
+        match std::fs::read(&file) {
+            Ok(committed) if committed == generated => {}
+            _ => stale.push(path),
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "out of date: {stale:?}; run LOGOFF_UPDATE_DOCS=1 cargo test --test docs and commit"
+    );
+}
+
+#[test]
+fn the_man_page_carries_the_seed_syntax_and_the_exit_statuses() {
+    let man = String::from_utf8(logoff::cli::docs::man_page()).expect("utf-8");
+    assert!(man.contains("LOGOFF [sessionname | sessionid]"), "{man}");
+    assert!(man.contains("Exit status"), "{man}");
+    assert!(man.contains("\\-\\-grace"), "{man}");
+}
