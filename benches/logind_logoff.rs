@@ -21,8 +21,13 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
+
+use support::{median, ms};
 
 use common::container::{self, Container};
 use rustix::event::{PollFd, PollFlags, poll};
@@ -68,11 +73,11 @@ fn main() {
     println!("session of {n} processes on systemd-logind, median of {runs} runs:");
     println!(
         "  loginctl terminate-session + polling       {:>8.1} ms",
-        b.as_secs_f64() * 1e3
+        ms(b)
     );
     println!(
         "  logoff (TerminateSession, verified)        {:>8.1} ms   {:.2}x the baseline",
-        l.as_secs_f64() * 1e3,
+        ms(l),
         l.as_secs_f64() / b.as_secs_f64()
     );
 }
@@ -145,9 +150,4 @@ fn scope_pids(scope: &str) -> Vec<i32> {
         }
     }
     pids
-}
-
-fn median(v: &mut [Duration]) -> Duration {
-    v.sort();
-    v[v.len() / 2]
 }

@@ -8,18 +8,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::container::{self, Fleet};
-use common::{text, wait_for};
+use common::{assert_ok, text, wait_for};
 use serde_json::Value;
-
-fn assert_ok(out: &std::process::Output, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what}: exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-}
 
 /// A program that saves its buffer to ~/saved on SIGHUP or SIGTERM.
 const SAVER: &str = "sh -c 'trap \"echo saved-buffer > $HOME/saved; exit 0\" HUP TERM; \

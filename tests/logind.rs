@@ -7,18 +7,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::container::{self, Container};
-use common::{text, wait_for};
+use common::{assert_ok, text, wait_for};
 use serde_json::Value;
-
-fn assert_ok(out: &std::process::Output, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what}: exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-}
 
 fn find<'a>(rows: &'a [Value], id: &str) -> Option<&'a Value> {
     rows.iter().find(|r| r["id"] == id)

@@ -32,16 +32,6 @@ sleep 1005 &
 wait
 "#;
 
-fn assert_ok(out: &std::process::Output, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what}: exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-}
-
 #[test]
 fn logoff_by_id_ends_every_escapee_and_spares_another_session() {
     if !need_root("logoff_by_id_ends_every_escapee_and_spares_another_session") {

@@ -8,18 +8,8 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use common::container::{self, Container, Fleet};
-use common::{TempDir, logoff_bin, set_mode, text, wait_for};
+use common::{TempDir, assert_ok, logoff_bin, set_mode, text, wait_for};
 use serde_json::Value;
-
-fn assert_ok(out: &std::process::Output, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what}: exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-}
 
 fn json_rows(out: &std::process::Output) -> Vec<Value> {
     match serde_json::from_slice(&out.stdout) {

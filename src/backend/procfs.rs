@@ -336,20 +336,17 @@ impl Procfs {
         details
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn build_session(
         &self,
         key: i64,
         members: &[Member],
         details: &Details,
-        utmp_records: &[utmp::Record],
-        names: &mut NameCache,
-        clock: &BootClock,
-        active_vt: Option<&str>,
+        host: &mut HostFacts,
     ) -> (Session, Vec<Pid>) {
         // `stats` is sorted by start time: the first is the earliest process we looked at.
         let earliest = details.stats.first();
-        let records: Vec<&utmp::Record> = utmp_records
+        let records: Vec<&utmp::Record> = host
+            .utmp
             .iter()
             .filter(|r| members.iter().any(|m| m.pid == r.pid))
             .collect();
@@ -390,11 +387,11 @@ impl Procfs {
             });
         let logon_time = record
             .and_then(|r| r.time)
-            .or_else(|| earliest.and_then(|e| clock.timestamp(e.0)));
+            .or_else(|| earliest.and_then(|e| host.clock.timestamp(e.0)));
         // No process holds a terminal any more: what is left runs on without its login
         // (a dropped connection's nohup jobs, say). See select::State::Disconnected.
         let holds_terminal = details.stats.iter().any(|s| s.2 != 0);
-        let state = match (tty.as_deref(), active_vt) {
+        let state = match (tty.as_deref(), host.active_vt.as_deref()) {
             _ if !holds_terminal => "disconnected",
             (Some(t), Some(active)) if crate::model::is_virtual_terminal(t) && t != active => {
                 "online"
@@ -404,7 +401,7 @@ impl Procfs {
         let session = Session {
             id: SessionId(key.to_string()),
             uid,
-            user: names.name(uid),
+            user: host.names.name(uid),
             idle_since: tty.as_deref().and_then(tty::idle_since),
             tty,
             state: state.into(),
@@ -444,6 +441,14 @@ fn send(handle: &Handle, signals: &[Signal], refused: &mut Vec<ProcessInfo>) -> 
         }
     }
     Ok(true)
+}
+
+/// What one listing reads once about the host, for every session.
+struct HostFacts {
+    utmp: Vec<utmp::Record>,
+    names: NameCache,
+    clock: BootClock,
+    active_vt: Option<String>,
 }
 
 /// Converts process start times (clock ticks since boot) into timestamps.
@@ -514,10 +519,12 @@ impl Backend for Procfs {
         for (key, member) in found {
             groups.entry(key).or_default().push(member);
         }
-        let records = utmp::read(&self.utmp_path);
-        let mut names = NameCache::default();
-        let clock = BootClock::new();
-        let active_vt = tty::active_vt();
+        let mut host = HostFacts {
+            utmp: utmp::read(&self.utmp_path),
+            names: NameCache::default(),
+            clock: BootClock::new(),
+            active_vt: tty::active_vt(),
+        };
         let mut sessions = Vec::new();
         self.utmp_pids.clear();
         self.members.clear();
@@ -529,15 +536,7 @@ impl Backend for Procfs {
             if self.grouping == Grouping::Posix && details.stats.iter().all(|s| s.2 == 0) {
                 continue;
             }
-            let (session, utmp_pids) = self.build_session(
-                key,
-                &members,
-                &details,
-                &records,
-                &mut names,
-                &clock,
-                active_vt.as_deref(),
-            );
+            let (session, utmp_pids) = self.build_session(key, &members, &details, &mut host);
             self.utmp_pids.insert(session.id.clone(), utmp_pids);
             self.members.insert(session.id.clone(), members);
             sessions.push(session);

@@ -595,16 +595,7 @@ pub struct Background(pub Child);
 impl Background {
     /// Waits (up to `timeout`) for it to exit.
     pub fn wait(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let end = Instant::now() + timeout;
-        loop {
-            if let Ok(Some(status)) = self.0.try_wait() {
-                return Some(status);
-            }
-            if Instant::now() >= end {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        super::wait_exit(&mut self.0, timeout)
     }
 }
 
@@ -633,16 +624,7 @@ impl SshSession {
 
     /// Waits for the client to exit (the connection closed); its exit status.
     pub fn wait_closed(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let end = Instant::now() + timeout;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            if Instant::now() >= end {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        super::wait_exit(&mut self.child, timeout)
     }
 
     pub fn is_connected(&mut self) -> bool {
