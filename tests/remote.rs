@@ -116,6 +116,21 @@ fn one_command_for_three_hosts_and_a_failing_one_fails_alone() {
             .any(|l| l.trim_start().starts_with(alias.as_str()));
         assert_eq!(listed, i != 1, "{alias}:\n{table}");
     }
+    // Filters are resolved on each host too.
+    let out = fleet.logoff(&[
+        "--dry-run",
+        &format!("/SERVER:{all}"),
+        "--user",
+        "dave",
+        "--all",
+    ]);
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+    let planned = text(&out.stdout);
+    assert_eq!(planned.lines().count(), 2, "{planned}");
+    assert!(
+        planned.lines().all(|l| l.contains("(dave on pts/1)")),
+        "{planned}"
+    );
     // A logoff on all three logs dave off where it can, and says where it could not.
     let out = fleet.logoff(&["--json", &format!("/SERVER:{all}"), "pts/1"]);
     assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));

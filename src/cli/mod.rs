@@ -50,7 +50,10 @@ pub fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) if e.kind() == Kind::InvalidParameters => invalid_parameters(&e),
+        Err(e) if e.kind() == Kind::InvalidParameters && !e.message().is_empty() => {
+            invalid_parameters(&e)
+        }
+        // Already printed (several hosts): the status only.
         Err(e) => {
             if !e.message().is_empty() {
                 output::error_line(e.message());
@@ -90,6 +93,20 @@ struct Verbose<'a> {
     out: &'a Mutex<Out>,
 }
 
+impl<'a> Verbose<'a> {
+    fn for_place(enabled: bool, multi: bool, place: &Place, out: &'a Mutex<Out>) -> Self {
+        Verbose {
+            enabled,
+            prefix: if multi {
+                format!("{}: ", place.label)
+            } else {
+                String::new()
+            },
+            out,
+        }
+    }
+}
+
 impl Log for Verbose<'_> {
     fn action(&mut self, line: &str) {
         if self.enabled
@@ -97,6 +114,11 @@ impl Log for Verbose<'_> {
         {
             out.line(&format!("{}{line}", self.prefix));
         }
+    }
+
+    /// Said whether or not `/V` was asked for: on standard error.
+    fn problem(&mut self, line: &str) {
+        output::error_line(&format!("{}{line}", self.prefix));
     }
 }
 
@@ -171,18 +193,8 @@ fn list(args: &Args, out: &mut Out) -> Result<()> {
     let shared = Mutex::new(std::mem::take(out));
     let results = for_each_place(&places, args.parallel, |place| {
         let mut backend = open(args, place, false)?;
-        if args.verbose && !args.json {
-            Verbose {
-                enabled: true,
-                prefix: if multi {
-                    format!("{}: ", place.label)
-                } else {
-                    String::new()
-                },
-                out: &shared,
-            }
+        Verbose::for_place(args.verbose && !args.json, multi, place, &shared)
             .action(&format!("backend: {}", backend.describe()));
-        }
         let sessions = backend.list()?;
         let current = backend.current()?;
         let now = Timestamp::now();
@@ -264,15 +276,7 @@ fn run_logoff(args: &Args, out: &mut Out) -> Result<()> {
             scope.spawn(|| countdown(args.grace, &finished));
         }
         let results = for_each_place(&places, args.parallel, |place| {
-            let mut log = Verbose {
-                enabled: args.verbose && !args.json,
-                prefix: if multi {
-                    format!("{}: ", place.label)
-                } else {
-                    String::new()
-                },
-                out: &shared,
-            };
+            let mut log = Verbose::for_place(args.verbose && !args.json, multi, place, &shared);
             logoff_place(args, place, &mut log)
         });
         finished.store(true, Ordering::SeqCst);
@@ -302,7 +306,11 @@ fn logoff_place(args: &Args, place: &Place, log: &mut Verbose<'_>) -> Result<Vec
             "/VM needs the session's unique ID: '{not_an_id}' is not the ID of a session"
         )));
     }
-    if args.sessions.is_empty() && current.is_none() && place.reach != places::Reach::Local {
+    if args.sessions.is_empty()
+        && !args.filters.given()
+        && current.is_none()
+        && place.reach != places::Reach::Local
+    {
         return Err(Error::new(
             Kind::NoSuchSession,
             format!(
@@ -351,9 +359,12 @@ fn logoff_place(args: &Args, place: &Place, log: &mut Verbose<'_>) -> Result<Vec
         timeout: args.timeout,
         console: args.console,
     };
+    // The record and the warning name whoever runs logoff, here (on another host the bus
+    // sees only the ssh user).
+    let me = crate::system::users::Caller::current();
     let audit = |session: &Session, result: &str, detail: Option<&str>, forced: bool| {
         let entry = audit::Entry {
-            caller: &caller,
+            caller: &me,
             host: &place.label,
             session,
             grace: args.grace,
@@ -395,7 +406,7 @@ fn logoff_place(args: &Args, place: &Place, log: &mut Verbose<'_>) -> Result<Vec
     let warning = Warning {
         message: args.message.as_deref(),
         grace: args.grace,
-        by: format!("{}@{}", caller.name, crate::system::host::hostname()),
+        by: format!("{}@{}", me.name, crate::system::host::hostname()),
         cancel: &CANCEL,
     };
     logoff::warn_and_wait(backend.as_mut(), &targets, &warning, log).map_err(refused)?;
