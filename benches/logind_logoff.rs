@@ -128,26 +128,12 @@ fn measure(c: &Container, n: usize, marker: &str, end: impl FnOnce(&str)) -> Dur
 
 /// Host PIDs of the live processes in the cgroup of a session's scope.
 fn scope_pids(scope: &str) -> Vec<i32> {
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let in_scope = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
-            .is_ok_and(|cg| cg.lines().any(|l| l.ends_with(scope)));
-        let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| {
-                s.rfind(')')
-                    .is_some_and(|i| s[i + 2..].starts_with(['Z', 'X']))
-            })
-            .unwrap_or(true);
-        if in_scope && !zombie {
-            pids.push(pid);
-        }
-    }
-    pids
+    common::proc_pids()
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+                .is_ok_and(|cg| cg.lines().any(|l| l.ends_with(scope)))
+        })
+        .filter(|&pid| !common::has_ended(pid))
+        .collect()
 }

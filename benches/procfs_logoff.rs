@@ -15,6 +15,8 @@
 //! ```
 //! (default: N = 1000 and 10000, R = 5).
 
+#[path = "../tests/common/mod.rs"]
+mod common;
 #[path = "support/mod.rs"]
 mod support;
 
@@ -251,10 +253,8 @@ fn make_session(n: usize) -> (BenchSession, std::process::Child) {
 
 /// The floor: one scan, SIGKILL through a pidfd per member, wait on the pidfds.
 fn floor_logoff(audit_id: u32) {
-    let pids = std::fs::read_dir("/proc")
-        .expect("/proc")
-        .flatten()
-        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
+    let pids = common::proc_pids()
+        .into_iter()
         .filter(|&pid| audit_session(pid) == Some(audit_id));
     let fds: Vec<OwnedFd> = pids
         .filter_map(|pid| {
@@ -290,29 +290,17 @@ fn settle() {
 }
 
 fn zombies() -> usize {
-    std::fs::read_dir("/proc")
-        .expect("/proc")
-        .flatten()
-        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
-        .filter(|&pid| is_zombie(pid))
+    common::proc_pids()
+        .into_iter()
+        .filter(|&pid| common::has_ended(pid))
         .count()
 }
 
 fn members(audit_id: u32) -> Vec<i32> {
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if audit_session(pid) == Some(audit_id) && !is_zombie(pid) {
-            pids.push(pid);
-        }
-    }
-    pids
+    common::proc_pids()
+        .into_iter()
+        .filter(|&pid| audit_session(pid) == Some(audit_id) && !common::has_ended(pid))
+        .collect()
 }
 
 /// One open and one read, as cheap as reading a /proc file gets (the floor must not be slowed
@@ -333,13 +321,6 @@ fn audit_session(pid: i32) -> Option<u32> {
         .parse()
         .ok()
         .filter(|&v| v != u32::MAX)
-}
-
-fn is_zombie(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| s.rfind(')').map(|i| s[i + 2..].starts_with(['Z', 'X'])))
-        .unwrap_or(true)
 }
 
 fn run(cmd: &mut Command) {

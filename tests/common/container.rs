@@ -520,14 +520,7 @@ fn collect(from: impl std::io::Read + Send + 'static, sink: Arc<Mutex<String>>) 
 
 /// The first child of `parent` whose command name is `comm`.
 fn child_named(parent: i32, comm: &str) -> Option<i32> {
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
+    for pid in super::proc_pids() {
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
             continue;
         };

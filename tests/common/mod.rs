@@ -184,26 +184,28 @@ fn state_of(pid: i32) -> Option<char> {
     after.chars().next()
 }
 
+/// Every PID in /proc, by an independent scan (not logoff's code).
+pub fn proc_pids() -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .map(|dir| {
+            dir.flatten()
+                .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether a process has ended (a zombie, dead, or gone).
+pub fn has_ended(pid: i32) -> bool {
+    state_of(pid).is_none_or(|s| s == 'Z' || s == 'X')
+}
+
 /// Live (non-zombie) processes in audit session `id`, by an independent /proc scan.
 pub fn live_members(id: u32) -> Vec<i32> {
-    let mut pids = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return pids;
-    };
-    for entry in dir.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if audit_session_of(pid) == Some(id) && state_of(pid).is_some_and(|s| s != 'Z' && s != 'X')
-        {
-            pids.push(pid);
-        }
-    }
-    pids
+    proc_pids()
+        .into_iter()
+        .filter(|&pid| audit_session_of(pid) == Some(id) && !has_ended(pid))
+        .collect()
 }
 
 /// Polls `cond` every 20 ms until it holds or `timeout` passes.
