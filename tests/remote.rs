@@ -8,7 +8,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use common::container::{self, Container, Fleet};
-use common::{TempDir, assert_ok, logoff_bin, set_mode, text, wait_for};
+use common::{TempDir, assert_fails, assert_ok, logoff_bin, set_mode, text, wait_for};
 use serde_json::Value;
 
 fn json_rows(out: &std::process::Output) -> Vec<Value> {
@@ -341,12 +341,10 @@ fn vm_reaches_a_machine_registered_with_machined() {
     );
 
     // Clear errors: no such machine; machined not running.
-    let out = h.logoff(&["/VM:nosuch", "--list"]);
-    assert_eq!(out.status.code(), Some(6));
-    assert!(
-        text(&out.stderr).contains("cannot reach machine nosuch: no machine of that name"),
-        "{}",
-        text(&out.stderr)
+    assert_fails(
+        &h.logoff(&["/VM:nosuch", "--list"]),
+        6,
+        "cannot reach machine nosuch: no machine of that name",
     );
     assert_ok(
         &h.exec(&["systemctl", "stop", "inner-machine"]),
@@ -356,12 +354,10 @@ fn vm_reaches_a_machine_registered_with_machined() {
         &h.exec(&["systemctl", "stop", "systemd-machined"]),
         "stop machined",
     );
-    let out = h.logoff(&["/VM:inner", "--list"]);
-    assert_eq!(out.status.code(), Some(6));
-    assert!(
-        text(&out.stderr).contains("cannot reach machine inner"),
-        "{}",
-        text(&out.stderr)
+    assert_fails(
+        &h.logoff(&["/VM:inner", "--list"]),
+        6,
+        "cannot reach machine inner",
     );
 
     // A host without systemd-stdio-bridge (as elogind hosts are) is named as such.
@@ -369,11 +365,9 @@ fn vm_reaches_a_machine_registered_with_machined() {
         &h.exec(&["rm", "/usr/bin/systemd-stdio-bridge"]),
         "remove the bridge",
     );
-    let out = fleet.logoff(&["--list", "/SERVER:lt-m1"]);
-    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains("no systemd-stdio-bridge"),
-        "{}",
-        text(&out.stderr)
+    assert_fails(
+        &fleet.logoff(&["--list", "/SERVER:lt-m1"]),
+        6,
+        "no systemd-stdio-bridge",
     );
 }

@@ -94,6 +94,13 @@ pub fn assert_ok(out: &Output, what: &str) {
     );
 }
 
+/// Fails the test unless the command exited with `code` and said `says` on standard error.
+pub fn assert_fails(out: &Output, code: i32, says: &str) {
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{err}");
+    assert!(err.contains(says), "expected {says:?} in: {err}");
+}
+
 /// Waits up to `timeout` for a child to exit; its status, or `None` if it still runs.
 pub fn wait_exit(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
     let end = Instant::now() + timeout;
