@@ -704,3 +704,31 @@ fn vm_and_local_server_forms() {
     assert_ok(&out, "/VM ID /SERVER:localhost");
     assert!(s.is_gone());
 }
+
+/// Regression: CI's runner starts the suite from an init that never called setsid(), so the
+/// caller's POSIX session ID is 0, and `--list` in the POSIX grouping panicked in getsid
+/// (exit 101). A PID namespace of our own shows the same: its first process's session
+/// leader lives outside it, so its SID reads as 0.
+#[test]
+fn regression_a_caller_in_sid_0_is_in_no_session() {
+    if !need_root("regression_a_caller_in_sid_0_is_in_no_session") {
+        return;
+    }
+    let run = |args: &[&str]| {
+        std::process::Command::new("unshare")
+            .args(["--pid", "--fork", "--mount-proc", "--"])
+            .arg(logoff_bin())
+            .args(args)
+            .env("LOGOFF_PROCFS_POSIX_SESSIONS", "1")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run unshare")
+    };
+    let out = run(&["--list", "--json"]);
+    assert_ok(&out, "--list in SID 0");
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert!(rows.is_array(), "{rows}");
+    // Plain logoff there: no current session, said as such, nothing touched.
+    let out = run(&[]);
+    assert_fails(&out, 3, "not running in a login session");
+}

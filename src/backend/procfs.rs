@@ -64,6 +64,8 @@ pub struct Procfs {
     /// Why this backend was chosen, for `/V`.
     why: String,
     trackers: HashMap<SessionId, Tracker>,
+    /// Why the POSIX grouping is used, when it is, for `/V`.
+    posix_why: &'static str,
 }
 
 /// The processes a logoff has signalled so far, by step.
@@ -116,6 +118,11 @@ impl Procfs {
         } else {
             Grouping::Posix
         };
+        let posix_why = if has_audit {
+            "forced with LOGOFF_PROCFS_POSIX_SESSIONS=1"
+        } else {
+            "this kernel has no audit session IDs"
+        };
         Procfs {
             grouping,
             own_pid: Pid(std::process::id() as i32),
@@ -126,6 +133,7 @@ impl Procfs {
             hold_pidfds: ends_sessions,
             why: why.to_string(),
             trackers: HashMap::new(),
+            posix_why,
         }
     }
 
@@ -479,10 +487,11 @@ impl Backend for Procfs {
     fn describe(&self) -> String {
         let grouping = match self.grouping {
             Grouping::Audit => "kernel audit session IDs",
-            Grouping::Posix => {
-                "POSIX sessions of terminals: this kernel has no audit session IDs, so a \
-                 process that calls setsid() escapes its session"
-            }
+            Grouping::Posix => &format!(
+                "POSIX sessions of terminals: {}, and a process that calls setsid() escapes \
+                 its session",
+                self.posix_why
+            ),
         };
         format!("procfs ({grouping}; {})", self.why)
     }
@@ -544,16 +553,12 @@ impl Backend for Procfs {
         Ok(sessions)
     }
 
+    /// # Platform specific behavior
+    /// In the POSIX grouping the key is read from `/proc/self/stat`, not getsid(2): a process
+    /// started by an init that never called setsid() (a CI runner, a container's entry point)
+    /// has SID 0, which is "no session" here, and rustix's getsid cannot represent it.
     fn current(&mut self) -> Result<Option<SessionId>> {
-        let key = match self.grouping {
-            Grouping::Audit => Proc::myself()
-                .audit_session()
-                .map_err(proc_error)?
-                .map(i64::from),
-            Grouping::Posix => rustix::process::getsid(None)
-                .ok()
-                .map(|p| i64::from(p.as_raw_nonzero().get())),
-        };
+        let key = self.key_of(&Proc::myself()).map_err(proc_error)?;
         Ok(key.map(|k| SessionId(k.to_string())))
     }
 
