@@ -272,6 +272,16 @@ impl Container {
                 self.console()
             ));
         }
+        // "degraded" passes above; the test host's own sshd must not be what failed (its
+        // port taken by another host's, say), or the port below would answer for another.
+        let sshd = self.exec(&["systemctl", "is-active", "ssh.service"]);
+        if text(&sshd.stdout).trim() != "active" {
+            let status = self.exec(&["systemctl", "status", "ssh", "--no-pager"]);
+            return Err(format!(
+                "the test host's sshd is not running: {}",
+                text(&status.stdout)
+            ));
+        }
         let port = self.ssh_port;
         if !wait_for(Duration::from_secs(20), || {
             TcpStream::connect(("127.0.0.1", port)).is_ok()
@@ -442,7 +452,9 @@ impl Container {
             id: String::new(),
             tty: String::new(),
         };
-        let ok = wait_for(Duration::from_secs(20), || {
+        // A login starts the user's service manager first; on a cold machine (CI's first
+        // boot of several test hosts at once on two cores) that has taken over 20 s.
+        let ok = wait_for(Duration::from_secs(90), || {
             let out = session.output();
             if let Some(line) = out.lines().find(|l| l.contains("LOGOFF-TEST-SESSION=")) {
                 let rest = line.split("LOGOFF-TEST-SESSION=").nth(1).unwrap_or("");
@@ -455,14 +467,25 @@ impl Container {
                     .to_string();
                 true
             } else {
-                false
+                // The client gave up (refused, or the connection dropped): no use waiting.
+                !session.is_connected()
             }
         });
-        assert!(
-            ok && !session.id.is_empty(),
-            "the ssh session never started: {}",
-            session.output()
-        );
+        if !ok || session.id.is_empty() {
+            let client = match session.child.try_wait() {
+                Ok(Some(status)) => format!("the ssh client exited ({status})"),
+                _ => "the ssh client is still waiting".to_string(),
+            };
+            let journal = self.exec(&["journalctl", "--no-pager", "-n", "30"]);
+            let jobs = self.exec(&["systemctl", "list-jobs", "--no-pager"]);
+            panic!(
+                "the ssh session of {user} never started: {client}; it said: {}\n\
+                 jobs in the test host:\n{}\njournal of the test host:\n{}",
+                session.output(),
+                text(&jobs.stdout),
+                text(&journal.stdout)
+            );
+        }
         session
     }
 
