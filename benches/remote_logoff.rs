@@ -3,7 +3,11 @@
 //!
 //! - logoff on one host: `logoff /SERVER:h1 pts/0`;
 //! - logoff on all ten in one command: `logoff /SERVER:h1,...,h10 pts/0`;
-//! - the baseline: a sequential loop of `loginctl -H hN terminate-session ID`.
+//! - the baseline: a sequential loop of `loginctl -H hN terminate-session ID`;
+//! - the floor on this machine: ten bare ssh logins at once (`ssh hN true` in parallel), the
+//!   same logins logoff makes with nothing done over them. Every test host runs on this
+//!   machine's few cores, and the far side of a login (sshd, PAM, the session's cgroup)
+//!   costs CPU there: ten hosts cannot take less than that, whatever the client does.
 //!
 //! Wall time of each command. Goal: ten hosts within 1.5x of one. Needs root. Run with:
 //!
@@ -47,7 +51,25 @@ fn main() {
     let mut one = Vec::new();
     let mut many = Vec::new();
     let mut looped = Vec::new();
+    let mut bare = Vec::new();
     for _ in 0..runs {
+        bare.push(timed(|| {
+            let clients: Vec<std::process::Child> = fleet
+                .aliases
+                .iter()
+                .map(|alias| {
+                    Command::new(fleet.ssh())
+                        .args(["-xT", "--", alias, "true"])
+                        .stdin(Stdio::null())
+                        .spawn()
+                        .expect("ssh")
+                })
+                .collect();
+            for mut c in clients {
+                assert!(c.wait().expect("ssh").success(), "ssh true failed");
+            }
+        }));
+
         let sessions = open(&hosts[..1]);
         one.push(timed(|| {
             logoff(&fleet, &[&format!("/SERVER:{}", fleet.aliases[0]), "pts/0"]);
@@ -78,6 +100,7 @@ fn main() {
     let o = median(&mut one);
     let m = median(&mut many);
     let l = median(&mut looped);
+    let b = median(&mut bare);
     println!("one session on each of {n} hosts, median of {runs} runs:");
     println!(
         "  logoff, one host                              {:>8.1} ms",
@@ -92,6 +115,12 @@ fn main() {
         "  loop of loginctl -H host terminate-session    {:>8.1} ms   {:.2}x logoff's {n} hosts",
         ms(l),
         l.as_secs_f64() / m.as_secs_f64()
+    );
+    println!(
+        "  floor: {n} bare ssh logins at once             {:>8.1} ms   {:.2}x one host; logoff's {n} hosts {:.2}x this",
+        ms(b),
+        b.as_secs_f64() / o.as_secs_f64(),
+        m.as_secs_f64() / b.as_secs_f64()
     );
 }
 
