@@ -4,7 +4,7 @@ complete -c logoff -l parallel -d 'How many servers to work on at once' -r
 complete -c logoff -l connect-timeout -d 'Give up on a server that does not answer within DURATION' -r
 complete -c logoff -l machine -d 'Target this container or VM registered with systemd-machined (/VM:NAME)' -r
 complete -c logoff -l timeout -d 'Time between SIGTERM and SIGKILL (30s, 5m, 500ms; 0 = SIGKILL at once)' -r
-complete -c logoff -l message -d 'Send MESSAGE to the terminals of each session before logging it off' -r
+complete -c logoff -l message -d 'Write TEXT to the terminals of each session before logging it off' -r
 complete -c logoff -l grace -d 'Warn, wait DURATION (repeating the message a minute and ten seconds before), then log off; Ctrl-C cancels' -r
 complete -c logoff -l user -d 'Only sessions of this user (name or uid; repeatable)' -r
 complete -c logoff -l state -d 'Only sessions in this state (repeatable)' -r -f -a "active\t'In the foreground (logind: active on its seat; ssh sessions are active)'

@@ -109,7 +109,7 @@ struct Cli {
     #[arg(long)]
     console: bool,
 
-    /// Send MESSAGE to the terminals of each session before logging it off
+    /// Write TEXT to the terminals of each session before logging it off
     #[arg(long, value_name = "TEXT")]
     message: Option<String>,
 
