@@ -84,26 +84,29 @@ fn a_fork_bomb_does_not_outrun_the_sigkill_step() {
     if !need_root("a_fork_bomb_does_not_outrun_the_sigkill_step") {
         return;
     }
-    let user = TestUser::create("bomb");
-    // Every process forks in a loop, ignores the polite signals and shrugs off failed forks;
-    // RLIMIT_NPROC keeps it from taking the machine down.
-    let bomb = TestSession::start(
-        SessionSpec {
-            user: Some(&user),
-            nproc: Some(60),
-            ..Default::default()
-        },
-        r#"exec perl -e '$SIG{HUP} = $SIG{TERM} = $SIG{CHLD} = "IGNORE"; while (1) { fork }'"#,
-    );
-    bomb.wait_members(50);
-    for timeout in ["0", "300ms"] {
+    // SIGKILL at once, and SIGTERM first (which the bomb ignores while it keeps forking).
+    // One user per bomb: RLIMIT_NPROC counts the user's processes, zombies included.
+    for (i, timeout) in ["0", "300ms"].into_iter().enumerate() {
+        let user = TestUser::create(&format!("bomb{i}"));
+        // Every process forks in a loop, ignores the polite signals and shrugs off failed
+        // forks; RLIMIT_NPROC keeps it from taking the machine down.
+        let bomb = TestSession::start(
+            SessionSpec {
+                user: Some(&user),
+                nproc: Some(60),
+                ..Default::default()
+            },
+            r#"exec perl -e '$SIG{HUP} = $SIG{TERM} = $SIG{CHLD} = "IGNORE"; while (1) { fork }'"#,
+        );
+        bomb.wait_members(50);
         let out = logoff(&["--timeout", timeout, "-v", &bomb.id.to_string()]);
-        eprintln!("{}", text(&out.stdout));
-        assert_ok(&out, "logoff fork bomb");
-        assert!(bomb.is_gone(), "left running: {:?}", bomb.members());
-        if timeout == "0" {
-            break;
-        }
+        assert_ok(&out, &format!("logoff fork bomb, --timeout {timeout}"));
+        assert!(
+            bomb.is_gone(),
+            "--timeout {timeout}: left running: {:?}\n{}",
+            bomb.members(),
+            text(&out.stdout)
+        );
     }
 }
 
