@@ -452,8 +452,8 @@ impl Container {
             id: String::new(),
             tty: String::new(),
         };
-        // A login starts the user's service manager first; on a cold machine (CI's first
-        // boot of several test hosts at once on two cores) that has taken over 20 s.
+        // The first login into a cold test host (a fresh machine booting several at once on
+        // two cores) has taken over 20 s here.
         let ok = wait_for(Duration::from_secs(90), || {
             let out = session.output();
             if let Some(line) = out.lines().find(|l| l.contains("LOGOFF-TEST-SESSION=")) {
