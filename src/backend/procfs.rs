@@ -161,19 +161,18 @@ impl Procfs {
             if pid == self.own_pid {
                 return Ok(None);
             }
-            let live = |proc: &Proc| -> std::io::Result<bool> {
-                Ok(proc
-                    .try_stat()?
-                    .is_some_and(|s| !process::state_has_ended(s.state)))
-            };
             match known.iter().find_map(|m| m.get(&pid)) {
                 // A process we signalled and hold a pidfd to needs no read while it runs.
                 Some(handle) if !handle.has_exited() => Ok(None),
                 // It has exited: the PID shows its zombie (most likely: ask that first) or a
                 // newcomer that reused the PID.
-                Some(_) => Ok((live(&proc)? && self.key_of(&proc)? == Some(key)).then_some(proc)),
+                Some(_) => {
+                    Ok((proc.is_running()? && self.key_of(&proc)? == Some(key)).then_some(proc))
+                }
                 // Most processes are not members: the key decides before the costlier stat.
-                None => Ok((self.key_of(&proc)? == Some(key) && live(&proc)?).then_some(proc)),
+                None => {
+                    Ok((self.key_of(&proc)? == Some(key) && proc.is_running()?).then_some(proc))
+                }
             }
         })
         .map_err(proc_error)
@@ -334,9 +333,7 @@ impl Procfs {
             if details.stats.len() >= DETAILED_MEMBERS {
                 break;
             }
-            if let Some(stat) = Proc::new(pid).stat()
-                && !process::state_has_ended(stat.state)
-            {
+            if let Ok(Some(stat)) = Proc::new(pid).live_stat() {
                 details.stats.push((stat.starttime, pid, stat.tty_nr));
             }
         }

@@ -114,6 +114,44 @@ impl Proc {
         self.try_stat().ok().flatten()
     }
 
+    /// `/proc/PID/stat` of a process whose thread group still runs; `None` when it is gone
+    /// or has ended.
+    ///
+    /// The state letter alone does not tell: a thread-group leader whose own thread has
+    /// exited reads as a zombie (`Z`) while its other threads run on, and a signal to it
+    /// still reaches them. For a `Z`, `Threads:` in `/proc/PID/status` decides: it counts
+    /// the leader until the whole group has exited, so more than one means threads run.
+    pub fn live_stat(&self) -> io::Result<Option<Stat>> {
+        let Some(stat) = self.try_stat()? else {
+            return Ok(None);
+        };
+        if !state_has_ended(stat.state) || self.threads()?.is_some_and(|n| n > 1) {
+            Ok(Some(stat))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Whether the thread group still runs (see [`Proc::live_stat`]).
+    pub fn is_running(&self) -> io::Result<bool> {
+        Ok(self.live_stat()?.is_some())
+    }
+
+    /// `Threads:` of `/proc/PID/status`; `None` when the process is gone. Read whole (the
+    /// `Groups:` line before it has no bound worth guessing); only asked of zombies.
+    fn threads(&self) -> io::Result<Option<u32>> {
+        let path = format!("/proc/{}/status", self.pid);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if rustix::io::Errno::from_io_error(&e).is_some_and(gone) => return Ok(None),
+            Err(e) => return Err(io::Error::other(format!("cannot read {path}: {e}"))),
+        };
+        Ok(text
+            .lines()
+            .find_map(|l| l.strip_prefix("Threads:"))
+            .and_then(|n| n.trim().parse().ok()))
+    }
+
     fn process(&self) -> Option<Process> {
         Process::new(self.pid.0).ok()
     }
@@ -184,8 +222,9 @@ pub fn scan<T>(f: impl Fn(Proc) -> io::Result<Option<T>>) -> io::Result<Vec<T>> 
     Ok(out)
 }
 
-/// Whether a process in this state has ended (a zombie waiting to be reaped, or dead).
-pub fn state_has_ended(state: char) -> bool {
+/// Whether a process in this state has ended (a zombie waiting to be reaped, or dead) — as
+/// far as its leader thread goes: see [`Proc::live_stat`] for the thread group.
+fn state_has_ended(state: char) -> bool {
     matches!(state, 'Z' | 'X' | 'x')
 }
 
@@ -284,10 +323,13 @@ impl Handle {
         }
     }
 
+    /// Without a pidfd: whether the process with our PID and start time still runs. A
+    /// failed read counts as running: the caller then waits or asks again, never skips it.
     fn alive_by_proc(&self) -> bool {
-        Proc::new(self.pid)
-            .stat()
-            .is_some_and(|s| s.starttime == self.start_time && !state_has_ended(s.state))
+        match Proc::new(self.pid).live_stat() {
+            Ok(stat) => stat.is_some_and(|s| s.starttime == self.start_time),
+            Err(_) => true,
+        }
     }
 
     /// Blocks until the process has ended or `deadline` passes; true if it ended.
@@ -359,8 +401,8 @@ mod tests {
     fn reads_itself() {
         let me = Proc::myself();
         assert_eq!(me.pid().0 as u32, std::process::id());
-        let stat = me.stat().expect("stat");
-        assert!(!state_has_ended(stat.state));
+        me.stat().expect("stat");
+        assert!(me.is_running().expect("read"));
         assert!(me.in_our_pid_namespace());
     }
 

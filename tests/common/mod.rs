@@ -35,6 +35,10 @@ pub fn need_root(test: &str) -> bool {
     false
 }
 
+/// Names another logoff binary for the tests to run (an older build, to check that a
+/// regression test fails without its fix). Unset: the binary cargo built.
+pub const TEST_BIN_ENV: &str = "LOGOFF_TEST_BIN";
+
 /// The built binary, copied to a world-readable place so test users can run it too.
 pub fn logoff_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
@@ -42,7 +46,10 @@ pub fn logoff_bin() -> &'static Path {
         let dir = std::env::temp_dir().join(format!("logoff-test-bin-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("create bin dir");
         let dst = dir.join("logoff");
-        std::fs::copy(env!("CARGO_BIN_EXE_logoff"), &dst).expect("copy logoff");
+        let src = std::env::var_os(TEST_BIN_ENV)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_logoff")));
+        std::fs::copy(&src, &dst).expect("copy logoff");
         set_mode(&dir, 0o755);
         set_mode(&dst, 0o755);
         dst
@@ -185,8 +192,9 @@ pub fn audit_session_of(pid: i32) -> Option<u32> {
     text.trim().parse().ok().filter(|&id| id != u32::MAX)
 }
 
-fn state_of(pid: i32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+/// The state letter of a `/proc/.../stat` file.
+fn state_in(path: &str) -> Option<char> {
+    let stat = std::fs::read_to_string(path).ok()?;
     let after = &stat[stat.rfind(')')? + 2..];
     after.chars().next()
 }
@@ -202,9 +210,17 @@ pub fn proc_pids() -> Vec<i32> {
         .unwrap_or_default()
 }
 
-/// Whether a process has ended (a zombie, dead, or gone).
+/// Whether a process has ended: gone, or no thread of it runs. Each thread's own state
+/// decides (`/proc/PID/task/TID/stat`): a thread-group leader that has exited reads as a
+/// zombie while its other threads run on, and such a process has not ended.
 pub fn has_ended(pid: i32) -> bool {
-    state_of(pid).is_none_or(|s| s == 'Z' || s == 'X')
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return true;
+    };
+    !tasks.flatten().any(|t| {
+        let path = format!("{}/stat", t.path().display());
+        state_in(&path).is_some_and(|s| s != 'Z' && s != 'X')
+    })
 }
 
 /// Live (non-zombie) processes in audit session `id`, by an independent /proc scan.
