@@ -44,63 +44,69 @@ trait Machined {
     fn get_machine(&self, name: &str) -> zbus::Result<zbus::OwnedObjectPath>;
 }
 
+/// How a machine's bus is reached from this host: systemd's bridge, run here.
+const BRIDGE: &str = "systemd-stdio-bridge";
+
 /// The system bus of a machine (container or VM) registered with this host's
-/// systemd-machined, reached as `loginctl -M` does: the machine's leader process from
-/// machined, then the bus socket inside that machine (`/proc/LEADER/root/run/dbus/...`).
-pub fn machine_bus(name: &str) -> Result<Connection> {
-    let system = system_bus().map_err(|e| {
-        Error::new(
-            Kind::Remote,
-            format!("cannot reach machine {name}: {}", e.message()),
-        )
-    })?;
+/// systemd-machined, reached as `loginctl -M` does: `systemd-stdio-bridge --machine=NAME`, run
+/// here, enters the machine's namespaces and root before it connects to the bus socket, so
+/// the socket's path is resolved inside the machine and no link planted there can lead back
+/// to this host's bus. The bus that answers is then refused if it is this host's own system
+/// bus (a machine whose leader runs in this host's namespaces, or that has this host's bus
+/// socket mounted in): the bus daemon's ID (`org.freedesktop.DBus.GetId`) tells.
+///
+/// (Not the peer's machine ID: the bridge answers `org.freedesktop.DBus.Peer` calls itself,
+/// with the ID of the namespace it was started in.)
+pub fn machine_bus(name: &str, connect_timeout: Duration) -> Result<(Connection, Tunnel)> {
+    let unreachable =
+        |why: String| Error::new(Kind::Remote, format!("cannot reach machine {name}: {why}"));
+    let system = system_bus().map_err(|e| unreachable(e.message().to_string()))?;
+    check_registered(&system, name).map_err(unreachable)?;
+    let mut bridge = Command::new(BRIDGE);
+    bridge.arg(format!("--machine={name}"));
+    let (conn, tunnel) = through_child(bridge, connect_timeout)
+        .map_err(|(e, said)| unreachable(if said.is_empty() { e.to_string() } else { said }))?;
+    let ours = bus_id(&system)
+        .map_err(|e| unreachable(format!("cannot ask this host's bus its ID: {e}")))?;
+    let theirs =
+        bus_id(&conn).map_err(|e| unreachable(format!("cannot ask its bus its ID: {e}")))?;
+    if ours == theirs {
+        return Err(unreachable(format!(
+            "the bus it leads to is this host's own system bus (bus ID {theirs}): refusing \
+             to act on this host's sessions as if they were the machine's"
+        )));
+    }
+    Ok((conn, tunnel))
+}
+
+/// The ID of the bus daemon behind `conn` (`org.freedesktop.DBus.GetId`).
+fn bus_id(conn: &Connection) -> zbus::Result<String> {
     zbus::block_on(async {
-        let unreachable =
-            |why: String| Error::new(Kind::Remote, format!("cannot reach machine {name}: {why}"));
-        let machined = MachinedProxy::new(&system)
+        let dbus = zbus::fdo::DBusProxy::new(conn).await?;
+        Ok(dbus.get_id().await?.to_string())
+    })
+}
+
+/// Asks this host's machined whether `name` is a registered machine, for a clear error
+/// before the bridge is run.
+fn check_registered(system: &Connection, name: &str) -> std::result::Result<(), String> {
+    zbus::block_on(async {
+        let machined = MachinedProxy::new(system)
             .await
-            .map_err(|e| unreachable(e.to_string()))?;
-        let path = machined.get_machine(name).await.map_err(|e| {
+            .map_err(|e| e.to_string())?;
+        machined.get_machine(name).await.map_err(|e| {
             let text = e.to_string();
             if text.contains("NoSuchMachine") {
-                unreachable(
-                    "no machine of that name is registered with systemd-machined \
-                     (`machinectl list` shows them)"
-                        .into(),
-                )
+                "no machine of that name is registered with systemd-machined \
+                 (`machinectl list` shows them)"
+                    .to_string()
             } else if text.contains("ServiceUnknown") || text.contains("NameHasNoOwner") {
-                unreachable("systemd-machined does not answer on the system bus".into())
+                "systemd-machined does not answer on the system bus".to_string()
             } else {
-                unreachable(text)
+                text
             }
         })?;
-        let props = zbus::fdo::PropertiesProxy::builder(&system)
-            .destination("org.freedesktop.machine1")
-            .path(path)
-            .build()
-            .await
-            .map_err(|e| unreachable(e.to_string()))?;
-        let leader = props
-            .get(
-                zbus::names::InterfaceName::from_static_str_unchecked(
-                    "org.freedesktop.machine1.Machine",
-                ),
-                "Leader",
-            )
-            .await
-            .ok()
-            .and_then(|v| u32::try_from(&v).ok())
-            .filter(|&l| l > 0)
-            .ok_or_else(|| unreachable("machined knows no leader process for it".into()))?;
-        let socket = format!("/proc/{leader}/root/run/dbus/system_bus_socket");
-        let stream = UnixStream::connect(&socket).map_err(|e| {
-            unreachable(format!("cannot connect to its system bus ({socket}): {e}"))
-        })?;
-        zbus::connection::Builder::unix_stream(stream)
-            .method_timeout(CALL_TIMEOUT)
-            .build()
-            .await
-            .map_err(|e| unreachable(format!("its system bus: {e}")))
+        Ok(())
     })
 }
 
@@ -210,7 +216,7 @@ impl Tunnel {
     /// What the child said on standard error, and how it ended if it has.
     pub fn diagnostics(&mut self) -> String {
         let status = match self.child.try_wait() {
-            Ok(Some(status)) => format!(" (ssh exited with {status})"),
+            Ok(Some(status)) => format!(" (exited with {status})"),
             _ => String::new(),
         };
         let said = self
@@ -230,18 +236,13 @@ impl Drop for Tunnel {
 }
 
 /// Connects to the system bus of `host` over ssh: `ssh -xT [-p PORT] -- DEST
-/// systemd-stdio-bridge [BRIDGE_ARGS]` with one end of a socketpair as its standard input and
-/// output; the bus connection runs over the other end.
+/// systemd-stdio-bridge [BRIDGE_ARGS]`, the bus connection running over its standard input
+/// and output.
 pub fn over_ssh(
     host: &Host,
     bridge_args: &[&str],
     connect_timeout: Duration,
 ) -> Result<(Connection, Tunnel)> {
-    let (ours, theirs) =
-        UnixStream::pair().map_err(|e| Error::system(format!("cannot make a socket pair: {e}")))?;
-    let theirs_out = theirs
-        .try_clone()
-        .map_err(|e| Error::system(format!("cannot duplicate a socket: {e}")))?;
     let ssh = std::env::var_os(SSH_ENV).unwrap_or_else(|| "ssh".into());
     let mut cmd = Command::new(&ssh);
     cmd.arg("-xT").arg("-o").arg(format!(
@@ -253,18 +254,51 @@ pub fn over_ssh(
     }
     cmd.arg("--")
         .arg(host.destination())
-        .arg("systemd-stdio-bridge")
-        .args(bridge_args)
-        .stdin(Stdio::from(OwnedFd::from(theirs)))
-        .stdout(Stdio::from(OwnedFd::from(theirs_out)))
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| {
+        .arg(BRIDGE)
+        .args(bridge_args);
+    through_child(cmd, connect_timeout).map_err(|(e, said)| {
+        let why = if said.contains(BRIDGE) && said.contains("not found")
+            || said.contains("exited with exit status: 127")
+        {
+            format!(
+                "{said}: the host has no systemd-stdio-bridge (an elogind host?), which \
+                 logoff needs to reach logind over ssh"
+            )
+        } else if said.is_empty() {
+            e.to_string()
+        } else {
+            said
+        };
         Error::new(
             Kind::Remote,
-            format!("cannot run {}: {e}", ssh.to_string_lossy()),
+            format!("cannot connect to {}: {why}", host.label),
         )
-    })?;
-    // Our copies of ssh's ends must go, or the socket never sees ssh leave.
+    })
+}
+
+/// Runs `cmd` with one end of a socket pair as its standard input and output, and speaks
+/// D-Bus over the other end. A child that accepts and then says nothing does not hold logoff
+/// up: past `connect_timeout` (and a little for authentication) it is killed, which ends the
+/// handshake. A failure comes with what the child said on standard error.
+fn through_child(
+    mut cmd: Command,
+    connect_timeout: Duration,
+) -> std::result::Result<(Connection, Tunnel), (zbus::Error, String)> {
+    let failed = |e: std::io::Error, what: &str| {
+        (zbus::Error::Failure(format!("{what}: {e}")), String::new())
+    };
+    let (ours, theirs) = UnixStream::pair().map_err(|e| failed(e, "cannot make a socket pair"))?;
+    let theirs_out = theirs
+        .try_clone()
+        .map_err(|e| failed(e, "cannot duplicate a socket"))?;
+    cmd.stdin(Stdio::from(OwnedFd::from(theirs)))
+        .stdout(Stdio::from(OwnedFd::from(theirs_out)))
+        .stderr(Stdio::piped());
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| failed(e, &format!("cannot run {program}")))?;
+    // Our copies of the child's ends must go, or the socket never sees the child leave.
     drop(cmd);
     let stderr = Arc::new(Mutex::new(String::new()));
     if let Some(mut pipe) = child.stderr.take() {
@@ -281,15 +315,12 @@ pub fn over_ssh(
             }
         });
     }
-    // A host that accepts the connection and then says nothing must not hold logoff up:
-    // past the connect timeout (and a little for authentication), ssh is ended, which ends
-    // the handshake below.
     let (done, watchdog) = std::sync::mpsc::channel::<()>();
-    let ssh_pid = child.id();
+    let child_pid = child.id();
     let grace = connect_timeout + Duration::from_secs(5);
     std::thread::spawn(move || {
         if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = watchdog.recv_timeout(grace)
-            && let Some(pid) = rustix::process::Pid::from_raw(ssh_pid as i32)
+            && let Some(pid) = rustix::process::Pid::from_raw(child_pid as i32)
         {
             let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
         }
@@ -305,7 +336,7 @@ pub fn over_ssh(
     match built {
         Ok(conn) => Ok((conn, tunnel)),
         Err(e) => {
-            // Let ssh finish saying why, then tell the user what it said.
+            // Let the child finish saying why.
             for _ in 0..50 {
                 if matches!(tunnel.child.try_wait(), Ok(Some(_))) {
                     break;
@@ -313,23 +344,7 @@ pub fn over_ssh(
                 std::thread::sleep(Duration::from_millis(20));
             }
             std::thread::sleep(Duration::from_millis(20));
-            let said = tunnel.diagnostics();
-            let why = if said.contains("systemd-stdio-bridge") && said.contains("not found")
-                || said.contains("exited with exit status: 127")
-            {
-                format!(
-                    "{said}: the host has no systemd-stdio-bridge (an elogind host?), which \
-                     logoff needs to reach logind over ssh"
-                )
-            } else if said.is_empty() {
-                e.to_string()
-            } else {
-                said
-            };
-            Err(Error::new(
-                Kind::Remote,
-                format!("cannot connect to {}: {why}", host.label),
-            ))
+            Err((e, tunnel.diagnostics()))
         }
     }
 }

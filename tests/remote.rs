@@ -272,38 +272,7 @@ fn vm_reaches_a_machine_registered_with_machined() {
         return;
     };
     h.add_user("erin");
-    // A container inside the test host, registered with the test host's machined.
-    let out = h.sh("systemctl start systemd-machined && \
-         mkdir -p /run/inner && mount -t tmpfs tmpfs /run/inner && \
-         mkdir -p /run/inner/u /run/inner/w /run/inner/root && \
-         mount -t overlay overlay -o lowerdir=/,upperdir=/run/inner/u,workdir=/run/inner/w \
-           /run/inner/root && \
-         tr -d - < /proc/sys/kernel/random/uuid > /run/inner/root/etc/machine-id && \
-         echo inner > /run/inner/root/etc/hostname && \
-         rm -f /run/inner/root/etc/ssh/sshd_config.d/logoff-test.conf && \
-         systemd-run --unit=inner-machine systemd-nspawn -D /run/inner/root -M inner \
-           --register=yes -b --console=pipe -- systemd.unit=logoff-test.target");
-    assert_ok(&out, "start the inner machine");
-    assert!(
-        wait_for(Duration::from_secs(60), || {
-            let out = h.exec(&[
-                "machinectl",
-                "shell",
-                "inner",
-                "/bin/systemctl",
-                "is-system-running",
-            ]);
-            let said = text(&out.stdout);
-            said.contains("running") || said.contains("degraded")
-        }),
-        "the inner machine never came up"
-    );
-    let leader = text(
-        &h.exec(&["machinectl", "show", "inner", "-p", "Leader", "--value"])
-            .stdout,
-    )
-    .trim()
-    .to_string();
+    let leader = start_inner_machine(&h);
     let _session = h.sh(&format!(
         "nsenter -t {leader} -a su -l erin -c 'sleep 1009' >/dev/null 2>&1 &"
     ));
@@ -369,5 +338,99 @@ fn vm_reaches_a_machine_registered_with_machined() {
         &fleet.logoff(&["--list", "/SERVER:lt-m1"]),
         6,
         "no systemd-stdio-bridge",
+    );
+}
+
+/// Boots a container inside the test host `h`, registered with its machined as `inner`;
+/// returns its leader's PID (as the test host sees it).
+fn start_inner_machine(h: &Container) -> String {
+    // A container inside the test host, registered with the test host's machined.
+    let out = h.sh("systemctl start systemd-machined && \
+         mkdir -p /run/inner && mount -t tmpfs tmpfs /run/inner && \
+         mkdir -p /run/inner/u /run/inner/w /run/inner/root && \
+         mount -t overlay overlay -o lowerdir=/,upperdir=/run/inner/u,workdir=/run/inner/w \
+           /run/inner/root && \
+         tr -d - < /proc/sys/kernel/random/uuid > /run/inner/root/etc/machine-id && \
+         echo inner > /run/inner/root/etc/hostname && \
+         rm -f /run/inner/root/etc/ssh/sshd_config.d/logoff-test.conf && \
+         systemd-run --unit=inner-machine systemd-nspawn -D /run/inner/root -M inner \
+           --register=yes -b --console=pipe -- systemd.unit=logoff-test.target");
+    assert_ok(&out, "start the inner machine");
+    assert!(
+        wait_for(Duration::from_secs(60), || {
+            let out = h.exec(&[
+                "machinectl",
+                "shell",
+                "inner",
+                "/bin/systemctl",
+                "is-system-running",
+            ]);
+            let said = text(&out.stdout);
+            said.contains("running") || said.contains("degraded")
+        }),
+        "the inner machine never came up"
+    );
+    text(
+        &h.exec(&["machinectl", "show", "inner", "-p", "Leader", "--value"])
+            .stdout,
+    )
+    .trim()
+    .to_string()
+}
+
+/// Regression: `/VM:NAME` connected, as root, to `/proc/LEADER/root/run/dbus/...`, so an
+/// absolute symlink planted inside the machine (which its root, even an unprivileged one,
+/// can make) resolved on this host: `--list /VM:inner` showed the host's sessions and
+/// `logoff ID /VM:inner` ended a host session. And a machine whose bus is in truth the
+/// host's (its leader in the host's namespaces) passed for the machine.
+#[test]
+fn regression_vm_never_reaches_the_hosts_own_bus() {
+    let Some(h) = container::boot("vmhost") else {
+        return;
+    };
+    h.add_user("hostuser");
+    let mut host_session = h.ssh("hostuser", "sleep 1020");
+    let leader = start_inner_machine(&h);
+    assert_ok(
+        &h.sh(&format!(
+            "nsenter -t {leader} -a sh -c 'rm /run/dbus/system_bus_socket && \
+             ln -s /proc/1/root/run/dbus/system_bus_socket /run/dbus/system_bus_socket'"
+        )),
+        "plant the symlink in the machine",
+    );
+    let out = h.logoff(&["--list", "--json", "/VM:inner"]);
+    assert!(
+        !text(&out.stdout).contains("hostuser"),
+        "the machine's list shows the host's sessions: {}",
+        text(&out.stdout)
+    );
+    assert_fails(&out, 6, "cannot reach machine inner");
+    let out = h.logoff(&["/VM:inner", &host_session.id]);
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+    assert!(host_session.is_connected(), "the host's session was ended");
+    assert!(h.session_alive(&host_session.id));
+
+    // A machine whose leader runs in the host's own namespaces: the bridge lands on the
+    // host's own bus, whose bus ID gives it away.
+    let out = h.sh("systemd-run --unit=fake-leader sleep 1021 && sleep 0.3 && \
+         pid=$(systemctl show -p MainPID --value fake-leader) && \
+         busctl call org.freedesktop.machine1 /org/freedesktop/machine1 \
+           org.freedesktop.machine1.Manager RegisterMachine sayssus fake 0 logoff-test \
+           container $pid /");
+    assert_ok(&out, "register a machine led by a host process");
+    let out = h.logoff(&["--list", "--json", "/VM:fake"]);
+    assert!(
+        !text(&out.stdout).contains("hostuser"),
+        "the fake machine's list shows the host's sessions: {}",
+        text(&out.stdout)
+    );
+    assert_fails(&out, 6, "this host's own system bus");
+    let out = h.logoff(&["/VM:fake", &host_session.id]);
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+    assert!(host_session.is_connected(), "the host's session was ended");
+    assert!(
+        host_session
+            .wait_closed(Duration::from_millis(100))
+            .is_none()
     );
 }

@@ -118,11 +118,12 @@ pub fn open(
     match (&place.reach, machine) {
         (Reach::Local, None) => backend::open_local(choice, ends_sessions),
         (Reach::Local, Some(name)) => {
-            let conn = transport::machine_bus(name)?;
-            Ok(Box::new(Logind::connect(
+            let (conn, tunnel) = transport::machine_bus(name, connect_timeout)?;
+            Ok(Box::new(Logind::through(
                 conn,
+                Some(tunnel),
                 false,
-                format!("machine {name}, through systemd-machined"),
+                format!("machine {name}, through systemd-stdio-bridge --machine"),
             )?))
         }
         (Reach::Ssh(host), None) => {
