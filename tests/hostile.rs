@@ -51,3 +51,304 @@ fn regression_a_zombie_leader_with_live_threads_is_not_counted_as_gone() {
         s.members()
     );
 }
+
+/// A pty session of `user` whose terminal output script(1) records in `dir/NAME.ts`;
+/// returns it with its terminal (`pts/N`).
+fn recorded_pty(user: &TestUser, dir: &TempDir, name: &str) -> (TestSession, String) {
+    let transcript = dir.path(&format!("{name}.ts"));
+    let s = TestSession::start(
+        SessionSpec {
+            user: Some(user),
+            pty: true,
+            transcript: Some(&transcript),
+            ..Default::default()
+        },
+        "sleep 1000",
+    );
+    s.wait_members(2);
+    let pts = s.pty();
+    (s, pts)
+}
+
+/// Logs off `session` with a warning, and checks that the warning reached nobody but whom
+/// it was meant for: not the victim's terminal (its transcript), whatever else happened.
+fn warn_and_check_victim(id: u32, dir: &TempDir, victim: &str) -> std::process::Output {
+    let out = logoff(&[
+        "--message",
+        "MISDIRECTED-WARNING",
+        "--timeout",
+        "1",
+        &id.to_string(),
+    ]);
+    assert_ok(&out, "logoff --message");
+    let seen = dir.read(&format!("{victim}.ts"));
+    assert!(
+        !seen.contains("MISDIRECTED-WARNING"),
+        "the warning reached another user's terminal: {seen:?}\nlogoff said: {}",
+        text(&out.stderr)
+    );
+    out
+}
+
+/// Regression: terminal names were read from the text of /proc/PID/fd links, so a process in
+/// a private mount namespace holding a regular file it named `/dev/pts/N` made root write
+/// the warning onto another user's terminal pts/N.
+#[test]
+fn regression_a_file_named_like_a_terminal_gets_no_warning() {
+    if !need_root("regression_a_file_named_like_a_terminal_gets_no_warning") {
+        return;
+    }
+    let dir = TempDir::new("fakepts");
+    let (victim_user, attacker) = (TestUser::create("fv"), TestUser::create("fa"));
+    let (_victim, pts) = recorded_pty(&victim_user, &dir, "victim");
+    let s = TestSession::start(
+        SessionSpec {
+            user: Some(&attacker),
+            ..Default::default()
+        },
+        &format!(
+            "exec unshare -r -m sh -c 'mount -t tmpfs tmpfs /dev/pts && touch /dev/{pts} && \
+             exec sleep 1000 3>/dev/{pts}'"
+        ),
+    );
+    s.wait_members(1);
+    assert!(
+        wait_for(std::time::Duration::from_secs(5), || s
+            .members()
+            .iter()
+            .any(|p| {
+                std::fs::read_link(format!("/proc/{p}/fd/3"))
+                    .is_ok_and(|l| l.to_str() == Some(&format!("/dev/{pts}")))
+            })),
+        "the attacker never held its fake /dev/{pts}"
+    );
+    warn_and_check_victim(s.id, &dir, "victim");
+    assert!(s.is_gone());
+}
+
+/// Regression: utmp's ut_line was trusted as a terminal name with only `/dev/` stripped, so a
+/// record whose line was `../tmp/...` made root write the warning over a file.
+#[test]
+fn regression_a_utmp_line_is_never_a_path() {
+    if !need_root("regression_a_utmp_line_is_never_a_path") {
+        return;
+    }
+    // ut_line holds 32 bytes: a short directory of our own.
+    let short = std::path::PathBuf::from(format!("/tmp/lv{}", std::process::id() % 100_000));
+    std::fs::create_dir_all(&short).expect("mkdir");
+    let _cleanup = RemoveOnDrop(short.clone());
+    let victim_file = short.join("v");
+    std::fs::write(&victim_file, "precious\n").expect("write victim file");
+    let user = TestUser::create("ul");
+    let s = TestSession::start(
+        SessionSpec {
+            user: Some(&user),
+            ..Default::default()
+        },
+        "sleep 1000",
+    );
+    let members = s.wait_members(2);
+    let leader = *members.iter().min().expect("a member");
+    let line = format!("..{}", victim_file.display());
+    let _utmp = UtmpGuard::add(&format!(
+        "[7] [{leader:05}] [lv  ] [{:<8}] [{line:<12}] [                    ] [0.0.0.0        ] [2026-11-24T10:05:00,000000+00:00]\n",
+        user.name
+    ));
+    let dir = TempDir::new("utmpline");
+    warn_and_check_victim(s.id, &dir, "none");
+    assert_eq!(
+        std::fs::read_to_string(&victim_file).expect("read victim file"),
+        "precious\n",
+        "root wrote the warning over a file"
+    );
+}
+
+/// Allocates ptys in a private devpts instance until one has the index `sys.argv[1]`, then
+/// runs `sleep` with that pty as its controlling terminal: its `tty_nr` is the host's pts/N.
+const PRIVATE_PTY_PY: &str = r#"
+import os, sys
+want = "/dev/pts/" + sys.argv[1]
+held = []
+while True:
+    m, s = os.openpty()
+    held.append((m, s))
+    if os.ttyname(s) == want:
+        break
+    if len(held) > 4096:
+        sys.exit("no " + want)
+if os.fork() == 0:
+    os.setsid()
+    fd = os.open(want, os.O_RDWR)
+    for n in (0, 1, 2):
+        os.dup2(fd, n)
+    os.execvp("sleep", ["sleep", "1000"])
+os.wait()
+"#;
+
+/// Regression: a session's terminal was named from its processes' `tty_nr`, which a private
+/// devpts instance (a container's, or one a user mounts in a user namespace) shares with the
+/// host's: root wrote the warning onto the host's pts/N, another user's terminal.
+#[test]
+fn regression_a_private_devpts_terminal_is_not_the_hosts() {
+    if !need_root("regression_a_private_devpts_terminal_is_not_the_hosts") {
+        return;
+    }
+    let dir = TempDir::new("privpts");
+    let script = dir.path("alloc.py");
+    std::fs::write(&script, PRIVATE_PTY_PY).expect("write alloc.py");
+    set_mode(&script, 0o644);
+    let (victim_user, attacker) = (TestUser::create("pv"), TestUser::create("pa"));
+    let (_victim, pts) = recorded_pty(&victim_user, &dir, "victim");
+    let n = pts.trim_start_matches("pts/");
+    let s = TestSession::start(
+        SessionSpec {
+            user: Some(&attacker),
+            ..Default::default()
+        },
+        &format!(
+            "exec unshare -r -m sh -c 'mount -t devpts -o newinstance,ptmxmode=0666 devpts \
+             /dev/pts && mount --bind /dev/pts/ptmx /dev/ptmx && exec python3 {} {n}'",
+            script.display()
+        ),
+    );
+    assert!(
+        wait_for(std::time::Duration::from_secs(10), || {
+            let rows = logoff(&["--list", "--json"]);
+            serde_json::from_slice::<serde_json::Value>(&rows.stdout).is_ok_and(|v| {
+                v.as_array().is_some_and(|rows| {
+                    rows.iter()
+                        .any(|r| r["id"] == s.id.to_string().as_str() && r["tty"] == pts.as_str())
+                })
+            })
+        }),
+        "the attacker's session never showed on {pts}"
+    );
+    warn_and_check_victim(s.id, &dir, "victim");
+    assert!(s.is_gone());
+}
+
+/// Removes a directory tree when dropped.
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The control for the tests above: the warning does reach the session's own terminals (its
+/// pty, and one its process holds open besides).
+#[test]
+fn the_warning_reaches_the_sessions_own_terminals() {
+    if !need_root("the_warning_reaches_the_sessions_own_terminals") {
+        return;
+    }
+    let dir = TempDir::new("ownpts");
+    let user = TestUser::create("ow");
+    let (other, _) = recorded_pty(&user, &dir, "other");
+    let transcript = dir.path("own.ts");
+    let s = TestSession::start(
+        SessionSpec {
+            user: Some(&user),
+            pty: true,
+            transcript: Some(&transcript),
+            ..Default::default()
+        },
+        &format!("sleep 1000 3>/dev/{} & wait", other.pty()),
+    );
+    s.wait_members(3);
+    let out = logoff(&["--message", "MEANT-FOR-YOU", "-v", &s.id.to_string()]);
+    assert_ok(&out, "logoff --message");
+    assert!(
+        dir.read("own.ts").contains("MEANT-FOR-YOU"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        dir.read("other.ts").contains("MEANT-FOR-YOU"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+/// Runs as PID 1 of a PID namespace of its own (so that it reaps orphans and can choose the
+/// next PID): a victim and a target session on recorded ptys; logoff warns the target with a
+/// grace period; after the first warning a process of the target that held its terminal
+/// dies, and the victim's process takes its PID, holding the victim's terminal.
+const PID_REUSE_PY: &str = r#"
+import os, shlex, subprocess, sys, time
+logoff, vuid, tuid, d = sys.argv[1:5]
+null = subprocess.DEVNULL
+def session(uid, cmd, ts):
+    inner = "echo %s > /proc/self/loginuid && exec script -qfec %s %s" % (uid, shlex.quote(cmd), ts)
+    return subprocess.Popen(["sh", "-c", inner], stdin=null, stdout=null, stderr=null)
+def pid_of(cmdline):
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                if open("/proc/%s/cmdline" % p).read() == cmdline:
+                    return int(p)
+            except OSError:
+                pass
+def wait_until(cond, what):
+    end = time.time() + 10
+    while not cond():
+        if time.time() > end:
+            sys.exit("timed out: " + what)
+        time.sleep(0.02)
+session(vuid, "sleep 1000", d + "/victim.ts")
+# The target's "sleep 1002" holds its terminal; its parent exits, so it is ours to reap.
+session(tuid, "sh -c 'sleep 1002 &'; exec sleep 1001", d + "/target.ts")
+wait_until(lambda: pid_of("sleep\0" "1000\0") and pid_of("sleep\0" "1002\0"), "sessions")
+victim_pts = os.readlink("/proc/%d/fd/0" % pid_of("sleep\0" "1000\0"))
+p = pid_of("sleep\0" "1002\0")
+tid = open("/proc/%d/sessionid" % p).read().strip()
+lo = subprocess.Popen([logoff, "--grace", "12s", "--message", "MISDIRECTED-WARNING", tid],
+                      stdin=null, stdout=null, stderr=null)
+wait_until(lambda: "MISDIRECTED" in open(d + "/target.ts", errors="replace").read(), "warning")
+os.kill(p, 9)
+os.waitpid(p, 0)
+with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+    f.write(str(p - 1))
+holder = subprocess.Popen(["sh", "-c", "echo %s > /proc/self/loginuid && exec sleep 1003" % vuid],
+                          stdin=null, stdout=open(victim_pts, "w"), stderr=null)
+print("reused" if holder.pid == p else "not reused: %d, wanted %d" % (holder.pid, p), flush=True)
+lo.wait(timeout=60)
+print("logoff exited %d" % lo.returncode, flush=True)
+"#;
+
+/// Regression: reminders during a grace period went to the terminals of the PIDs the session
+/// had when it was listed; a PID reused meanwhile by another user's process made root write
+/// the reminder onto that user's terminal.
+#[test]
+fn regression_a_reminder_goes_to_the_session_as_it_is_now() {
+    if !need_root("regression_a_reminder_goes_to_the_session_as_it_is_now") {
+        return;
+    }
+    let dir = TempDir::new("pidreuse");
+    let script = dir.path("reuse.py");
+    std::fs::write(&script, PID_REUSE_PY).expect("write reuse.py");
+    let (victim, target) = (TestUser::create("rv"), TestUser::create("rt"));
+    let out = std::process::Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "python3"])
+        .arg(&script)
+        .arg(logoff_bin())
+        .arg(victim.uid.to_string())
+        .arg(target.uid.to_string())
+        .arg(&dir.0)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run unshare");
+    let said = text(&out.stdout);
+    assert!(
+        out.status.success() && said.contains("reused\n") && said.contains("logoff exited 0"),
+        "{said}{}",
+        text(&out.stderr)
+    );
+    let seen = dir.read("victim.ts");
+    assert!(
+        !seen.contains("MISDIRECTED-WARNING"),
+        "a reminder reached the user who took the PID: {seen:?}"
+    );
+    assert!(dir.read("target.ts").contains("MISDIRECTED-WARNING"));
+}

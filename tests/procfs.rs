@@ -604,54 +604,6 @@ fn utmp_records_are_closed_so_who_forgets_the_session() {
     assert!(!who(()).contains(&user.name), "who still lists the session");
 }
 
-/// Adds a record to the real utmp and restores the file afterwards.
-struct UtmpGuard {
-    original: Option<Vec<u8>>,
-}
-
-impl UtmpGuard {
-    fn add(record_text: &str) -> UtmpGuard {
-        use std::io::Write;
-        let path = "/var/run/utmp";
-        let original = std::fs::read(path).ok();
-        let mut child = std::process::Command::new("utmpdump")
-            .arg("-r")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("utmpdump (util-linux)");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(record_text.as_bytes())
-            .expect("write");
-        let binary = child.wait_with_output().expect("utmpdump").stdout;
-        assert_eq!(binary.len(), 384, "utmpdump made {} bytes", binary.len());
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .expect("open utmp");
-        file.write_all(&binary).expect("append utmp");
-        UtmpGuard { original }
-    }
-}
-
-impl Drop for UtmpGuard {
-    fn drop(&mut self) {
-        match &self.original {
-            Some(bytes) => {
-                let _ = std::fs::write("/var/run/utmp", bytes);
-            }
-            None => {
-                let _ = std::fs::remove_file("/var/run/utmp");
-            }
-        }
-    }
-}
-
 #[test]
 fn posix_session_fallback_is_labelled_and_works() {
     if !need_root("posix_session_fallback_is_labelled_and_works") {

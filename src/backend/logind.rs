@@ -30,6 +30,7 @@ use super::{Backend, Signalled, Warned, access_denied, deliver_locally};
 use crate::error::{Error, Kind, Result};
 use crate::model::{Pid, ProcessInfo, Session, SessionId, Uid};
 use crate::system::process::{Handle, Proc};
+use crate::system::tty;
 use crate::system::users::Caller;
 use crate::transport::Tunnel;
 
@@ -584,15 +585,22 @@ impl Backend for Logind {
 
     fn warn(&mut self, session: &Session, text: &str) -> Result<Warned> {
         if self.local {
-            let mut ttys = std::collections::BTreeSet::new();
-            if let Source::Cgroup(dir) = &self.tracked(session)?.source {
-                ttys = crate::system::tty::held_by(cgroup_pids(dir)?);
-            }
-            ttys.extend(session.tty.clone());
-            return Ok(deliver_locally(ttys, text));
+            // The scope's processes now, each re-checked to be in the scope after its open
+            // files were read; their terminals by the nodes they hold open.
+            let members = self.members(session)?;
+            let scope = session.scope.clone().unwrap_or_default();
+            let terminals = tty::held_by(members.iter().map(|m| Proc::new(m.pid)), |p| {
+                Ok(!scope.is_empty() && p.in_unit(&scope)?)
+            });
+            return Ok(deliver_locally(terminals, session.uid, text));
         }
         let mut warned = Warned::default();
+        // The name is the other host's text, and becomes a path there: only a terminal's.
         if let Some(tty) = session.tty.clone() {
+            if !tty::is_terminal_name(&tty) {
+                warned.missed.push(format!("{tty} (not a terminal name)"));
+                return Ok(warned);
+            }
             match zbus::block_on(self.write_remote(session, &tty, text)) {
                 Ok(()) => warned.reached.push(tty),
                 Err(e) => warned.missed.push(format!("{tty} ({e})")),

@@ -9,10 +9,12 @@
 pub mod logind;
 pub mod procfs;
 
+use std::collections::BTreeSet;
 use std::time::Instant;
 
 use crate::error::{Error, Kind, Result};
-use crate::model::{ProcessInfo, Session, SessionId};
+use crate::model::{ProcessInfo, Session, SessionId, Uid};
+use crate::system::tty::{self, Terminal};
 use crate::system::users::Caller;
 
 /// Where a warning reached.
@@ -23,13 +25,14 @@ pub struct Warned {
     pub missed: Vec<String>,
 }
 
-/// Writes `text` to local terminals.
-pub fn deliver_locally(ttys: impl IntoIterator<Item = String>, text: &str) -> Warned {
+/// Writes `text` to terminals of this host that a session's processes hold, each checked to
+/// be that terminal and owned by the session's user or root ([`tty::write_checked`]).
+pub fn deliver_locally(terminals: BTreeSet<Terminal>, owner: Uid, text: &str) -> Warned {
     let mut warned = Warned::default();
-    for tty in ttys {
-        match crate::system::tty::write_to(&tty, text.as_bytes()) {
-            Ok(()) => warned.reached.push(tty),
-            Err(e) => warned.missed.push(format!("{tty} ({e})")),
+    for terminal in terminals {
+        match tty::write_checked(&terminal, owner, text.as_bytes()) {
+            Ok(()) => warned.reached.push(terminal.name),
+            Err(e) => warned.missed.push(format!("{} ({e})", terminal.name)),
         }
     }
     warned

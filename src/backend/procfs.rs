@@ -372,9 +372,10 @@ impl Procfs {
                 Grouping::Audit => None,
             })
             .or(earliest.map(|e| e.1));
+        // utmp's line is text some program wrote: only a terminal's name counts.
         let tty = record
             .map(|r| r.line.clone())
-            .filter(|l| !l.is_empty())
+            .filter(|l| tty::is_terminal_name(l))
             .or_else(|| {
                 details
                     .stats
@@ -559,15 +560,14 @@ impl Backend for Procfs {
         Ok(key.map(|k| SessionId(k.to_string())))
     }
 
+    /// The session's members are found afresh for every warning (a reminder a minute later
+    /// must not go to whoever has a PID the session had), and their terminals by the nodes
+    /// they hold open.
     fn warn(&mut self, session: &Session, text: &str) -> Result<Warned> {
-        let pids = self
-            .members
-            .get(&session.id)
-            .map(|m| m.iter().map(|m| m.pid).collect::<Vec<_>>())
-            .unwrap_or_default();
-        let mut ttys = tty::held_by(pids);
-        ttys.extend(session.tty.clone());
-        Ok(super::deliver_locally(ttys, text))
+        let key = self.key_of_id(&session.id)?;
+        let members = self.scan(key, &[])?;
+        let terminals = tty::held_by(members, |p| Ok(self.key_of(p)? == Some(key)));
+        Ok(super::deliver_locally(terminals, session.uid, text))
     }
 
     fn terminate(&mut self, session: &Session) -> Result<Signalled> {

@@ -170,6 +170,22 @@ impl Proc {
         }
     }
 
+    /// Whether the process is in the systemd unit `unit` (`session-3.scope`): a path
+    /// component of one of its cgroups (`/proc/PID/cgroup`, which the kernel keeps).
+    pub fn in_unit(&self, unit: &str) -> io::Result<bool> {
+        let path = format!("/proc/{}/cgroup", self.pid);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if rustix::io::Errno::from_io_error(&e).is_some_and(gone) => return Ok(false),
+            Err(e) => return Err(io::Error::other(format!("cannot read {path}: {e}"))),
+        };
+        Ok(text.lines().any(|line| {
+            line.splitn(3, ':')
+                .nth(2)
+                .is_some_and(|cgroup| cgroup.split('/').any(|part| part == unit))
+        }))
+    }
+
     /// One environment variable, if the caller may read the environment.
     pub fn env_var(&self, name: &str) -> Option<String> {
         let env = self.process()?.environ().ok()?;

@@ -1,13 +1,21 @@
-//! Terminals: their names from device numbers, their idle time, the active virtual console.
+//! Terminals: their names from device numbers, their idle time, the active virtual console,
+//! and warnings written to them.
+//!
+//! A terminal is identified by what the kernel says of an open file, never by text a user
+//! controls (a link's text in /proc, a utmp line, a name another host gave): which terminals a
+//! session holds is read from the device and node of its processes' open files
+//! ([`held_by`]), and before a warning is written, the node opened by name is checked to be
+//! that very terminal, owned by the session's user or root ([`write_checked`]).
 
 use std::collections::BTreeSet;
 use std::io;
 use std::time::SystemTime;
 
 use jiff::Timestamp;
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::{FileType, Mode, OFlags};
 
-use crate::model::Pid;
+use crate::model::Uid;
+use crate::system::process::{Handle, Proc};
 
 /// The terminal name (without `/dev/`) for a `tty_nr` from `/proc/PID/stat`, `None` for none.
 ///
@@ -45,8 +53,41 @@ pub fn normalize(name: &str) -> &str {
     name.strip_prefix("/dev/").unwrap_or(name)
 }
 
+/// The device (major, minor) a terminal name means, if it is a name logoff reads or writes:
+/// `pts/N`, `ttyN` (a virtual console), `ttySN` (a serial line) or `console`. Anything else —
+/// a path, `..`, another device — is not a terminal name.
+pub fn device_of_name(name: &str) -> Option<(u32, u32)> {
+    fn number(digits: &str) -> Option<u32> {
+        let ok =
+            !digits.is_empty() && digits.len() <= 7 && digits.bytes().all(|b| b.is_ascii_digit());
+        ok.then(|| digits.parse().ok()).flatten()
+    }
+    if name == "console" {
+        return Some((5, 1));
+    }
+    // devpts numbers its nodes MKDEV(136, index), the index up to the 20 bits of a minor.
+    if let Some(n) = name.strip_prefix("pts/").and_then(number) {
+        return (n < 1 << 20).then_some((136, n));
+    }
+    if let Some(n) = name.strip_prefix("ttyS").and_then(number) {
+        return (n < 192).then_some((4, 64 + n));
+    }
+    if let Some(n) = name.strip_prefix("tty").and_then(number) {
+        return (n < 64).then_some((4, n));
+    }
+    None
+}
+
+/// Whether `name` is a terminal name logoff reads or writes (see [`device_of_name`]).
+pub fn is_terminal_name(name: &str) -> bool {
+    device_of_name(name).is_some()
+}
+
 /// Since when the terminal has been idle: its access time, as `w` computes it.
 pub fn idle_since(tty: &str) -> Option<Timestamp> {
+    if !is_terminal_name(tty) {
+        return None;
+    }
     let meta = std::fs::metadata(format!("/dev/{tty}")).ok()?;
     let atime = meta.accessed().ok()?;
     let now = SystemTime::now();
@@ -62,45 +103,97 @@ pub fn active_vt() -> Option<String> {
     (!active.is_empty()).then(|| active.to_string())
 }
 
-/// How many processes of a session are looked at for terminals they hold open.
-const HOLDERS_LOOKED_AT: usize = 256;
+/// How many processes of a session are looked at for terminals they hold open: enough for
+/// any real session, a bound on the time a warning takes for a runaway one.
+const HOLDERS_LOOKED_AT: usize = 4096;
 
-/// The terminals (`pts/3`, `tty2`) that `pids` hold open, from `/proc/PID/fd`: the shell's
-/// terminal, but also those of a tmux or screen server.
-pub fn held_by(pids: impl IntoIterator<Item = Pid>) -> BTreeSet<String> {
+/// A terminal a process holds open, as the kernel identifies it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Terminal {
+    /// `pts/3`, `tty2`: computed from the device number, never read from a link's text.
+    pub name: String,
+    /// The node's file system and inode number: terminals of two devpts instances (a
+    /// container's) have the same device numbers, never the same node.
+    node: (u64, u64),
+}
+
+/// The terminals that `procs` hold open (`/proc/PID/fd`): the shell's terminal, but also those
+/// of a tmux or screen server. Each file is judged by `stat` of the open file itself (a
+/// character device that is a terminal), never by the text of its link.
+///
+/// Each process is read between a pidfd opened first and `still_member`, which re-reads /proc
+/// afterwards: a process that is still running after both read the same process, so a PID
+/// reused in between never lends its terminals to the session.
+pub fn held_by(
+    procs: impl IntoIterator<Item = Proc>,
+    still_member: impl Fn(&Proc) -> io::Result<bool>,
+) -> BTreeSet<Terminal> {
     let mut found = BTreeSet::new();
-    for pid in pids.into_iter().take(HOLDERS_LOOKED_AT) {
-        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+    for proc in procs.into_iter().take(HOLDERS_LOOKED_AT) {
+        let Ok(Some(handle)) = Handle::open(&proc, |_| Ok(true)) else {
             continue;
         };
-        for fd in fds.flatten() {
-            let Ok(target) = std::fs::read_link(fd.path()) else {
-                continue;
-            };
-            let Some(name) = target.to_str().and_then(|t| t.strip_prefix("/dev/")) else {
-                continue;
-            };
-            let is_pty = name
-                .strip_prefix("pts/")
-                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-            if is_pty || crate::model::is_virtual_terminal(name) || name == "console" {
-                found.insert(name.to_string());
-            }
+        let held = terminals_of(&proc);
+        if !still_member(&proc).unwrap_or(false) || handle.has_exited() {
+            continue;
         }
+        found.extend(held);
     }
     found
 }
 
-/// Writes to a terminal as write(1) does: opened without becoming anyone's controlling
-/// terminal, and without waiting — a terminal stopped with ^S fails (`WouldBlock`) instead
-/// of holding logoff up.
-pub fn write_to(tty: &str, text: &[u8]) -> io::Result<()> {
-    let path = format!("/dev/{}", normalize(tty));
+/// The terminals among one process's open files.
+fn terminals_of(proc: &Proc) -> Vec<Terminal> {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{}/fd", proc.pid())) else {
+        return Vec::new();
+    };
+    fds.flatten()
+        .filter_map(|fd| {
+            // stat(2) of the magic link is the open file's own inode.
+            let st = rustix::fs::stat(fd.path()).ok()?;
+            if FileType::from_raw_mode(st.st_mode) != FileType::CharacterDevice {
+                return None;
+            }
+            let rdev = st.st_rdev;
+            let name = known_name(rustix::fs::major(rdev), rustix::fs::minor(rdev))?;
+            Some(Terminal {
+                name,
+                node: (st.st_dev, st.st_ino),
+            })
+        })
+        .collect()
+}
+
+/// Writes a warning to a terminal the session holds, as write(1) does: opened by its name
+/// without following a link, without becoming anyone's controlling terminal and without
+/// waiting (a terminal stopped with ^S fails with `WouldBlock` rather than hold logoff up).
+/// Before anything is written, the opened file must be that very terminal — a character
+/// device with the name's device number, the node the session's process holds — and owned
+/// by `owner` or root.
+pub fn write_checked(terminal: &Terminal, owner: Uid, text: &[u8]) -> io::Result<()> {
+    let Some((major, minor)) = device_of_name(&terminal.name) else {
+        return Err(io::Error::other("not a terminal name"));
+    };
     let fd = rustix::fs::open(
-        path.as_str(),
-        OFlags::WRONLY | OFlags::NOCTTY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        format!("/dev/{}", terminal.name).as_str(),
+        OFlags::WRONLY | OFlags::NOCTTY | OFlags::NONBLOCK | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
+    let st = rustix::fs::fstat(&fd)?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::CharacterDevice
+        || st.st_rdev != rustix::fs::makedev(major, minor)
+    {
+        return Err(io::Error::other("not the terminal device its name means"));
+    }
+    if (st.st_dev, st.st_ino) != terminal.node {
+        return Err(io::Error::other(
+            "not the terminal the session holds (one of another devpts instance, a \
+             container's?)",
+        ));
+    }
+    if st.st_uid != owner.0 && st.st_uid != 0 {
+        return Err(io::Error::other("owned by another user"));
+    }
     let mut rest = text;
     while !rest.is_empty() {
         match rustix::io::write(&fd, rest) {
@@ -159,6 +252,37 @@ mod tests {
         assert_eq!(sanitize("bell\u{7}"), "bell^G");
         assert_eq!(sanitize("tab\tok"), "tab\tok");
         assert_eq!(sanitize("\u{9b}31m"), "?31m");
+    }
+
+    #[test]
+    fn only_terminal_names_are_terminal_names() {
+        assert_eq!(device_of_name("pts/3"), Some((136, 3)));
+        assert_eq!(device_of_name("pts/300"), Some((136, 300)));
+        assert_eq!(device_of_name("tty2"), Some((4, 2)));
+        assert_eq!(device_of_name("ttyS0"), Some((4, 64)));
+        assert_eq!(device_of_name("console"), Some((5, 1)));
+        for bad in [
+            "../tmp/x",
+            "pts/../x",
+            "pts/3/../../x",
+            "pts/",
+            "pts/3a",
+            "pts/+3",
+            "pts/-3",
+            "/dev/pts/3",
+            "tty",
+            "tty64",
+            "ttyS",
+            "tty2/x",
+            "ptmx",
+            "null",
+            "pts/99999999",
+        ] {
+            assert_eq!(device_of_name(bad), None, "{bad}");
+        }
+        // What the kernel names a pty is what the name means.
+        assert_eq!(known_name(136, 300).as_deref(), Some("pts/300"));
+        assert!(idle_since("../etc/passwd").is_none());
     }
 
     #[test]

@@ -256,6 +256,8 @@ pub struct SessionSpec<'a> {
     pub pty: bool,
     /// The login uid to record, when it differs from `user` (processes run as root).
     pub login_uid: Option<u32>,
+    /// With `pty`: where script(1) records what the terminal shows (else nowhere).
+    pub transcript: Option<&'a Path>,
 }
 
 /// A login session made for a test; every process of it is killed when dropped.
@@ -285,7 +287,10 @@ impl TestSession {
             // script(1) gives the command a new pty as its controlling terminal.
             inner.extend(["script".into(), "-qfec".into()]);
             inner.push(format!("sh -c {}", shell_quote(script)));
-            inner.push("/dev/null".into());
+            inner.push(
+                spec.transcript
+                    .map_or("/dev/null".into(), |p| p.display().to_string()),
+            );
         } else {
             inner.extend(["sh".into(), "-c".into(), script.into()]);
         }
@@ -425,3 +430,51 @@ impl Drop for TempDir {
 
 /// The seed's usage block, as the binary must print it (kept in sync by a test in the crate).
 pub const SEED_USAGE_FIRST_LINES: &str = "Invalid parameter(s)\nTerminates a session.\n\nLOGOFF [sessionname | sessionid] [/SERVER:servername] [/V] [/VM]\n";
+
+/// Adds a record to the real utmp and restores the file afterwards.
+pub struct UtmpGuard {
+    original: Option<Vec<u8>>,
+}
+
+impl UtmpGuard {
+    pub fn add(record_text: &str) -> UtmpGuard {
+        use std::io::Write;
+        let path = "/var/run/utmp";
+        let original = std::fs::read(path).ok();
+        let mut child = std::process::Command::new("utmpdump")
+            .arg("-r")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("utmpdump (util-linux)");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(record_text.as_bytes())
+            .expect("write");
+        let binary = child.wait_with_output().expect("utmpdump").stdout;
+        assert_eq!(binary.len(), 384, "utmpdump made {} bytes", binary.len());
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .expect("open utmp");
+        file.write_all(&binary).expect("append utmp");
+        UtmpGuard { original }
+    }
+}
+
+impl Drop for UtmpGuard {
+    fn drop(&mut self) {
+        match &self.original {
+            Some(bytes) => {
+                let _ = std::fs::write("/var/run/utmp", bytes);
+            }
+            None => {
+                let _ = std::fs::remove_file("/var/run/utmp");
+            }
+        }
+    }
+}
