@@ -104,6 +104,9 @@ fn journal(message: &str, fields: &[(&'static str, String)], ok: bool) -> std::i
     )
 }
 
+/// How long a record may take to be handed to syslog.
+const SYSLOG_WAIT: Duration = Duration::from_secs(2);
+
 /// RFC 3164 to `/dev/log`, facility authpriv: notice, or warning for a failure.
 fn syslog(message: &str, fields: &[(&'static str, String)], ok: bool) -> std::io::Result<()> {
     const AUTHPRIV: u8 = 10;
@@ -120,6 +123,8 @@ fn syslog(message: &str, fields: &[(&'static str, String)], ok: bool) -> std::io
         extra.join(" ")
     );
     let socket = UnixDatagram::unbound()?;
+    // A syslog daemon that has stopped reading must not hold logoff up.
+    socket.set_write_timeout(Some(SYSLOG_WAIT))?;
     socket.send_to(line.as_bytes(), "/dev/log").map(|_| ())
 }
 

@@ -382,7 +382,8 @@ pub fn run(
                                 log.action(&format!("session {}: {note}", w.session.id));
                             }
                         }
-                        Err(e) => log.action(&format!("session {}: {e}", w.session.id)),
+                        // The session is ended; bookkeeping that failed is said anyway.
+                        Err(e) => log.problem(&format!("session {}: {e}", w.session.id)),
                     }
                     log.action(&format!(
                         "session {} ({}) logged off: no process left ({})",

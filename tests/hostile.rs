@@ -7,6 +7,10 @@ mod common;
 
 use common::*;
 
+/// Debian's Python (package python3), by its path: a test user cannot reach one in root's
+/// home that may come first in `PATH`.
+const PYTHON: &str = "/usr/bin/python3";
+
 /// Starts a thread that sleeps, then ends the main thread alone (the `exit` system call, not
 /// `exit_group`): the process reads as a zombie while its other thread runs on.
 const ZOMBIE_LEADER_PY: &str = r#"
@@ -36,7 +40,7 @@ fn regression_a_zombie_leader_with_live_threads_is_not_counted_as_gone() {
             ..Default::default()
         },
         &format!(
-            "trap 'python3 {} & sleep 1; exit' TERM HUP; while :; do sleep 1; done",
+            "trap '{PYTHON} {} & sleep 1; exit' TERM HUP; while :; do sleep 1; done",
             script.display()
         ),
     );
@@ -207,7 +211,7 @@ fn regression_a_private_devpts_terminal_is_not_the_hosts() {
         },
         &format!(
             "exec unshare -r -m sh -c 'mount -t devpts -o newinstance,ptmxmode=0666 devpts \
-             /dev/pts && mount --bind /dev/pts/ptmx /dev/ptmx && exec python3 {} {n}'",
+             /dev/pts && mount --bind /dev/pts/ptmx /dev/ptmx && exec {PYTHON} {} {n}'",
             script.display()
         ),
     );
@@ -330,7 +334,7 @@ fn regression_a_reminder_goes_to_the_session_as_it_is_now() {
     std::fs::write(&script, PID_REUSE_PY).expect("write reuse.py");
     let (victim, target) = (TestUser::create("rv"), TestUser::create("rt"));
     let out = std::process::Command::new("unshare")
-        .args(["--pid", "--fork", "--mount-proc", "python3"])
+        .args(["--pid", "--fork", "--mount-proc", PYTHON])
         .arg(&script)
         .arg(logoff_bin())
         .arg(victim.uid.to_string())
@@ -351,4 +355,85 @@ fn regression_a_reminder_goes_to_the_session_as_it_is_now() {
         "a reminder reached the user who took the PID: {seen:?}"
     );
     assert!(dir.read("target.ts").contains("MISDIRECTED-WARNING"));
+}
+
+/// Regression: utmp is world-readable and logoff took its write lock with F_SETLKW: a user
+/// holding a read lock made root's logoff hang forever after the kill, with no audit record.
+#[test]
+fn regression_a_lock_on_utmp_does_not_hang_logoff() {
+    if !need_root("regression_a_lock_on_utmp_does_not_hang_logoff") {
+        return;
+    }
+    let syslog = SyslogCapture::start("regression_a_lock_on_utmp_does_not_hang_logoff");
+    let user = TestUser::create("lk");
+    let s = TestSession::start(
+        SessionSpec {
+            user: Some(&user),
+            pty: true,
+            ..Default::default()
+        },
+        "sleep 1000",
+    );
+    let members = s.wait_members(2);
+    let pts = s.pty();
+    let leader = *members.iter().min().expect("a member");
+    let _utmp = UtmpGuard::add(&format!(
+        "[7] [{leader:05}] [{}] [{:<8}] [{pts:<12}] [                    ] [0.0.0.0        ] [2026-11-24T10:05:00,000000+00:00]\n",
+        &pts[pts.len().saturating_sub(4)..],
+        user.name
+    ));
+    // Any user may hold a read lock on utmp.
+    let locker = TestUser::create("lh");
+    let mut lock = std::process::Command::new("setpriv")
+        .args([
+            &format!("--reuid={}", locker.uid),
+            &format!("--regid={}", locker.gid),
+            "--clear-groups",
+            PYTHON,
+            "-c",
+            "import fcntl, sys, time; f = open('/var/run/utmp'); \
+             fcntl.lockf(f, fcntl.LOCK_SH); print('locked', flush=True); time.sleep(1000)",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the locker");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(lock.stdout.as_mut().expect("stdout")),
+        &mut line,
+    )
+    .expect("read");
+    assert_eq!(line.trim(), "locked");
+
+    let start = std::time::Instant::now();
+    let mut run = std::process::Command::new(logoff_bin())
+        .args(["--timeout", "1", &s.id.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run logoff");
+    let status = wait_exit(&mut run, std::time::Duration::from_secs(30));
+    let _ = lock.kill();
+    let _ = lock.wait();
+    let Some(status) = status else {
+        let _ = run.kill();
+        panic!("logoff hung behind the lock on utmp");
+    };
+    let out = run.wait_with_output().expect("output");
+    let err = text(&out.stderr);
+    assert!(status.success(), "{status:?}: {err}");
+    assert!(start.elapsed() < std::time::Duration::from_secs(20));
+    assert!(s.is_gone(), "left running: {:?}", s.members());
+    assert!(err.contains("utmp record was not marked dead"), "{err}");
+    assert!(err.contains("locked by another process"), "{err}");
+    if let Some(syslog) = syslog {
+        let records = syslog.records();
+        assert!(
+            records
+                .iter()
+                .any(|r| r.contains(&format!("LOGOFF_SESSION={}", s.id))
+                    && r.contains("LOGOFF_RESULT=logged-off")),
+            "no audit record: {records:?}"
+        );
+    }
 }

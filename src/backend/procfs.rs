@@ -657,7 +657,9 @@ impl Backend for Procfs {
             return Ok(Vec::new());
         }
         let closed = utmp::close_records(&self.utmp_path, &self.wtmp_path, &pids).map_err(|e| {
-            Error::system(format!("cannot update {}: {e}", self.utmp_path.display()))
+            Error::system(format!(
+                "the session has ended, but its utmp record was not marked dead: {e}"
+            ))
         })?;
         Ok(closed
             .into_iter()

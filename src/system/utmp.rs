@@ -15,6 +15,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use utmp_rs::{UtmpEntry, UtmpParser};
@@ -104,7 +105,7 @@ pub fn close_records(utmp: &Path, wtmp: &Path, pids: &[Pid]) -> io::Result<Vec<S
         return Ok(Vec::new());
     }
     let file = OpenOptions::new().read(true).write(true).open(utmp)?;
-    rustix::fs::fcntl_lock(&file, rustix::fs::FlockOperation::LockExclusive)?;
+    lock(&file, utmp)?;
     let now = Timestamp::now();
     let mut closed = Vec::new();
     for record in &targets {
@@ -144,9 +145,38 @@ fn field(buf: &[u8], at: usize) -> [u8; 4] {
     [buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]
 }
 
+/// How long a lock on utmp or wtmp is waited for, as glibc waits for its own.
+pub const LOCK_WAIT: Duration = Duration::from_secs(10);
+
+/// Takes the write lock that glibc's utmp functions take (fcntl, whole file), waiting at most
+/// [`LOCK_WAIT`]: the files are world-readable, so any user can hold a read lock on them for
+/// as long as they like.
+fn lock(file: &File, path: &Path) -> io::Result<()> {
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        match rustix::fs::fcntl_lock(file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Ok(()),
+            Err(rustix::io::Errno::AGAIN | rustix::io::Errno::ACCESS | rustix::io::Errno::INTR) => {
+            }
+            Err(e) => return Err(e.into()),
+        }
+        if Instant::now() >= deadline {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "{} is locked by another process (waited {}s)",
+                    path.display(),
+                    LOCK_WAIT.as_secs()
+                ),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn append(path: &Path, record: &[u8]) -> io::Result<()> {
     let file = OpenOptions::new().append(true).open(path)?;
-    rustix::fs::fcntl_lock(&file, rustix::fs::FlockOperation::LockExclusive)?;
+    lock(&file, path)?;
     let result = write_all(&file, record);
     let _ = rustix::fs::fcntl_lock(&file, rustix::fs::FlockOperation::Unlock);
     result

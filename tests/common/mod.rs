@@ -478,3 +478,83 @@ impl Drop for UtmpGuard {
         }
     }
 }
+
+/// Receives what logoff sends to syslog (`/dev/log`) while it lives: the audit records on a
+/// host with neither journald nor a syslog daemon (this machine's CI has neither). One at a
+/// time; a thread drains the socket (a datagram socket queues only a few messages, and
+/// useradd and userdel log too); `/dev/log` is removed again when dropped.
+pub struct SyslogCapture {
+    received: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    drain: Option<std::thread::JoinHandle<()>>,
+    _one_at_a_time: std::sync::MutexGuard<'static, ()>,
+}
+
+impl SyslogCapture {
+    const PATH: &'static str = "/dev/log";
+    const JOURNAL: &'static str = "/run/systemd/journal/socket";
+
+    /// Listens on `/dev/log`; `None` (a skip outside CI, a failure under it) where the host
+    /// has a journal or syslog of its own, which would take the records instead.
+    pub fn start(test: &str) -> Option<SyslogCapture> {
+        use std::sync::atomic::Ordering;
+        static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let guard = ONE.lock().unwrap_or_else(|e| e.into_inner());
+        if Path::new(Self::PATH).exists() || Path::new(Self::JOURNAL).exists() {
+            assert!(
+                !in_ci(),
+                "{test}: this host has a journal or syslog of its own; CI=true forbids skipping"
+            );
+            eprintln!("skipping the audit check of {test}: the host's own journal or syslog runs");
+            return None;
+        }
+        let socket = std::os::unix::net::UnixDatagram::bind(Self::PATH).expect("bind /dev/log");
+        set_mode(Path::new(Self::PATH), 0o666);
+        socket
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .expect("timeout");
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (sink, done) = (received.clone(), stop.clone());
+        let drain = std::thread::spawn(move || {
+            let mut buf = vec![0u8; 65536];
+            while !done.load(Ordering::SeqCst) {
+                if let Ok(n) = socket.recv(&mut buf)
+                    && let Ok(mut r) = sink.lock()
+                {
+                    r.push(text(&buf[..n]));
+                }
+            }
+        });
+        Some(SyslogCapture {
+            received,
+            stop,
+            drain: Some(drain),
+            _one_at_a_time: guard,
+        })
+    }
+
+    /// logoff's records received so far.
+    pub fn records(&self) -> Vec<String> {
+        std::thread::sleep(Duration::from_millis(100));
+        self.received
+            .lock()
+            .map(|r| {
+                r.iter()
+                    .filter(|l| l.contains("logoff["))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for SyslogCapture {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.drain.take() {
+            let _ = t.join();
+        }
+        let _ = std::fs::remove_file(Self::PATH);
+    }
+}
