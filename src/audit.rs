@@ -9,13 +9,15 @@ use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 
 use crate::model::Session;
-use crate::system::users::Caller;
+use crate::system::users::Person;
 
 /// One logoff attempt on one session.
 pub struct Entry<'a> {
-    pub caller: &'a Caller,
+    pub caller: &'a Person,
     /// The host the session is (or was) on.
     pub host: &'a str,
+    /// The machine (container or VM) on that host, with `/VM:NAME`.
+    pub machine: Option<&'a str>,
     pub session: &'a Session,
     pub grace: Duration,
     pub message: bool,
@@ -38,13 +40,31 @@ impl Entry<'_> {
             .map(|h| format!(", from {h}"))
             .unwrap_or_default();
         let detail = self.detail.map(|d| format!(": {d}")).unwrap_or_default();
+        let me = &self.caller.caller;
+        let mut behind = Vec::new();
+        if let Some(login) = &self.caller.login_name
+            && *login != me.name
+        {
+            behind.push(format!("login {login}"));
+        }
+        if let Some(sudo) = &self.caller.sudo_user {
+            behind.push(format!("sudo from {sudo}"));
+        }
+        let behind = if behind.is_empty() {
+            String::new()
+        } else {
+            format!("; {}", behind.join(", "))
+        };
+        let on = match self.machine {
+            Some(m) => format!("machine {m} on {}", self.host),
+            None => self.host.to_string(),
+        };
         format!(
-            "{} (uid {}) logged off session {} ({}{from}) on {}: {}{detail}",
-            self.caller.name,
-            self.caller.uid,
+            "{} (uid {}{behind}) logged off session {} ({}{from}) on {on}: {}{detail}",
+            me.name,
+            me.uid,
             s.id,
             s.owner_and_place(),
-            self.host,
             self.result
         )
     }
@@ -52,10 +72,21 @@ impl Entry<'_> {
     fn fields(&self) -> Vec<(&'static str, String)> {
         let s = self.session;
         let yes = |b: bool| if b { "yes" } else { "no" }.to_string();
+        let me = &self.caller;
         vec![
-            ("LOGOFF_CALLER", self.caller.name.clone()),
-            ("LOGOFF_CALLER_UID", self.caller.uid.to_string()),
+            ("LOGOFF_CALLER", me.caller.name.clone()),
+            ("LOGOFF_CALLER_UID", me.caller.uid.to_string()),
+            (
+                "LOGOFF_CALLER_LOGIN_UID",
+                me.login_uid.map(|u| u.to_string()).unwrap_or_default(),
+            ),
+            (
+                "LOGOFF_CALLER_LOGIN_USER",
+                me.login_name.clone().unwrap_or_default(),
+            ),
+            ("LOGOFF_SUDO_USER", me.sudo_user.clone().unwrap_or_default()),
             ("LOGOFF_HOST", self.host.to_string()),
+            ("LOGOFF_MACHINE", self.machine.unwrap_or("").to_string()),
             ("LOGOFF_SESSION", s.id.to_string()),
             ("LOGOFF_USER", s.user.clone()),
             ("LOGOFF_UID", s.uid.to_string()),
@@ -135,10 +166,15 @@ mod tests {
 
     #[test]
     fn the_record_names_caller_target_and_result() {
-        let caller = Caller {
-            uid: Uid(0),
-            name: "root".into(),
-            is_root: true,
+        let caller = Person {
+            caller: crate::system::users::Caller {
+                uid: Uid(0),
+                name: "root".into(),
+                is_root: true,
+            },
+            login_uid: Some(Uid(1000)),
+            login_name: Some("alice".into()),
+            sudo_user: Some("alice".into()),
         };
         let session = Session {
             id: SessionId("7".into()),
@@ -151,6 +187,7 @@ mod tests {
         let e = Entry {
             caller: &caller,
             host: "web1",
+            machine: None,
             session: &session,
             grace: Duration::from_secs(300),
             message: true,
@@ -161,11 +198,14 @@ mod tests {
         };
         assert_eq!(
             e.message(),
-            "root (uid 0) logged off session 7 (bob on pts/2, from 10.0.0.5) on web1: logged-off"
+            "root (uid 0; login alice, sudo from alice) logged off session 7 (bob on pts/2, \
+             from 10.0.0.5) on web1: logged-off"
         );
         let f = e.fields();
         let get = |k: &str| f.iter().find(|(n, _)| *n == k).map(|(_, v)| v.as_str());
         assert_eq!(get("LOGOFF_CALLER_UID"), Some("0"));
+        assert_eq!(get("LOGOFF_CALLER_LOGIN_UID"), Some("1000"));
+        assert_eq!(get("LOGOFF_SUDO_USER"), Some("alice"));
         assert_eq!(get("LOGOFF_SESSION"), Some("7"));
         assert_eq!(get("LOGOFF_TTY"), Some("pts/2"));
         assert_eq!(get("LOGOFF_GRACE_SECONDS"), Some("300"));

@@ -64,7 +64,7 @@ Exit status:
   4    access denied, or a protected console session; nothing was touched
   5    the session backend or the system failed (D-Bus, /proc, ...)
   6    a remote host could not be reached or failed
-  130  cancelled (Ctrl-C) during the grace period; nothing was logged off";
+  130  cancelled (Ctrl-C, SIGTERM, SIGHUP) before logging off began; nothing was logged off";
 
 /// An error with its kind and a complete, human-readable message.
 #[derive(Debug, Clone, PartialEq, Eq)]

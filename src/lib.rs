@@ -12,6 +12,7 @@
 pub mod audit;
 pub mod backend;
 pub mod cli;
+pub mod deadline;
 pub mod duration;
 pub mod error;
 pub mod logoff;

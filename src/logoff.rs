@@ -21,9 +21,11 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 
 use crate::backend::{Backend, Signalled};
+use crate::deadline::Deadline;
 use crate::duration;
 use crate::error::{Error, Kind, Result};
 use crate::model::{ProcessInfo, Session, SessionId};
+use crate::system::interrupt;
 use crate::system::users::Caller;
 
 /// How long the SIGKILL step waits for the kernel to finish the processes it killed before
@@ -222,6 +224,7 @@ pub fn run(
 ) -> Vec<Outcome> {
     if targets.iter().any(|s| current == Some(&s.id)) {
         shield_from_own_logoff();
+        interrupt::ending_own_session();
     }
     let start = Instant::now();
     let mut work: Vec<Work> = targets
@@ -237,7 +240,8 @@ pub fn run(
 
     // Ask politely, and give programs until the timeout to save and exit.
     if !opts.timeout.is_zero() {
-        let deadline = start + opts.timeout;
+        // A second Ctrl-C (or SIGTERM, SIGHUP) cuts the polite wait short.
+        let deadline = Deadline::at(start + opts.timeout).cut_short_by(&interrupt::HURRY);
         for w in work.iter_mut() {
             match backend.terminate(&w.session) {
                 Ok(sent) => {
@@ -270,7 +274,7 @@ pub fn run(
                     }
                     Ok(left) => {
                         w.survivors = left;
-                        if Instant::now() >= deadline {
+                        if deadline.passed() {
                             let ended = match w.done.asked {
                                 Some(n) => format!(
                                     "{} of {n} ended after SIGTERM, ",
@@ -278,11 +282,18 @@ pub fn run(
                                 ),
                                 None => String::new(),
                             };
+                            let after = if start.elapsed() < opts.timeout {
+                                format!(
+                                    "{} (the wait cut short)",
+                                    duration::display(start.elapsed())
+                                )
+                            } else {
+                                duration::display(opts.timeout)
+                            };
                             log.action(&format!(
-                                "session {}: {ended}{} still running after {}",
+                                "session {}: {ended}{} still running after {after}",
                                 w.session.id,
                                 plural(w.survivors.len(), "process", "processes"),
-                                duration::display(opts.timeout)
                             ));
                             break;
                         }
@@ -337,7 +348,7 @@ pub fn run(
                 }
             }
             let killed_at = Instant::now();
-            match backend.wait(&w.session, killed_at + KILL_WAIT) {
+            match backend.wait(&w.session, Deadline::at(killed_at + KILL_WAIT)) {
                 Ok(left) if left.is_empty() => {
                     w.survivors.clear();
                     log.action(&format!(
@@ -546,7 +557,7 @@ mod tests {
                     .collect(),
             })
         }
-        fn wait(&mut self, _: &Session, _: Instant) -> Result<Vec<ProcessInfo>> {
+        fn wait(&mut self, _: &Session, _: Deadline) -> Result<Vec<ProcessInfo>> {
             self.calls.push("wait".into());
             let left = self.stubborn + self.unkillable;
             Ok((0..left)

@@ -437,3 +437,172 @@ fn regression_a_lock_on_utmp_does_not_hang_logoff() {
         );
     }
 }
+
+/// Starts `logoff ARGS` with its standard error read line by line (as it comes).
+fn spawn_logoff(
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    let mut cmd = std::process::Command::new(logoff_bin());
+    cmd.args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("run logoff");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().expect("stderr");
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    (child, rx)
+}
+
+/// Sends `signal` to a process.
+fn signal(child: &std::process::Child, signal: &str) {
+    let out = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .output()
+        .expect("kill");
+    assert_ok(&out, "kill");
+}
+
+/// Regression: Ctrl-C, SIGTERM or a dropped connection (SIGHUP) during the SIGTERM wait
+/// ended logoff there: the session half ended (what ignored SIGTERM still running), no utmp
+/// update, no audit record. Now the first signal is acknowledged and the work finishes; a
+/// second skips the rest of --timeout to SIGKILL.
+#[test]
+fn regression_an_interrupted_logoff_finishes_and_is_audited() {
+    if !need_root("regression_an_interrupted_logoff_finishes_and_is_audited") {
+        return;
+    }
+    let syslog = SyslogCapture::start("regression_an_interrupted_logoff_finishes_and_is_audited");
+    let user = TestUser::create("int");
+    // A program that obeys SIGTERM, and one that ignores it.
+    let stubborn = r#"sleep 1000 & exec perl -e '$SIG{HUP} = $SIG{TERM} = "IGNORE"; sleep 1000'"#;
+    let spec = || SessionSpec {
+        user: Some(&user),
+        ..Default::default()
+    };
+
+    // One signal: acknowledged, and the logoff runs its course (SIGKILL after --timeout).
+    let s = TestSession::start(spec(), stubborn);
+    s.wait_members(2);
+    let id = s.id.to_string();
+    let start = std::time::Instant::now();
+    let (mut child, lines) = spawn_logoff(&["--timeout", "3", &id], &[]);
+    // Until SIGTERM has gone out, the sleep runs; then it is gone and the shell is left.
+    assert!(wait_for(std::time::Duration::from_secs(5), || s
+        .members()
+        .len()
+        == 1));
+    signal(&child, "HUP");
+    let status = wait_exit(&mut child, std::time::Duration::from_secs(20)).expect("logoff ended");
+    let said: Vec<String> = lines.try_iter().collect();
+    assert!(status.success(), "{status:?}: {said:?}");
+    assert!(
+        start.elapsed() >= std::time::Duration::from_secs(3),
+        "{said:?}"
+    );
+    assert!(
+        said.iter()
+            .any(|l| l.contains("SIGHUP received: finishing")),
+        "{said:?}"
+    );
+    assert!(s.is_gone(), "left running: {:?}", s.members());
+
+    // Two signals: the rest of --timeout is skipped.
+    let s2 = TestSession::start(spec(), stubborn);
+    s2.wait_members(2);
+    let id2 = s2.id.to_string();
+    let start = std::time::Instant::now();
+    let (mut child, lines) = spawn_logoff(&["--timeout", "60", &id2], &[]);
+    assert!(wait_for(std::time::Duration::from_secs(5), || s2
+        .members()
+        .len()
+        == 1));
+    signal(&child, "INT");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    signal(&child, "TERM");
+    let status = wait_exit(&mut child, std::time::Duration::from_secs(20)).expect("logoff ended");
+    let said: Vec<String> = lines.try_iter().collect();
+    assert!(status.success(), "{status:?}: {said:?}");
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(10),
+        "{said:?}"
+    );
+    assert!(
+        said.iter().any(|l| l.contains("sending SIGKILL now")),
+        "{said:?}"
+    );
+    assert!(s2.is_gone(), "left running: {:?}", s2.members());
+
+    if let Some(syslog) = syslog {
+        let records = syslog.records();
+        for id in [&id, &id2] {
+            assert!(
+                records
+                    .iter()
+                    .any(|r| r.contains(&format!("LOGOFF_SESSION={id} "))
+                        && r.contains("LOGOFF_RESULT=logged-off")),
+                "no audit record for {id}: {records:?}"
+            );
+        }
+    }
+}
+
+/// Regression: the audit record named only the effective user (root, after sudo), not the
+/// person behind it: the login uid (which sudo does not change) and SUDO_USER.
+#[test]
+fn regression_the_record_names_the_person_behind_the_caller() {
+    if !need_root("regression_the_record_names_the_person_behind_the_caller") {
+        return;
+    }
+    let Some(syslog) =
+        SyslogCapture::start("regression_the_record_names_the_person_behind_the_caller")
+    else {
+        return;
+    };
+    let admin = TestUser::create("adm");
+    let s = TestSession::start(SessionSpec::default(), "sleep 1000");
+    s.wait_members(1);
+    // As after `sudo` from the admin's login: root, with the admin's login uid.
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "echo {} > /proc/self/loginuid && exec \"$0\" \"$@\"",
+            admin.uid
+        ))
+        .arg(logoff_bin())
+        .arg(s.id.to_string())
+        .env("SUDO_USER", &admin.name)
+        .output()
+        .expect("run logoff");
+    assert_ok(&out, "logoff as root behind the admin's login");
+    let records = syslog.records();
+    let record = records
+        .iter()
+        .find(|r| r.contains(&format!("LOGOFF_SESSION={} ", s.id)))
+        .unwrap_or_else(|| panic!("no record: {records:?}"));
+    assert!(record.contains("LOGOFF_CALLER=root"), "{record}");
+    assert!(
+        record.contains(&format!("LOGOFF_CALLER_LOGIN_UID={}", admin.uid)),
+        "{record}"
+    );
+    assert!(
+        record.contains(&format!("LOGOFF_CALLER_LOGIN_USER={}", admin.name)),
+        "{record}"
+    );
+    assert!(
+        record.contains(&format!("LOGOFF_SUDO_USER={}", admin.name)),
+        "{record}"
+    );
+    assert!(
+        record.contains(&format!("login {}", admin.name)),
+        "{record}"
+    );
+}

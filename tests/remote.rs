@@ -308,6 +308,25 @@ fn vm_reaches_a_machine_registered_with_machined() {
             .iter()
             .all(|r| r["id"] != id.as_str() || r["state"] == "closing")
     );
+    // The audit record (written on the test host, where logoff ran) names the machine.
+    let out = h.exec(&[
+        "journalctl",
+        "--no-pager",
+        "-o",
+        "json",
+        "SYSLOG_IDENTIFIER=logoff",
+        &format!("LOGOFF_SESSION={id}"),
+    ]);
+    let records: Vec<Value> = text(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(
+        records
+            .iter()
+            .any(|r| r["LOGOFF_MACHINE"] == "inner" && r["LOGOFF_USER"] == "erin"),
+        "{records:?}"
+    );
 
     // Clear errors: no such machine; machined not running.
     assert_fails(

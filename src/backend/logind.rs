@@ -27,6 +27,7 @@ use zbus::names::InterfaceName;
 use zbus::{Connection, OwnedObjectPath, OwnedVariant};
 
 use super::{Backend, Signalled, Warned, access_denied, deliver_locally};
+use crate::deadline::Deadline;
 use crate::error::{Error, Kind, Result};
 use crate::model::{Pid, ProcessInfo, Session, SessionId, Uid};
 use crate::system::process::{Handle, Proc};
@@ -650,7 +651,7 @@ impl Backend for Logind {
         })
     }
 
-    fn wait(&mut self, session: &Session, deadline: Instant) -> Result<Vec<ProcessInfo>> {
+    fn wait(&mut self, session: &Session, deadline: Deadline) -> Result<Vec<ProcessInfo>> {
         // A cgroup2 scope says itself when its last process has gone (`populated 0` in
         // cgroup.events, which can be polled). Not for our own session: we are in it.
         let own = self.is_own(session);
@@ -670,7 +671,7 @@ impl Backend for Logind {
             if left.is_empty() {
                 return self.settle(session).map(|()| left);
             }
-            if Instant::now() >= deadline {
+            if deadline.passed() {
                 return Ok(Self::named(left));
             }
             self.watch(session, &left)?;
@@ -691,7 +692,7 @@ impl Backend for Logind {
                 continue;
             }
             // Exited but not yet reaped, or another host's: ask again shortly.
-            std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
+            std::thread::sleep(pause.min(deadline.next_step()));
             pause = (pause * 2).min(POLL_MAX);
         }
     }
@@ -753,7 +754,7 @@ fn cgroup_mounts() -> Vec<PathBuf> {
 
 /// Waits until a cgroup2 directory has no process left (its `cgroup.events` says
 /// `populated 0`, or it is gone); false if the deadline passes first.
-fn wait_unpopulated(events: &std::path::Path, deadline: Instant) -> Result<bool> {
+fn wait_unpopulated(events: &std::path::Path, deadline: Deadline) -> Result<bool> {
     use rustix::event::{PollFd, PollFlags, poll};
     use std::io::{Read, Seek};
     let mut file = match std::fs::File::open(events) {
@@ -780,10 +781,10 @@ fn wait_unpopulated(events: &std::path::Path, deadline: Instant) -> Result<bool>
         if text.lines().any(|l| l.trim() == "populated 0") {
             return Ok(true);
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
+        if deadline.passed() {
             return Ok(false);
         }
+        let left = deadline.next_step();
         let timeout = rustix::time::Timespec {
             tv_sec: left.as_secs() as i64,
             tv_nsec: i64::from(left.subsec_nanos()),

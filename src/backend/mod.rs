@@ -10,8 +10,8 @@ pub mod logind;
 pub mod procfs;
 
 use std::collections::BTreeSet;
-use std::time::Instant;
 
+use crate::deadline::Deadline;
 use crate::error::{Error, Kind, Result};
 use crate::model::{ProcessInfo, Session, SessionId, Uid};
 use crate::system::tty::{self, Terminal};
@@ -105,7 +105,7 @@ pub trait Backend {
 
     /// Waits until no process of the session is left or `deadline` passes; returns what is
     /// still running (empty: the session is verified empty).
-    fn wait(&mut self, session: &Session, deadline: Instant) -> Result<Vec<ProcessInfo>>;
+    fn wait(&mut self, session: &Session, deadline: Deadline) -> Result<Vec<ProcessInfo>>;
 
     /// Bookkeeping once the session is empty (utmp); returns notes for `/V`.
     fn finish(&mut self, session: &Session) -> Result<Vec<String>> {

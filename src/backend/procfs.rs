@@ -20,12 +20,12 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
-use std::time::Instant;
 
 use jiff::Timestamp;
 use rustix::process::Signal;
 
 use super::{Backend, Signalled, Warned};
+use crate::deadline::Deadline;
 use crate::error::{Error, Result};
 use crate::model::{Pid, ProcessInfo, Session, SessionId, Uid};
 use crate::system::process::{self, Handle, Proc};
@@ -617,7 +617,7 @@ impl Backend for Procfs {
         })
     }
 
-    fn wait(&mut self, session: &Session, deadline: Instant) -> Result<Vec<ProcessInfo>> {
+    fn wait(&mut self, session: &Session, deadline: Deadline) -> Result<Vec<ProcessInfo>> {
         let key = self.key_of_id(&session.id)?;
         let Some(tracker) = self.trackers.get(&session.id) else {
             return Ok(self.scan(key, &[])?.iter().map(Proc::info).collect());

@@ -7,8 +7,8 @@ pub mod docs;
 pub mod places;
 
 use std::process::ExitCode;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -22,6 +22,7 @@ use crate::logoff::{self, Done, Log, Options, Outcome, Warning};
 use crate::model::Session;
 use crate::output::{self, Out, SessionRow};
 use crate::select;
+use crate::system::interrupt::{self, Stage};
 use args::{Args, Mode};
 use places::Place;
 
@@ -262,12 +263,7 @@ fn run_logoff(args: &Args, out: &mut Out) -> Result<()> {
     let places = places::plan(&args.servers, args.servers_file.as_deref())?;
     crate::system::process::raise_fd_limit();
     let grace = !args.grace.is_zero() && !args.dry_run;
-    if grace {
-        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-            signal_hook::flag::register(signal, Arc::clone(&CANCEL))
-                .map_err(|e| Error::system(format!("cannot handle Ctrl-C: {e}")))?;
-        }
-    }
+    interrupt::install().map_err(|e| Error::system(format!("cannot handle Ctrl-C: {e}")))?;
     let multi = places.len() > 1;
     let shared = Mutex::new(std::mem::take(out));
     let finished = AtomicBool::new(false);
@@ -361,11 +357,12 @@ fn logoff_place(args: &Args, place: &Place, log: &mut Verbose<'_>) -> Result<Vec
     };
     // The record and the warning name whoever runs logoff, here (on another host the bus
     // sees only the ssh user).
-    let me = crate::system::users::Caller::current();
+    let me = crate::system::users::Person::current();
     let audit = |session: &Session, result: &str, detail: Option<&str>, forced: bool| {
         let entry = audit::Entry {
             caller: &me,
             host: &place.label,
+            machine: args.machine.as_deref(),
             session,
             grace: args.grace,
             message: args.message.is_some(),
@@ -406,10 +403,24 @@ fn logoff_place(args: &Args, place: &Place, log: &mut Verbose<'_>) -> Result<Vec
     let warning = Warning {
         message: args.message.as_deref(),
         grace: args.grace,
-        by: format!("{}@{}", me.name, crate::system::host::hostname()),
-        cancel: &CANCEL,
+        by: format!("{}@{}", me.caller.name, crate::system::host::hostname()),
+        cancel: &interrupt::CANCEL,
     };
+    // Nothing begins once the caller has asked to stop; what has begun finishes.
+    let interrupted = || {
+        Error::new(
+            Kind::Cancelled,
+            "interrupted before logging off began: nobody was logged off",
+        )
+    };
+    let warns = args.message.is_some() || !args.grace.is_zero();
+    if warns && !interrupt::begin(Stage::Grace) {
+        return Err(refused(interrupted()));
+    }
     logoff::warn_and_wait(backend.as_mut(), &targets, &warning, log).map_err(refused)?;
+    if !interrupt::begin(Stage::LoggingOff) {
+        return Err(refused(interrupted()));
+    }
     let outcomes = logoff::run(backend.as_mut(), &targets, current.as_ref(), &opts, log);
     for o in &outcomes {
         match &o.result {
@@ -425,10 +436,6 @@ fn logoff_place(args: &Args, place: &Place, log: &mut Verbose<'_>) -> Result<Vec
     Ok(outcomes)
 }
 
-/// Set by Ctrl-C (SIGINT) or SIGTERM: cancels a grace period. Once logging off has begun it
-/// is not looked at: logoff finishes rather than leave a session half ended.
-static CANCEL: LazyLock<Arc<AtomicBool>> = LazyLock::new(|| Arc::new(AtomicBool::new(false)));
-
 /// Shows the grace period counting down on standard error (when it is a terminal).
 fn countdown(grace: Duration, finished: &AtomicBool) {
     let bar = indicatif::ProgressBar::with_draw_target(
@@ -441,7 +448,7 @@ fn countdown(grace: Duration, finished: &AtomicBool) {
         bar.set_style(style.progress_chars("=> "));
     }
     let start = Instant::now();
-    while !finished.load(Ordering::SeqCst) && !CANCEL.load(Ordering::SeqCst) {
+    while !finished.load(Ordering::SeqCst) && !interrupt::CANCEL.load(Ordering::SeqCst) {
         let elapsed = start.elapsed();
         if elapsed >= grace {
             break;

@@ -3,6 +3,7 @@
 //! [`crate::model`].
 
 pub mod host;
+pub mod interrupt;
 pub mod process;
 pub mod tty;
 pub mod users;

@@ -16,7 +16,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::time::Instant;
+use std::time::Duration;
 
 use procfs::FromRead;
 use procfs::process::{Process, Stat};
@@ -24,6 +24,7 @@ use rustix::event::{PollFd, PollFlags};
 use rustix::fs::{Mode, OFlags};
 use rustix::process::{PidfdFlags, Signal};
 
+use crate::deadline::Deadline;
 use crate::model::{Pid, ProcessInfo};
 
 /// The audit session ID value that means "none" (`(u32)-1`).
@@ -349,21 +350,19 @@ impl Handle {
     }
 
     /// Blocks until the process has ended or `deadline` passes; true if it ended.
-    pub fn wait(&self, deadline: Instant) -> bool {
+    pub fn wait(&self, deadline: Deadline) -> bool {
         loop {
-            let now = Instant::now();
             match &self.fd {
                 Some(fd) => {
-                    let left = deadline.saturating_duration_since(now);
+                    let step = deadline.next_step();
                     let ts = rustix::time::Timespec {
-                        tv_sec: left.as_secs() as i64,
-                        tv_nsec: i64::from(left.subsec_nanos()),
+                        tv_sec: step.as_secs() as i64,
+                        tv_nsec: i64::from(step.subsec_nanos()),
                     };
                     let mut fds = [PollFd::new(fd, PollFlags::IN)];
                     match rustix::event::poll(&mut fds, Some(&ts)) {
                         Ok(n) if n > 0 => return true,
-                        Ok(_) => return false,
-                        Err(rustix::io::Errno::INTR) => continue,
+                        Ok(_) | Err(rustix::io::Errno::INTR) => {}
                         Err(_) => return !self.alive_by_proc(),
                     }
                 }
@@ -371,11 +370,11 @@ impl Handle {
                     if !self.alive_by_proc() {
                         return true;
                     }
-                    if now >= deadline {
-                        return false;
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    std::thread::sleep(deadline.next_step().min(Duration::from_millis(10)));
                 }
+            }
+            if deadline.passed() {
+                return false;
             }
         }
     }
@@ -411,7 +410,6 @@ fn fd_budget() -> i32 {
 mod tests {
     use super::*;
     use std::process::Command;
-    use std::time::Duration;
 
     #[test]
     fn reads_itself() {
@@ -435,7 +433,7 @@ mod tests {
             .expect("a handle");
         assert!(!handle.has_exited());
         assert!(handle.signal(Signal::KILL).expect("kill"));
-        assert!(handle.wait(Instant::now() + Duration::from_secs(5)));
+        assert!(handle.wait(Deadline::after(Duration::from_secs(5))));
         assert!(handle.has_exited());
         child.wait().expect("reap");
         // Sending to a reaped process through its pidfd is "already ended", never an error.

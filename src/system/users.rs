@@ -49,3 +49,27 @@ impl Caller {
         }
     }
 }
+
+/// Who is behind the caller, for the audit record: the user logoff runs as, and the person
+/// who logged in. The login uid (`/proc/self/loginuid`) is the kernel's, set at login and
+/// kept through `sudo` and `su`; `SUDO_USER` is what sudo says (an environment variable, so
+/// only a claim when logoff was not run by sudo).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Person {
+    pub caller: Caller,
+    pub login_uid: Option<Uid>,
+    pub login_name: Option<String>,
+    pub sudo_user: Option<String>,
+}
+
+impl Person {
+    pub fn current() -> Person {
+        let login_uid = crate::system::process::Proc::myself().login_uid().map(Uid);
+        Person {
+            caller: Caller::current(),
+            login_name: login_uid.map(name_of),
+            login_uid,
+            sudo_user: std::env::var("SUDO_USER").ok().filter(|u| !u.is_empty()),
+        }
+    }
+}
