@@ -87,6 +87,8 @@ pub struct Session {
     pub processes: Option<usize>,
     /// logind's scope unit (`session-3.scope`).
     pub scope: Option<String>,
+    /// The kernel audit session ID of its processes (logind's `Audit`), where it has one.
+    pub audit: Option<u32>,
 }
 
 impl Session {

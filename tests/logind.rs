@@ -243,3 +243,57 @@ fn users_end_their_own_session_and_are_refused_on_others() {
     assert!(c.session_alive(&alice_other.id));
     assert!(bobs.is_connected());
 }
+
+/// logind without scopes, as elogind is: logoff ignores the sessions' scopes
+/// (`LOGOFF_LOGIND_NO_SCOPES=1`, which it must do on elogind).
+const NO_SCOPES: (&str, &str) = ("LOGOFF_LOGIND_NO_SCOPES", "1");
+
+/// Regression: on logind without scopes (elogind), a session had no processes to follow, so
+/// it "verified" right after TerminateSession and nothing was ever SIGKILLed. Now it is
+/// followed by its audit session ID on this host (through the procfs code), and where
+/// nothing can follow it, logoff says so with status 5. A process of the session outside
+/// its scope (as processes are outside any per-session cgroup on elogind), which ignores
+/// SIGTERM, shows the difference.
+#[test]
+fn regression_sessions_without_a_scope_are_verified_by_their_audit_id() {
+    let Some(c) = container::boot("noscope") else {
+        return;
+    };
+    c.add_user("bob");
+    let mut s = c.ssh(
+        "root",
+        "systemd-run --scope --quiet -- sh -c 'trap \"\" HUP TERM; exec sleep 1040' & \
+         sleep 1041",
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), || !c.pids_matching("sleep 1040").is_empty()),
+        "the process outside the scope never started"
+    );
+    let out = c.logoff_env(&["--timeout", "1", "-v", &s.id], &[NO_SCOPES]);
+    assert_ok(&out, "logoff a scope-less session");
+    assert!(
+        c.pids_matching("sleep 104[01]").is_empty(),
+        "a process of the session survived: {}",
+        text(&out.stdout)
+    );
+    assert!(text(&out.stdout).contains("sent SIGKILL"), "{}", text(&out.stdout));
+    assert!(s.wait_closed(Duration::from_secs(10)).is_some());
+
+    // `su -l` gives no audit session ID: nothing can follow it without a scope.
+    let _su = c.su("bob", "sleep 1042");
+    let session = c.wait_session(|s| s["class"] == "background" && s["user"] == "bob");
+    let id = session["id"].as_str().expect("id");
+    let out = c.logoff_env(&["--timeout", "1", id], &[NO_SCOPES]);
+    common::assert_fails(&out, 5, "cannot verify that session");
+
+    // Nor on another host, where only a scope can be followed.
+    let s2 = c.ssh("bob", "sleep 1043");
+    let fleet = container::Fleet::new(&[&c], "lt-n");
+    let out = std::process::Command::new(common::logoff_bin())
+        .args(["--timeout", "1", "/SERVER:lt-n1", &s2.id])
+        .env("LOGOFF_SSH", fleet.ssh())
+        .env(NO_SCOPES.0, NO_SCOPES.1)
+        .output()
+        .expect("run logoff");
+    common::assert_fails(&out, 5, "on another host");
+}

@@ -26,6 +26,7 @@ use futures_util::future::join_all;
 use zbus::names::InterfaceName;
 use zbus::{Connection, OwnedObjectPath, OwnedVariant};
 
+use super::procfs::Procfs;
 use super::{Backend, Signalled, Warned, access_denied, deliver_locally};
 use crate::deadline::Deadline;
 use crate::error::{Error, Kind, Result};
@@ -131,6 +132,9 @@ pub struct Logind {
     current: Option<Option<SessionId>>,
     /// The ssh (or bridge) process the connection runs through, if any: kept alive with it.
     _tunnel: Option<Tunnel>,
+    /// For sessions without a scope on this host: the procfs backend, by audit session ID
+    /// (made when first needed; `None` inside on a kernel without audit session IDs).
+    audit: Option<Option<Procfs>>,
 }
 
 impl Logind {
@@ -156,6 +160,7 @@ impl Logind {
             tracked: HashMap::new(),
             current: None,
             _tunnel: tunnel,
+            audit: None,
         };
         backend.ping()?;
         Ok(backend)
@@ -174,6 +179,23 @@ impl Logind {
         .map_err(|e| Error::system(format!("logind does not answer on the bus: {e}")))
     }
 
+    /// The procfs backend that follows scope-less sessions here by audit session ID.
+    fn audit_procfs(&mut self) -> Option<&mut Procfs> {
+        self.audit
+            .get_or_insert_with(|| {
+                Procfs::audit_sessions("following a logind session without a scope")
+            })
+            .as_mut()
+    }
+
+    /// Runs `f` on the procfs backend that follows scope-less sessions here.
+    fn with_audit<T>(&mut self, f: impl FnOnce(&mut Procfs) -> Result<T>) -> Result<T> {
+        match self.audit_procfs() {
+            Some(procfs) => f(procfs),
+            None => Err(Error::system("audit session tracking lost")),
+        }
+    }
+
     fn manager(&self) -> zbus::Result<ManagerProxy<'_>> {
         zbus::block_on(ManagerProxy::new(&self.conn))
     }
@@ -187,7 +209,16 @@ impl Logind {
                     None => Source::Systemd(scope.to_string()),
                 },
                 Some(scope) => Source::Systemd(scope.to_string()),
-                None => Source::None,
+                // No scope (elogind): on this host, the kernel's audit session ID still
+                // groups the session's processes.
+                None if !self.local => {
+                    Source::Untracked("it is on another host, where only a scope can be followed")
+                }
+                None => match session.audit {
+                    Some(id) if self.audit_procfs().is_some() => Source::Audit(id),
+                    Some(_) => Source::Untracked("this kernel has no audit session IDs"),
+                    None => Source::Untracked("it has no audit session ID either"),
+                },
             };
             self.tracked.insert(
                 session.id.clone(),
@@ -237,7 +268,14 @@ impl Logind {
     fn members(&mut self, session: &Session) -> Result<Vec<ProcessInfo>> {
         let source = self.tracked(session)?.source.clone();
         match &source {
-            Source::None => Ok(Vec::new()),
+            Source::Untracked(why) => Err(untracked(session, why)),
+            Source::Audit(id) => Ok(self
+                .audit_procfs()
+                .ok_or_else(|| Error::system("audit session tracking lost"))?
+                .members_of(*id)?
+                .into_iter()
+                .filter(|p| p.pid != self.own_pid)
+                .collect()),
             Source::Cgroup(dir) => Ok(cgroup_pids(dir)?
                 .into_iter()
                 .filter(|&p| p != self.own_pid)
@@ -461,8 +499,30 @@ enum Source {
     Cgroup(PathBuf),
     /// Another host's scope: systemd is asked (`GetUnitProcesses`).
     Systemd(String),
-    /// No scope: nothing to follow.
-    None,
+    /// No scope, on this host: the processes with this kernel audit session ID, followed
+    /// and signalled by the procfs backend's code.
+    Audit(u32),
+    /// Nothing can follow its processes (why): its end cannot be verified.
+    Untracked(&'static str),
+}
+
+/// The error for a session whose end nothing can verify.
+fn untracked(session: &Session, why: &str) -> Error {
+    Error::system(format!(
+        "cannot verify that {} has ended: logind gives it no scope, and {why}; it was asked \
+         to end (TerminateSession), but whether every process of it has is unknown",
+        session.describe()
+    ))
+}
+
+/// The session as the procfs backend names it: by its audit session ID.
+fn audit_view(session: &Session, id: u32) -> Session {
+    Session {
+        id: SessionId(id.to_string()),
+        uid: session.uid,
+        user: session.user.clone(),
+        ..Session::default()
+    }
 }
 
 struct Tracked {
@@ -581,10 +641,21 @@ impl Backend for Logind {
     }
 
     fn count(&mut self, session: &Session) -> Result<Option<usize>> {
+        if let Source::Untracked(_) = self.tracked(session)?.source {
+            return Ok(None);
+        }
         Ok(Some(self.members(session)?.len()))
     }
 
     fn warn(&mut self, session: &Session, text: &str) -> Result<Warned> {
+        let local = self.local;
+        match self.tracked(session)?.source {
+            Source::Audit(id) => {
+                return self.with_audit(|p| p.warn(&audit_view(session, id), text));
+            }
+            Source::Untracked(_) if local => return Ok(Warned::default()),
+            _ => {}
+        }
         if self.local {
             // The scope's processes now, each re-checked to be in the scope after its open
             // files were read; their terminals by the nodes they hold open.
@@ -627,6 +698,11 @@ impl Backend for Logind {
         // to ask again once the processes are gone. Asking costs: while the scope ends,
         // logind is busy, and a question then waited 40 to 120 ms for its answer here.
         self.tracked(session)?.closing = true;
+        // Without a scope, logind's stop reaches what it reaches: every process with the
+        // session's audit ID is asked too, through pidfds.
+        if let Source::Audit(id) = self.tracked(session)?.source {
+            return self.with_audit(|p| p.terminate(&audit_view(session, id)));
+        }
         Ok(Signalled {
             processes: count,
             frozen: None,
@@ -635,6 +711,21 @@ impl Backend for Logind {
     }
 
     fn kill(&mut self, session: &Session) -> Result<Signalled> {
+        if let Source::Audit(id) = self.tracked(session)?.source {
+            // logind's part (it may have dropped the session already), then every process
+            // with the session's audit ID, as the procfs backend kills (logoff spared).
+            if !self.is_own(session)
+                && let Err(e) = zbus::block_on(
+                    self.manager()
+                        .map_err(|e| bus_error(e, "cannot reach logind"))?
+                        .kill_session(&session.id.0, "all", 9),
+                )
+                && !vanished(&e)
+            {
+                return Err(action_error(e, session));
+            }
+            return self.with_audit(|p| p.kill(&audit_view(session, id)));
+        }
         if self.is_own(session) {
             return self.kill_all_but_self(session);
         }
@@ -655,6 +746,13 @@ impl Backend for Logind {
         // A cgroup2 scope says itself when its last process has gone (`populated 0` in
         // cgroup.events, which can be polled). Not for our own session: we are in it.
         let own = self.is_own(session);
+        if let Source::Audit(id) = self.tracked(session)?.source {
+            let left = self.with_audit(|p| p.wait(&audit_view(session, id), deadline))?;
+            if left.is_empty() {
+                self.settle(session)?;
+            }
+            return Ok(left);
+        }
         if let Source::Cgroup(dir) = &self.tracked(session)?.source
             && dir.join("cgroup.events").exists()
             && !own
@@ -937,8 +1035,18 @@ fn session_from(props: &HashMap<String, OwnedVariant>) -> Session {
             .filter(|&p| p > 0)
             .map(|p| Pid(p as i32)),
         processes: None,
-        scope: non_empty(get_str(props, "Scope")),
+        // LOGOFF_LOGIND_NO_SCOPES=1: as on elogind, which has no scopes (for testing).
+        scope: non_empty(get_str(props, "Scope")).filter(|_| !ignore_scopes()),
+        audit: get_u32(props, "Audit").filter(|&a| a > 0 && a != u32::MAX),
     }
+}
+
+/// Set to `1` to treat logind's sessions as scope-less, as elogind's are (for testing the
+/// tracking of such sessions on a systemd host).
+pub const NO_SCOPES_ENV: &str = "LOGOFF_LOGIND_NO_SCOPES";
+
+fn ignore_scopes() -> bool {
+    std::env::var(NO_SCOPES_ENV).is_ok_and(|v| v == "1")
 }
 
 /// The D-Bus error name of a method error reply.

@@ -137,6 +137,25 @@ impl Procfs {
         }
     }
 
+    /// A procfs backend that follows sessions by their kernel audit session IDs only (for
+    /// logind sessions without a scope); `None` on a kernel without them.
+    pub fn audit_sessions(why: &str) -> Option<Procfs> {
+        let procfs = Procfs::new(true, why);
+        (procfs.grouping == Grouping::Audit).then_some(procfs)
+    }
+
+    /// The live processes of audit session `id`, by a fresh scan (logoff itself left out).
+    pub fn members_of(&self, id: u32) -> Result<Vec<ProcessInfo>> {
+        Ok(self
+            .scan(i64::from(id), &[])?
+            .into_iter()
+            .map(|p| ProcessInfo {
+                pid: p.pid(),
+                command: String::new(),
+            })
+            .collect())
+    }
+
     /// The session key of a process, `None` when it belongs to no session or is gone.
     fn key_of(&self, proc: &Proc) -> std::io::Result<Option<i64>> {
         Ok(match self.grouping {

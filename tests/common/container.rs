@@ -358,6 +358,16 @@ impl Container {
         self.exec(&all)
     }
 
+    /// Runs logoff inside the container as root, with `env` set.
+    pub fn logoff_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let vars: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut all = vec!["env"];
+        all.extend(vars.iter().map(String::as_str));
+        all.push("/usr/local/bin/logoff");
+        all.extend_from_slice(args);
+        self.exec(&all)
+    }
+
     /// `logoff --list --json` inside the container, parsed.
     pub fn sessions(&self, extra: &[&str]) -> Vec<serde_json::Value> {
         let mut args = vec!["--list", "--json"];
