@@ -826,9 +826,11 @@ impl Logind {
 /// The mount points of the cgroup hierarchies that hold systemd's tree: cgroup2 first, then
 /// the named v1 hierarchy of a hybrid setup.
 fn cgroup_mounts() -> Vec<PathBuf> {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+    // Mount points are names users may choose (a FUSE mount), not always UTF-8.
+    let Ok(info) = std::fs::read("/proc/self/mountinfo") else {
         return Vec::new();
     };
+    let info = String::from_utf8_lossy(&info);
     let mut v2 = Vec::new();
     let mut named = Vec::new();
     for line in info.lines() {

@@ -138,35 +138,56 @@ impl Proc {
         Ok(self.live_stat()?.is_some())
     }
 
-    /// `Threads:` of `/proc/PID/status`; `None` when the process is gone. Read whole (the
-    /// `Groups:` line before it has no bound worth guessing); only asked of zombies.
-    fn threads(&self) -> io::Result<Option<u32>> {
-        let path = format!("/proc/{}/status", self.pid);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if rustix::io::Errno::from_io_error(&e).is_some_and(gone) => return Ok(None),
-            Err(e) => return Err(io::Error::other(format!("cannot read {path}: {e}"))),
+    /// A /proc file of the process, whole, as bytes: `None` when the process is gone. Text in
+    /// them (a command name in `status`, a cgroup's name) is whatever a user chose, not
+    /// always UTF-8: read as text, one such process would fail every scan.
+    fn read_whole(&self, file: &str) -> io::Result<Option<Vec<u8>>> {
+        let path = format!("/proc/{}/{file}", self.pid);
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if rustix::io::Errno::from_io_error(&e).is_some_and(gone) => Ok(None),
+            Err(e) => Err(io::Error::other(format!("cannot read {path}: {e}"))),
+        }
+    }
+
+    /// The value after `key` (`Threads:`, `Uid:`) in `/proc/PID/status`; `None` when the
+    /// process is gone or the line is missing.
+    fn status_field(&self, key: &str) -> io::Result<Option<String>> {
+        let Some(bytes) = self.read_whole("status")? else {
+            return Ok(None);
         };
-        Ok(text
-            .lines()
-            .find_map(|l| l.strip_prefix("Threads:"))
-            .and_then(|n| n.trim().parse().ok()))
+        Ok(bytes
+            .split(|&b| b == b'\n')
+            .find_map(|line| line.strip_prefix(key.as_bytes()))
+            .map(|value| String::from_utf8_lossy(value).trim().to_string()))
+    }
+
+    /// `Threads:` of `/proc/PID/status` (only asked of zombies).
+    fn threads(&self) -> io::Result<Option<u32>> {
+        Ok(self.status_field("Threads:")?.and_then(|n| n.parse().ok()))
     }
 
     fn process(&self) -> Option<Process> {
         Process::new(self.pid.0).ok()
     }
 
-    /// The owner of the process (its effective uid).
+    /// The real uid of the process (`Uid:` in `/proc/PID/status`). Not the owner of
+    /// `/proc/PID`: that is root for a process that made itself non-dumpable.
     pub fn uid(&self) -> Option<u32> {
-        self.process()?.uid().ok()
+        self.status_field("Uid:")
+            .ok()
+            .flatten()?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
     }
 
     /// Whether the process lives in the PID namespace of our /proc (not only in a container
-    /// below it).
+    /// below it): one PID in `NSpid:`. Unreadable counts as ours.
     pub fn in_our_pid_namespace(&self) -> bool {
-        match self.process().map(|p| p.status()) {
-            Some(Ok(status)) => status.nspid.is_none_or(|ns| ns.len() <= 1),
+        match self.status_field("NSpid:") {
+            Ok(Some(pids)) => pids.split_whitespace().count() <= 1,
             _ => true,
         }
     }
@@ -174,12 +195,10 @@ impl Proc {
     /// Whether the process is in the systemd unit `unit` (`session-3.scope`): a path
     /// component of one of its cgroups (`/proc/PID/cgroup`, which the kernel keeps).
     pub fn in_unit(&self, unit: &str) -> io::Result<bool> {
-        let path = format!("/proc/{}/cgroup", self.pid);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if rustix::io::Errno::from_io_error(&e).is_some_and(gone) => return Ok(false),
-            Err(e) => return Err(io::Error::other(format!("cannot read {path}: {e}"))),
+        let Some(bytes) = self.read_whole("cgroup")? else {
+            return Ok(false);
         };
+        let text = String::from_utf8_lossy(&bytes);
         Ok(text.lines().any(|line| {
             line.splitn(3, ':')
                 .nth(2)

@@ -194,7 +194,8 @@ pub fn audit_session_of(pid: i32) -> Option<u32> {
 
 /// The state letter of a `/proc/.../stat` file.
 fn state_in(path: &str) -> Option<char> {
-    let stat = std::fs::read_to_string(path).ok()?;
+    // The command name in it is whatever the process chose, not always UTF-8.
+    let stat = String::from_utf8_lossy(&std::fs::read(path).ok()?).into_owned();
     let after = &stat[stat.rfind(')')? + 2..];
     after.chars().next()
 }
