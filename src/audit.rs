@@ -147,11 +147,13 @@ fn syslog(message: &str, fields: &[(&'static str, String)], ok: bool) -> std::io
         .filter(|(_, v)| !v.is_empty())
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
+    // A line feed in a value would make a line of its own in the log.
     let line = format!(
-        "<{}>logoff[{}]: {message} [{}]",
+        "<{}>logoff[{}]: {} [{}]",
         AUTHPRIV * 8 + severity,
         std::process::id(),
-        extra.join(" ")
+        crate::output::clean(message),
+        crate::output::clean(&extra.join(" "))
     );
     let socket = UnixDatagram::unbound()?;
     // A syslog daemon that has stopped reading must not hold logoff up.

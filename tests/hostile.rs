@@ -606,3 +606,77 @@ fn regression_the_record_names_the_person_behind_the_caller() {
         "{record}"
     );
 }
+
+/// Whether `bytes` hold a character that acts on a terminal: C0 but for the line feed, DEL,
+/// C1, or a bidi control.
+fn acts_on_a_terminal(bytes: &[u8]) -> Option<char> {
+    String::from_utf8_lossy(bytes).chars().find(|&c| {
+        (c.is_control() && c != '\n')
+            || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    })
+}
+
+/// Regression: user-controlled text (a process's SSH_CONNECTION, a survivor's command line)
+/// reached the administrator's terminal as it was: escape sequences, C1 controls, bidi
+/// overrides. Now tables and messages show them as visible escapes; JSON keeps the exact
+/// value, escaped.
+#[test]
+fn regression_user_text_never_reaches_the_admins_terminal_raw() {
+    if !need_root("regression_user_text_never_reaches_the_admins_terminal_raw") {
+        return;
+    }
+    let alice = TestUser::create("esc");
+    // ESC ] 0 ; (a title), CSI as C1 (U+009B), RIGHT-TO-LEFT OVERRIDE (U+202E).
+    let s = TestSession::start(
+        SessionSpec {
+            login_uid: Some(alice.uid),
+            ..Default::default()
+        },
+        &format!(
+            r#"perl -e '$0 = "evil\e]0;pwned\a\xc2\x9b31m\xe2\x80\xaetxt.exe"; sleep 1000' &
+            export SSH_CONNECTION="$(printf '\033[31mEVIL\302\233\342\200\256x') 1 2 3"
+            exec setpriv --reuid={} --regid={} --clear-groups -- sleep 1001"#,
+            alice.uid, alice.gid
+        ),
+    );
+    s.wait_members(2);
+    let id = s.id.to_string();
+    let table = logoff(&["--list"]);
+    assert_ok(&table, "--list");
+    assert_eq!(
+        acts_on_a_terminal(&table.stdout),
+        None,
+        "{}",
+        text(&table.stdout)
+    );
+    assert!(
+        text(&table.stdout).contains("^[[31mEVIL\\u{009b}\\u{202e}x"),
+        "{}",
+        text(&table.stdout)
+    );
+    let json = logoff(&["--list", "--json"]);
+    assert_eq!(
+        acts_on_a_terminal(&json.stdout),
+        None,
+        "{}",
+        text(&json.stdout)
+    );
+    let rows: serde_json::Value = serde_json::from_slice(&json.stdout).expect("JSON parses");
+    let row = rows
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["id"] == id.as_str()))
+        .expect("listed");
+    assert_eq!(row["remote_host"], "\u{1b}[31mEVIL\u{9b}\u{202e}x", "{row}");
+
+    // alice cannot end root's process in her session: it is named as a survivor.
+    let out = logoff_as(Some(&alice), &["-v", &id], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    for stream in [&out.stdout, &out.stderr] {
+        assert_eq!(acts_on_a_terminal(stream), None, "{}", text(stream));
+    }
+    assert!(
+        text(&out.stderr).contains("evil^[]0;pwned^G"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -266,7 +266,9 @@ fn regression_sessions_without_a_scope_are_verified_by_their_audit_id() {
          sleep 1041",
     );
     assert!(
-        wait_for(Duration::from_secs(10), || !c.pids_matching("sleep 1040").is_empty()),
+        wait_for(Duration::from_secs(10), || !c
+            .pids_matching("sleep 1040")
+            .is_empty()),
         "the process outside the scope never started"
     );
     let out = c.logoff_env(&["--timeout", "1", "-v", &s.id], &[NO_SCOPES]);
@@ -276,7 +278,11 @@ fn regression_sessions_without_a_scope_are_verified_by_their_audit_id() {
         "a process of the session survived: {}",
         text(&out.stdout)
     );
-    assert!(text(&out.stdout).contains("sent SIGKILL"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("sent SIGKILL"),
+        "{}",
+        text(&out.stdout)
+    );
     assert!(s.wait_closed(Duration::from_secs(10)).is_some());
 
     // `su -l` gives no audit session ID: nothing can follow it without a scope.

@@ -70,7 +70,7 @@ fn invalid_parameters(e: &Error) -> ExitCode {
         "{}\n{}\nlogoff: {}\n",
         args::INVALID_PARAMETERS,
         args::SEED_USAGE,
-        e.message()
+        output::clean(e.message())
     ));
     e.exit_code()
 }
@@ -243,7 +243,7 @@ fn list(args: &Args, out: &mut Out) -> Result<()> {
     }
     output::sort_rows(&mut rows);
     if args.json {
-        out.line(&to_json(&rows)?);
+        out.print(&to_json(&rows)?);
     } else {
         out.print(&output::session_table(
             &rows,
@@ -533,7 +533,7 @@ fn report(
                 }),
             }
         }
-        out.line(&to_json(&rows)?);
+        out.print(&to_json(&rows)?);
     }
     if args.dry_run && !args.json {
         for (place, result) in places.iter().zip(results) {
@@ -584,7 +584,9 @@ fn report(
     }
 }
 
+/// JSON (see [`output::json`]), with its line end.
 fn to_json<T: Serialize>(value: &T) -> Result<String> {
-    serde_json::to_string_pretty(value)
+    output::json(value)
+        .map(|j| j + "\n")
         .map_err(|e| Error::system(format!("cannot write JSON: {e}")))
 }

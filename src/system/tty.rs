@@ -219,7 +219,7 @@ pub fn sanitize(text: &str) -> String {
                 out.push(char::from(b'@' + c as u8));
             }
             '\u{7f}' => out.push_str("^?"),
-            c if c.is_control() => out.push('?'),
+            c if crate::output::is_unsafe_char(c) => out.push('?'),
             c => out.push(c),
         }
     }
@@ -252,6 +252,7 @@ mod tests {
         assert_eq!(sanitize("bell\u{7}"), "bell^G");
         assert_eq!(sanitize("tab\tok"), "tab\tok");
         assert_eq!(sanitize("\u{9b}31m"), "?31m");
+        assert_eq!(sanitize("abc\u{202e}fed"), "abc?fed");
     }
 
     #[test]
