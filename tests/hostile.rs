@@ -680,3 +680,33 @@ fn regression_user_text_never_reaches_the_admins_terminal_raw() {
         text(&out.stderr)
     );
 }
+
+/// A zombie whose command name is not UTF-8 (a user chooses it) must not fail a scan: its
+/// liveness is read from /proc/PID/status, whose `Name:` line holds that name.
+#[test]
+fn a_zombie_with_a_non_utf8_name_does_not_fail_the_listing() {
+    if !need_root("a_zombie_with_a_non_utf8_name_does_not_fail_the_listing") {
+        return;
+    }
+    let user = TestUser::create("nu");
+    let s = TestSession::start(
+        SessionSpec {
+            user: Some(&user),
+            ..Default::default()
+        },
+        r#"exec perl -e '$0 = "\xff\xfe"; exit 0 if fork == 0; sleep 1000'"#,
+    );
+    s.wait_members(1);
+    assert!(wait_for(std::time::Duration::from_secs(5), || {
+        proc_pids().iter().any(|&p| {
+            audit_session_of(p) == Some(s.id)
+                && std::fs::read(format!("/proc/{p}/stat"))
+                    .is_ok_and(|st| st.windows(3).any(|w| w == b") Z"))
+        })
+    }));
+    let out = logoff(&["--list", "--json"]);
+    assert_ok(&out, "--list with a non-UTF-8 zombie");
+    let out = logoff(&["--timeout", "1", &s.id.to_string()]);
+    assert_ok(&out, "logoff");
+    assert!(s.is_gone());
+}
