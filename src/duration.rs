@@ -1,14 +1,30 @@
 //! Durations on the command line (`--timeout 10s`, `--grace 5m`, `--idle-for 1h`).
 //!
 //! A bare number means seconds, as for `timeout(1)`; anything else goes to jiff's
-//! friendly parser (`1m30s`, `1.5s`, `500ms`, `2h`). Negative durations are refused.
+//! friendly parser (`1m30s`, `1.5s`, `500ms`, `2h`). Negative durations are refused, and so
+//! are durations over [`MAX`] (100 days): nobody means them, and a deadline that far out
+//! overflows the clocks it is added to.
 
 use std::time::Duration;
 
 use jiff::SignedDuration;
 
+/// The longest duration accepted anywhere: 100 days.
+pub const MAX: Duration = Duration::from_secs(100 * 24 * 3600);
+
 /// Parses a command-line duration. The error text is shown to the user as it is.
 pub fn parse(text: &str) -> Result<Duration, String> {
+    let d = parse_unbounded(text)?;
+    if d > MAX {
+        return Err(format!(
+            "duration '{}' is too long (at most 100 days)",
+            text.trim()
+        ));
+    }
+    Ok(d)
+}
+
+fn parse_unbounded(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     if text.is_empty() {
         return Err("empty duration".into());
@@ -56,9 +72,23 @@ mod tests {
 
     #[test]
     fn refuses_nonsense() {
-        for bad in ["", "-5s", "abc", "5 parsecs", "99999999999999999999999"] {
+        for bad in [
+            "",
+            "-5s",
+            "abc",
+            "5 parsecs",
+            "99999999999999999999999",
+            "300000000000",
+            "9223372036854775807",
+            "101d",
+            "2401h",
+            "8640001",
+        ] {
             assert!(parse(bad).is_err(), "{bad:?} accepted");
         }
+        assert_eq!(parse("2400h"), Ok(MAX));
+        assert_eq!(parse("8640000"), Ok(MAX));
+        assert!(parse("300000000000").is_err_and(|e| e.contains("at most 100 days")));
     }
 
     #[test]

@@ -59,7 +59,7 @@ pub const EXIT_STATUS_HELP: &str = "\
 Exit status:
   0    every targeted session was logged off and verified gone (or the list was printed)
   1    some process of a targeted session could not be ended (the survivors are named)
-  2    invalid parameters; nothing was touched
+  2    invalid parameters (or run setuid, which logoff refuses); nothing was touched
   3    no such session (or a name matched more than one); nothing was touched
   4    access denied, or a protected console session; nothing was touched
   5    the session backend or the system failed (D-Bus, /proc, ...)

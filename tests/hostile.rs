@@ -710,3 +710,147 @@ fn a_zombie_with_a_non_utf8_name_does_not_fail_the_listing() {
     assert_ok(&out, "logoff");
     assert!(s.is_gone());
 }
+
+/// Asserts that logoff refused its command line (status 2, the seed's answer) and that the
+/// session `s` is as it was.
+fn assert_refused(out: &std::process::Output, what: &str, s: &TestSession, before: &[i32]) {
+    assert_eq!(out.status.code(), Some(2), "{what}: {}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).starts_with("Invalid parameter(s)\n"),
+        "{what}: {}",
+        text(&out.stderr)
+    );
+    assert_eq!(s.members(), before, "{what} touched the session");
+}
+
+/// Regression: huge durations panicked (`--grace 300000000000`: a deadline past the end of
+/// the clock), and a servers file was read whatever it was: a FIFO nobody writes to hung
+/// logoff, a huge or binary file was read whole, and an empty one fell back to this host
+/// (so `--all` acted here).
+#[test]
+fn regression_bad_input_is_refused_with_nothing_touched() {
+    if !need_root("regression_bad_input_is_refused_with_nothing_touched") {
+        return;
+    }
+    let s = TestSession::start(SessionSpec::default(), "sleep 1000");
+    let before = s.wait_members(1);
+    let id = s.id.to_string();
+    for args in [
+        vec!["--grace", "300000000000", &id],
+        vec!["--timeout", "9223372036854775807", &id],
+        vec!["--idle-for", "99999999999h", "--all"],
+        vec!["--connect-timeout", "300000000000", &id],
+    ] {
+        let out = logoff_within(&args, 30);
+        assert_refused(&out, &format!("{args:?}"), &s, &before);
+        assert!(
+            text(&out.stderr).contains("at most 100 days"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+
+    let dir = TempDir::new("servers");
+    std::fs::write(dir.path("huge"), "h\n".repeat(600 * 1024)).expect("huge file");
+    std::fs::write(dir.path("binary"), b"h1\n\0\x01\x02\n").expect("binary file");
+    std::fs::write(dir.path("empty"), "# nothing but a comment\n\n").expect("empty file");
+    assert_ok(
+        &std::process::Command::new("mkfifo")
+            .arg(dir.path("fifo"))
+            .output()
+            .expect("mkfifo"),
+        "mkfifo",
+    );
+    for (name, says) in [
+        ("huge", "larger than"),
+        ("binary", "not text"),
+        ("empty", "names no server"),
+        ("fifo", "did not come to its end"),
+    ] {
+        let path = dir.path(name).display().to_string();
+        // A writer that holds the FIFO open and says nothing.
+        let _writer = (name == "fifo").then(|| {
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("exec sleep 60 > {path}"))
+                .spawn()
+                .map(Background)
+                .expect("writer")
+        });
+        let out = logoff_within(&["--all", "--servers-file", &path], 30);
+        assert_refused(&out, &format!("--servers-file {name}"), &s, &before);
+        assert!(
+            text(&out.stderr).contains(says),
+            "{name}: {}",
+            text(&out.stderr)
+        );
+    }
+}
+
+/// Runs logoff with `args`, failing the test (with logoff killed) if it takes more than
+/// `seconds`: a regression here would hang, not fail.
+fn logoff_within(args: &[&str], seconds: u64) -> std::process::Output {
+    let mut child = std::process::Command::new(logoff_bin())
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run logoff");
+    if wait_exit(&mut child, std::time::Duration::from_secs(seconds)).is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("logoff {args:?} was still running after {seconds}s");
+    }
+    child.wait_with_output().expect("output")
+}
+
+/// A child process killed and reaped when dropped.
+struct Background(std::process::Child);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Regression: installed setuid root, logoff took the caller for root (its effective uid)
+/// and let any user log off anyone's session. It now refuses to run so.
+#[test]
+fn regression_a_setuid_logoff_refuses_to_run() {
+    if !need_root("regression_a_setuid_logoff_refuses_to_run") {
+        return;
+    }
+    let (victim, attacker) = (TestUser::create("sv"), TestUser::create("sa"));
+    let s = TestSession::start(
+        SessionSpec {
+            user: Some(&victim),
+            ..Default::default()
+        },
+        "sleep 1000",
+    );
+    let before = s.wait_members(1);
+    let dir = TempDir::new("setuid");
+    let bin = dir.path("logoff");
+    std::fs::copy(logoff_bin(), &bin).expect("copy");
+    set_mode(&bin, 0o4755);
+    let out = std::process::Command::new("setpriv")
+        .args([
+            &format!("--reuid={}", attacker.uid),
+            &format!("--regid={}", attacker.gid),
+            "--clear-groups",
+            "--",
+        ])
+        .arg(&bin)
+        .arg(s.id.to_string())
+        .output()
+        .expect("run the setuid copy");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("refusing to run"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(s.members(), before, "the victim's session was touched");
+}

@@ -28,6 +28,14 @@ use places::Place;
 
 /// Runs logoff with the process's arguments and returns its exit status.
 pub fn main() -> ExitCode {
+    if let Some(how) = crate::system::users::elevated_by_file() {
+        output::error_line(&format!(
+            "refusing to run with privilege from its file ({how}): logoff is not made to be \
+             installed setuid, setgid or with file capabilities; run it with sudo, or use \
+             polkit with logind"
+        ));
+        return ExitCode::from(Kind::InvalidParameters.exit_status());
+    }
     let args = match args::parse(std::env::args_os()) {
         Ok(args) => args,
         Err(e) => return invalid_parameters(&e),

@@ -66,11 +66,30 @@ pub fn plan(servers: &[String], servers_file: Option<&str>) -> Result<Vec<Place>
     Ok(places)
 }
 
-/// One host per line; `#` starts a comment; blank lines are skipped.
+/// The largest servers file accepted (a fleet of tens of thousands of hosts fits).
+const SERVERS_FILE_MAX: usize = 1 << 20;
+
+/// How long a servers file that is a pipe may take to come to its end.
+const SERVERS_FILE_WAIT: Duration = Duration::from_secs(10);
+
+/// One host per line; `#` starts a comment; blank lines are skipped. The file must be text
+/// (UTF-8, no NUL), at most 1 MiB, a file or a pipe (`<(cmd)`), and end within 10 s: a
+/// name that turns out to be a FIFO nobody writes to, a device or a huge file is refused,
+/// never waited on or read whole.
 fn read_servers_file(path: &str) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::invalid(format!("cannot read servers file '{path}': {e}")))?;
-    Ok(parse_servers_file(&text))
+    let bad = |why: &str| Error::invalid(format!("cannot read servers file '{path}': {why}"));
+    let bytes = crate::system::files::read_bounded(path, SERVERS_FILE_MAX, SERVERS_FILE_WAIT)
+        .map_err(|e| bad(&e.to_string()))?;
+    let text = String::from_utf8(bytes).map_err(|_| bad("it is not text (not UTF-8)"))?;
+    if text.contains('\0') {
+        return Err(bad("it is not text (it holds NUL bytes)"));
+    }
+    let names = parse_servers_file(&text);
+    if names.is_empty() {
+        // An empty list must not fall back to this host: `--all` would act here.
+        return Err(bad("it names no server"));
+    }
+    Ok(names)
 }
 
 fn parse_servers_file(text: &str) -> Vec<String> {

@@ -2,6 +2,7 @@
 //! the name service. Everything above this module works with the plain types of
 //! [`crate::model`].
 
+pub mod files;
 pub mod host;
 pub mod interrupt;
 pub mod process;

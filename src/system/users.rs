@@ -73,3 +73,44 @@ impl Person {
         }
     }
 }
+
+/// Why this process holds privilege it was not given by whoever ran it, if it does: its file
+/// is setuid or setgid (real and effective ids differ), or the kernel marked the exec secure
+/// (`AT_SECURE`: file capabilities too). logoff is not made to run so: its checks assume the
+/// caller's own privilege, and its environment and arguments come from that caller.
+pub fn elevated_by_file() -> Option<String> {
+    use rustix::process::{getegid, geteuid, getgid, getuid};
+    let (ruid, euid) = (getuid().as_raw(), geteuid().as_raw());
+    let (rgid, egid) = (getgid().as_raw(), getegid().as_raw());
+    if ruid != euid {
+        return Some(format!("real uid {ruid}, effective uid {euid}"));
+    }
+    if rgid != egid {
+        return Some(format!("real gid {rgid}, effective gid {egid}"));
+    }
+    at_secure().then(|| "the kernel marked it secure (AT_SECURE: file capabilities?)".into())
+}
+
+/// `AT_SECURE` from `/proc/self/auxv` (pairs of native words).
+fn at_secure() -> bool {
+    const AT_SECURE: usize = 23;
+    let Ok(auxv) = std::fs::read("/proc/self/auxv") else {
+        return false;
+    };
+    let word = std::mem::size_of::<usize>();
+    auxv.chunks_exact(2 * word).any(|pair| {
+        let (key, value) = pair.split_at(word);
+        let read = |b: &[u8]| b.try_into().map(usize::from_ne_bytes).unwrap_or(0);
+        read(key) == AT_SECURE && read(value) != 0
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_test_runner_is_not_elevated() {
+        assert_eq!(elevated_by_file(), None);
+    }
+}
