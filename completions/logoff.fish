@@ -17,6 +17,7 @@ complete -c logoff -l from -d 'Only sessions that came from HOST' -r
 complete -c logoff -l backend -d 'Session backend: logind where it answers on the system bus, else procfs' -r -f -a "auto\t'logind where it answers on the system bus, else procfs'
 logind\t''
 procfs\t''"
+complete -c logoff -l ask-password -d 'Let ssh ask for passwords and passphrases on the terminal (else keys and agents only)'
 complete -c logoff -s v -l verbose -d 'Print one line per action performed (/V)'
 complete -c logoff -l vm -d 'Log off a session on a server or within a virtual machine; needs a session ID (/VM)'
 complete -c logoff -s l -l list -d 'List the sessions instead of logging off'

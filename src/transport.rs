@@ -235,20 +235,44 @@ impl Drop for Tunnel {
     }
 }
 
-/// Connects to the system bus of `host` over ssh: `ssh -xT [-p PORT] -- DEST
-/// systemd-stdio-bridge [BRIDGE_ARGS]`, the bus connection running over its standard input
-/// and output.
+/// How ssh may authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// Keys and agents only; never a prompt (`BatchMode=yes`): the default, so that one host
+    /// asking for a password cannot hold a fleet up.
+    Batch,
+    /// ssh may ask for passwords and passphrases on the terminal (`--ask-password`).
+    Interactive,
+}
+
+/// How long an interactive login may take beyond the connect timeout: a person types.
+const TYPING_TIME: Duration = Duration::from_secs(120);
+
+/// Connects to the system bus of `host` over ssh: `ssh -xTa -o ClearAllForwardings=yes
+/// [-o BatchMode=yes] [-p PORT] -- DEST systemd-stdio-bridge [BRIDGE_ARGS]`, the bus
+/// connection running over its standard input and output. No forwarding of any kind (X11,
+/// agent, ports from the user's configuration): the connection carries logind's bus only.
 pub fn over_ssh(
     host: &Host,
     bridge_args: &[&str],
     connect_timeout: Duration,
+    auth: Auth,
 ) -> Result<(Connection, Tunnel)> {
     let ssh = std::env::var_os(SSH_ENV).unwrap_or_else(|| "ssh".into());
     let mut cmd = Command::new(&ssh);
-    cmd.arg("-xT").arg("-o").arg(format!(
-        "ConnectTimeout={}",
-        connect_timeout.as_secs().max(1)
-    ));
+    cmd.args(["-xTa", "-o", "ClearAllForwardings=yes"])
+        .arg("-o")
+        .arg(format!(
+            "ConnectTimeout={}",
+            connect_timeout.as_secs().max(1)
+        ));
+    let handshake = match auth {
+        Auth::Batch => {
+            cmd.args(["-o", "BatchMode=yes"]);
+            connect_timeout
+        }
+        Auth::Interactive => connect_timeout + TYPING_TIME,
+    };
     if let Some(port) = host.port {
         cmd.arg("-p").arg(port.to_string());
     }
@@ -256,7 +280,7 @@ pub fn over_ssh(
         .arg(host.destination())
         .arg(BRIDGE)
         .args(bridge_args);
-    through_child(cmd, connect_timeout).map_err(|(e, said)| {
+    through_child(cmd, handshake).map_err(|(e, said)| {
         let why = if said.contains(BRIDGE) && said.contains("not found")
             || said.contains("exited with exit status: 127")
         {

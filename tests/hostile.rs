@@ -854,3 +854,76 @@ fn regression_a_setuid_logoff_refuses_to_run() {
     );
     assert_eq!(s.members(), before, "the victim's session was touched");
 }
+
+/// Regression: a session's state came from the stat of its 64 lowest PIDs only. After PID
+/// wraparound those need not be its login and shell: a live session whose terminal is held
+/// by a higher PID read as "disconnected", and `--state disconnected` swept it.
+#[test]
+fn regression_a_session_holding_a_terminal_is_never_disconnected() {
+    if !need_root("regression_a_session_holding_a_terminal_is_never_disconnected") {
+        return;
+    }
+    let user = TestUser::create("wr");
+    // 70 processes without a terminal first (lower PIDs), then one on a pty.
+    let s = TestSession::start(
+        SessionSpec {
+            user: Some(&user),
+            ..Default::default()
+        },
+        "for i in $(seq 70); do sleep 1000 & done; exec script -qfec 'sleep 1001' /dev/null",
+    );
+    s.wait_members(72);
+    let id = s.id.to_string();
+    let rows = logoff(&["--list", "--json"]);
+    let rows: serde_json::Value = serde_json::from_slice(&rows.stdout).expect("json");
+    let row = rows
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["id"] == id.as_str()))
+        .expect("listed");
+    assert_eq!(row["state"], "active", "{row}");
+    let out = logoff(&["--dry-run", "--json", "--all", "--state", "disconnected"]);
+    assert_ok(&out, "dry run");
+    assert!(
+        !text(&out.stdout).contains(&format!("\"id\": \"{id}\"")),
+        "a session on a terminal would be swept as disconnected: {}",
+        text(&out.stdout)
+    );
+}
+
+/// Regression: in the POSIX grouping a session's user was the owner of /proc/LEADER: the
+/// leader's effective uid (and on some kernels root for a non-dumpable leader). A user whose
+/// session leader is a setuid-root program (here a setuid copy of sleep, as `passwd` waiting
+/// at its prompt would be) had a session that read as root's, and console protection, which
+/// spares the caller's own sessions, did not hold for root. The user is now the leader's
+/// real uid.
+#[test]
+fn regression_a_setuid_leader_does_not_make_a_session_roots() {
+    if !need_root("regression_a_setuid_leader_does_not_make_a_session_roots") {
+        return;
+    }
+    let user = TestUser::create("nd");
+    let dir = TempDir::new("suidsleep");
+    let sleep = dir.path("sleep");
+    std::fs::copy("/bin/sleep", &sleep).expect("copy sleep");
+    set_mode(&sleep, 0o4755);
+    let s = TestSession::start(
+        SessionSpec {
+            user: Some(&user),
+            pty: true,
+            ..Default::default()
+        },
+        &format!("exec {} 1000", sleep.display()),
+    );
+    s.wait_members(2);
+    let pts = s.pty();
+    let env = [("LOGOFF_PROCFS_POSIX_SESSIONS", "1")];
+    let out = logoff_as(None, &["--list", "--json"], &env);
+    assert_ok(&out, "--list");
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let row = rows
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["tty"] == pts.as_str()))
+        .unwrap_or_else(|| panic!("{pts} not listed: {rows}"));
+    assert_eq!(row["uid"], user.uid, "{row}");
+    assert_eq!(row["user"], user.name.as_str(), "{row}");
+}

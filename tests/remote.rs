@@ -453,3 +453,42 @@ fn regression_vm_never_reaches_the_hosts_own_bus() {
             .is_none()
     );
 }
+
+/// Regression: ssh ran with the user's forwardings (agent, ports from ssh_config) and could
+/// stop a whole fleet at a password prompt. Now: no forwarding of any kind, and BatchMode
+/// unless `--ask-password`.
+#[test]
+fn regression_ssh_forwards_nothing_and_asks_nothing_unless_told() {
+    let dir = TempDir::new("sshargs");
+    let calls = dir.path("calls");
+    let fake_ssh = dir.path("ssh");
+    std::fs::write(
+        &fake_ssh,
+        format!("#!/bin/sh\necho \"$@\" >> {}\nexit 255\n", calls.display()),
+    )
+    .expect("fake ssh");
+    set_mode(&fake_ssh, 0o755);
+    let run = |extra: &[&str]| {
+        let _ = std::fs::remove_file(&calls);
+        let out = std::process::Command::new(logoff_bin())
+            .args(["--list", "/SERVER:web1"])
+            .args(extra)
+            .env("LOGOFF_SSH", &fake_ssh)
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+        std::fs::read_to_string(&calls).expect("ssh was called")
+    };
+    let argv = run(&[]);
+    for want in [
+        "-xTa",
+        "ClearAllForwardings=yes",
+        "BatchMode=yes",
+        "-- web1 systemd-stdio-bridge",
+    ] {
+        assert!(argv.contains(want), "{want} missing: {argv}");
+    }
+    let argv = run(&["--ask-password"]);
+    assert!(!argv.contains("BatchMode"), "{argv}");
+    assert!(argv.contains("ClearAllForwardings=yes"), "{argv}");
+}

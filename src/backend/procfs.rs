@@ -80,6 +80,16 @@ struct Tracker {
     sealed: bool,
 }
 
+/// What one member's `stat` tells of the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Started {
+    /// Start time, in clock ticks since boot (first: the order is by it).
+    start: u64,
+    pid: Pid,
+    /// Its controlling terminal's device number (0: none).
+    tty_nr: i32,
+}
+
 /// One process of a session, as the listing found it.
 struct Member {
     pid: Pid,
@@ -95,16 +105,13 @@ struct Details {
     login_uid: Option<u32>,
     /// Owner of the POSIX session leader (or first member) in the POSIX grouping.
     uid: Option<u32>,
-    /// `(start time, pid, tty_nr)` of the first members in PID order.
-    stats: Vec<(u64, Pid, i32)>,
+    /// Every live member's start, by start time: the first is the session's earliest
+    /// process. Every member is read: after PID wraparound the lowest PIDs are not the
+    /// oldest, and a sample of them could say a session holds no terminal when it does.
+    stats: Vec<Started>,
     /// Whether some member lives in our PID namespace (not only in a container below it).
     ours: bool,
 }
-
-/// How many members per session have their `stat` read for the session's terminal, leader
-/// and start time: the lowest PIDs, where the login process and its shell are. Reading every
-/// member's stat would double the cost of listing a session of thousands of processes.
-const DETAILED_MEMBERS: usize = 64;
 
 impl Procfs {
     /// A procfs backend. `ends_sessions`: the listing keeps a pidfd to every member it finds,
@@ -325,7 +332,7 @@ impl Procfs {
         Ok((killed, frozen))
     }
 
-    /// Reads what the session's first members tell about it (see [`DETAILED_MEMBERS`]).
+    /// Reads what the session's members tell about it.
     fn details(&self, key: i64, members: &[Member]) -> Details {
         let mut details = Details::default();
         let mut pids: Vec<Pid> = members.iter().map(|m| m.pid).collect();
@@ -349,11 +356,12 @@ impl Procfs {
             }
         }
         for pid in pids {
-            if details.stats.len() >= DETAILED_MEMBERS {
-                break;
-            }
             if let Ok(Some(stat)) = Proc::new(pid).live_stat() {
-                details.stats.push((stat.starttime, pid, stat.tty_nr));
+                details.stats.push(Started {
+                    start: stat.starttime,
+                    pid,
+                    tty_nr: stat.tty_nr,
+                });
             }
         }
         details.stats.sort();
@@ -367,7 +375,7 @@ impl Procfs {
         details: &Details,
         host: &mut HostFacts,
     ) -> (Session, Vec<Pid>) {
-        // `stats` is sorted by start time: the first is the earliest process we looked at.
+        // `stats` is sorted by start time: the first is the earliest process.
         let earliest = details.stats.first();
         let records: Vec<&utmp::Record> = host
             .utmp
@@ -390,7 +398,7 @@ impl Procfs {
                     .map(|m| m.pid),
                 Grouping::Audit => None,
             })
-            .or(earliest.map(|e| e.1));
+            .or(earliest.map(|e| e.pid));
         // utmp's line is text some program wrote: only a terminal's name counts.
         let tty = record
             .map(|r| r.line.clone())
@@ -399,8 +407,8 @@ impl Procfs {
                 details
                     .stats
                     .iter()
-                    .find(|s| s.2 != 0)
-                    .and_then(|s| tty::name_from_tty_nr(s.2))
+                    .find(|s| s.tty_nr != 0)
+                    .and_then(|s| tty::name_from_tty_nr(s.tty_nr))
             });
         let remote_host = record
             .map(|r| r.host.clone())
@@ -412,10 +420,10 @@ impl Procfs {
             });
         let logon_time = record
             .and_then(|r| r.time)
-            .or_else(|| earliest.and_then(|e| host.clock.timestamp(e.0)));
+            .or_else(|| earliest.and_then(|e| host.clock.timestamp(e.start)));
         // No process holds a terminal any more: what is left runs on without its login
         // (a dropped connection's nohup jobs, say). See select::State::Disconnected.
-        let holds_terminal = details.stats.iter().any(|s| s.2 != 0);
+        let holds_terminal = details.stats.iter().any(|s| s.tty_nr != 0);
         let state = match (tty.as_deref(), host.active_vt.as_deref()) {
             _ if !holds_terminal => "disconnected",
             (Some(t), Some(active)) if crate::model::is_virtual_terminal(t) && t != active => {
@@ -559,7 +567,7 @@ impl Backend for Procfs {
             if !details.ours {
                 continue;
             }
-            if self.grouping == Grouping::Posix && details.stats.iter().all(|s| s.2 == 0) {
+            if self.grouping == Grouping::Posix && details.stats.iter().all(|s| s.tty_nr == 0) {
                 continue;
             }
             let (session, utmp_pids) = self.build_session(key, &members, &details, &mut host);

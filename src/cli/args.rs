@@ -77,6 +77,10 @@ struct Cli {
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration::parse)]
     connect_timeout: Duration,
 
+    /// Let ssh ask for passwords and passphrases on the terminal (else keys and agents only)
+    #[arg(long)]
+    ask_password: bool,
+
     /// Print one line per action performed (/V)
     #[arg(short, long)]
     verbose: bool,
@@ -176,6 +180,7 @@ pub struct Args {
     pub servers_file: Option<String>,
     pub parallel: usize,
     pub connect_timeout: Duration,
+    pub ask_password: bool,
     pub verbose: bool,
     pub vm: bool,
     pub machine: Option<String>,
@@ -295,6 +300,7 @@ fn validate(cli: Cli) -> Result<Args> {
         servers_file: cli.servers_file,
         parallel: usize::from(cli.parallel),
         connect_timeout: cli.connect_timeout,
+        ask_password: cli.ask_password,
         verbose: cli.verbose,
         vm: cli.vm || cli.machine.is_some(),
         machine: cli.machine,
@@ -430,6 +436,8 @@ mod tests {
             ok(&["--connect-timeout", "2s"]).connect_timeout,
             Duration::from_secs(2)
         );
+        assert!(!ok(&[]).ask_password);
+        assert!(ok(&["--ask-password"]).ask_password);
         invalid(&["/VM:a;b", "7"]);
     }
 

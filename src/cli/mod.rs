@@ -91,6 +91,11 @@ fn open(args: &Args, place: &Place, ends_sessions: bool) -> Result<Box<dyn Backe
         args.backend,
         ends_sessions,
         args.connect_timeout,
+        if args.ask_password {
+            crate::transport::Auth::Interactive
+        } else {
+            crate::transport::Auth::Batch
+        },
     )
 }
 

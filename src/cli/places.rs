@@ -126,6 +126,7 @@ pub fn open(
     choice: Choice,
     ends_sessions: bool,
     connect_timeout: Duration,
+    auth: transport::Auth,
 ) -> Result<Box<dyn Backend>> {
     let remote = !matches!(place.reach, Reach::Local) || machine.is_some();
     if remote && choice == Choice::Procfs {
@@ -146,7 +147,7 @@ pub fn open(
             )?))
         }
         (Reach::Ssh(host), None) => {
-            let (conn, tunnel) = transport::over_ssh(host, &[], connect_timeout)?;
+            let (conn, tunnel) = transport::over_ssh(host, &[], connect_timeout, auth)?;
             Ok(Box::new(Logind::through(
                 conn,
                 Some(tunnel),
@@ -156,7 +157,7 @@ pub fn open(
         }
         (Reach::Ssh(host), Some(name)) => {
             let arg = format!("--machine={name}");
-            let (conn, tunnel) = transport::over_ssh(host, &[&arg], connect_timeout)?;
+            let (conn, tunnel) = transport::over_ssh(host, &[&arg], connect_timeout, auth)?;
             Ok(Box::new(Logind::through(
                 conn,
                 Some(tunnel),

@@ -329,13 +329,23 @@ impl Handle {
     }
 
     /// Sends `signal`. `Ok(false)` if the process had already ended.
+    ///
+    /// Without a pidfd, the PID's start time is read again right before kill(2): a process
+    /// that has ended and whose PID was taken meanwhile is not signalled. (What is left is
+    /// the moment between that read and kill(2), on kernels without pidfds or past the file
+    /// limit.)
     pub fn signal(&self, signal: Signal) -> io::Result<bool> {
         let result = match &self.fd {
             Some(fd) => rustix::process::pidfd_send_signal(fd, signal),
-            None => match rustix::process::Pid::from_raw(self.pid.0) {
-                Some(pid) => rustix::process::kill_process(pid, signal),
-                None => return Ok(false),
-            },
+            None => {
+                let ours = Proc::new(self.pid)
+                    .live_stat()?
+                    .is_some_and(|s| s.starttime == self.start_time);
+                match rustix::process::Pid::from_raw(self.pid.0) {
+                    Some(pid) if ours => rustix::process::kill_process(pid, signal),
+                    _ => return Ok(false),
+                }
+            }
         };
         match result {
             Ok(()) => Ok(true),
