@@ -188,12 +188,12 @@ impl Procfs {
                 return Ok(None);
             }
             match known.iter().find_map(|m| m.get(&pid)) {
-                // A process we signalled and hold a pidfd to needs no read while it runs.
-                Some(handle) if !handle.has_exited() => Ok(None),
-                // It has exited: the PID shows its zombie (most likely: ask that first) or a
-                // newcomer that reused the PID.
+                // A process we signalled that still holds its PID (running, or a zombie not
+                // yet reaped) needs no read: it is accounted for.
+                Some(handle) if handle.holds_pid() => Ok(None),
+                // Reaped: the PID is a newcomer's.
                 Some(_) => {
-                    Ok((proc.is_running()? && self.key_of(&proc)? == Some(key)).then_some(proc))
+                    Ok((self.key_of(&proc)? == Some(key) && proc.is_running()?).then_some(proc))
                 }
                 // Most processes are not members: the key decides before the costlier stat.
                 None => {

@@ -274,7 +274,7 @@ fn list(args: &Args, out: &mut Out) -> Result<()> {
 
 fn run_logoff(args: &Args, out: &mut Out) -> Result<()> {
     let places = places::plan(&args.servers, args.servers_file.as_deref())?;
-    crate::system::process::raise_fd_limit();
+    crate::system::process::prepare_descriptors();
     let grace = !args.grace.is_zero() && !args.dry_run;
     interrupt::install().map_err(|e| Error::system(format!("cannot handle Ctrl-C: {e}")))?;
     let multi = places.len() > 1;

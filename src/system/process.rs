@@ -18,8 +18,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
 
-use procfs::FromRead;
-use procfs::process::{Process, Stat};
+use procfs::process::Process;
 use rustix::event::{PollFd, PollFlags};
 use rustix::fs::{Mode, OFlags};
 use rustix::process::{PidfdFlags, Signal};
@@ -103,9 +102,9 @@ impl Proc {
     pub fn try_stat(&self) -> io::Result<Option<Stat>> {
         let mut buf = [0u8; 1024];
         match read_small(&format!("/proc/{}/stat", self.pid), &mut buf)? {
-            Some(bytes) => Stat::from_read(bytes).map(Some).map_err(|e| {
-                io::Error::other(format!("cannot parse /proc/{}/stat: {e}", self.pid))
-            }),
+            Some(bytes) => Stat::parse(bytes)
+                .map(Some)
+                .ok_or_else(|| io::Error::other(format!("cannot parse /proc/{}/stat", self.pid))),
             None => Ok(None),
         }
     }
@@ -120,17 +119,11 @@ impl Proc {
     ///
     /// The state letter alone does not tell: a thread-group leader whose own thread has
     /// exited reads as a zombie (`Z`) while its other threads run on, and a signal to it
-    /// still reaches them. For a `Z`, `Threads:` in `/proc/PID/status` decides: it counts
-    /// the leader until the whole group has exited, so more than one means threads run.
+    /// still reaches them. For a `Z`, the thread count decides (`num_threads`, the same
+    /// number as `Threads:` in status): it counts the leader until the whole group has
+    /// exited, so more than one means threads run.
     pub fn live_stat(&self) -> io::Result<Option<Stat>> {
-        let Some(stat) = self.try_stat()? else {
-            return Ok(None);
-        };
-        if !state_has_ended(stat.state) || self.threads()?.is_some_and(|n| n > 1) {
-            Ok(Some(stat))
-        } else {
-            Ok(None)
-        }
+        Ok(self.try_stat()?.filter(Stat::thread_group_runs))
     }
 
     /// Whether the thread group still runs (see [`Proc::live_stat`]).
@@ -160,11 +153,6 @@ impl Proc {
             .split(|&b| b == b'\n')
             .find_map(|line| line.strip_prefix(key.as_bytes()))
             .map(|value| String::from_utf8_lossy(value).trim().to_string()))
-    }
-
-    /// `Threads:` of `/proc/PID/status` (only asked of zombies).
-    fn threads(&self) -> io::Result<Option<u32>> {
-        Ok(self.status_field("Threads:")?.and_then(|n| n.parse().ok()))
     }
 
     fn process(&self) -> Option<Process> {
@@ -221,7 +209,11 @@ impl Proc {
         {
             return cmdline.join(" ");
         }
-        self.stat().map(|s| s.comm).unwrap_or_default()
+        let mut buf = [0u8; 64];
+        match read_small(&format!("/proc/{}/comm", self.pid), &mut buf) {
+            Ok(Some(name)) => String::from_utf8_lossy(name).trim_end().to_string(),
+            _ => String::new(),
+        }
     }
 
     pub fn info(&self) -> ProcessInfo {
@@ -258,10 +250,50 @@ pub fn scan<T>(f: impl Fn(Proc) -> io::Result<Option<T>>) -> io::Result<Vec<T>> 
     Ok(out)
 }
 
-/// Whether a process in this state has ended (a zombie waiting to be reaped, or dead) — as
-/// far as its leader thread goes: see [`Proc::live_stat`] for the thread group.
-fn state_has_ended(state: char) -> bool {
-    matches!(state, 'Z' | 'X' | 'x')
+/// What logoff reads of `/proc/PID/stat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    pub state: char,
+    /// The POSIX session ID.
+    pub session: i32,
+    /// The controlling terminal's device number (0: none).
+    pub tty_nr: i32,
+    pub num_threads: i64,
+    /// Start time, in clock ticks since boot.
+    pub starttime: u64,
+}
+
+impl Stat {
+    /// Parses the fields after the command name, which is found from the last `)`: the name
+    /// may hold anything, spaces and `)` included (sudo-rs reads it the same way). Read on
+    /// every process of the host, more than once per logoff: no allocation.
+    pub fn parse(bytes: &[u8]) -> Option<Stat> {
+        fn number(field: Option<&[u8]>) -> Option<i64> {
+            std::str::from_utf8(field?).ok()?.trim().parse().ok()
+        }
+        let close = bytes.iter().rposition(|&b| b == b')')?;
+        // state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt cmajflt utime
+        // stime cutime cstime priority nice num_threads itrealvalue starttime ...
+        let mut fields = bytes.get(close + 2..)?.split(|&b| b == b' ');
+        let state = char::from(*fields.next()?.first()?);
+        let session = i32::try_from(number(fields.nth(2))?).ok()?;
+        let tty_nr = i32::try_from(number(fields.next())?).ok()?;
+        let num_threads = number(fields.nth(12))?;
+        let starttime = u64::try_from(number(fields.nth(1))?).ok()?;
+        Some(Stat {
+            state,
+            session,
+            tty_nr,
+            num_threads,
+            starttime,
+        })
+    }
+
+    /// Whether the process's thread group runs: not a zombie or dead — or a zombie leader
+    /// whose other threads run on.
+    pub fn thread_group_runs(&self) -> bool {
+        !matches!(self.state, 'Z' | 'X' | 'x') || self.num_threads > 1
+    }
 }
 
 /// A process to signal and wait for: a pidfd, or where the kernel has none, the PID.
@@ -354,6 +386,27 @@ impl Handle {
         }
     }
 
+    /// Whether the PID still belongs to this handle's process — running, or ended but not yet
+    /// reaped (a zombie keeps its PID): while it does, no other process can have that PID,
+    /// and nothing need be read to know what it is. Without a pidfd: /proc, by start time.
+    /// With one, asked of a process that has ended (only: see below), a SIGCONT through the
+    /// pidfd succeeds until it is reaped and fails with ESRCH after. A signal to a thread
+    /// group that has exited is discarded: the probe does nothing to anyone. Any other
+    /// answer counts as no, and the caller then looks at the PID afresh.
+    pub fn holds_pid(&self) -> bool {
+        match &self.fd {
+            Some(fd) => {
+                if !self.has_exited() {
+                    return true;
+                }
+                rustix::process::pidfd_send_signal(fd, Signal::CONT).is_ok()
+            }
+            None => Proc::new(self.pid)
+                .stat()
+                .is_some_and(|s| s.starttime == self.start_time),
+        }
+    }
+
     /// Whether the process has ended. Without a pidfd, asks /proc (PID + start time).
     pub fn has_exited(&self) -> bool {
         match &self.fd {
@@ -412,18 +465,35 @@ impl Handle {
 /// Descriptors kept free for reading /proc and talking to the system while pidfds are held.
 const FD_RESERVE: u64 = 64;
 
-/// Raises the soft limit on open files to the hard limit, so that one pidfd can be held per
-/// process of a large session. Failure is harmless: handles fall back to kill(2).
-pub fn raise_fd_limit() {
+/// How large the descriptor table is grown before any thread starts (see
+/// [`prepare_descriptors`]): a pidfd for every process of a busy host.
+const TABLE_AHEAD: u64 = 65_536;
+
+/// Makes room for one pidfd per process of a large session: raises the soft limit on open
+/// files to the hard limit, and grows the descriptor table to its size at once. Call it
+/// while the process has one thread: the kernel grows a table shared by several threads only
+/// after an RCU grace period, each time it doubles — 5 to 15 ms a step here, which made a
+/// logoff of a session of 1,000 processes take half again as long. Failure is harmless:
+/// handles fall back to kill(2).
+pub fn prepare_descriptors() {
     use rustix::process::{Resource, getrlimit, setrlimit};
     let mut limit = getrlimit(Resource::Nofile);
     if limit.current != limit.maximum {
         limit.current = limit.maximum;
         let _ = setrlimit(Resource::Nofile, limit);
     }
+    let top = getrlimit(Resource::Nofile)
+        .current
+        .unwrap_or(TABLE_AHEAD)
+        .min(TABLE_AHEAD)
+        .saturating_sub(1);
+    if let Ok(any) = rustix::fs::open("/", OFlags::PATH | OFlags::CLOEXEC, Mode::empty()) {
+        // The table grows to hold the new descriptor; closing it leaves the table as it is.
+        let _ = rustix::io::fcntl_dupfd_cloexec(&any, top as i32);
+    }
 }
 
-/// The highest descriptor number a pidfd may take (read once: [`raise_fd_limit`] comes
+/// The highest descriptor number a pidfd may take (read once: [`prepare_descriptors`] comes
 /// first).
 fn fd_budget() -> i32 {
     static BUDGET: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
@@ -446,7 +516,35 @@ mod tests {
         assert_eq!(me.pid().0 as u32, std::process::id());
         me.stat().expect("stat");
         assert!(me.is_running().expect("read"));
+        assert!(
+            me.try_stat()
+                .expect("read")
+                .is_some_and(|s| s.starttime > 0)
+        );
         assert!(me.in_our_pid_namespace());
+    }
+
+    #[test]
+    fn stat_is_parsed_from_the_last_parenthesis() {
+        let line = b"4242 (a) b (c) S 1 4242 4242 34816 4242 4194560 1 0 0 0 2 3 0 0 20 0 3 0 \
+                     12345 1000 200 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n";
+        let stat = Stat::parse(line).expect("parses");
+        assert_eq!(stat.state, 'S');
+        assert_eq!(stat.session, 4242);
+        assert_eq!(stat.tty_nr, 34816);
+        assert_eq!(stat.num_threads, 3);
+        assert_eq!(stat.starttime, 12345);
+        assert!(stat.thread_group_runs());
+        let zombie_leader = Stat { state: 'Z', ..stat };
+        assert!(zombie_leader.thread_group_runs());
+        assert!(
+            !Stat {
+                num_threads: 1,
+                ..zombie_leader
+            }
+            .thread_group_runs()
+        );
+        assert_eq!(Stat::parse(b"4242 (x) S 1"), None);
     }
 
     #[test]
