@@ -8,6 +8,7 @@
 use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 
+use crate::error::{Error, Result};
 use crate::model::Session;
 use crate::system::users::Person;
 
@@ -89,7 +90,10 @@ impl Entry<'_> {
             ("LOGOFF_MACHINE", self.machine.unwrap_or("").to_string()),
             ("LOGOFF_SESSION", s.id.to_string()),
             ("LOGOFF_USER", s.user.clone()),
-            ("LOGOFF_UID", s.uid.to_string()),
+            (
+                "LOGOFF_UID",
+                s.uid.map(|u| u.to_string()).unwrap_or_default(),
+            ),
             ("LOGOFF_TTY", s.name().unwrap_or("").to_string()),
             (
                 "LOGOFF_REMOTE_HOST",
@@ -105,14 +109,19 @@ impl Entry<'_> {
 }
 
 /// Writes the record: to the journal, else to syslog. The error says why neither took it.
-pub fn record(entry: &Entry<'_>) -> Result<(), String> {
+pub fn record(entry: &Entry<'_>) -> Result<()> {
     let message = entry.message();
     let fields = entry.fields();
     let ok = entry.result == "logged-off";
     match journal(&message, &fields, ok) {
         Ok(()) => Ok(()),
-        Err(journal_error) => syslog(&message, &fields, ok)
-            .map_err(|syslog_error| format!("journal: {journal_error}; syslog: {syslog_error}")),
+        Err(journal_error) => syslog(&message, &fields, ok).map_err(|syslog_error| {
+            Error::system(format!(
+                "cannot write the audit record for {}: journal: {journal_error}; syslog: \
+                 {syslog_error}",
+                entry.session.describe()
+            ))
+        }),
     }
 }
 
@@ -170,17 +179,17 @@ mod tests {
     fn the_record_names_caller_target_and_result() {
         let caller = Person {
             caller: crate::system::users::Caller {
-                uid: Uid(0),
+                uid: Uid::ROOT,
                 name: "root".into(),
                 is_root: true,
             },
-            login_uid: Some(Uid(1000)),
+            login_uid: Some(Uid::from_raw(1000)),
             login_name: Some("alice".into()),
             sudo_user: Some("alice".into()),
         };
         let session = Session {
-            id: SessionId("7".into()),
-            uid: Uid(1001),
+            id: SessionId::new("7"),
+            uid: Some(Uid::from_raw(1001)),
             user: "bob".into(),
             tty: Some("pts/2".into()),
             remote_host: Some("10.0.0.5".into()),

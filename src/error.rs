@@ -27,6 +27,17 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every kind.
+    pub const ALL: [Kind; 7] = [
+        Kind::Survivors,
+        Kind::InvalidParameters,
+        Kind::NoSuchSession,
+        Kind::AccessDenied,
+        Kind::System,
+        Kind::Remote,
+        Kind::Cancelled,
+    ];
+
     /// The process exit status for this kind of failure.
     pub fn exit_status(self) -> u8 {
         match self {
@@ -37,6 +48,23 @@ impl Kind {
             Kind::System => 5,
             Kind::Remote => 6,
             Kind::Cancelled => 130,
+        }
+    }
+
+    /// How much a failure of this kind weighs against others: when sessions or hosts fail in
+    /// different ways, the exit status is the heaviest one's. The order, heaviest first:
+    /// the command line, then a failure of the system, of a remote host, a refusal, a
+    /// session not found, processes that survived, and last a cancellation the caller asked
+    /// for (see [`EXIT_STATUS_HELP`]).
+    fn severity(self) -> u8 {
+        match self {
+            Kind::InvalidParameters => 7,
+            Kind::System => 6,
+            Kind::Remote => 5,
+            Kind::AccessDenied => 4,
+            Kind::NoSuchSession => 3,
+            Kind::Survivors => 2,
+            Kind::Cancelled => 1,
         }
     }
 
@@ -64,7 +92,9 @@ Exit status:
   4    access denied, or a protected console session; nothing was touched
   5    the session backend or the system failed (D-Bus, /proc, ...)
   6    a remote host could not be reached or failed
-  130  cancelled (Ctrl-C, SIGTERM, SIGHUP) before logging off began; nothing was logged off";
+  130  cancelled (Ctrl-C, SIGTERM, SIGHUP) before logging off began; nothing was logged off
+When sessions or hosts fail in different ways, the most severe decides, in this order:
+  2, 5, 6, 4, 3, 1, 130";
 
 /// An error with its kind and a complete, human-readable message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,27 +150,47 @@ impl std::error::Error for Error {}
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The kind that decides the exit status among `errors` (see [`Kind::severity`]).
+pub fn most_severe<'a>(errors: impl IntoIterator<Item = &'a Error>) -> Option<Kind> {
+    errors
+        .into_iter()
+        .map(Error::kind)
+        .max_by_key(|k| k.severity())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn exit_statuses_are_distinct_and_documented() {
-        let kinds = [
-            Kind::Survivors,
-            Kind::InvalidParameters,
-            Kind::NoSuchSession,
-            Kind::AccessDenied,
-            Kind::System,
-            Kind::Remote,
-            Kind::Cancelled,
-        ];
         let mut seen = std::collections::HashSet::new();
-        for k in kinds {
+        for k in Kind::ALL {
             assert!(seen.insert(k.exit_status()), "{k:?} shares its status");
             let line = format!("\n  {:<4} ", k.exit_status());
             assert!(EXIT_STATUS_HELP.contains(&line), "{k:?} undocumented");
         }
+    }
+
+    #[test]
+    fn the_most_severe_failure_decides() {
+        let e = |k| Error::new(k, "x");
+        let mixed = [
+            e(Kind::Survivors),
+            e(Kind::AccessDenied),
+            e(Kind::Cancelled),
+        ];
+        assert_eq!(most_severe(&mixed), Some(Kind::AccessDenied));
+        let mixed = [e(Kind::Remote), e(Kind::System), e(Kind::Survivors)];
+        assert_eq!(most_severe(&mixed), Some(Kind::System));
+        assert_eq!(most_severe(&[]), None);
+        // The documented order is the order of severity.
+        let order = "2, 5, 6, 4, 3, 1, 130";
+        let mut kinds = Kind::ALL;
+        kinds.sort_by_key(|k| std::cmp::Reverse(k.severity()));
+        let listed: Vec<String> = kinds.iter().map(|k| k.exit_status().to_string()).collect();
+        assert_eq!(listed.join(", "), order);
+        assert!(EXIT_STATUS_HELP.contains(order));
     }
 
     #[test]

@@ -11,7 +11,17 @@ use jiff::Timestamp;
 /// A session's identifier as its backend names it: the audit session ID on procfs hosts
 /// (`12`), logind's ID elsewhere (`3`, `c1`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SessionId(pub String);
+pub struct SessionId(String);
+
+impl SessionId {
+    pub fn new(id: impl Into<String>) -> SessionId {
+        SessionId(id.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
 
 impl fmt::Display for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -19,9 +29,22 @@ impl fmt::Display for SessionId {
     }
 }
 
-/// A numeric user ID.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Uid(pub u32);
+/// A numeric user ID. Where a uid is not known, the type says so (`Option<Uid>`), rather
+/// than a number standing for "unknown".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Uid(u32);
+
+impl Uid {
+    pub const ROOT: Uid = Uid(0);
+
+    pub const fn from_raw(uid: u32) -> Uid {
+        Uid(uid)
+    }
+
+    pub const fn as_raw(self) -> u32 {
+        self.0
+    }
+}
 
 impl fmt::Display for Uid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -31,7 +54,22 @@ impl fmt::Display for Uid {
 
 /// A process ID as seen in the backend's PID namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Pid(pub i32);
+pub struct Pid(i32);
+
+impl Pid {
+    pub const fn from_raw(pid: i32) -> Pid {
+        Pid(pid)
+    }
+
+    pub const fn as_raw(self) -> i32 {
+        self.0
+    }
+
+    /// logoff's own process.
+    pub fn own() -> Pid {
+        Pid(std::process::id() as i32)
+    }
+}
 
 impl fmt::Display for Pid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -60,7 +98,8 @@ impl fmt::Display for ProcessInfo {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Session {
     pub id: SessionId,
-    pub uid: Uid,
+    /// The session's user (its login uid); `None` where the backend could not tell.
+    pub uid: Option<Uid>,
     pub user: String,
     /// Terminal without `/dev/`: `pts/3`, `tty2`, `console`.
     pub tty: Option<String>,
@@ -145,13 +184,20 @@ pub fn id_sort_key(id: &SessionId) -> (u8, u64, String) {
     }
 }
 
+impl Session {
+    /// Whether `uid` is this session's user (an unknown user is nobody's).
+    pub fn belongs_to(&self, uid: Uid) -> bool {
+        self.uid == Some(uid)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn session(tty: Option<&str>, display: Option<&str>) -> Session {
         Session {
-            id: SessionId("7".into()),
+            id: SessionId::new("7"),
             user: "bob".into(),
             tty: tty.map(String::from),
             display: display.map(String::from),
@@ -193,7 +239,7 @@ mod tests {
     fn ids_sort_numerically_first() {
         let mut ids: Vec<SessionId> = ["c2", "10", "2", "c1"]
             .iter()
-            .map(|s| SessionId(s.to_string()))
+            .map(|s| SessionId::new(*s))
             .collect();
         ids.sort_by_key(id_sort_key);
         let got: Vec<&str> = ids.iter().map(|i| i.0.as_str()).collect();

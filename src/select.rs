@@ -17,7 +17,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use crate::error::{Error, Kind, Result};
-use crate::model::{Session, SessionId, id_sort_key};
+use crate::model::{Session, SessionId, Uid, id_sort_key};
 use crate::system::tty;
 
 /// Values of `--state`.
@@ -80,10 +80,11 @@ impl Filters {
 
     pub fn matches(&self, s: &Session, now: Timestamp) -> bool {
         let user = self.users.is_empty()
-            || self
-                .users
-                .iter()
-                .any(|u| *u == s.user || u.parse::<u32>().is_ok_and(|n| n == s.uid.0));
+            || self.users.iter().any(|u| {
+                *u == s.user
+                    || u.parse::<u32>()
+                        .is_ok_and(|n| s.belongs_to(Uid::from_raw(n)))
+            });
         let state = self.states.is_empty() || self.states.iter().any(|st| st.matches(s, now));
         let idle = self
             .idle_for
@@ -124,15 +125,24 @@ impl Filters {
     }
 }
 
+/// Whether filters (with no session named) take the caller's own session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnSession {
+    /// A list shows it when it passes.
+    Include,
+    /// A logoff leaves it out unless it is named.
+    LeaveOut,
+}
+
 /// The sessions a logoff (or a list) is about: the named ones (which must pass the filters),
-/// else with filters every session that passes (a logoff leaves out the caller's own: `own`
-/// false), else the current session.
+/// else with filters every session that passes (but the caller's own, for a logoff), else
+/// the current session.
 pub fn select<'a>(
     sessions: &'a [Session],
     args: &[String],
     filters: &Filters,
     current: Option<&SessionId>,
-    include_own: bool,
+    own: OwnSession,
     now: Timestamp,
 ) -> Result<Vec<&'a Session>> {
     if !args.is_empty() {
@@ -153,7 +163,7 @@ pub fn select<'a>(
         let mut chosen: Vec<&Session> = sessions
             .iter()
             .filter(|s| filters.matches(s, now))
-            .filter(|s| include_own || current != Some(&s.id))
+            .filter(|s| own == OwnSession::Include || current != Some(&s.id))
             .collect();
         chosen.sort_by_key(|s| id_sort_key(&s.id));
         return Ok(chosen);
@@ -197,7 +207,7 @@ pub fn resolve<'a>(
 
 /// One argument: an ID, else a name.
 pub fn resolve_one<'a>(sessions: &'a [Session], arg: &str) -> Result<&'a Session> {
-    if let Some(s) = sessions.iter().find(|s| s.id.0 == arg) {
+    if let Some(s) = sessions.iter().find(|s| s.id.as_str() == arg) {
         return Ok(s);
     }
     let name = tty::normalize(arg);
@@ -269,7 +279,7 @@ mod tests {
 
     fn s(id: &str, user: &str, tty: Option<&str>, state: &str) -> Session {
         Session {
-            id: SessionId(id.into()),
+            id: SessionId::new(id),
             user: user.into(),
             tty: tty.map(String::from),
             state: state.into(),
@@ -294,7 +304,7 @@ mod tests {
     fn ids(r: Result<Vec<&Session>>) -> Vec<String> {
         r.expect("resolves")
             .iter()
-            .map(|s| s.id.0.clone())
+            .map(|s| s.id.to_string())
             .collect()
     }
 
@@ -332,7 +342,7 @@ mod tests {
     #[test]
     fn no_argument_is_current() {
         let all = sample();
-        let cur = SessionId("3".into());
+        let cur = SessionId::new("3");
         assert_eq!(ids(resolve(&all, &[], Some(&cur))), ["3"]);
         let e = resolve(&all, &[], None).expect_err("no current session");
         assert_eq!(e.kind(), Kind::NoSuchSession);
@@ -380,7 +390,7 @@ mod tests {
                 x.idle_since = t(120);
                 x.remote = true;
                 x.remote_host = Some("10.0.0.6".into());
-                x.uid = crate::model::Uid(1002);
+                x.uid = Some(Uid::from_raw(1002));
             }),
             with(s("7", "bob", Some("tty2"), "online"), |x| {
                 x.idle_since = t(5)
@@ -392,11 +402,11 @@ mod tests {
 
     fn sel(f: &Filters, own: Option<&str>) -> Vec<String> {
         let all = fleet();
-        let cur = own.map(|o| SessionId(o.into()));
-        select(&all, &[], f, cur.as_ref(), false, now())
+        let cur = own.map(SessionId::new);
+        select(&all, &[], f, cur.as_ref(), OwnSession::LeaveOut, now())
             .expect("select")
             .iter()
-            .map(|s| s.id.0.clone())
+            .map(|s| s.id.to_string())
             .collect()
     }
 
@@ -457,9 +467,17 @@ mod tests {
         assert_eq!(sel(&f, Some("3")), ["5", "7", "9", "11"]);
         // Named, it is included.
         let all = fleet();
-        let cur = SessionId("3".into());
-        let got = select(&all, &args(&["3"]), &f, Some(&cur), false, now()).expect("named");
-        assert_eq!(got[0].id.0, "3");
+        let cur = SessionId::new("3");
+        let got = select(
+            &all,
+            &args(&["3"]),
+            &f,
+            Some(&cur),
+            OwnSession::LeaveOut,
+            now(),
+        )
+        .expect("named");
+        assert_eq!(got[0].id.as_str(), "3");
     }
 
     #[test]
@@ -478,7 +496,8 @@ mod tests {
             users: vec!["alice".into()],
             ..Filters::default()
         };
-        let e = select(&all, &args(&["5"]), &f, None, false, now()).expect_err("bob's");
+        let e =
+            select(&all, &args(&["5"]), &f, None, OwnSession::LeaveOut, now()).expect_err("bob's");
         assert_eq!(e.kind(), Kind::NoSuchSession);
         assert!(e.message().contains("--user alice"), "{e}");
     }

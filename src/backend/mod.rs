@@ -1,10 +1,11 @@
-//! Session backends behind one small trait, chosen at run time.
+//! Session backends behind one small trait, chosen at run time ([`open`]).
 //!
-//! A backend lists sessions, names the caller's own, and ends a session's processes in two
+//! A backend lists sessions, names the caller's own, and ends sessions' processes in two
 //! steps — ask ([`Backend::terminate`]), then force ([`Backend::kill`]) — with
-//! [`Backend::wait`] in between to learn what is left. The logoff flow
-//! ([`crate::logoff`]) is written once against this trait. A backend knows nothing of the
-//! command line; the command line knows nothing of D-Bus or /proc.
+//! [`Backend::remaining`] in between to learn what is left. Those three take every target
+//! of a logoff at once, so that one /proc scan or one watch serves them all; each session
+//! still gets its own answer. The logoff flow ([`crate::logoff`]) is written once against
+//! this trait. A backend knows nothing of the command line, nor how it was chosen.
 
 pub mod logind;
 pub mod procfs;
@@ -16,6 +17,23 @@ use crate::error::{Error, Kind, Result};
 use crate::model::{ProcessInfo, Session, SessionId, Uid};
 use crate::system::tty::{self, Terminal};
 use crate::system::users::Caller;
+use crate::transport::{self, ConnectOptions, Place};
+
+/// Which backend a session list comes from (JSON's `backend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    Procfs,
+    Logind,
+}
+
+impl Flavor {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Flavor::Procfs => "procfs",
+            Flavor::Logind => "logind",
+        }
+    }
+}
 
 /// Where a warning reached.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -25,20 +43,7 @@ pub struct Warned {
     pub missed: Vec<String>,
 }
 
-/// Writes `text` to terminals of this host that a session's processes hold, each checked to
-/// be that terminal and owned by the session's user or root ([`tty::write_checked`]).
-pub fn deliver_locally(terminals: BTreeSet<Terminal>, owner: Uid, text: &str) -> Warned {
-    let mut warned = Warned::default();
-    for terminal in terminals {
-        match tty::write_checked(&terminal, owner, text.as_bytes()) {
-            Ok(()) => warned.reached.push(terminal.name),
-            Err(e) => warned.missed.push(format!("{} ({e})", terminal.name)),
-        }
-    }
-    warned
-}
-
-/// What one signalling step did.
+/// What one signalling step did to one session.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Signalled {
     /// How many processes were signalled, where the backend knows.
@@ -51,11 +56,8 @@ pub struct Signalled {
 }
 
 pub trait Backend {
-    /// `procfs`, `logind`: the backend's short name (JSON's `backend` key).
-    fn name(&self) -> &'static str;
-
-    /// `procfs (kernel audit session IDs)`, `logind (org.freedesktop.login1)`: for `/V`.
-    fn describe(&self) -> String;
+    /// Which backend this is, and what it groups sessions by (for `/V`).
+    fn about(&self) -> (Flavor, String);
 
     /// Every session of the host, in no particular order.
     fn list(&mut self) -> Result<Vec<Session>>;
@@ -64,87 +66,52 @@ pub trait Backend {
     fn current(&mut self) -> Result<Option<SessionId>>;
 
     /// Who logoff acts as, in this backend's eyes.
-    fn caller(&mut self) -> Result<Caller> {
-        Ok(Caller::current())
-    }
+    fn caller(&mut self) -> Result<Caller>;
 
     /// Refuses, before anything is touched, a logoff the caller may not do.
     ///
     /// # Platform specific behavior
-    /// On procfs the rule is the kernel's: root, or the session's own user. logind leaves the
-    /// decision to logind and polkit, which answer when asked to terminate.
-    fn check_access(&mut self, session: &Session, caller: &Caller) -> Result<()> {
-        if caller.is_root || caller.uid == session.uid {
-            Ok(())
-        } else {
-            Err(access_denied(session))
-        }
-    }
+    /// On procfs the rule is the kernel's ([`kernel_rule`]): root, or the session's own user.
+    /// logind asks polkit the question logind itself will ask.
+    fn check_access(&mut self, session: &Session, caller: &Caller) -> Result<()>;
 
-    /// Writes `text` to the session's terminals: its TTY and the terminals its processes
-    /// hold open (a tmux or screen server's, say).
+    /// Writes `text` to the session's terminals.
     ///
     /// # Platform specific behavior
-    /// On this host the terminals are written directly, as write(1) does. On another host (or
-    /// machine) logind's bus offers no way to write to a terminal: logoff asks systemd there
-    /// to run `cat` with the text as its input and the session's TTY as its output (a
-    /// transient service; it needs the right to manage units), and only the TTY is reached.
+    /// On this host, the terminals its processes hold open, each checked to be that very
+    /// terminal ([`deliver_locally`]). On another host (or machine) logind's bus offers no
+    /// way to write to a terminal: systemd there runs `cat` with the text as its input and
+    /// the session's TTY as its output (a transient service; it needs the right to manage
+    /// units), and only the TTY is reached.
     fn warn(&mut self, session: &Session, text: &str) -> Result<Warned>;
 
-    /// How many processes the session has now, where the backend can count them.
-    fn count(&mut self, session: &Session) -> Result<Option<usize>> {
-        Ok(session.processes)
-    }
+    /// Asks every process of each session to end (SIGHUP, SIGTERM), so programs can save;
+    /// called again, asks the processes forked since. One answer per session, in order.
+    fn terminate(&mut self, sessions: &[&Session]) -> Vec<Result<Signalled>>;
 
-    /// Asks every process of the session to end (SIGHUP, SIGTERM), so programs can save.
-    fn terminate(&mut self, session: &Session) -> Result<Signalled>;
+    /// Sends SIGKILL to every process of each session still running, including processes
+    /// forked meanwhile. One answer per session, in order.
+    fn kill(&mut self, sessions: &[&Session]) -> Vec<Result<Signalled>>;
 
-    /// Sends SIGKILL to every process of the session still running, including processes
-    /// forked meanwhile.
-    fn kill(&mut self, session: &Session) -> Result<Signalled>;
+    /// What is still running of each session once it has ended or `until` has passed
+    /// (empty: the session is verified empty). Asked with a deadline that has passed, it
+    /// tells what runs now. One answer per session, in order.
+    fn remaining(
+        &mut self,
+        sessions: &[&Session],
+        until: Deadline,
+    ) -> Vec<Result<Vec<ProcessInfo>>>;
 
-    /// Waits until no process of the session is left or `deadline` passes; returns what is
-    /// still running (empty: the session is verified empty).
-    fn wait(&mut self, session: &Session, deadline: Deadline) -> Result<Vec<ProcessInfo>>;
-
-    /// Bookkeeping once the session is empty (utmp); returns notes for `/V`.
-    fn finish(&mut self, session: &Session) -> Result<Vec<String>> {
-        let _ = session;
-        Ok(Vec::new())
-    }
+    /// Bookkeeping once a session is empty (utmp); returns notes for `/V`.
+    fn finish(&mut self, session: &Session) -> Result<Vec<String>>;
 }
 
-/// Which backend the command line asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum Choice {
-    /// logind where it answers on the system bus, else procfs.
-    #[default]
-    Auto,
-    Logind,
-    Procfs,
-}
-
-/// The backend for this host. `ends_sessions`: the caller will log sessions off, not only
-/// list them.
-pub fn open_local(choice: Choice, ends_sessions: bool) -> Result<Box<dyn Backend>> {
-    let logind = |why: &str| -> Result<Box<dyn Backend>> {
-        let conn = crate::transport::system_bus()?;
-        Ok(Box::new(logind::Logind::connect(conn, true, why)?))
-    };
-    match choice {
-        Choice::Procfs => Ok(Box::new(procfs::Procfs::new(
-            ends_sessions,
-            "chosen with --backend procfs",
-        ))),
-        Choice::Logind => logind("chosen with --backend logind")
-            .map_err(|e| Error::new(e.kind(), format!("cannot use logind: {e}"))),
-        Choice::Auto => match logind("org.freedesktop.login1 answers on the system bus") {
-            Ok(backend) => Ok(backend),
-            Err(e) => Ok(Box::new(procfs::Procfs::new(
-                ends_sessions,
-                &format!("no logind: {e}"),
-            ))),
-        },
+/// The kernel's rule for signalling: root may end any session, a user their own.
+pub fn kernel_rule(session: &Session, caller: &Caller) -> Result<()> {
+    if caller.is_root || session.belongs_to(caller.uid) {
+        Ok(())
+    } else {
+        Err(access_denied(session))
     }
 }
 
@@ -154,4 +121,100 @@ pub fn access_denied(session: &Session) -> Error {
         Kind::AccessDenied,
         format!("cannot log off {}: access denied", session.describe()),
     )
+}
+
+/// Writes `text` to terminals of this host that a session's processes hold, each checked to
+/// be that terminal and owned by the session's user or root ([`tty::write_checked`]).
+pub fn deliver_locally(terminals: BTreeSet<Terminal>, owner: Option<Uid>, text: &str) -> Warned {
+    let mut warned = Warned::default();
+    for terminal in terminals {
+        match tty::write_checked(&terminal, owner, text.as_bytes()) {
+            Ok(()) => warned.reached.push(terminal.name),
+            Err(e) => warned.missed.push(format!("{} ({e})", terminal.name)),
+        }
+    }
+    warned
+}
+
+/// Which backend to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Choice {
+    /// logind where it answers on the system bus, else procfs.
+    #[default]
+    Auto,
+    Logind,
+    Procfs,
+}
+
+/// What the backend will be used for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// Listing only.
+    List,
+    /// Ending sessions: procfs keeps a pidfd to every member it lists.
+    EndSessions,
+}
+
+/// A backend, with why it was chosen (for `/V`).
+pub struct Opened {
+    pub backend: Box<dyn Backend>,
+    pub why: String,
+}
+
+impl Opened {
+    /// `procfs (kernel audit session IDs; chosen with --backend procfs)`: the `/V` line.
+    pub fn describe(&self) -> String {
+        let (flavor, detail) = self.backend.about();
+        format!("{} ({detail}; {})", flavor.as_str(), self.why)
+    }
+}
+
+/// Opens the backend for `place`: on this host the one `choice` asks for (logind where it
+/// answers, with `auto`); elsewhere (another host, a machine) logind over the place's bus.
+pub fn open(
+    place: &Place,
+    choice: Choice,
+    purpose: Purpose,
+    opts: &ConnectOptions,
+) -> Result<Opened> {
+    if !place.is_this_host() {
+        if choice == Choice::Procfs {
+            return Err(Error::invalid(
+                "the procfs backend reads this host's /proc: it cannot reach another host or \
+                 a machine (use --backend logind or auto)",
+            ));
+        }
+        let why = match (&place.host, &place.machine) {
+            (transport::HostRef::Local, Some(m)) => {
+                format!("machine {m}, through systemd-stdio-bridge --machine")
+            }
+            (_, Some(m)) => format!("machine {m} on {} over ssh", place.label),
+            (_, None) => format!("{} over ssh", place.label),
+        };
+        let bus = transport::connect(place, opts)?;
+        let backend = Box::new(logind::Logind::new(bus)?);
+        return Ok(Opened { backend, why });
+    }
+    let logind = || -> Result<Box<dyn Backend>> {
+        let bus = transport::connect(place, opts)?;
+        Ok(Box::new(logind::Logind::new(bus)?))
+    };
+    let procfs = |why: String| Opened {
+        backend: Box::new(procfs::Procfs::new(purpose)),
+        why,
+    };
+    match choice {
+        Choice::Procfs => Ok(procfs("chosen with --backend procfs".into())),
+        Choice::Logind => Ok(Opened {
+            backend: logind().map_err(|e| e.context("cannot use logind"))?,
+            why: "chosen with --backend logind".into(),
+        }),
+        Choice::Auto => match logind() {
+            Ok(backend) => Ok(Opened {
+                backend,
+                why: "org.freedesktop.login1 answers on the system bus".into(),
+            }),
+            Err(e) => Ok(procfs(format!("no logind: {e}"))),
+        },
+    }
 }

@@ -10,7 +10,6 @@ use std::time::Duration;
 use clap::{ArgAction, CommandFactory, FromArgMatches, Parser};
 
 use super::argv;
-use crate::backend::Choice;
 use crate::duration;
 use crate::error::{EXIT_STATUS_HELP, Error, Result};
 use crate::select::{Filters, State};
@@ -156,7 +155,7 @@ struct Cli {
 
     /// Session backend: logind where it answers on the system bus, else procfs
     #[arg(long, value_enum, value_name = "BACKEND", default_value = "auto")]
-    backend: Choice,
+    backend: BackendArg,
 
     /// Print help (the seed's usage block and every option)
     #[arg(short = 'h', long, action = ArgAction::SetTrue)]
@@ -169,6 +168,16 @@ struct Cli {
     /// Print version
     #[arg(long, action = ArgAction::SetTrue)]
     version: bool,
+}
+
+/// `--backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum BackendArg {
+    /// logind where it answers on the system bus, else procfs.
+    #[default]
+    Auto,
+    Logind,
+    Procfs,
 }
 
 /// What the command line asks for, validated, before anything touches the system.
@@ -188,7 +197,7 @@ pub struct Args {
     pub no_legend: bool,
     pub timeout: Duration,
     pub console: bool,
-    pub backend: Choice,
+    pub backend: BackendArg,
     pub filters: Filters,
     pub message: Option<String>,
     pub grace: Duration,
@@ -252,47 +261,18 @@ fn validate(cli: Cli) -> Result<Args> {
     } else {
         Mode::Logoff
     };
-    for s in &cli.sessions {
-        if s.trim().is_empty() {
-            return Err(Error::invalid("empty session name"));
-        }
-    }
-    for s in &cli.server {
-        if s.is_empty() {
-            return Err(Error::invalid("empty server name"));
-        }
-    }
-    for u in &cli.user {
-        if u.trim().is_empty() {
-            return Err(Error::invalid("empty user name"));
-        }
-    }
-    if let Some(f) = &cli.from
-        && f.trim().is_empty()
-    {
-        return Err(Error::invalid("empty host name for --from"));
-    }
-    if let Some(m) = &cli.message
-        && m.trim().is_empty()
-    {
-        return Err(Error::invalid("empty --message"));
-    }
-    if let Some(m) = &cli.machine {
-        super::places::check_machine(m)?;
-    }
-    if let Some(f) = &cli.servers_file
-        && f.is_empty()
-    {
-        return Err(Error::invalid("empty servers file name"));
-    }
-    if mode == Mode::Logoff && (cli.vm || cli.machine.is_some()) {
+    check_values(&cli)?;
+    if mode == Mode::Logoff && (cli.vm || cli.machine.is_some()) && cli.sessions.is_empty() {
         // The seed: "The unique ID of the session needs to be specified."
-        if cli.sessions.is_empty() {
-            return Err(Error::invalid(
-                "/VM needs the session's ID: the unique ID of the session needs to be specified",
-            ));
-        }
+        return Err(Error::invalid(
+            "/VM needs the session's ID: the unique ID of the session needs to be specified",
+        ));
     }
+    let remote = match (cli.remote, cli.local) {
+        (true, _) => Some(true),
+        (_, true) => Some(false),
+        _ => None,
+    };
     Ok(Args {
         mode,
         sessions: cli.sessions,
@@ -314,19 +294,42 @@ fn validate(cli: Cli) -> Result<Args> {
             states: cli.state,
             idle_for: cli.idle_for,
             from: cli.from,
-            remote: if cli.remote {
-                Some(true)
-            } else if cli.local {
-                Some(false)
-            } else {
-                None
-            },
+            remote,
             all: cli.all,
         },
         message: cli.message,
         grace: cli.grace,
         dry_run: cli.dry_run,
     })
+}
+
+/// Refuses values that are empty (or blank where blank means nothing) and a machine name
+/// that is not one.
+fn check_values(cli: &Cli) -> Result<()> {
+    let blank = |v: &str| v.trim().is_empty();
+    let refuse = |what: &str| Err(Error::invalid(format!("empty {what}")));
+    if cli.sessions.iter().any(|s| blank(s)) {
+        return refuse("session name");
+    }
+    if cli.server.iter().any(String::is_empty) {
+        return refuse("server name");
+    }
+    if cli.user.iter().any(|u| blank(u)) {
+        return refuse("user name");
+    }
+    if cli.from.as_deref().is_some_and(blank) {
+        return refuse("host name for --from");
+    }
+    if cli.message.as_deref().is_some_and(blank) {
+        return refuse("--message");
+    }
+    if cli.servers_file.as_deref().is_some_and(str::is_empty) {
+        return refuse("servers file name");
+    }
+    if let Some(m) = &cli.machine {
+        crate::transport::check_machine(m)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -473,9 +476,9 @@ mod tests {
 
     #[test]
     fn backend_choice() {
-        assert_eq!(ok(&[]).backend, Choice::Auto);
-        assert_eq!(ok(&["--backend", "logind"]).backend, Choice::Logind);
-        assert_eq!(ok(&["--backend=procfs"]).backend, Choice::Procfs);
+        assert_eq!(ok(&[]).backend, BackendArg::Auto);
+        assert_eq!(ok(&["--backend", "logind"]).backend, BackendArg::Logind);
+        assert_eq!(ok(&["--backend=procfs"]).backend, BackendArg::Procfs);
         invalid(&["--backend", "consolekit"]);
     }
 

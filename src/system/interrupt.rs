@@ -107,15 +107,21 @@ fn on_signal(signal: i32) {
     }
 }
 
+impl State {
+    /// Moves on to `stage`, unless the caller has already asked to stop: then `false`.
+    fn begin(&mut self, stage: Stage) -> bool {
+        if self.received > 0 && stage > self.stage {
+            return false;
+        }
+        self.stage = self.stage.max(stage);
+        true
+    }
+}
+
 /// Moves on to `stage`, unless the caller has already asked to stop: then `false`, and
 /// nothing may begin.
 pub fn begin(stage: Stage) -> bool {
-    let mut state = state();
-    if state.received > 0 && stage > state.stage {
-        return false;
-    }
-    state.stage = state.stage.max(stage);
-    true
+    state().begin(stage)
 }
 
 /// The session logoff runs in is among those it ends: its SIGHUP and SIGTERM are ignored.
@@ -129,14 +135,16 @@ mod tests {
 
     #[test]
     fn once_a_signal_came_nothing_new_begins() {
-        assert!(begin(Stage::Preparing));
-        state().received = 1;
-        assert!(!begin(Stage::LoggingOff), "began after a signal");
-        state().stage = Stage::LoggingOff;
+        let mut state = State {
+            stage: Stage::Preparing,
+            received: 0,
+            own_session: false,
+        };
+        assert!(state.begin(Stage::Grace));
+        state.received = 1;
+        assert!(!state.begin(Stage::LoggingOff), "began after a signal");
+        state.stage = Stage::LoggingOff;
         // Already begun: carrying on is allowed.
-        assert!(begin(Stage::LoggingOff));
-        let mut s = state();
-        s.received = 0;
-        s.stage = Stage::Preparing;
+        assert!(state.begin(Stage::LoggingOff));
     }
 }

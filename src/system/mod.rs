@@ -2,7 +2,9 @@
 //! the name service. Everything above this module works with the plain types of
 //! [`crate::model`].
 
+pub mod cgroup;
 pub mod files;
+pub mod handle;
 pub mod host;
 pub mod interrupt;
 pub mod process;

@@ -15,7 +15,8 @@ use jiff::Timestamp;
 use rustix::fs::{FileType, Mode, OFlags};
 
 use crate::model::Uid;
-use crate::system::process::{Handle, Proc};
+use crate::system::handle::Handle;
+use crate::system::process::Proc;
 
 /// The terminal name (without `/dev/`) for a `tty_nr` from `/proc/PID/stat`, `None` for none.
 ///
@@ -170,7 +171,7 @@ fn terminals_of(proc: &Proc) -> Vec<Terminal> {
 /// Before anything is written, the opened file must be that very terminal — a character
 /// device with the name's device number, the node the session's process holds — and owned
 /// by `owner` or root.
-pub fn write_checked(terminal: &Terminal, owner: Uid, text: &[u8]) -> io::Result<()> {
+pub fn write_checked(terminal: &Terminal, owner: Option<Uid>, text: &[u8]) -> io::Result<()> {
     let Some((major, minor)) = device_of_name(&terminal.name) else {
         return Err(io::Error::other("not a terminal name"));
     };
@@ -191,7 +192,7 @@ pub fn write_checked(terminal: &Terminal, owner: Uid, text: &[u8]) -> io::Result
              container's?)",
         ));
     }
-    if st.st_uid != owner.0 && st.st_uid != 0 {
+    if st.st_uid != 0 && Some(st.st_uid) != owner.map(Uid::as_raw) {
         return Err(io::Error::other("owned by another user"));
     }
     let mut rest = text;

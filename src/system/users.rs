@@ -7,17 +7,17 @@ use crate::model::Uid;
 
 /// The user name for `uid`, or the number as text when the name service does not know it.
 pub fn name_of(uid: Uid) -> String {
-    uzers::get_user_by_uid(uid.0)
+    uzers::get_user_by_uid(uid.as_raw())
         .and_then(|u| u.name().to_str().map(String::from))
-        .unwrap_or_else(|| uid.0.to_string())
+        .unwrap_or_else(|| uid.to_string())
 }
 
 /// The uid of a user name (or of a number given as text).
 pub fn uid_of(name: &str) -> Option<Uid> {
     if let Some(user) = uzers::get_user_by_name(name) {
-        return Some(Uid(user.uid()));
+        return Some(Uid::from_raw(user.uid()));
     }
-    name.parse().ok().map(Uid)
+    name.parse().ok().map(Uid::from_raw)
 }
 
 /// Looks names up once per uid.
@@ -41,7 +41,7 @@ pub struct Caller {
 
 impl Caller {
     pub fn current() -> Caller {
-        let uid = Uid(rustix::process::getuid().as_raw());
+        let uid = Uid::from_raw(rustix::process::getuid().as_raw());
         Caller {
             uid,
             name: name_of(uid),
@@ -64,7 +64,9 @@ pub struct Person {
 
 impl Person {
     pub fn current() -> Person {
-        let login_uid = crate::system::process::Proc::myself().login_uid().map(Uid);
+        let login_uid = crate::system::process::Proc::myself()
+            .login_uid()
+            .map(Uid::from_raw);
         Person {
             caller: Caller::current(),
             login_name: login_uid.map(name_of),

@@ -55,7 +55,7 @@ pub fn read(path: &Path) -> Vec<Record> {
                 ..
             }) => records.push(Record {
                 index,
-                pid: Pid(pid),
+                pid: Pid::from_raw(pid),
                 line,
                 user,
                 host,
@@ -115,7 +115,10 @@ pub fn close_records(utmp: &Path, wtmp: &Path, pids: &[Pid]) -> io::Result<Vec<S
         // Still the record we read? Another logout may have reused the slot meanwhile.
         let kind = i16::from_ne_bytes([buf[layout::TYPE], buf[layout::TYPE + 1]]);
         let pid = i32::from_ne_bytes(field(&buf, layout::PID));
-        if kind != layout::USER_PROCESS || pid != record.pid.0 || line_of(&buf) != record.line {
+        if kind != layout::USER_PROCESS
+            || pid != record.pid.as_raw()
+            || line_of(&buf) != record.line
+        {
             continue;
         }
         set_dead(&mut buf, now);
@@ -246,7 +249,7 @@ mod tests {
         let records = read(&utmp);
         assert_eq!(records.len(), 2, "{records:?}");
         assert_eq!(records[0].index, 1);
-        assert_eq!(records[0].pid, Pid(4242));
+        assert_eq!(records[0].pid, Pid::from_raw(4242));
         assert_eq!(records[0].line, "pts/3");
         assert_eq!(records[0].user, "bob");
         assert_eq!(records[0].host, "10.0.0.5");
@@ -260,7 +263,7 @@ mod tests {
             )
         );
 
-        let closed = close_records(&utmp, &wtmp, &[Pid(4242)]).expect("close");
+        let closed = close_records(&utmp, &wtmp, &[Pid::from_raw(4242)]).expect("close");
         assert_eq!(closed, ["pts/3"]);
         let after = read(&utmp);
         assert_eq!(after.len(), 1);
@@ -276,7 +279,7 @@ mod tests {
         }
         // Closing again finds nothing to close.
         assert!(
-            close_records(&utmp, &wtmp, &[Pid(4242)])
+            close_records(&utmp, &wtmp, &[Pid::from_raw(4242)])
                 .expect("again")
                 .is_empty()
         );

@@ -1,0 +1,329 @@
+//! The logind backend: systemd-logind or elogind over D-Bus (`org.freedesktop.login1`), the
+//! source of truth for sessions where it runs.
+//!
+//! It works on whatever bus it is given ([`crate::transport::Bus`]): this host's, another
+//! host's, a machine's. Sessions come from `ListSessionsEx` where logind has it, else
+//! `ListSessions`, and their properties from one `GetAll` per session, all sent before any
+//! reply is awaited ([`props`]). A session that vanishes while being listed is skipped.
+//!
+//! Logging off ([`end`]): `TerminateSession` (systemd stops the session's scope: SIGTERM and
+//! SIGHUP to every process), then waiting until no process of the scope is left
+//! ([`members`]); after the timeout, `KillSession(id, "all", SIGKILL)`. logind keeps a
+//! session object in state `closing` for a while after its processes are gone: done means no
+//! process left and the session closing or removed.
+//!
+//! Privilege is logind's and polkit's to decide. Before anything is touched, logoff asks polkit
+//! the question logind will ask (`org.freedesktop.login1.manage`), so that one refusal among
+//! several targets leaves all of them untouched; AccessDenied and
+//! InteractiveAuthorizationRequired from logind itself mean the same "access denied".
+
+mod bus;
+mod end;
+mod members;
+mod props;
+mod warn;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use zbus::{Connection, OwnedObjectPath};
+
+pub use props::NO_SCOPES_ENV;
+
+use super::procfs::Procfs;
+use super::{Backend, Flavor, Signalled, Warned, access_denied, deliver_locally};
+use crate::deadline::Deadline;
+use crate::error::{Error, Result};
+use crate::model::{Pid, ProcessInfo, Session, SessionId, Uid};
+use crate::system::process::Proc;
+use crate::system::tty;
+use crate::system::users::Caller;
+use crate::transport::{Bus, Reach, Tunnel};
+use bus::{MANAGE_ACTION, ManagerProxy, PolkitProxy, properties, session_path};
+use members::{Source, Tracker, audit_view};
+use props::{bus_error, denied, get_str, session_from, unknown_method, vanished};
+
+/// How long to wait, once no process is left, for logind to mark the session closing.
+const CLOSING_WAIT: Duration = Duration::from_millis(2000);
+
+/// How often logind is asked whether a session is closing yet.
+const CLOSING_POLL: Duration = Duration::from_millis(10);
+
+/// The logind backend.
+pub struct Logind {
+    conn: Connection,
+    /// What the bus reaches: on this host's own, its PIDs are ours to watch through pidfds.
+    reach: Reach,
+    own_pid: Pid,
+    /// Per session being ended: where its processes are read from, and pidfds on them.
+    trackers: HashMap<SessionId, Tracker>,
+    /// The caller's own session, once asked.
+    current: Option<Option<SessionId>>,
+    /// The ssh (or bridge) process the connection runs through, if any: kept alive with it.
+    _tunnel: Option<Tunnel>,
+    /// For sessions without a scope on this host: the procfs backend, by audit session ID
+    /// (made when first needed; `None` inside on a kernel without audit session IDs).
+    audit: Option<Option<Procfs>>,
+}
+
+impl Logind {
+    /// Uses logind on `bus`, after checking that it answers (activating it if the bus can).
+    pub fn new(bus: Bus) -> Result<Logind> {
+        let backend = Logind {
+            conn: bus.conn,
+            reach: bus.reach,
+            own_pid: Pid::own(),
+            trackers: HashMap::new(),
+            current: None,
+            _tunnel: bus.tunnel,
+            audit: None,
+        };
+        zbus::block_on(async {
+            let proxy = zbus::fdo::PeerProxy::builder(&backend.conn)
+                .destination("org.freedesktop.login1")
+                .path("/org/freedesktop/login1")
+                .build()
+                .await?;
+            proxy.ping().await
+        })
+        .map_err(|e| bus_error(backend.reach, e, "logind does not answer on the bus"))?;
+        Ok(backend)
+    }
+
+    fn manager(&self) -> Result<ManagerProxy<'_>> {
+        zbus::block_on(ManagerProxy::new(&self.conn))
+            .map_err(|e| bus_error(self.reach, e, "cannot reach logind"))
+    }
+
+    fn is_own(&mut self, session: &Session) -> bool {
+        self.own_session().as_ref() == Some(&session.id)
+    }
+
+    /// The session logoff runs in (asked once): logind's view of our PID, else
+    /// `XDG_SESSION_ID`. Only on this host's own bus.
+    fn own_session(&mut self) -> Option<SessionId> {
+        if self.reach != Reach::ThisHost {
+            return None;
+        }
+        if let Some(known) = &self.current {
+            return known.clone();
+        }
+        let found = zbus::block_on(async {
+            let manager = ManagerProxy::new(&self.conn).await.ok()?;
+            let raw = u32::try_from(self.own_pid.as_raw()).ok()?;
+            let path = manager.get_session_by_pid(raw).await.ok()?;
+            let props = properties(&self.conn, path).await.ok()?;
+            Some(SessionId::new(get_str(&props, "Id")))
+        })
+        .filter(|id| !id.as_str().is_empty())
+        .or_else(|| {
+            std::env::var("XDG_SESSION_ID")
+                .ok()
+                .filter(|s| !s.is_empty())
+                .map(SessionId::new)
+        });
+        self.current = Some(found.clone());
+        found
+    }
+
+    /// The session's state as logind now reports it; `None` once the session is gone.
+    async fn state(&self, session: &Session) -> Result<Option<String>> {
+        match properties(&self.conn, session_path(&session.id)).await {
+            Ok(props) => Ok(Some(get_str(&props, "State"))),
+            Err(e) if vanished(&e) => Ok(None),
+            Err(e) => Err(bus_error(
+                self.reach,
+                e,
+                &format!("cannot read session {}", session.id),
+            )),
+        }
+    }
+
+    /// Whether logind has the session closing, or has dropped it.
+    fn is_closing(&self, session: &Session) -> Result<bool> {
+        Ok(match zbus::block_on(self.state(session))? {
+            None => true,
+            Some(state) => state != "active" && state != "online",
+        })
+    }
+
+    /// Once no process is left of a session asked to end: waits (briefly) for logind to
+    /// mark it closing or drop it, as it does when the scope stops, unless it is known to be
+    /// closing already.
+    fn settle(&mut self, session: &Session) -> Result<()> {
+        let tracker = self.tracker(session)?;
+        if tracker.closing || !tracker.acted {
+            return Ok(());
+        }
+        let end = Instant::now() + CLOSING_WAIT;
+        while !self.is_closing(session)? {
+            if Instant::now() >= end {
+                return Ok(());
+            }
+            std::thread::sleep(CLOSING_POLL);
+        }
+        self.tracker(session)?.closing = true;
+        Ok(())
+    }
+
+    /// polkit's answer to whether the bus name we are may manage other users' sessions.
+    fn polkit_allows(&self) -> zbus::Result<bool> {
+        let unique = self
+            .conn
+            .unique_name()
+            .map(|n| n.to_string())
+            .unwrap_or_default();
+        zbus::block_on(async {
+            let polkit = PolkitProxy::new(&self.conn).await?;
+            let mut subject = HashMap::new();
+            subject.insert("name", zbus::Variant::from(unique.as_str()));
+            let (allowed, _, _) = polkit
+                .check_authorization(
+                    &("system-bus-name", subject),
+                    MANAGE_ACTION,
+                    HashMap::new(),
+                    0,
+                    "",
+                )
+                .await?;
+            Ok(allowed)
+        })
+    }
+}
+
+impl Backend for Logind {
+    fn about(&self) -> (Flavor, String) {
+        (Flavor::Logind, "org.freedesktop.login1".into())
+    }
+
+    fn list(&mut self) -> Result<Vec<Session>> {
+        let reach = self.reach;
+        zbus::block_on(async {
+            let manager = ManagerProxy::new(&self.conn)
+                .await
+                .map_err(|e| bus_error(reach, e, "cannot reach logind"))?;
+            let listed: Vec<(String, OwnedObjectPath)> = match manager.list_sessions_ex().await {
+                Ok(list) => list.into_iter().map(|s| (s.0, s.9)).collect(),
+                // Older logind has no ListSessionsEx; the bus policy of some refuses what it
+                // does not know to unprivileged callers (AccessDenied) rather than saying so.
+                Err(e) if unknown_method(&e) || denied(&e) => manager
+                    .list_sessions()
+                    .await
+                    .map_err(|e| bus_error(reach, e, "cannot list sessions"))?
+                    .into_iter()
+                    .map(|s| (s.0, s.4))
+                    .collect(),
+                Err(e) => return Err(bus_error(reach, e, "cannot list sessions")),
+            };
+            // Every GetAll goes out before any reply is awaited.
+            let replies = join_all(
+                listed
+                    .iter()
+                    .map(|(_, path)| properties(&self.conn, path.clone())),
+            )
+            .await;
+            let mut sessions = Vec::new();
+            for ((id, _), reply) in listed.into_iter().zip(replies) {
+                match reply {
+                    Ok(props) => sessions.push(session_from(&props)),
+                    // Gone between the list and the question: it is not a session any more.
+                    Err(e) if vanished(&e) => {}
+                    Err(e) => {
+                        return Err(bus_error(reach, e, &format!("cannot read session {id}")));
+                    }
+                }
+            }
+            Ok(sessions)
+        })
+    }
+
+    fn current(&mut self) -> Result<Option<SessionId>> {
+        Ok(self.own_session())
+    }
+
+    /// On another host's bus, the caller is whoever the bus there sees: the ssh user.
+    fn caller(&mut self) -> Result<Caller> {
+        if self.reach == Reach::ThisHost {
+            return Ok(Caller::current());
+        }
+        zbus::block_on(async {
+            let dbus = zbus::fdo::DBusProxy::new(&self.conn).await?;
+            let me = self
+                .conn
+                .unique_name()
+                .ok_or_else(|| zbus::Error::Failure("no unique name".into()))?;
+            let uid = dbus
+                .get_connection_unix_user(zbus::names::BusName::from(me.as_ref()))
+                .await?;
+            Ok::<u32, zbus::Error>(uid)
+        })
+        .map(|uid| Caller {
+            uid: Uid::from_raw(uid),
+            name: uid.to_string(),
+            is_root: uid == 0,
+        })
+        .map_err(|e| bus_error(self.reach, e, "cannot learn who the bus sees"))
+    }
+
+    fn check_access(&mut self, session: &Session, caller: &Caller) -> Result<()> {
+        // logind lets the owner and root through without asking polkit.
+        if caller.is_root || session.belongs_to(caller.uid) {
+            return Ok(());
+        }
+        match self.polkit_allows() {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(access_denied(session)),
+            // No polkit to ask: logind will answer when asked to terminate.
+            Err(_) => Ok(()),
+        }
+    }
+
+    fn warn(&mut self, session: &Session, text: &str) -> Result<Warned> {
+        let here = self.reach == Reach::ThisHost;
+        match self.tracker(session)?.source {
+            Source::Audit(id) => {
+                return self.with_audit(|p| p.warn(&audit_view(session, id), text))?;
+            }
+            Source::Untracked(_) if here => return Ok(Warned::default()),
+            _ => {}
+        }
+        if !here {
+            return Ok(self.warn_remote(session, text));
+        }
+        // The scope's processes now, each re-checked to be in the scope after its open
+        // files were read; their terminals by the nodes they hold open.
+        let members = self.members(session)?;
+        let scope = session.scope.clone().unwrap_or_default();
+        let terminals = tty::held_by(members.iter().map(|m| Proc::new(m.pid)), |p| {
+            Ok(!scope.is_empty() && p.in_unit(&scope)?)
+        });
+        Ok(deliver_locally(terminals, session.uid, text))
+    }
+
+    fn terminate(&mut self, sessions: &[&Session]) -> Vec<Result<Signalled>> {
+        self.terminate_all(sessions)
+    }
+
+    fn kill(&mut self, sessions: &[&Session]) -> Vec<Result<Signalled>> {
+        self.kill_all(sessions)
+    }
+
+    fn remaining(
+        &mut self,
+        sessions: &[&Session],
+        until: Deadline,
+    ) -> Vec<Result<Vec<ProcessInfo>>> {
+        self.remaining_all(sessions, until)
+    }
+
+    fn finish(&mut self, session: &Session) -> Result<Vec<String>> {
+        self.trackers.remove(&session.id);
+        Ok(Vec::new())
+    }
+}
+
+/// An error for each of `n` sessions.
+fn for_each<T>(n: usize, e: &Error) -> Vec<Result<T>> {
+    (0..n).map(|_| Err(e.clone())).collect()
+}

@@ -1,0 +1,210 @@
+//! What a listing learns of each session from its processes and utmp: user, terminal,
+//! leader, logon time, remote host, state.
+//!
+//! Every live member's `stat` is read: after PID wraparound the lowest PIDs are not the
+//! oldest, and a sample of them could say a session holds no terminal when it does (and
+//! `--state disconnected` would sweep it).
+
+use jiff::Timestamp;
+
+use super::{Grouping, Key};
+use crate::model::{Pid, Session, SessionId, Uid, is_virtual_terminal};
+use crate::system::handle::Handle;
+use crate::system::process::Proc;
+use crate::system::users::NameCache;
+use crate::system::{tty, utmp};
+
+/// One process of a session, as the listing found it.
+pub(super) struct Member {
+    pub pid: Pid,
+    /// A pidfd opened before the read that found the process in the session, so that read
+    /// verified it: the first signal can go through it with no further check. (Only when
+    /// the backend ends sessions, and within the descriptor budget.)
+    pub handle: Option<Handle>,
+}
+
+/// What one member's `stat` tells of the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Started {
+    /// Start time, in clock ticks since boot (first: the order is by it).
+    start: u64,
+    pid: Pid,
+    /// Its controlling terminal's device number (0: none).
+    tty_nr: i32,
+}
+
+/// What the listing learns of a session beyond its members.
+pub(super) struct Details {
+    /// The session's user: its login uid (audit grouping), or its leader's real uid.
+    uid: Option<Uid>,
+    /// Every live member's start, by start time: the first is the session's earliest process.
+    stats: Vec<Started>,
+    /// Whether some member lives in our PID namespace (not only in a container below it).
+    pub ours: bool,
+}
+
+impl Details {
+    /// Reads what the session's members tell about it.
+    pub fn read(grouping: Grouping, key: Key, members: &[Member]) -> Details {
+        let mut pids: Vec<Pid> = members.iter().map(|m| m.pid).collect();
+        pids.sort();
+        let ours = pids.iter().any(|p| Proc::new(*p).in_our_pid_namespace());
+        let uid = pids.first().and_then(|first| match grouping {
+            // Every member of an audit session has the same login uid.
+            Grouping::Audit => Proc::new(*first).login_uid(),
+            Grouping::Posix => {
+                let leader = pids.iter().find(|p| Key::from(**p) == key).unwrap_or(first);
+                Proc::new(*leader).uid()
+            }
+        });
+        let mut stats: Vec<Started> = pids
+            .into_iter()
+            .filter_map(|pid| {
+                let stat = Proc::new(pid).live_stat().ok()??;
+                Some(Started {
+                    start: stat.starttime,
+                    pid,
+                    tty_nr: stat.tty_nr,
+                })
+            })
+            .collect();
+        stats.sort();
+        Details {
+            uid: uid.map(Uid::from_raw),
+            stats,
+            ours,
+        }
+    }
+
+    /// Whether some live member has a controlling terminal.
+    pub fn holds_terminal(&self) -> bool {
+        self.stats.iter().any(|s| s.tty_nr != 0)
+    }
+
+    /// How many members are alive.
+    pub fn live(&self) -> usize {
+        self.stats.len()
+    }
+}
+
+/// What one listing reads once about the host, for every session.
+pub(super) struct HostFacts {
+    pub utmp: Vec<utmp::Record>,
+    pub names: NameCache,
+    pub clock: BootClock,
+    pub active_vt: Option<String>,
+}
+
+impl HostFacts {
+    pub fn read(utmp_path: &std::path::Path) -> HostFacts {
+        HostFacts {
+            utmp: utmp::read(utmp_path),
+            names: NameCache::default(),
+            clock: BootClock::new(),
+            active_vt: tty::active_vt(),
+        }
+    }
+}
+
+/// A session as listed, and the PIDs of its utmp records (closed after a logoff).
+pub(super) struct Built {
+    pub session: Session,
+    pub utmp_pids: Vec<Pid>,
+}
+
+/// The session of `key` from what its members and utmp say.
+pub(super) fn build(
+    grouping: Grouping,
+    key: Key,
+    members: &[Member],
+    details: &Details,
+    host: &mut HostFacts,
+) -> Built {
+    let earliest = details.stats.first();
+    let records: Vec<&utmp::Record> = host
+        .utmp
+        .iter()
+        .filter(|r| members.iter().any(|m| m.pid == r.pid))
+        .collect();
+    let record = records.iter().min_by_key(|r| r.time).copied();
+    let leader = record
+        .map(|r| r.pid)
+        .or_else(|| match grouping {
+            Grouping::Posix => members
+                .iter()
+                .find(|m| Key::from(m.pid) == key)
+                .map(|m| m.pid),
+            Grouping::Audit => None,
+        })
+        .or(earliest.map(|e| e.pid));
+    // utmp's line is text some program wrote: only a terminal's name counts.
+    let tty = record
+        .map(|r| r.line.clone())
+        .filter(|l| tty::is_terminal_name(l))
+        .or_else(|| {
+            let held = details.stats.iter().find(|s| s.tty_nr != 0)?;
+            tty::name_from_tty_nr(held.tty_nr)
+        });
+    let remote_host = record
+        .map(|r| r.host.clone())
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            let conn = Proc::new(leader?).env_var("SSH_CONNECTION")?;
+            conn.split_whitespace().next().map(String::from)
+        });
+    let logon_time = record
+        .and_then(|r| r.time)
+        .or_else(|| earliest.and_then(|e| host.clock.timestamp(e.start)));
+    let state = state(details, tty.as_deref(), host.active_vt.as_deref());
+    let session = Session {
+        id: SessionId::new(key.to_string()),
+        uid: details.uid,
+        user: details
+            .uid
+            .map_or_else(String::new, |uid| host.names.name(uid)),
+        idle_since: tty.as_deref().and_then(tty::idle_since),
+        tty,
+        state: state.into(),
+        remote: remote_host.is_some(),
+        remote_host,
+        logon_time,
+        leader,
+        processes: Some(details.live()),
+        ..Session::default()
+    };
+    Built {
+        session,
+        utmp_pids: records.iter().map(|r| r.pid).collect(),
+    }
+}
+
+/// `disconnected` when no process holds a terminal any more (what is left runs on without
+/// its login: a dropped connection's nohup jobs, say; see `select::State::Disconnected`);
+/// `online` for a virtual terminal in the background; else `active`.
+fn state(details: &Details, tty: Option<&str>, active_vt: Option<&str>) -> &'static str {
+    match (tty, active_vt) {
+        _ if !details.holds_terminal() => "disconnected",
+        (Some(t), Some(active)) if is_virtual_terminal(t) && t != active => "online",
+        _ => "active",
+    }
+}
+
+/// Converts process start times (clock ticks since boot) into timestamps.
+pub(super) struct BootClock {
+    boot: Option<i64>,
+    ticks: u64,
+}
+
+impl BootClock {
+    fn new() -> BootClock {
+        BootClock {
+            boot: procfs::boot_time_secs().ok().map(|s| s as i64),
+            ticks: procfs::ticks_per_second().max(1),
+        }
+    }
+
+    fn timestamp(&self, start_ticks: u64) -> Option<Timestamp> {
+        let secs = self.boot? + (start_ticks / self.ticks) as i64;
+        Timestamp::from_second(secs).ok()
+    }
+}

@@ -1,0 +1,289 @@
+//! The procfs backend, for hosts without logind: sessions straight from the kernel.
+//!
+//! A session is the set of processes that share one kernel audit session ID
+//! (`/proc/PID/sessionid`). pam_loginuid gives each login a fresh one, every child inherits
+//! it, and a user cannot change it, so `setsid`, double forks and `nohup` do not escape it.
+//! The session's ID is that number (logind uses the same number on such hosts); its user is
+//! the login uid; its terminal, logon time and remote host come from utmp where it has a
+//! record, else from the processes themselves ([`facts`]).
+//!
+//! Hosts whose kernel has no audit session IDs (built without `CONFIG_AUDIT`) fall back to
+//! POSIX sessions: the processes sharing a session ID (SID) of which one has a controlling
+//! terminal. That grouping is escapable — `setsid` leaves it — and `/V` and `--list` say so.
+//!
+//! Ending sessions is [`end`]'s: every signal through a pidfd checked to still be a member,
+//! one /proc scan per step for all targets. logoff never signals itself, so that a logoff
+//! run inside the session it ends finishes its work first.
+
+mod end;
+mod facts;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::PathBuf;
+
+use super::{Backend, Flavor, Purpose, Signalled, Warned, kernel_rule};
+use crate::deadline::Deadline;
+use crate::error::{Error, Result};
+use crate::model::{Pid, ProcessInfo, Session, SessionId};
+use crate::system::handle::Handle;
+use crate::system::process::{self, Proc};
+use crate::system::users::Caller;
+use crate::system::{tty, utmp};
+use end::Tracker;
+use facts::{Details, HostFacts, Member};
+
+/// Set to `1` to force the POSIX-session grouping even where audit session IDs exist
+/// (for testing the fallback on a kernel that has them).
+pub const FORCE_POSIX_ENV: &str = "LOGOFF_PROCFS_POSIX_SESSIONS";
+
+/// What processes are grouped into sessions by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Grouping {
+    /// Kernel audit session IDs (`/proc/PID/sessionid`).
+    Audit,
+    /// POSIX session IDs of terminal sessions: the fallback, escapable with `setsid`.
+    Posix,
+}
+
+/// A session's key in /proc: its audit session ID, or its POSIX session ID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct Key(i64);
+
+impl Key {
+    fn parse(id: &SessionId) -> Result<Key> {
+        id.as_str()
+            .parse()
+            .map(Key)
+            .map_err(|_| Error::system(format!("'{id}' is not a procfs session ID")))
+    }
+}
+
+impl From<Pid> for Key {
+    /// A POSIX session's key is its leader's PID.
+    fn from(pid: Pid) -> Key {
+        Key(i64::from(pid.as_raw()))
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// The procfs backend.
+pub struct Procfs {
+    grouping: Grouping,
+    own_pid: Pid,
+    utmp_path: PathBuf,
+    wtmp_path: PathBuf,
+    /// utmp records' PIDs per session, from the last listing, closed after a logoff.
+    utmp_pids: HashMap<SessionId, Vec<Pid>>,
+    /// Members per session, from the last listing: the first signals go to them without
+    /// another scan of /proc.
+    members: HashMap<SessionId, Vec<Member>>,
+    /// Whether the listing keeps a pidfd per member (for ending sessions).
+    purpose: Purpose,
+    trackers: HashMap<SessionId, Tracker>,
+}
+
+impl Procfs {
+    /// A procfs backend. To end sessions, the listing keeps a pidfd to every member it finds,
+    /// opened before the read that finds it in its session, so a logoff needs no second look
+    /// at each process before its first signal.
+    pub fn new(purpose: Purpose) -> Procfs {
+        let forced_posix = std::env::var(FORCE_POSIX_ENV).is_ok_and(|v| v == "1");
+        let grouping = if has_audit_sessions() && !forced_posix {
+            Grouping::Audit
+        } else {
+            Grouping::Posix
+        };
+        Procfs {
+            grouping,
+            own_pid: Pid::own(),
+            utmp_path: utmp::UTMP_PATH.into(),
+            wtmp_path: utmp::WTMP_PATH.into(),
+            utmp_pids: HashMap::new(),
+            members: HashMap::new(),
+            purpose,
+            trackers: HashMap::new(),
+        }
+    }
+
+    /// A procfs backend that follows sessions by their kernel audit session IDs only (for
+    /// logind sessions without a scope); `None` on a kernel without them.
+    pub fn audit_sessions() -> Option<Procfs> {
+        let procfs = Procfs::new(Purpose::EndSessions);
+        (procfs.grouping == Grouping::Audit).then_some(procfs)
+    }
+
+    /// The live processes of audit session `id`, by a fresh scan (logoff itself left out).
+    pub fn members_of(&self, id: u32) -> Result<Vec<ProcessInfo>> {
+        Ok(self
+            .members_now(Key(i64::from(id)))?
+            .into_iter()
+            .map(|p| ProcessInfo {
+                pid: p.pid(),
+                command: String::new(),
+            })
+            .collect())
+    }
+
+    /// The session key of a process, `None` when it belongs to no session or is gone.
+    fn key_of(&self, proc: &Proc) -> std::io::Result<Option<Key>> {
+        Ok(match self.grouping {
+            Grouping::Audit => proc.audit_session()?.map(|id| Key(i64::from(id))),
+            Grouping::Posix => proc
+                .try_stat()?
+                .map(|s| Key(i64::from(s.session)))
+                .filter(|k| k.0 > 0),
+        })
+    }
+
+    /// One pass over every process: a pidfd, then the session key (which thus verifies the
+    /// pidfd), kept (to end sessions) only where a real pidfd protects a later signal.
+    fn find_members(&self) -> Result<BTreeMap<Key, Vec<Member>>> {
+        let hold = self.purpose == Purpose::EndSessions;
+        let found = process::scan(|proc| {
+            let key = std::cell::Cell::new(None);
+            let handle = Handle::open(&proc, |p| {
+                key.set(self.key_of(p)?);
+                Ok(key.get().is_some())
+            })?;
+            let (Some(key), Some(handle)) = (key.get(), handle) else {
+                return Ok(None);
+            };
+            // A zombie is no member (its pidfd says so when its whole thread group is gone).
+            if handle.has_exited() {
+                return Ok(None);
+            }
+            let handle =
+                (hold && handle.has_pidfd() && proc.pid() != self.own_pid).then_some(handle);
+            Ok(Some((
+                key,
+                Member {
+                    pid: proc.pid(),
+                    handle,
+                },
+            )))
+        })
+        .map_err(proc_error)?;
+        let mut groups: BTreeMap<Key, Vec<Member>> = BTreeMap::new();
+        for (key, member) in found {
+            groups.entry(key).or_default().push(member);
+        }
+        Ok(groups)
+    }
+}
+
+/// Whether this kernel keeps audit session IDs.
+fn has_audit_sessions() -> bool {
+    std::path::Path::new("/proc/self/sessionid").exists()
+}
+
+fn proc_error(e: std::io::Error) -> Error {
+    Error::system(format!("cannot read /proc: {e}"))
+}
+
+impl Backend for Procfs {
+    fn about(&self) -> (Flavor, String) {
+        let detail = match self.grouping {
+            Grouping::Audit => "kernel audit session IDs".to_string(),
+            Grouping::Posix => format!(
+                "POSIX sessions of terminals: {}, and a process that calls setsid() escapes \
+                 its session",
+                if has_audit_sessions() {
+                    "forced with LOGOFF_PROCFS_POSIX_SESSIONS=1"
+                } else {
+                    "this kernel has no audit session IDs"
+                }
+            ),
+        };
+        (Flavor::Procfs, detail)
+    }
+
+    fn list(&mut self) -> Result<Vec<Session>> {
+        let groups = self.find_members()?;
+        let mut host = HostFacts::read(&self.utmp_path);
+        let mut sessions = Vec::new();
+        self.utmp_pids.clear();
+        self.members.clear();
+        for (key, members) in groups {
+            let details = Details::read(self.grouping, key, &members);
+            // Only in a container below this host, or nothing of it runs any more.
+            if !details.ours || details.live() == 0 {
+                continue;
+            }
+            if self.grouping == Grouping::Posix && !details.holds_terminal() {
+                continue;
+            }
+            let built = facts::build(self.grouping, key, &members, &details, &mut host);
+            self.utmp_pids
+                .insert(built.session.id.clone(), built.utmp_pids);
+            self.members.insert(built.session.id.clone(), members);
+            sessions.push(built.session);
+        }
+        Ok(sessions)
+    }
+
+    /// # Platform specific behavior
+    /// In the POSIX grouping the key is read from `/proc/self/stat`, not getsid(2): a process
+    /// started by an init that never called setsid() (a CI runner, a container's entry point)
+    /// has SID 0, which is "no session" here, and rustix's getsid cannot represent it.
+    fn current(&mut self) -> Result<Option<SessionId>> {
+        let key = self.key_of(&Proc::myself()).map_err(proc_error)?;
+        Ok(key.map(|k| SessionId::new(k.to_string())))
+    }
+
+    fn caller(&mut self) -> Result<Caller> {
+        Ok(Caller::current())
+    }
+
+    fn check_access(&mut self, session: &Session, caller: &Caller) -> Result<()> {
+        kernel_rule(session, caller)
+    }
+
+    /// The session's members are found afresh for every warning (a reminder a minute later
+    /// must not go to whoever has a PID the session had), and their terminals by the nodes
+    /// they hold open.
+    fn warn(&mut self, session: &Session, text: &str) -> Result<Warned> {
+        let key = Key::parse(&session.id)?;
+        let members = self.members_now(key)?;
+        let terminals = tty::held_by(members, |p| Ok(self.key_of(p)? == Some(key)));
+        Ok(super::deliver_locally(terminals, session.uid, text))
+    }
+
+    fn terminate(&mut self, sessions: &[&Session]) -> Vec<Result<Signalled>> {
+        self.terminate_all(sessions)
+    }
+
+    fn kill(&mut self, sessions: &[&Session]) -> Vec<Result<Signalled>> {
+        self.kill_all(sessions)
+    }
+
+    fn remaining(
+        &mut self,
+        sessions: &[&Session],
+        until: Deadline,
+    ) -> Vec<Result<Vec<ProcessInfo>>> {
+        self.remaining_all(sessions, until)
+    }
+
+    fn finish(&mut self, session: &Session) -> Result<Vec<String>> {
+        self.trackers.remove(&session.id);
+        let pids = self.utmp_pids.remove(&session.id).unwrap_or_default();
+        if pids.is_empty() || !rustix::process::geteuid().is_root() {
+            return Ok(Vec::new());
+        }
+        let closed = utmp::close_records(&self.utmp_path, &self.wtmp_path, &pids).map_err(|e| {
+            Error::system(format!(
+                "the session has ended, but its utmp record was not marked dead: {e}"
+            ))
+        })?;
+        Ok(closed
+            .into_iter()
+            .map(|line| format!("utmp record for {line} marked dead"))
+            .collect())
+    }
+}

@@ -1,0 +1,171 @@
+//! Running the command on every place it names: at most `--parallel` at once, each place's
+//! backend opened in the worker that uses it. One place failing or hanging never stops the
+//! others beyond its own timeouts. `/V` lines go to standard output as they happen
+//! (prefixed with the host when there are several); the audit record of each attempt is
+//! written as it ends.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use crate::audit;
+use crate::error::{Error, Kind, Result};
+use crate::logoff::{Done, Hooks};
+use crate::model::Session;
+use crate::output::{self, Out};
+use crate::system::users::Person;
+use crate::transport::Place;
+
+/// Runs `job` for every place, at most `limit` at once, and returns the results in place
+/// order.
+pub fn for_each_place<R: Send>(
+    places: &[Place],
+    limit: usize,
+    job: impl Fn(&Place) -> Result<R> + Sync,
+) -> Vec<Result<R>> {
+    if places.len() == 1 || limit <= 1 {
+        return places.iter().map(&job).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let slots: Vec<Mutex<Option<Result<R>>>> = places.iter().map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..limit.min(places.len()) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(place) = places.get(i) else { break };
+                    let result = job(place);
+                    if let Ok(mut slot) = slots[i].lock() {
+                        *slot = Some(result);
+                    }
+                }
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .map(|slot| {
+            slot.into_inner()
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| Err(Error::system("a worker thread failed")))
+        })
+        .collect()
+}
+
+/// What an audit record says beyond the session and its result.
+pub struct AuditFacts<'a> {
+    /// The person behind the caller, here (on another host the bus sees only the ssh user).
+    pub person: &'a Person,
+    pub grace: Duration,
+    pub message: bool,
+    pub console: bool,
+    pub timeout: Duration,
+}
+
+/// The flow's hooks for one place: `/V` lines, problems, audit records.
+pub struct Narrator<'a> {
+    verbose: bool,
+    prefix: String,
+    place: &'a Place,
+    out: &'a Mutex<Out>,
+    audit: Option<&'a AuditFacts<'a>>,
+}
+
+impl<'a> Narrator<'a> {
+    /// For `place`; `several`: lines are prefixed with the host.
+    pub fn new(
+        verbose: bool,
+        several: bool,
+        place: &'a Place,
+        out: &'a Mutex<Out>,
+        audit: Option<&'a AuditFacts<'a>>,
+    ) -> Self {
+        Narrator {
+            verbose,
+            prefix: if several {
+                format!("{}: ", place.label)
+            } else {
+                String::new()
+            },
+            place,
+            out,
+            audit,
+        }
+    }
+}
+
+impl Hooks for Narrator<'_> {
+    fn narrate(&mut self, line: &str) {
+        if self.verbose
+            && let Ok(mut out) = self.out.lock()
+        {
+            out.line(&format!("{}{line}", self.prefix));
+        }
+    }
+
+    fn problem(&mut self, line: &str) {
+        output::error_line(&format!("{}{line}", self.prefix));
+    }
+
+    fn attempted(&mut self, session: &Session, result: &Result<Done>) {
+        let Some(facts) = self.audit else {
+            return;
+        };
+        // A refusal or a cancellation sent nothing; a failure on the way sent SIGKILL.
+        let (outcome, detail, forced) = match result {
+            Ok(done) => ("logged-off", None, done.forced(facts.timeout)),
+            Err(e) => (
+                e.kind().as_str(),
+                Some(e.message()),
+                !matches!(
+                    e.kind(),
+                    Kind::AccessDenied | Kind::Cancelled | Kind::NoSuchSession
+                ),
+            ),
+        };
+        let entry = audit::Entry {
+            caller: facts.person,
+            host: &self.place.label,
+            machine: self.place.machine.as_deref(),
+            session,
+            grace: facts.grace,
+            message: facts.message,
+            forced,
+            console: facts.console,
+            result: outcome,
+            detail,
+        };
+        if let Err(e) = audit::record(&entry) {
+            self.problem(e.message());
+        }
+    }
+}
+
+/// Shows the grace period counting down on standard error (when it is a terminal) until it
+/// has passed, `finished` is set, or it is cancelled.
+pub fn countdown(grace: Duration, finished: &std::sync::atomic::AtomicBool) {
+    use crate::system::interrupt::CANCEL;
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(grace.as_millis() as u64),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "logging off in {msg:>8} [{bar:40}] (Ctrl-C cancels)",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    let start = std::time::Instant::now();
+    while !finished.load(Ordering::SeqCst) && !CANCEL.load(Ordering::SeqCst) {
+        let elapsed = start.elapsed();
+        if elapsed >= grace {
+            break;
+        }
+        bar.set_position(elapsed.as_millis() as u64);
+        bar.set_message(crate::duration::display(Duration::from_secs(
+            (grace - elapsed).as_secs_f64().ceil() as u64,
+        )));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    bar.finish_and_clear();
+}

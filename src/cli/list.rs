@@ -1,0 +1,97 @@
+//! `--list`: every place's sessions, in one table (with a HOST column for several) or JSON.
+
+use std::sync::Mutex;
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+
+use super::fleet::{Narrator, for_each_place};
+use super::plan::Listing;
+use crate::backend::{self, Purpose};
+use crate::error::{Error, Kind, Result, most_severe};
+use crate::logoff::Hooks;
+use crate::model::Session;
+use crate::output::report::{failure_line, summary};
+use crate::output::table::{SessionRow, session_table, sort_rows};
+use crate::output::{self, Out};
+use crate::select::{self, OwnSession};
+use crate::transport::Place;
+
+/// Lists the sessions of every place. With several places, each place's failure is printed
+/// here, and the most severe kind among them is returned (for the exit status); with one,
+/// its failure is the command's error.
+pub fn run(plan: &Listing, out: &mut Out) -> Result<Option<Kind>> {
+    let reach = &plan.reach;
+    let shared = Mutex::new(std::mem::take(out));
+    let results = for_each_place(&reach.places, reach.parallel, |place| {
+        rows(plan, place, &shared)
+    });
+    *out = shared.into_inner().unwrap_or_default();
+    let mut rows = Vec::new();
+    let mut failed = Vec::new();
+    for (place, result) in reach.places.iter().zip(results) {
+        match result {
+            Ok(r) => rows.extend(r),
+            // One place: its error is the command's, as it always was.
+            Err(e) if !reach.several() => return Err(e),
+            Err(e) => {
+                output::error_line(&failure_line(true, &place.label, &e));
+                failed.push((place.label.as_str(), e));
+            }
+        }
+    }
+    sort_rows(&mut rows);
+    if reach.json {
+        out.print(&output::json(&rows).map_err(json_error)?);
+        out.print("\n");
+    } else {
+        out.print(&session_table(
+            &rows,
+            reach.several(),
+            plan.legend,
+            &TimeZone::system(),
+        ));
+    }
+    let labels: Vec<&str> = failed.iter().map(|(l, _)| *l).collect();
+    if let Some(line) = summary(reach.places.len(), &labels) {
+        output::error_line(&line);
+    }
+    Ok(most_severe(failed.iter().map(|(_, e)| e)))
+}
+
+/// One place's rows.
+fn rows(plan: &Listing, place: &Place, out: &Mutex<Out>) -> Result<Vec<SessionRow>> {
+    let reach = &plan.reach;
+    let mut opened = backend::open(place, reach.backend, Purpose::List, &reach.connect)?;
+    Narrator::new(reach.verbose, reach.several(), place, out, None)
+        .narrate(&format!("backend: {}", opened.describe()));
+    let backend = opened.backend.as_mut();
+    let sessions = backend.list()?;
+    let current = backend.current()?;
+    let now = Timestamp::now();
+    let shown: Vec<&Session> = if plan.sessions.is_empty() && !plan.filters.given() {
+        sessions.iter().collect()
+    } else {
+        // The list shows your own session too when it passes the filters.
+        select::select(
+            &sessions,
+            &plan.sessions,
+            &plan.filters,
+            current.as_ref(),
+            OwnSession::Include,
+            now,
+        )?
+    };
+    let flavor = backend.about().0;
+    Ok(shown
+        .iter()
+        .map(|s| {
+            let is_current = current.as_ref() == Some(&s.id);
+            SessionRow::new(&place.label, flavor.as_str(), s, is_current, now)
+        })
+        .collect())
+}
+
+fn json_error(e: serde_json::Error) -> Error {
+    Error::system(format!("cannot write JSON: {e}"))
+}

@@ -1,0 +1,126 @@
+//! A logoff on every place the command names: the flow ([`crate::logoff::execute`]) on each,
+//! then what happened, printed.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::fleet::{AuditFacts, Narrator, countdown, for_each_place};
+use super::plan::Logoff;
+use crate::backend::{self, Purpose};
+use crate::error::{Error, Kind, Result, most_severe};
+use crate::logoff::{self, Hooks, Options, Outcome, Plan, Warning};
+use crate::output::report::{self, HostResult, failure_line};
+use crate::output::{self, Out};
+use crate::system::interrupt;
+use crate::system::users::Person;
+use crate::transport::{HostRef, Place};
+
+/// Logs off on every place. Each place's failures are printed here, and the most severe kind
+/// among them returned (for the exit status); with one place, a failure of the place as a
+/// whole is the command's error.
+pub fn run(plan: &Logoff, out: &mut Out) -> Result<Option<Kind>> {
+    crate::system::handle::prepare_descriptors();
+    interrupt::install().map_err(|e| Error::system(format!("cannot handle Ctrl-C: {e}")))?;
+    // The record and the warning name whoever runs logoff, here.
+    let person = Person::current();
+    let facts = AuditFacts {
+        person: &person,
+        grace: plan.grace,
+        message: plan.message.is_some(),
+        console: plan.console == logoff::ConsolePolicy::Allow,
+        timeout: plan.timeout,
+    };
+    let reach = &plan.reach;
+    let shared = Mutex::new(std::mem::take(out));
+    let finished = AtomicBool::new(false);
+    let results = std::thread::scope(|scope| {
+        if !plan.grace.is_zero() && !plan.dry_run {
+            scope.spawn(|| countdown(plan.grace, &finished));
+        }
+        let results = for_each_place(&reach.places, reach.parallel, |place| {
+            on_place(plan, place, &facts, &shared)
+        });
+        finished.store(true, Ordering::SeqCst);
+        results
+    });
+    *out = shared.into_inner().unwrap_or_default();
+    if !reach.several()
+        && let Some(Err(e)) = results.first()
+    {
+        return Err(e.clone());
+    }
+    let hosts: Vec<HostResult> = reach
+        .places
+        .iter()
+        .zip(&results)
+        .map(|(place, result)| HostResult {
+            label: &place.label,
+            result,
+        })
+        .collect();
+    Ok(print(plan, &hosts, out))
+}
+
+/// Everything a logoff does on one place.
+fn on_place(
+    plan: &Logoff,
+    place: &Place,
+    facts: &AuditFacts<'_>,
+    out: &Mutex<Out>,
+) -> Result<Vec<Outcome>> {
+    let reach = &plan.reach;
+    let mut opened = backend::open(place, reach.backend, Purpose::EndSessions, &reach.connect)?;
+    let mut hooks = Narrator::new(reach.verbose, reach.several(), place, out, Some(facts));
+    hooks.narrate(&format!("backend: {}", opened.describe()));
+    let warning = Warning {
+        message: plan.message.as_deref(),
+        grace: plan.grace,
+        by: format!(
+            "{}@{}",
+            facts.person.caller.name,
+            crate::system::host::hostname()
+        ),
+        cancel: &interrupt::CANCEL,
+    };
+    let flow = Plan {
+        sessions: &plan.sessions,
+        filters: &plan.filters,
+        ids_only: plan.ids_only,
+        elsewhere: matches!(place.host, HostRef::Ssh(_)).then_some(place.label.as_str()),
+        options: Options {
+            timeout: plan.timeout,
+            console: plan.console,
+            hurry: Some(&interrupt::HURRY),
+        },
+        warning,
+        dry_run: plan.dry_run,
+    };
+    logoff::execute(opened.backend.as_mut(), &flow, &mut hooks)
+}
+
+/// Prints what happened: JSON, or the dry run's lines; every failure on standard error with
+/// its host when there are several, and which hosts failed. Returns the most severe kind.
+fn print(plan: &Logoff, hosts: &[HostResult<'_>], out: &mut Out) -> Option<Kind> {
+    let several = hosts.len() > 1;
+    if plan.reach.json {
+        match report::json(hosts, plan.dry_run) {
+            Ok(text) => out.print(&format!("{text}\n")),
+            Err(e) => output::error_line(&format!("cannot write JSON: {e}")),
+        }
+    } else if plan.dry_run {
+        for line in report::dry_run_lines(hosts) {
+            out.line(&line);
+        }
+    }
+    let failures = report::failures(hosts);
+    if !plan.reach.json {
+        for (host, e) in &failures {
+            output::error_line(&failure_line(several, host, e));
+        }
+        let labels: Vec<&str> = failures.iter().map(|(h, _)| *h).collect();
+        if let Some(line) = report::summary(hosts.len(), &labels) {
+            output::error_line(&line);
+        }
+    }
+    most_severe(failures.iter().map(|(_, e)| *e))
+}

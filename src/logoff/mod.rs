@@ -1,0 +1,262 @@
+//! The logoff flow on one host, written once against [`Backend`]: select → check → dry run
+//! → warn → ask politely → force → verify → record ([`execute`]). The command runs it on
+//! each host it names; the time-limit daemon runs [`end::end_sessions`] on what its policy
+//! selects.
+//!
+//! Guarantees:
+//! - Every target is checked (console protection, privilege) before any signal is sent; one
+//!   refusal fails the command with nothing touched, and each target's refusal is recorded.
+//! - With a message or a grace period, the users are warned on their terminals, reminded a
+//!   minute and ten seconds before the end (as shutdown does), and a cancelled grace period
+//!   logs nobody off and tells them so.
+//! - Programs get SIGHUP and SIGTERM first and the timeout to save their work; only what is
+//!   still running then gets SIGKILL, repeated until nothing of the session runs.
+//! - A session counts as logged off only when the backend verifies that no process of it is
+//!   left; otherwise the survivors are named and the exit status says so.
+//! - A logoff that ends its own session ignores the SIGHUP and SIGTERM it gets on the way, so
+//!   it finishes ending and verifying the others before it exits.
+
+pub mod check;
+pub mod end;
+pub mod warn;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use crate::backend::Backend;
+use crate::error::{Error, Kind, Result};
+use crate::model::{Session, SessionId};
+use crate::select::{self, Filters, OwnSession};
+use crate::system::interrupt::{self, Stage};
+pub use check::ConsolePolicy;
+pub use warn::Warning;
+
+/// How sessions are ended.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Between SIGTERM and SIGKILL.
+    pub timeout: Duration,
+    pub console: ConsolePolicy,
+    /// Set (by a second Ctrl-C) to cut the wait before SIGKILL short.
+    pub hurry: Option<&'static AtomicBool>,
+}
+
+/// What to do on one host.
+pub struct Plan<'a> {
+    /// Session arguments (IDs or names); none: the current session, or the filters'.
+    pub sessions: &'a [String],
+    pub filters: &'a Filters,
+    /// `/VM`: every argument must be a session's unique ID.
+    pub ids_only: bool,
+    /// Set on another host: there is no "current session" there, so name one.
+    pub elsewhere: Option<&'a str>,
+    pub options: Options,
+    pub warning: Warning<'a>,
+    pub dry_run: bool,
+}
+
+/// How one session's logoff went.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub session: Session,
+    pub result: Result<Done>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Done {
+    /// Processes asked to end with SIGHUP/SIGTERM.
+    pub asked: Option<usize>,
+    /// Processes that needed SIGKILL.
+    pub killed: Option<usize>,
+    pub elapsed: Duration,
+    /// `--dry-run`: nothing was done; `processes` says how many there were.
+    pub planned: bool,
+    pub processes: Option<usize>,
+}
+
+impl Done {
+    /// Whether SIGKILL was needed (or asked for, with a zero timeout).
+    pub fn forced(&self, timeout: Duration) -> bool {
+        timeout.is_zero() || self.killed.is_some_and(|k| k > 0)
+    }
+}
+
+/// What the flow tells whoever runs it.
+pub trait Hooks {
+    /// One line for `/V`.
+    fn narrate(&mut self, line: &str);
+
+    /// Something went wrong that does not stop the logoff (a warning that did not arrive):
+    /// said whether or not `/V` was asked for.
+    fn problem(&mut self, line: &str);
+
+    /// One attempt on one session is over (done, refused, cancelled, failed): the audit
+    /// record. Not for a dry run.
+    fn attempted(&mut self, session: &Session, result: &Result<Done>);
+}
+
+/// Runs the flow on one host: every step, in order, on the sessions `plan` selects. The
+/// outcomes are in the order the sessions were selected; an error is the host's as a whole
+/// (it could not be listed, a selection failed, a target was refused, or the grace period
+/// was cancelled) — nothing was touched then, but what a cancellation undid.
+pub fn execute(
+    backend: &mut dyn Backend,
+    plan: &Plan<'_>,
+    hooks: &mut dyn Hooks,
+) -> Result<Vec<Outcome>> {
+    let caller = backend.caller()?;
+    let sessions = backend.list()?;
+    let current = backend.current()?;
+    let targets = select_targets(&sessions, plan, current.as_ref())?;
+    if targets.is_empty() {
+        // Filters that match nothing: nothing to do is not a failure.
+        hooks.narrate(&format!(
+            "no session matches {}; nothing to log off",
+            plan.filters.describe()
+        ));
+        return Ok(Vec::new());
+    }
+    for s in &targets {
+        hooks.narrate(&found(s, current.as_ref()));
+    }
+    let refused = |hooks: &mut dyn Hooks, e: Error| {
+        for s in &targets {
+            hooks.attempted(s, &Err(e.clone()));
+        }
+        e
+    };
+    let checked = check::check(
+        backend,
+        &targets,
+        &caller,
+        current.as_ref(),
+        plan.options.console,
+    );
+    if plan.dry_run {
+        checked?;
+        return Ok(planned(backend, &targets));
+    }
+    checked.map_err(|e| refused(hooks, e))?;
+    // Nothing begins once the caller has asked to stop; what has begun finishes.
+    if plan.warning.is_some() && !interrupt::begin(Stage::Grace) {
+        return Err(refused(hooks, interrupted()));
+    }
+    warn::warn_and_wait(backend, &targets, &plan.warning, hooks).map_err(|e| refused(hooks, e))?;
+    if !interrupt::begin(Stage::LoggingOff) {
+        return Err(refused(hooks, interrupted()));
+    }
+    if targets.iter().any(|s| current.as_ref() == Some(&s.id)) {
+        shield_from_own_logoff();
+    }
+    let outcomes = end::end_sessions(backend, &targets, &plan.options, hooks);
+    for o in &outcomes {
+        hooks.attempted(&o.session, &o.result);
+    }
+    Ok(outcomes)
+}
+
+/// The sessions `plan` means on this host (see [`select`]), checked for `/VM`'s IDs.
+fn select_targets(
+    sessions: &[Session],
+    plan: &Plan<'_>,
+    current: Option<&SessionId>,
+) -> Result<Vec<Session>> {
+    if plan.ids_only
+        && let Some(not_an_id) = plan
+            .sessions
+            .iter()
+            .find(|a| !sessions.iter().any(|s| s.id.as_str() == a.as_str()))
+    {
+        return Err(Error::invalid(format!(
+            "/VM needs the session's unique ID: '{not_an_id}' is not the ID of a session"
+        )));
+    }
+    if let Some(label) = plan.elsewhere
+        && plan.sessions.is_empty()
+        && !plan.filters.given()
+        && current.is_none()
+    {
+        return Err(Error::new(
+            Kind::NoSuchSession,
+            format!(
+                "name the session to log off on {label}: logoff does not run in a session there"
+            ),
+        ));
+    }
+    let chosen = select::select(
+        sessions,
+        plan.sessions,
+        plan.filters,
+        current,
+        OwnSession::LeaveOut,
+        Timestamp::now(),
+    )?;
+    Ok(chosen.into_iter().cloned().collect())
+}
+
+/// `session 7 found: user bob (uid 1001), terminal pts/2, 3 processes (the current session)`.
+fn found(s: &Session, current: Option<&SessionId>) -> String {
+    format!(
+        "session {} found: user {} (uid {}), {}{}{}",
+        s.id,
+        s.user,
+        s.uid
+            .map_or_else(|| "unknown".to_string(), |u| u.to_string()),
+        s.name()
+            .map(|n| format!("terminal {n}"))
+            .unwrap_or_else(|| "no terminal".into()),
+        s.processes
+            .map(|n| format!(", {}", plural(n, "process", "processes")))
+            .unwrap_or_default(),
+        if current == Some(&s.id) {
+            " (the current session)"
+        } else {
+            ""
+        }
+    )
+}
+
+/// A dry run's outcomes: what would be logged off, and how many processes each has now.
+fn planned(backend: &mut dyn Backend, targets: &[Session]) -> Vec<Outcome> {
+    targets
+        .iter()
+        .zip(end::count_now(backend, targets))
+        .map(|(s, processes)| Outcome {
+            session: s.clone(),
+            result: processes.map(|n| Done {
+                planned: true,
+                processes: Some(n),
+                ..Done::default()
+            }),
+        })
+        .collect()
+}
+
+fn interrupted() -> Error {
+    Error::new(
+        Kind::Cancelled,
+        "interrupted before logging off began: nobody was logged off",
+    )
+}
+
+pub fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// Replaces the default action of SIGHUP and SIGTERM (terminate) with a no-op handler, and
+/// tells the interrupt handling they are not the caller's: the hang-up of our own terminal
+/// and the backend's SIGTERM to our own session must not end logoff before it has verified
+/// the others are gone.
+fn shield_from_own_logoff() {
+    let flag = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGHUP, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register(signal, Arc::clone(&flag));
+    }
+    interrupt::ending_own_session();
+}
+
+#[cfg(test)]
+mod tests;

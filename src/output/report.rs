@@ -1,0 +1,163 @@
+//! What a logoff prints at the end: one JSON object per target (`--json`), or the dry run's
+//! lines, and every failure, with its host when there are several, and which hosts failed.
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::logoff::{Outcome, plural};
+
+/// What happened on one host: its outcomes, or why nothing could be done there.
+pub struct HostResult<'a> {
+    pub label: &'a str,
+    pub result: &'a Result<Vec<Outcome>>,
+}
+
+#[derive(Serialize)]
+struct OutcomeJson<'a> {
+    host: &'a str,
+    id: Option<&'a str>,
+    user: Option<&'a str>,
+    name: Option<&'a str>,
+    logged_off: bool,
+    dry_run: bool,
+    processes: Option<usize>,
+    asked: Option<usize>,
+    killed: Option<usize>,
+    seconds: Option<f64>,
+    error: Option<ErrorJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct ErrorJson<'a> {
+    kind: &'a str,
+    message: &'a str,
+}
+
+impl<'a> ErrorJson<'a> {
+    fn of(e: &'a Error) -> ErrorJson<'a> {
+        ErrorJson {
+            kind: e.kind().as_str(),
+            message: e.message(),
+        }
+    }
+}
+
+impl<'a> OutcomeJson<'a> {
+    fn of(host: &'a str, o: &'a Outcome, dry_run: bool) -> OutcomeJson<'a> {
+        let done = o.result.as_ref().ok();
+        OutcomeJson {
+            host,
+            id: Some(o.session.id.as_str()),
+            user: Some(&o.session.user),
+            name: o.session.name(),
+            logged_off: done.is_some_and(|d| !d.planned),
+            dry_run,
+            processes: done.and_then(|d| d.processes),
+            asked: done.and_then(|d| d.asked),
+            killed: done.and_then(|d| d.killed),
+            seconds: done.map(|d| d.elapsed.as_secs_f64()),
+            error: o.result.as_ref().err().map(ErrorJson::of),
+        }
+    }
+
+    /// A host that failed as a whole: one object, with no session.
+    fn failed(host: &'a str, e: &'a Error, dry_run: bool) -> OutcomeJson<'a> {
+        OutcomeJson {
+            host,
+            id: None,
+            user: None,
+            name: None,
+            logged_off: false,
+            dry_run,
+            processes: None,
+            asked: None,
+            killed: None,
+            seconds: None,
+            error: Some(ErrorJson::of(e)),
+        }
+    }
+}
+
+/// One JSON object per target, and one per host that failed as a whole.
+pub fn json(hosts: &[HostResult<'_>], dry_run: bool) -> serde_json::Result<String> {
+    let mut rows: Vec<OutcomeJson> = Vec::new();
+    for h in hosts {
+        match h.result {
+            Ok(outcomes) => rows.extend(
+                outcomes
+                    .iter()
+                    .map(|o| OutcomeJson::of(h.label, o, dry_run)),
+            ),
+            Err(e) => rows.push(OutcomeJson::failed(h.label, e, dry_run)),
+        }
+    }
+    super::json(&rows)
+}
+
+/// `would log off session 7 (bob on pts/2) on h1: 3 processes`, per planned target.
+pub fn dry_run_lines(hosts: &[HostResult<'_>]) -> Vec<String> {
+    let multi = hosts.len() > 1;
+    let mut lines = Vec::new();
+    for h in hosts {
+        for o in h.result.iter().flatten() {
+            let processes = match o.result.as_ref().ok().and_then(|d| d.processes) {
+                Some(n) => format!(": {}", plural(n, "process", "processes")),
+                None => String::new(),
+            };
+            let on = if multi {
+                format!(" on {}", h.label)
+            } else {
+                String::new()
+            };
+            lines.push(format!(
+                "would log off {}{on}{processes}",
+                o.session.describe()
+            ));
+        }
+    }
+    lines
+}
+
+/// Every failure, each with its host when there are several.
+pub fn failures<'a>(hosts: &'a [HostResult<'a>]) -> Vec<(&'a str, &'a Error)> {
+    let mut failed = Vec::new();
+    for h in hosts {
+        match h.result {
+            Ok(outcomes) => {
+                failed.extend(
+                    outcomes
+                        .iter()
+                        .filter_map(|o| o.result.as_ref().err().map(|e| (h.label, e))),
+                );
+            }
+            Err(e) => failed.push((h.label, e)),
+        }
+    }
+    failed
+}
+
+/// `2 of 10 hosts failed: h3, h7`, with several hosts and some failed.
+pub fn summary(hosts: usize, failed: &[&str]) -> Option<String> {
+    let mut names: Vec<&str> = Vec::new();
+    for f in failed {
+        if !names.contains(f) {
+            names.push(f);
+        }
+    }
+    (hosts > 1 && !names.is_empty()).then(|| {
+        format!(
+            "{} of {hosts} hosts failed: {}",
+            names.len(),
+            names.join(", ")
+        )
+    })
+}
+
+/// A failure as printed: prefixed with its host when there are several.
+pub fn failure_line(multi: bool, host: &str, e: &Error) -> String {
+    if multi {
+        format!("{host}: {}", e.message())
+    } else {
+        e.message().to_string()
+    }
+}

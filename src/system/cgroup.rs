@@ -1,0 +1,134 @@
+//! Control groups on this host: where systemd's tree is mounted, which processes a scope's
+//! cgroup holds, and waiting until scopes are empty.
+//!
+//! A cgroup2 directory says itself when its last process has gone (`populated 0` in
+//! `cgroup.events`, a file the kernel signals with POLLPRI when it changes), so a wait on
+//! many scopes is one poll(2) on their `cgroup.events` files together.
+
+use std::fs::File;
+use std::io::{Read, Seek};
+use std::path::{Path, PathBuf};
+
+use rustix::event::{PollFd, PollFlags};
+
+use crate::deadline::Deadline;
+use crate::error::{Error, Result};
+use crate::model::Pid;
+
+/// The mount points of the cgroup hierarchies that hold systemd's tree: cgroup2 first, then
+/// the named v1 hierarchy of a hybrid setup.
+pub fn mounts() -> Vec<PathBuf> {
+    // Mount points are names users may choose (a FUSE mount), not always UTF-8.
+    let Ok(info) = std::fs::read("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    let info = String::from_utf8_lossy(&info);
+    let mut v2 = Vec::new();
+    let mut named = Vec::new();
+    for line in info.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let Some(sep) = fields.iter().position(|f| *f == "-") else {
+            continue;
+        };
+        let (Some(mount), Some(fstype)) = (fields.get(4), fields.get(sep + 1)) else {
+            continue;
+        };
+        let options = fields.get(sep + 3).copied().unwrap_or("");
+        if *fstype == "cgroup2" {
+            v2.push(PathBuf::from(mount));
+        } else if *fstype == "cgroup" && options.split(',').any(|o| o == "name=systemd") {
+            named.push(PathBuf::from(mount));
+        }
+    }
+    v2.extend(named);
+    v2
+}
+
+/// The directory of systemd's cgroup `group` (`/user.slice/.../session-3.scope`) on this host,
+/// where one of [`mounts`] has it.
+pub fn find(group: &str) -> Option<PathBuf> {
+    mounts()
+        .into_iter()
+        .map(|m| m.join(group.trim_start_matches('/')))
+        .find(|dir| dir.join("cgroup.procs").exists())
+}
+
+/// The PIDs in a cgroup (`cgroup.procs`); `[]` once the cgroup is gone.
+pub fn pids(dir: &Path) -> Result<Vec<Pid>> {
+    match std::fs::read_to_string(dir.join("cgroup.procs")) {
+        Ok(text) => Ok(text
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .map(Pid::from_raw)
+            .collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(Error::system(format!(
+            "cannot read {}: {e}",
+            dir.join("cgroup.procs").display()
+        ))),
+    }
+}
+
+/// Whether `dir` can be waited on through `cgroup.events` (cgroup2).
+pub fn has_events(dir: &Path) -> bool {
+    dir.join("cgroup.events").exists()
+}
+
+/// Waits until each of the cgroup2 directories `dirs` has no process left (`populated 0`, or
+/// the directory gone), or `deadline` passes. Returns, per directory, whether it is empty.
+pub fn wait_empty(dirs: &[&Path], deadline: Deadline) -> Result<Vec<bool>> {
+    let mut files: Vec<Option<File>> = Vec::with_capacity(dirs.len());
+    for dir in dirs {
+        let events = dir.join("cgroup.events");
+        match File::open(&events) {
+            Ok(f) => files.push(Some(f)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => files.push(None),
+            Err(e) => {
+                return Err(Error::system(format!(
+                    "cannot read {}: {e}",
+                    events.display()
+                )));
+            }
+        }
+    }
+    let mut empty: Vec<bool> = files.iter().map(Option::is_none).collect();
+    loop {
+        for (file, done) in files.iter_mut().zip(empty.iter_mut()) {
+            if let Some(f) = file
+                && !*done
+                && unpopulated(f)
+            {
+                *done = true;
+            }
+        }
+        if empty.iter().all(|&d| d) || deadline.passed() {
+            return Ok(empty);
+        }
+        let step = deadline.next_step();
+        let timeout = rustix::time::Timespec {
+            tv_sec: step.as_secs() as i64,
+            tv_nsec: i64::from(step.subsec_nanos()),
+        };
+        // kernfs signals a change of the file as POLLPRI (and POLLERR).
+        let mut fds: Vec<PollFd<'_>> = files
+            .iter()
+            .zip(&empty)
+            .filter(|(_, done)| !**done)
+            .filter_map(|(f, _)| f.as_ref().map(|f| PollFd::new(f, PollFlags::PRI)))
+            .collect();
+        match rustix::event::poll(&mut fds, Some(&timeout)) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(Error::system(format!("cannot poll cgroup.events: {e}"))),
+        }
+    }
+}
+
+/// Whether an open `cgroup.events` says `populated 0` (or can no longer be read: the cgroup
+/// was removed, so nothing is left in it).
+fn unpopulated(file: &mut File) -> bool {
+    let mut text = String::new();
+    match file.rewind().and_then(|()| file.read_to_string(&mut text)) {
+        Ok(_) => text.lines().any(|l| l.trim() == "populated 0"),
+        Err(_) => true,
+    }
+}
