@@ -72,10 +72,10 @@ fn main() {
             // Interleave the contenders so that drift in the machine's load hits all alike.
             floor.push(measure("floor", n, |s| floor_logoff(s.audit_id)));
             kill0.push(measure("logoff --timeout 0", n, |s| {
-                run(Command::new(logoff).args(["--timeout", "0", &s.audit_id.to_string()]))
+                run(Command::new(logoff).args(["--timeout", "0", &s.audit_id.to_string()]));
             }));
             polite.push(measure("logoff", n, |s| {
-                run(Command::new(logoff).arg(s.audit_id.to_string()))
+                run(Command::new(logoff).arg(s.audit_id.to_string()));
             }));
             baseline.push(measure("baseline", n, |s| {
                 let sid = s.sid.to_string();
@@ -138,7 +138,7 @@ fn measure(name: &str, n: usize, end: impl FnOnce(&BenchSession)) -> Duration {
         .spawn()
         .expect("start watcher");
     let mut lines = BufReader::new(watcher.stdout.take().expect("watcher stdout")).lines();
-    let ready = lines.next().and_then(|l| l.ok()).unwrap_or_default();
+    let ready = lines.next().and_then(Result::ok).unwrap_or_default();
     assert_eq!(ready, "ready", "the watcher did not start");
     let start = monotonic_ns();
     end(&session);
@@ -148,7 +148,7 @@ fn measure(name: &str, n: usize, end: impl FnOnce(&BenchSession)) -> Duration {
     let running = !members(session.audit_id).is_empty();
     let last_exit: u128 = lines
         .next()
-        .and_then(|l| l.ok())
+        .and_then(Result::ok)
         .and_then(|l| l.trim().parse().ok())
         .expect("the watcher reports the last exit");
     let _ = watcher.wait();

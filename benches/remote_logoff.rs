@@ -78,7 +78,7 @@ fn main() {
 
         let sessions = open(&hosts);
         many.push(timed(|| {
-            logoff(&fleet, &[&format!("/SERVER:{all}"), "pts/0"])
+            logoff(&fleet, &[&format!("/SERVER:{all}"), "pts/0"]);
         }));
         closed(sessions);
 

@@ -309,7 +309,7 @@ mod tests {
     }
 
     fn args(a: &[&str]) -> Vec<String> {
-        a.iter().map(|s| s.to_string()).collect()
+        a.iter().map(ToString::to_string).collect()
     }
 
     #[test]
@@ -393,7 +393,7 @@ mod tests {
                 x.uid = Some(Uid::from_raw(1002));
             }),
             with(s("7", "bob", Some("tty2"), "online"), |x| {
-                x.idle_since = t(5)
+                x.idle_since = t(5);
             }),
             with(s("9", "bob", None, "closing"), |_| {}),
             with(s("11", "carol", None, "disconnected"), |_| {}),

@@ -16,6 +16,7 @@ const SAVER: &str = "sh -c 'trap \"echo saved-buffer > $HOME/saved; exit 0\" HUP
                      echo editing; while :; do sleep 1; done'";
 
 #[test]
+#[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
 fn a_grace_period_lets_programs_save_and_the_message_reaches_the_pty() {
     let Some(h) = container::boot("grace") else {
         return;
@@ -71,6 +72,7 @@ fn a_grace_period_lets_programs_save_and_the_message_reaches_the_pty() {
 }
 
 #[test]
+#[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
 fn ctrl_c_in_the_grace_period_cancels_and_says_so() {
     let Some(h) = container::boot("cancel") else {
         return;
@@ -132,6 +134,7 @@ fn ids(rows: &[Value]) -> Vec<String> {
 }
 
 #[test]
+#[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
 fn filters_dry_run_and_cleaning_up_a_user() {
     let Some(h) = container::boot("filters") else {
         return;
@@ -212,6 +215,7 @@ fn filters_dry_run_and_cleaning_up_a_user() {
 }
 
 #[test]
+#[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
 fn the_journal_holds_one_record_per_logoff() {
     let Some(h) = container::boot("journal") else {
         return;

@@ -25,8 +25,10 @@ ctypes.CDLL(None).syscall(SYS_exit, 0)
 /// reads as state `Z` in /proc/PID/stat. The rescans counted it as ended, so a process
 /// started in answer to SIGTERM/SIGHUP was never signalled and logoff said "no process left".
 #[test]
+#[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
 fn regression_a_zombie_leader_with_live_threads_is_not_counted_as_gone() {
-    if !need_root("regression_a_zombie_leader_with_live_threads_is_not_counted_as_gone") {
+    if !require_root_or_skip("regression_a_zombie_leader_with_live_threads_is_not_counted_as_gone")
+    {
         return;
     }
     let dir = TempDir::new("zl");
@@ -98,8 +100,9 @@ fn warn_and_check_victim(id: u32, dir: &TempDir, victim: &str) -> std::process::
 /// a private mount namespace holding a regular file it named `/dev/pts/N` made root write
 /// the warning onto another user's terminal pts/N.
 #[test]
+#[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
 fn regression_a_file_named_like_a_terminal_gets_no_warning() {
-    if !need_root("regression_a_file_named_like_a_terminal_gets_no_warning") {
+    if !require_root_or_skip("regression_a_file_named_like_a_terminal_gets_no_warning") {
         return;
     }
     let dir = TempDir::new("fakepts");
@@ -133,8 +136,9 @@ fn regression_a_file_named_like_a_terminal_gets_no_warning() {
 /// Regression: utmp's ut_line was trusted as a terminal name with only `/dev/` stripped, so a
 /// record whose line was `../tmp/...` made root write the warning over a file.
 #[test]
+#[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
 fn regression_a_utmp_line_is_never_a_path() {
-    if !need_root("regression_a_utmp_line_is_never_a_path") {
+    if !require_root_or_skip("regression_a_utmp_line_is_never_a_path") {
         return;
     }
     // ut_line holds 32 bytes: a short directory of our own.
@@ -193,8 +197,9 @@ os.wait()
 /// devpts instance (a container's, or one a user mounts in a user namespace) shares with the
 /// host's: root wrote the warning onto the host's pts/N, another user's terminal.
 #[test]
+#[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
 fn regression_a_private_devpts_terminal_is_not_the_hosts() {
-    if !need_root("regression_a_private_devpts_terminal_is_not_the_hosts") {
+    if !require_root_or_skip("regression_a_private_devpts_terminal_is_not_the_hosts") {
         return;
     }
     let dir = TempDir::new("privpts");
@@ -243,8 +248,9 @@ impl Drop for RemoveOnDrop {
 /// The control for the tests above: the warning does reach the session's own terminals (its
 /// pty, and one its process holds open besides).
 #[test]
+#[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
 fn the_warning_reaches_the_sessions_own_terminals() {
-    if !need_root("the_warning_reaches_the_sessions_own_terminals") {
+    if !require_root_or_skip("the_warning_reaches_the_sessions_own_terminals") {
         return;
     }
     let dir = TempDir::new("ownpts");
@@ -325,8 +331,9 @@ print("logoff exited %d" % lo.returncode, flush=True)
 /// had when it was listed; a PID reused meanwhile by another user's process made root write
 /// the reminder onto that user's terminal.
 #[test]
+#[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
 fn regression_a_reminder_goes_to_the_session_as_it_is_now() {
-    if !need_root("regression_a_reminder_goes_to_the_session_as_it_is_now") {
+    if !require_root_or_skip("regression_a_reminder_goes_to_the_session_as_it_is_now") {
         return;
     }
     let dir = TempDir::new("pidreuse");
@@ -360,8 +367,9 @@ fn regression_a_reminder_goes_to_the_session_as_it_is_now() {
 /// Regression: utmp is world-readable and logoff took its write lock with F_SETLKW: a user
 /// holding a read lock made root's logoff hang forever after the kill, with no audit record.
 #[test]
+#[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
 fn regression_a_lock_on_utmp_does_not_hang_logoff() {
-    if !need_root("regression_a_lock_on_utmp_does_not_hang_logoff") {
+    if !require_root_or_skip("regression_a_lock_on_utmp_does_not_hang_logoff") {
         return;
     }
     let syslog = SyslogCapture::start("regression_a_lock_on_utmp_does_not_hang_logoff");
@@ -476,8 +484,9 @@ fn signal(child: &std::process::Child, signal: &str) {
 /// update, no audit record. Now the first signal is acknowledged and the work finishes; a
 /// second skips the rest of --timeout to SIGKILL.
 #[test]
+#[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
 fn regression_an_interrupted_logoff_finishes_and_is_audited() {
-    if !need_root("regression_an_interrupted_logoff_finishes_and_is_audited") {
+    if !require_root_or_skip("regression_an_interrupted_logoff_finishes_and_is_audited") {
         return;
     }
     let syslog = SyslogCapture::start("regression_an_interrupted_logoff_finishes_and_is_audited");
@@ -558,8 +567,9 @@ fn regression_an_interrupted_logoff_finishes_and_is_audited() {
 /// Regression: the audit record named only the effective user (root, after sudo), not the
 /// person behind it: the login uid (which sudo does not change) and SUDO_USER.
 #[test]
+#[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
 fn regression_the_record_names_the_person_behind_the_caller() {
-    if !need_root("regression_the_record_names_the_person_behind_the_caller") {
+    if !require_root_or_skip("regression_the_record_names_the_person_behind_the_caller") {
         return;
     }
     let Some(syslog) =
@@ -621,8 +631,9 @@ fn acts_on_a_terminal(bytes: &[u8]) -> Option<char> {
 /// overrides. Now tables and messages show them as visible escapes; JSON keeps the exact
 /// value, escaped.
 #[test]
+#[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
 fn regression_user_text_never_reaches_the_admins_terminal_raw() {
-    if !need_root("regression_user_text_never_reaches_the_admins_terminal_raw") {
+    if !require_root_or_skip("regression_user_text_never_reaches_the_admins_terminal_raw") {
         return;
     }
     let alice = TestUser::create("esc");
@@ -684,8 +695,9 @@ fn regression_user_text_never_reaches_the_admins_terminal_raw() {
 /// A zombie whose command name is not UTF-8 (a user chooses it) must not fail a scan: its
 /// liveness is read from /proc/PID/status, whose `Name:` line holds that name.
 #[test]
+#[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
 fn a_zombie_with_a_non_utf8_name_does_not_fail_the_listing() {
-    if !need_root("a_zombie_with_a_non_utf8_name_does_not_fail_the_listing") {
+    if !require_root_or_skip("a_zombie_with_a_non_utf8_name_does_not_fail_the_listing") {
         return;
     }
     let user = TestUser::create("nu");
@@ -728,8 +740,9 @@ fn assert_refused(out: &std::process::Output, what: &str, s: &TestSession, befor
 /// logoff, a huge or binary file was read whole, and an empty one fell back to this host
 /// (so `--all` acted here).
 #[test]
+#[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
 fn regression_bad_input_is_refused_with_nothing_touched() {
-    if !need_root("regression_bad_input_is_refused_with_nothing_touched") {
+    if !require_root_or_skip("regression_bad_input_is_refused_with_nothing_touched") {
         return;
     }
     let s = TestSession::start(SessionSpec::default(), "sleep 1000");
@@ -818,8 +831,9 @@ impl Drop for Background {
 /// Regression: installed setuid root, logoff took the caller for root (its effective uid)
 /// and let any user log off anyone's session. It now refuses to run so.
 #[test]
+#[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
 fn regression_a_setuid_logoff_refuses_to_run() {
-    if !need_root("regression_a_setuid_logoff_refuses_to_run") {
+    if !require_root_or_skip("regression_a_setuid_logoff_refuses_to_run") {
         return;
     }
     let (victim, attacker) = (TestUser::create("sv"), TestUser::create("sa"));
@@ -859,8 +873,9 @@ fn regression_a_setuid_logoff_refuses_to_run() {
 /// wraparound those need not be its login and shell: a live session whose terminal is held
 /// by a higher PID read as "disconnected", and `--state disconnected` swept it.
 #[test]
+#[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
 fn regression_a_session_holding_a_terminal_is_never_disconnected() {
-    if !need_root("regression_a_session_holding_a_terminal_is_never_disconnected") {
+    if !require_root_or_skip("regression_a_session_holding_a_terminal_is_never_disconnected") {
         return;
     }
     let user = TestUser::create("wr");
@@ -897,8 +912,9 @@ fn regression_a_session_holding_a_terminal_is_never_disconnected() {
 /// spares the caller's own sessions, did not hold for root. The user is now the leader's
 /// real uid.
 #[test]
+#[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
 fn regression_a_setuid_leader_does_not_make_a_session_roots() {
-    if !need_root("regression_a_setuid_leader_does_not_make_a_session_roots") {
+    if !require_root_or_skip("regression_a_setuid_leader_does_not_make_a_session_roots") {
         return;
     }
     let user = TestUser::create("nd");

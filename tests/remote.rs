@@ -19,6 +19,7 @@ fn json_rows(out: &std::process::Output) -> Vec<Value> {
 }
 
 #[test]
+#[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
 fn one_command_for_three_hosts_and_a_failing_one_fails_alone() {
     let Some(hosts) = container::boot_many("fleet", 3) else {
         return;
@@ -267,6 +268,7 @@ fn host_names_are_data_never_options_or_shell() {
 }
 
 #[test]
+#[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
 fn vm_reaches_a_machine_registered_with_machined() {
     let Some(h) = container::boot("machine") else {
         return;
@@ -403,6 +405,7 @@ fn start_inner_machine(h: &Container) -> String {
 /// `logoff ID /VM:inner` ended a host session. And a machine whose bus is in truth the
 /// host's (its leader in the host's namespaces) passed for the machine.
 #[test]
+#[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
 fn regression_vm_never_reaches_the_hosts_own_bus() {
     let Some(h) = container::boot("vmhost") else {
         return;

@@ -43,6 +43,8 @@ org.freedesktop.login1.manage). Another user's console session is refused unless
 --console is given.";
 
 /// The GNU-style command line. The seed's `/SWITCH` forms are rewritten into these first.
+/// (Its doc comments are the `--help` text, not rustdoc: `[user@]host` is no link.)
+#[allow(rustdoc::broken_intra_doc_links)]
 #[derive(Debug, Parser)]
 #[command(
     name = "logoff",

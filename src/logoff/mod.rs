@@ -206,8 +206,7 @@ fn found(s: &Session, current: Option<&SessionId>) -> String {
         s.uid
             .map_or_else(|| "unknown".to_string(), |u| u.to_string()),
         s.name()
-            .map(|n| format!("terminal {n}"))
-            .unwrap_or_else(|| "no terminal".into()),
+            .map_or_else(|| "no terminal".into(), |n| format!("terminal {n}")),
         s.processes
             .map(|n| format!(", {}", plural(n, "process", "processes")))
             .unwrap_or_default(),

@@ -146,7 +146,7 @@ fn run(
     timeout_ms: u64,
     message: Option<&str>,
 ) -> (Result<Vec<Outcome>>, Record) {
-    let args: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+    let args: Vec<String> = ids.iter().map(ToString::to_string).collect();
     let filters = Filters::default();
     let plan = Plan {
         sessions: &args,

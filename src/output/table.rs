@@ -99,9 +99,10 @@ pub fn format_idle(seconds: Option<u64>) -> String {
 
 /// A logon time in the local time zone, to the minute; `-` unknown.
 pub fn format_logon(time: Option<&str>, tz: &TimeZone) -> String {
-    time.and_then(|t| t.parse::<Timestamp>().ok())
-        .map(|t| tz.to_datetime(t).strftime("%Y-%m-%d %H:%M").to_string())
-        .unwrap_or_else(|| "-".into())
+    time.and_then(|t| t.parse::<Timestamp>().ok()).map_or_else(
+        || "-".into(),
+        |t| tz.to_datetime(t).strftime("%Y-%m-%d %H:%M").to_string(),
+    )
 }
 
 fn dash(v: Option<&str>) -> String {

@@ -102,7 +102,7 @@ fn at_secure() -> bool {
     let word = std::mem::size_of::<usize>();
     auxv.chunks_exact(2 * word).any(|pair| {
         let (key, value) = pair.split_at(word);
-        let read = |b: &[u8]| b.try_into().map(usize::from_ne_bytes).unwrap_or(0);
+        let read = |b: &[u8]| b.try_into().map_or(0, usize::from_ne_bytes);
         read(key) == AT_SECURE && read(value) != 0
     })
 }

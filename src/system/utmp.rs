@@ -254,7 +254,7 @@ mod tests {
         assert_eq!(records[0].user, "bob");
         assert_eq!(records[0].host, "10.0.0.5");
         assert_eq!(
-            records[0].time.map(|t| t.as_second()),
+            records[0].time.map(Timestamp::as_second),
             Some(
                 "2026-11-24T10:05:00Z"
                     .parse::<Timestamp>()

@@ -172,7 +172,7 @@ impl Logind {
         let unique = self
             .conn
             .unique_name()
-            .map(|n| n.to_string())
+            .map(ToString::to_string)
             .unwrap_or_default();
         zbus::block_on(async {
             let polkit = PolkitProxy::new(&self.conn).await?;

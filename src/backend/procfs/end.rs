@@ -204,7 +204,8 @@ impl Procfs {
         for (at, t) in targets.iter_mut().enumerate() {
             match self.members.remove(&t.id) {
                 Some(members) if t.tracker.asked.is_empty() => {
-                    self.signal_members(t.key, members, &mut t.tracker.asked, &POLITE, &mut t.sent)?
+                    let asked = &mut t.tracker.asked;
+                    self.signal_members(t.key, members, asked, &POLITE, &mut t.sent)?;
                 }
                 _ => {
                     rescan.insert(t.key, at);

@@ -1,0 +1,196 @@
+//! Logging in to a test host: users with the test key, ssh logins with a terminal, `su -l`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::Container;
+use crate::common::{text, wait_for};
+
+impl Container {
+    /// Makes a user (with a home and the test key authorized); returns its uid.
+    pub fn add_user(&self, name: &str) -> u32 {
+        let out = self.exec(&["useradd", "-m", "-s", "/bin/bash", name]);
+        assert!(
+            out.status.success(),
+            "useradd {name}: {}",
+            text(&out.stderr)
+        );
+        let pubkey = std::fs::read_to_string(self.key.with_extension("pub")).expect("pubkey");
+        let out = self.sh(&format!(
+            "mkdir -p ~{name}/.ssh && echo '{}' > ~{name}/.ssh/authorized_keys && \
+             chown -R {name}: ~{name}/.ssh && chmod 700 ~{name}/.ssh && \
+             chmod 600 ~{name}/.ssh/authorized_keys",
+            pubkey.trim()
+        ));
+        assert!(
+            out.status.success(),
+            "authorize {name}: {}",
+            text(&out.stderr)
+        );
+        let out = self.exec(&["id", "-u", name]);
+        text(&out.stdout).trim().parse().expect("uid")
+    }
+
+    /// The ssh command that reaches `user` on this host (host's ssh client, test key).
+    pub fn ssh_command(&self, user: &str) -> Command {
+        let mut cmd = Command::new("ssh");
+        cmd.args([
+            "-i",
+            &self.key.display().to_string(),
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "LogLevel=ERROR",
+            "-p",
+            &self.ssh_port.to_string(),
+            &format!("{user}@127.0.0.1"),
+        ]);
+        cmd
+    }
+
+    /// Opens an ssh session with a terminal (`ssh -tt`) running `script`; returns once logind
+    /// has registered it.
+    pub fn ssh(&self, user: &str, script: &str) -> SshSession {
+        let marked = format!("echo LOGOFF-TEST-SESSION=$XDG_SESSION_ID $(tty); {script}");
+        let mut child = self
+            .ssh_command(user)
+            .arg("-tt")
+            .arg(marked)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ssh");
+        let stdin = child.stdin.take();
+        let output = Arc::new(Mutex::new(String::new()));
+        let sink = Arc::clone(&output);
+        let stdout = child.stdout.take().expect("ssh stdout");
+        let stderr = child.stderr.take().expect("ssh stderr");
+        collect(stdout, Arc::clone(&sink));
+        collect(stderr, sink);
+        let mut session = SshSession {
+            child,
+            _stdin: stdin,
+            output,
+            id: String::new(),
+            tty: String::new(),
+        };
+        // The first login into a cold test host (a fresh machine booting several at once on
+        // two cores) has taken over 20 s here.
+        let ok = wait_for(Duration::from_secs(90), || {
+            let out = session.output();
+            if let Some(line) = out.lines().find(|l| l.contains("LOGOFF-TEST-SESSION=")) {
+                let rest = line.split("LOGOFF-TEST-SESSION=").nth(1).unwrap_or("");
+                let mut parts = rest.split_whitespace();
+                session.id = parts.next().unwrap_or("").to_string();
+                session.tty = parts
+                    .next()
+                    .unwrap_or("")
+                    .trim_start_matches("/dev/")
+                    .to_string();
+                true
+            } else {
+                // The client gave up (refused, or the connection dropped): no use waiting.
+                !session.is_connected()
+            }
+        });
+        if !ok || session.id.is_empty() {
+            let client = match session.child.try_wait() {
+                Ok(Some(status)) => format!("the ssh client exited ({status})"),
+                _ => "the ssh client is still waiting".to_string(),
+            };
+            let journal = self.exec(&["journalctl", "--no-pager", "-n", "30"]);
+            let jobs = self.exec(&["systemctl", "list-jobs", "--no-pager"]);
+            panic!(
+                "the ssh session of {user} never started: {client}; it said: {}\n\
+                 jobs in the test host:\n{}\njournal of the test host:\n{}",
+                session.output(),
+                text(&jobs.stdout),
+                text(&journal.stdout)
+            );
+        }
+        session
+    }
+
+    /// Starts `su -l user -c script` in the background: a PAM session pam_systemd registers
+    /// (class background, no terminal, no audit ID).
+    pub fn su(&self, user: &str, script: &str) -> Background {
+        Background(
+            self.nsenter()
+                .args(["su", "-l", user, "-c", script])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn su"),
+        )
+    }
+}
+
+/// Appends what `from` says, line by line, to `sink` (on a thread of its own).
+fn collect(from: impl std::io::Read + Send + 'static, sink: Arc<Mutex<String>>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(from).lines().map_while(Result::ok) {
+            if let Ok(mut o) = sink.lock() {
+                o.push_str(&line);
+                o.push('\n');
+            }
+        }
+    });
+}
+
+/// A command running in the background; killed and reaped when dropped.
+pub struct Background(pub Child);
+
+impl Background {
+    /// Waits (up to `timeout`) for it to exit.
+    pub fn wait(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        crate::common::wait_exit(&mut self.0, timeout)
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// An ssh client connected to a test host with a terminal.
+pub struct SshSession {
+    child: Child,
+    _stdin: Option<ChildStdin>,
+    output: Arc<Mutex<String>>,
+    /// logind's session ID (`$XDG_SESSION_ID` on the far side).
+    pub id: String,
+    /// The session's terminal (`pts/0`).
+    pub tty: String,
+}
+
+impl SshSession {
+    pub fn output(&self) -> String {
+        self.output.lock().map(|o| o.clone()).unwrap_or_default()
+    }
+
+    /// Waits for the client to exit (the connection closed); its exit status.
+    pub fn wait_closed(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        crate::common::wait_exit(&mut self.child, timeout)
+    }
+
+    pub fn is_connected(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for SshSession {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
