@@ -13,10 +13,13 @@
 //! ```text
 //! cargo bench --bench procfs_logoff -- [N ...] [--runs R]
 //! ```
-//! (default: N = 1000 and 10000, R = 5).
+//! (default: N = 1000 and 10000, R = 5). With `--sessions`, the many-sessions case instead
+//! (`support/many_sessions.rs`): N sessions of 3 processes, default N = 100, 300, 1000.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "support/many_sessions.rs"]
+mod many_sessions;
 #[path = "support/mod.rs"]
 mod support;
 
@@ -37,6 +40,14 @@ fn main() {
     }
     raise_nofile();
     let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("--watch-login") {
+        many_sessions::watch(
+            argv.get(2)
+                .and_then(|a| a.parse().ok())
+                .expect("--watch-login UID"),
+        );
+        return;
+    }
     if argv.get(1).map(String::as_str) == Some("--watch") {
         watch(
             argv.get(2)
@@ -47,10 +58,12 @@ fn main() {
     }
     let mut sizes = Vec::new();
     let mut runs = 5;
+    let mut sessions = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--runs" => runs = args.next().and_then(|r| r.parse().ok()).unwrap_or(runs),
+            "--sessions" => sessions = true,
             "--bench" => {}
             other => {
                 if let Ok(n) = other.parse::<usize>() {
@@ -58,6 +71,13 @@ fn main() {
                 }
             }
         }
+    }
+    if sessions {
+        if sizes.is_empty() {
+            sizes = vec![100, 300, 1000];
+        }
+        many_sessions::run(&sizes, runs);
+        return;
     }
     if sizes.is_empty() {
         sizes = vec![1000, 10_000];

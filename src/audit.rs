@@ -108,67 +108,101 @@ impl Entry<'_> {
     }
 }
 
-/// Writes the record: to the journal, else to syslog. The error says why neither took it.
-pub fn record(entry: &Entry<'_>) -> Result<()> {
-    let message = entry.message();
-    let fields = entry.fields();
-    let ok = entry.result == "logged-off";
-    match journal(&message, &fields, ok) {
-        Ok(()) => Ok(()),
-        Err(journal_error) => syslog(&message, &fields, ok).map_err(|syslog_error| {
+/// Where the records of a run go: the journal's socket, else syslog's, each made once.
+pub struct AuditLog {
+    journal: Option<systemd_journal_logger::JournalLog>,
+    syslog: Option<UnixDatagram>,
+}
+
+impl AuditLog {
+    pub fn open() -> AuditLog {
+        let syslog = UnixDatagram::unbound().ok().filter(|s| {
+            // A syslog daemon that has stopped reading must not hold logoff up.
+            s.set_write_timeout(Some(SYSLOG_WAIT)).is_ok()
+        });
+        AuditLog {
+            journal: systemd_journal_logger::JournalLog::empty()
+                .ok()
+                .map(|j| j.with_syslog_identifier("logoff".to_string())),
+            syslog,
+        }
+    }
+
+    /// Writes the record: to the journal, else to syslog. The error says why neither took
+    /// it.
+    pub fn record(&self, entry: &Entry<'_>) -> Result<()> {
+        let message = entry.message();
+        let fields = entry.fields();
+        let ok = entry.result == "logged-off";
+        let journal_error = match self.journal(&message, &fields, ok) {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        self.syslog(&message, &fields, ok).map_err(|syslog_error| {
             Error::system(format!(
                 "cannot write the audit record for {}: journal: {journal_error}; syslog: \
                  {syslog_error}",
                 entry.session.describe()
             ))
-        }),
+        })
     }
-}
 
-fn journal(message: &str, fields: &[(&'static str, String)], ok: bool) -> std::io::Result<()> {
-    let logger =
-        systemd_journal_logger::JournalLog::empty()?.with_syslog_identifier("logoff".to_string());
-    let kvs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let level = if ok {
-        log::Level::Info
-    } else {
-        log::Level::Warn
-    };
-    logger.journal_send(
-        &log::Record::builder()
-            .args(format_args!("{message}"))
-            .level(level)
-            .target("logoff")
-            .key_values(&kvs.as_slice())
-            .build(),
-    )
+    fn journal(
+        &self,
+        message: &str,
+        fields: &[(&'static str, String)],
+        ok: bool,
+    ) -> std::io::Result<()> {
+        let Some(logger) = &self.journal else {
+            return Err(std::io::Error::other("no socket"));
+        };
+        let kvs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let level = if ok {
+            log::Level::Info
+        } else {
+            log::Level::Warn
+        };
+        logger.journal_send(
+            &log::Record::builder()
+                .args(format_args!("{message}"))
+                .level(level)
+                .target("logoff")
+                .key_values(&kvs.as_slice())
+                .build(),
+        )
+    }
+
+    /// RFC 3164 to `/dev/log`, facility authpriv: notice, or warning for a failure.
+    fn syslog(
+        &self,
+        message: &str,
+        fields: &[(&'static str, String)],
+        ok: bool,
+    ) -> std::io::Result<()> {
+        const AUTHPRIV: u8 = 10;
+        let Some(socket) = &self.syslog else {
+            return Err(std::io::Error::other("no socket"));
+        };
+        let severity = if ok { 5 } else { 4 };
+        let extra: Vec<String> = fields
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        // A line feed in a value would make a line of its own in the log.
+        let line = format!(
+            "<{}>logoff[{}]: {} [{}]",
+            AUTHPRIV * 8 + severity,
+            std::process::id(),
+            crate::output::clean(message),
+            crate::output::clean(&extra.join(" "))
+        );
+        socket.send_to(line.as_bytes(), "/dev/log").map(|_| ())
+    }
 }
 
 /// How long a record may take to be handed to syslog.
 const SYSLOG_WAIT: Duration = Duration::from_secs(2);
-
-/// RFC 3164 to `/dev/log`, facility authpriv: notice, or warning for a failure.
-fn syslog(message: &str, fields: &[(&'static str, String)], ok: bool) -> std::io::Result<()> {
-    const AUTHPRIV: u8 = 10;
-    let severity = if ok { 5 } else { 4 };
-    let extra: Vec<String> = fields
-        .iter()
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    // A line feed in a value would make a line of its own in the log.
-    let line = format!(
-        "<{}>logoff[{}]: {} [{}]",
-        AUTHPRIV * 8 + severity,
-        std::process::id(),
-        crate::output::clean(message),
-        crate::output::clean(&extra.join(" "))
-    );
-    let socket = UnixDatagram::unbound()?;
-    // A syslog daemon that has stopped reading must not hold logoff up.
-    socket.set_write_timeout(Some(SYSLOG_WAIT))?;
-    socket.send_to(line.as_bytes(), "/dev/log").map(|_| ())
-}
 
 #[cfg(test)]
 mod tests {

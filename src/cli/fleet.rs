@@ -53,8 +53,11 @@ pub fn for_each_place<R: Send>(
         .collect()
 }
 
-/// What an audit record says beyond the session and its result.
+/// What an audit record says beyond the session and its result, and where records go.
 pub struct AuditFacts<'a> {
+    pub log: &'a audit::AuditLog,
+    /// Records that could not be written: the first is said, the count at the end.
+    pub lost: &'a AtomicUsize,
     /// The person behind the caller, here (on another host the bus sees only the ssh user).
     pub person: &'a Person,
     pub grace: Duration,
@@ -136,7 +139,9 @@ impl Hooks for Narrator<'_> {
             result: outcome,
             detail,
         };
-        if let Err(e) = audit::record(&entry) {
+        if let Err(e) = facts.log.record(&entry)
+            && facts.lost.fetch_add(1, Ordering::SeqCst) == 0
+        {
             self.problem(e.message());
         }
     }

@@ -2,7 +2,7 @@
 //! then what happened, printed.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use super::fleet::{AuditFacts, Narrator, countdown, for_each_place};
 use super::plan::Logoff;
@@ -23,7 +23,11 @@ pub fn run(plan: &Logoff, out: &mut Out) -> Result<Option<Kind>> {
     interrupt::install().map_err(|e| Error::system(format!("cannot handle Ctrl-C: {e}")))?;
     // The record and the warning name whoever runs logoff, here.
     let person = Person::current();
+    let log = crate::audit::AuditLog::open();
+    let lost = AtomicUsize::new(0);
     let facts = AuditFacts {
+        log: &log,
+        lost: &lost,
         person: &person,
         grace: plan.grace,
         message: plan.message.is_some(),
@@ -44,6 +48,12 @@ pub fn run(plan: &Logoff, out: &mut Out) -> Result<Option<Kind>> {
         results
     });
     *out = shared.into_inner().unwrap_or_default();
+    let lost = lost.load(Ordering::SeqCst);
+    if lost > 1 {
+        output::error_line(&format!(
+            "{lost} audit records could not be written (the first failure is said above)"
+        ));
+    }
     if !reach.several()
         && let Some(Err(e)) = results.first()
     {

@@ -161,11 +161,16 @@ impl Proc {
             .ok()
     }
 
-    /// Whether the process lives in the PID namespace of our /proc (not only in a container
-    /// below it): one PID in `NSpid:`. Unreadable counts as ours.
+    /// Whether the process lives in our PID namespace (not only in a container below it):
+    /// its `ns/pid` is ours (the namespace's inode, which the kernel gives). Unreadable counts
+    /// as ours.
     pub fn in_our_pid_namespace(&self) -> bool {
-        match self.status_field("NSpid:") {
-            Ok(Some(pids)) => pids.split_whitespace().count() <= 1,
+        static OURS: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+        let ours =
+            *OURS.get_or_init(|| rustix::fs::stat("/proc/self/ns/pid").ok().map(|s| s.st_ino));
+        let theirs = rustix::fs::stat(format!("/proc/{}/ns/pid", self.pid).as_str());
+        match (ours, theirs) {
+            (Some(ours), Ok(theirs)) => theirs.st_ino == ours,
             _ => true,
         }
     }
@@ -186,9 +191,18 @@ impl Proc {
 
     /// One environment variable, if the caller may read the environment.
     pub fn env_var(&self, name: &str) -> Option<String> {
-        let env = self.process()?.environ().ok()?;
-        env.get(std::ffi::OsStr::new(name))
-            .and_then(|v| v.to_str())
+        // Most environments fit a page or two: one read, no size probe; else the whole file.
+        let mut buf = [0u8; 8192];
+        let path = format!("/proc/{}/environ", self.pid);
+        let env = match read_small(&path, &mut buf) {
+            Ok(Some(env)) => env.to_vec(),
+            Ok(None) => return None,
+            Err(_) => self.read_whole("environ").ok()??,
+        };
+        let key = format!("{name}=");
+        env.split(|&b| b == 0)
+            .find_map(|var| var.strip_prefix(key.as_bytes()))
+            .and_then(|v| std::str::from_utf8(v).ok())
             .map(String::from)
     }
 

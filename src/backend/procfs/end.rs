@@ -349,16 +349,21 @@ impl Procfs {
         let mut keys = HashMap::new();
         for (at, t) in targets.iter().enumerate() {
             let tracker = &t.tracker;
-            let waits = tracker.killed.iter().chain(tracker.asked.iter());
-            for (_, handle) in waits.filter(|(pid, _)| !tracker.refused.contains(pid)) {
-                if !handle.wait(until) {
+            let mut waits = tracker.killed.iter().chain(tracker.asked.iter());
+            // Waited for until one does not end by the deadline: it, those after it and those
+            // the kernel would not let us signal (not waited for) are asked again below.
+            let mut unsure = Vec::new();
+            for (pid, handle) in waits.by_ref() {
+                if tracker.refused.contains(pid) {
+                    unsure.push((pid, handle));
+                } else if !handle.wait(until) {
+                    unsure.push((pid, handle));
                     break;
                 }
             }
-            let running: Vec<ProcessInfo> = tracker
-                .killed
-                .iter()
-                .chain(tracker.asked.iter())
+            let running: Vec<ProcessInfo> = unsure
+                .into_iter()
+                .chain(waits)
                 .filter(|(_, h)| !h.has_exited())
                 .map(|(pid, _)| Proc::new(*pid).info())
                 .collect();

@@ -85,12 +85,16 @@ impl Details {
     pub fn live(&self) -> usize {
         self.stats.len()
     }
+
+    /// Whether `pid` is a live member.
+    pub fn is_live(&self, pid: Pid) -> bool {
+        self.stats.iter().any(|s| s.pid == pid)
+    }
 }
 
 /// What one listing reads once about the host, for every session.
 pub(super) struct HostFacts {
     pub utmp: Vec<utmp::Record>,
-    pub names: NameCache,
     pub clock: BootClock,
     pub active_vt: Option<String>,
 }
@@ -99,9 +103,46 @@ impl HostFacts {
     pub fn read(utmp_path: &std::path::Path) -> HostFacts {
         HostFacts {
             utmp: utmp::read(utmp_path),
-            names: NameCache::default(),
             clock: BootClock::new(),
             active_vt: tty::active_vt(),
+        }
+    }
+}
+
+/// A session as listed, with its members (zombies left out).
+pub(super) struct Listed {
+    pub built: Built,
+    pub members: Vec<Member>,
+}
+
+/// Reads the facts of one group of processes: `None` when it is no session of this host's
+/// (only in a container below it, nothing of it running, or — in the POSIX grouping — no
+/// terminal). The user's name is left to the caller (one name service lookup per user).
+pub(super) fn session_of(
+    grouping: Grouping,
+    key: Key,
+    mut members: Vec<Member>,
+    host: &HostFacts,
+) -> Option<Listed> {
+    let details = Details::read(grouping, key, &members);
+    if !details.ours || details.live() == 0 {
+        return None;
+    }
+    // A zombie is no member (its stat says so when its whole thread group is gone).
+    members.retain(|m| details.is_live(m.pid));
+    if grouping == Grouping::Posix && !details.holds_terminal() {
+        return None;
+    }
+    let built = build(grouping, key, &members, &details, host);
+    Some(Listed { built, members })
+}
+
+/// Names the users of `sessions` (one name service lookup per user).
+pub(super) fn name_users(sessions: &mut [Listed]) {
+    let mut names = NameCache::default();
+    for l in sessions {
+        if let Some(uid) = l.built.session.uid {
+            l.built.session.user = names.name(uid);
         }
     }
 }
@@ -113,12 +154,12 @@ pub(super) struct Built {
 }
 
 /// The session of `key` from what its members and utmp say.
-pub(super) fn build(
+fn build(
     grouping: Grouping,
     key: Key,
     members: &[Member],
     details: &Details,
-    host: &mut HostFacts,
+    host: &HostFacts,
 ) -> Built {
     let earliest = details.stats.first();
     let records: Vec<&utmp::Record> = host
@@ -159,9 +200,6 @@ pub(super) fn build(
     let session = Session {
         id: SessionId::new(key.to_string()),
         uid: details.uid,
-        user: details
-            .uid
-            .map_or_else(String::new, |uid| host.names.name(uid)),
         idle_since: tty.as_deref().and_then(tty::idle_since),
         tty,
         state: state.into(),

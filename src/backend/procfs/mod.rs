@@ -31,7 +31,7 @@ use crate::system::process::{self, Proc};
 use crate::system::users::Caller;
 use crate::system::{tty, utmp};
 use end::Tracker;
-use facts::{Details, HostFacts, Member};
+use facts::{HostFacts, Listed, Member};
 
 /// Set to `1` to force the POSIX-session grouping even where audit session IDs exist
 /// (for testing the fallback on a kernel that has them).
@@ -154,10 +154,6 @@ impl Procfs {
             let (Some(key), Some(handle)) = (key.get(), handle) else {
                 return Ok(None);
             };
-            // A zombie is no member (its pidfd says so when its whole thread group is gone).
-            if handle.has_exited() {
-                return Ok(None);
-            }
             let handle =
                 (hold && handle.has_pidfd() && proc.pid() != self.own_pid).then_some(handle);
             Ok(Some((
@@ -175,6 +171,45 @@ impl Procfs {
         }
         Ok(groups)
     }
+}
+
+/// How many groups of processes one thread takes at least, when a listing reads facts in
+/// parallel: below that, a thread costs more than it saves.
+const GROUPS_PER_THREAD: usize = 32;
+
+/// `f` on each of `items`, by as many threads as there are CPUs (up to 4) when there are
+/// enough of them, keeping what returns `Some`, in order.
+fn in_parallel<T: Send, R: Send>(
+    items: Vec<T>,
+    f: impl Fn(T) -> Option<R> + Sync,
+) -> Result<Vec<R>> {
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    let threads = cpus.min(4).min(items.len() / GROUPS_PER_THREAD).max(1);
+    if threads == 1 {
+        return Ok(items.into_iter().filter_map(f).collect());
+    }
+    let size = items.len().div_ceil(threads);
+    let mut chunks: Vec<Vec<T>> = Vec::new();
+    let mut items = items.into_iter().peekable();
+    while items.peek().is_some() {
+        chunks.push(items.by_ref().take(size).collect());
+    }
+    std::thread::scope(|scope| {
+        let f = &f;
+        let workers: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| scope.spawn(move || chunk.into_iter().filter_map(f).collect::<Vec<R>>()))
+            .collect();
+        let mut all = Vec::new();
+        for worker in workers {
+            all.extend(
+                worker
+                    .join()
+                    .map_err(|_| Error::system("a thread reading /proc failed"))?,
+            );
+        }
+        Ok(all)
+    })
 }
 
 /// Whether this kernel keeps audit session IDs.
@@ -203,22 +238,22 @@ impl Backend for Procfs {
         (Flavor::Procfs, detail)
     }
 
+    /// # Platform specific behavior
+    /// The facts of many sessions are read by a few threads at once: reading /proc/PID/stat
+    /// and environ costs the kernel more than anything else a listing does, and unlike
+    /// pidfd_open (see [`process::scan`]) those reads do not contend.
     fn list(&mut self) -> Result<Vec<Session>> {
-        let groups = self.find_members()?;
-        let mut host = HostFacts::read(&self.utmp_path);
-        let mut sessions = Vec::new();
+        let groups: Vec<(Key, Vec<Member>)> = self.find_members()?.into_iter().collect();
+        let host = HostFacts::read(&self.utmp_path);
+        let grouping = self.grouping;
+        let mut listed: Vec<Listed> = in_parallel(groups, |(key, members)| {
+            facts::session_of(grouping, key, members, &host)
+        })?;
+        facts::name_users(&mut listed);
         self.utmp_pids.clear();
         self.members.clear();
-        for (key, members) in groups {
-            let details = Details::read(self.grouping, key, &members);
-            // Only in a container below this host, or nothing of it runs any more.
-            if !details.ours || details.live() == 0 {
-                continue;
-            }
-            if self.grouping == Grouping::Posix && !details.holds_terminal() {
-                continue;
-            }
-            let built = facts::build(self.grouping, key, &members, &details, &mut host);
+        let mut sessions = Vec::with_capacity(listed.len());
+        for Listed { built, members } in listed {
             self.utmp_pids
                 .insert(built.session.id.clone(), built.utmp_pids);
             self.members.insert(built.session.id.clone(), members);

@@ -1,0 +1,187 @@
+//! The many-sessions case of the procfs benchmark: N sessions of 3 processes each, all of one
+//! user U, ended three ways in the same run (interleaved):
+//!
+//! - `logoff --all --user U --timeout 0` (it returns once it has verified every one empty);
+//! - the baseline: `pkill -KILL -u U; pidwait -u U`;
+//! - the floor: one /proc scan, SIGKILL through a pidfd to every process of the user's
+//!   sessions, wait on the pidfds.
+//!
+//! A watcher process (`--watch-login UID`) holds a pidfd to every process of them, opened
+//! before the clock starts, and reports when the last one has exited: "ended" means the same
+//! for every contender. The goal: logoff within 1.3x the floor at every N, so that its cost
+//! grows with processes, not sessions × processes.
+
+use std::io::{BufRead, BufReader};
+use std::os::fd::OwnedFd;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rustix::event::{PollFd, PollFlags, poll};
+use rustix::process::{Pid, PidfdFlags, Signal, pidfd_open, pidfd_send_signal};
+
+use super::{median, ms};
+use crate::common::{TestUser, proc_pids};
+
+/// Runs the case for each N in `ns`, `runs` times, and prints the medians.
+pub fn run(ns: &[usize], runs: usize) {
+    let logoff = env!("CARGO_BIN_EXE_logoff");
+    let user = TestUser::create("bench");
+    let uid = user.uid.to_string();
+    for &n in ns {
+        let (mut floor, mut ours, mut baseline) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..runs {
+            floor.push(measure(&user, n, || floor_logoff(user.uid)));
+            ours.push(measure(&user, n, || {
+                let status = Command::new(logoff)
+                    .args(["--all", "--user", &uid, "--timeout", "0"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .expect("run logoff");
+                assert!(status.success(), "logoff failed: {status}");
+            }));
+            baseline.push(measure(&user, n, || {
+                let _ = Command::new("pkill").args(["-KILL", "-u", &uid]).status();
+                // pidwait exits 1 when nothing matched any more: that is success here.
+                let _ = Command::new("pidwait").args(["-u", &uid]).status();
+            }));
+        }
+        let (f, o, b) = (median(&mut floor), median(&mut ours), median(&mut baseline));
+        let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
+        println!("{n} sessions of 3 processes (one user), median of {runs} runs:");
+        println!(
+            "  floor (scan, pidfd SIGKILL, wait)         {:>9.1} ms",
+            ms(f)
+        );
+        println!(
+            "  logoff --all --user U --timeout 0         {:>9.1} ms   {:.2}x floor",
+            ms(o),
+            ratio(o, f)
+        );
+        println!(
+            "  baseline pkill -KILL -u U; pidwait -u U   {:>9.1} ms   {:.2}x floor, {:.2}x logoff",
+            ms(b),
+            ratio(b, f),
+            ratio(b, o)
+        );
+    }
+}
+
+/// The login uid of a process.
+fn login_uid(pid: i32) -> Option<u32> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/loginuid")).ok()?;
+    text.trim().parse().ok()
+}
+
+/// The live processes of `uid`'s sessions (their login uid is `uid`).
+fn members(uid: u32) -> Vec<i32> {
+    proc_pids()
+        .into_iter()
+        .filter(|&pid| login_uid(pid) == Some(uid) && !crate::common::has_ended(pid))
+        .collect()
+}
+
+/// Makes `n` sessions of 3 processes of `user`: one launcher forks a process per session,
+/// which takes a fresh audit session ID (writing its login uid), becomes the user and forks
+/// twice. Returns the launcher, once every process is up.
+fn make_sessions(user: &TestUser, n: usize) -> Child {
+    let script = format!(
+        "use POSIX; for (1..{n}) {{ my $p = fork; die \"fork: $!\" unless defined $p; \
+         next if $p; open(my $f, '>', '/proc/self/loginuid') or die; print $f '{uid}'; \
+         close($f) or die; POSIX::setgid({gid}); POSIX::setuid({uid}) or die; \
+         for (1..2) {{ my $c = fork; if (defined $c && $c == 0) {{ sleep 1000; exit 0 }} }} \
+         sleep 1000; exit 0 }} sleep 1000",
+        uid = user.uid,
+        gid = user.gid,
+    );
+    let launcher = Command::new("perl")
+        .args(["-e", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start the sessions");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while members(user.uid).len() < 3 * n {
+        assert!(
+            Instant::now() < deadline,
+            "the {n} sessions never all started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Zombies of the previous run are reaped and the forks have settled.
+    std::thread::sleep(Duration::from_millis(500));
+    launcher
+}
+
+/// Makes the sessions, times `end` until every process of them has ended (as the watcher
+/// sees it), and checks nothing of them is left.
+fn measure(user: &TestUser, n: usize, end: impl FnOnce()) -> Duration {
+    let mut launcher = make_sessions(user, n);
+    let mut watcher = Command::new(std::env::current_exe().expect("own path"))
+        .args(["--watch-login", &user.uid.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start watcher");
+    let mut lines = BufReader::new(watcher.stdout.take().expect("watcher stdout")).lines();
+    assert_eq!(lines.next().and_then(Result::ok).as_deref(), Some("ready"));
+    let start = super::monotonic_ns();
+    end();
+    let returned = super::monotonic_ns();
+    let running = !members(user.uid).is_empty();
+    let last_exit: u128 = lines
+        .next()
+        .and_then(Result::ok)
+        .and_then(|l| l.trim().parse().ok())
+        .expect("the watcher reports the last exit");
+    let _ = watcher.wait();
+    let ended = if running {
+        last_exit.max(returned)
+    } else {
+        returned
+    };
+    let left = members(user.uid);
+    floor_logoff(user.uid);
+    let _ = launcher.kill();
+    let _ = launcher.wait();
+    assert!(left.is_empty(), "{} processes survived", left.len());
+    Duration::from_nanos((ended - start) as u64)
+}
+
+/// The floor: one scan, SIGKILL through a pidfd to every process of `uid`'s sessions, wait
+/// on the pidfds.
+fn floor_logoff(uid: u32) {
+    let fds: Vec<OwnedFd> = proc_pids()
+        .into_iter()
+        .filter(|&pid| login_uid(pid) == Some(uid))
+        .filter_map(|pid| {
+            let fd = pidfd_open(Pid::from_raw(pid)?, PidfdFlags::empty()).ok()?;
+            pidfd_send_signal(&fd, Signal::KILL).ok()?;
+            Some(fd)
+        })
+        .collect();
+    for fd in &fds {
+        let mut p = [PollFd::new(fd, PollFlags::IN)];
+        let _ = poll(&mut p, None);
+    }
+}
+
+/// `--watch-login UID`: holds a pidfd to every process of `uid`'s sessions, prints `ready`,
+/// then prints the monotonic time (ns) at which the last one had exited (or now, after 60 s).
+pub fn watch(uid: u32) {
+    let fds: Vec<OwnedFd> = members(uid)
+        .into_iter()
+        .filter_map(|pid| pidfd_open(Pid::from_raw(pid)?, PidfdFlags::empty()).ok())
+        .collect();
+    println!("ready");
+    let patience = rustix::time::Timespec {
+        tv_sec: 60,
+        tv_nsec: 0,
+    };
+    for fd in &fds {
+        let mut p = [PollFd::new(fd, PollFlags::IN)];
+        if poll(&mut p, Some(&patience)).unwrap_or(0) == 0 {
+            break;
+        }
+    }
+    println!("{}", super::monotonic_ns());
+}
