@@ -131,9 +131,10 @@ fn root_ends_ssh_sessions_by_id_and_by_terminal_and_sigkills_what_ignores_sigter
         "alice",
         "sh -c 'trap \"\" HUP TERM; exec sleep 1004' & sh -c 'trap \"\" HUP TERM; exec sleep 1004' & wait",
     );
+    // (Anchored: the login shell's own command line holds the text too.)
     assert!(
         wait_for(Duration::from_secs(5), || {
-            c.pids_matching("sleep 1004").len() == 2
+            c.pids_matching("^sleep 1004$").len() == 2
         }),
         "the stubborn processes never started"
     );

@@ -127,7 +127,12 @@ fn one_command_for_three_hosts_and_a_failing_one_fails_alone() {
     ]);
     assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
     let planned = text(&out.stdout);
-    assert_eq!(planned.lines().count(), 2, "{planned}");
+    assert_eq!(
+        planned.lines().count(),
+        2,
+        "{planned}\nstderr: {}",
+        text(&out.stderr)
+    );
     assert!(
         planned.lines().all(|l| l.contains("(dave on pts/1)")),
         "{planned}"
