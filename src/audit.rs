@@ -110,19 +110,18 @@ impl Entry<'_> {
 
 /// Where the records of a run go: the journal's socket, else syslog's, each made once.
 pub struct AuditLog {
-    journal: Option<systemd_journal_logger::JournalLog>,
-    syslog: Option<UnixDatagram>,
+    journal: std::io::Result<systemd_journal_logger::JournalLog>,
+    syslog: std::io::Result<UnixDatagram>,
 }
 
 impl AuditLog {
     pub fn open() -> AuditLog {
-        let syslog = UnixDatagram::unbound().ok().filter(|s| {
+        let syslog = UnixDatagram::unbound().and_then(|s| {
             // A syslog daemon that has stopped reading must not hold logoff up.
-            s.set_write_timeout(Some(SYSLOG_WAIT)).is_ok()
+            s.set_write_timeout(Some(SYSLOG_WAIT)).map(|()| s)
         });
         AuditLog {
             journal: systemd_journal_logger::JournalLog::empty()
-                .ok()
                 .map(|j| j.with_syslog_identifier("logoff".to_string())),
             syslog,
         }
@@ -153,9 +152,7 @@ impl AuditLog {
         fields: &[(&'static str, String)],
         ok: bool,
     ) -> std::io::Result<()> {
-        let Some(logger) = &self.journal else {
-            return Err(std::io::Error::other("no socket"));
-        };
+        let logger = self.journal.as_ref().map_err(copy)?;
         let kvs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let level = if ok {
             log::Level::Info
@@ -180,9 +177,7 @@ impl AuditLog {
         ok: bool,
     ) -> std::io::Result<()> {
         const AUTHPRIV: u8 = 10;
-        let Some(socket) = &self.syslog else {
-            return Err(std::io::Error::other("no socket"));
-        };
+        let socket = self.syslog.as_ref().map_err(copy)?;
         let severity = if ok { 5 } else { 4 };
         let extra: Vec<String> = fields
             .iter()
@@ -199,6 +194,11 @@ impl AuditLog {
         );
         socket.send_to(line.as_bytes(), "/dev/log").map(|_| ())
     }
+}
+
+/// The same error again (a socket that could not be made fails every record alike).
+fn copy(e: &std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), e.to_string())
 }
 
 /// How long a record may take to be handed to syslog.

@@ -32,6 +32,14 @@ impl Deadline {
         }
     }
 
+    /// This deadline, cut short by whatever cuts `other` short.
+    pub fn cut_short_by_like(self, other: &Deadline) -> Deadline {
+        Deadline {
+            cut: other.cut,
+            ..self
+        }
+    }
+
     pub fn instant(&self) -> Instant {
         self.at
     }

@@ -693,3 +693,51 @@ fn regression_a_caller_in_sid_0_is_in_no_session() {
     let out = run(&[]);
     assert_fails(&out, 3, "not running in a login session");
 }
+
+/// Progress where people wait: on a terminal, a live line says what is waited for, counts
+/// the SIGKILL down and goes when done; on a pipe, nothing of it.
+#[test]
+#[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
+fn the_wait_for_sigkill_shows_on_a_terminal_and_nowhere_else() {
+    if !require_root_or_skip("the_wait_for_sigkill_shows_on_a_terminal_and_nowhere_else") {
+        return;
+    }
+    let stubborn = r#"exec perl -e '$SIG{HUP} = $SIG{TERM} = "IGNORE"; sleep 1000'"#;
+    let s = TestSession::start(SessionSpec::default(), stubborn);
+    s.wait_members(1);
+    let shown = on_a_pty(&["--timeout", "2", &s.id.to_string()], &[]);
+    assert!(s.is_gone());
+    let line = format!(
+        "session {} (root): waiting for 1 process to exit (perl)",
+        s.id
+    );
+    assert!(shown.contains(&line), "{shown:?}");
+    assert!(
+        shown.contains("SIGKILL in 2s") || shown.contains("SIGKILL in 1s"),
+        "{shown:?}"
+    );
+    // Cleared at the end: the last thing drawn is the erase of the line.
+    let last = shown.rfind("SIGKILL in").expect("a countdown");
+    assert!(
+        shown[last..].contains("\u{1b}[2K"),
+        "not cleared: {shown:?}"
+    );
+
+    // The same on a pipe: nothing but what was always said there.
+    let s = TestSession::start(SessionSpec::default(), stubborn);
+    s.wait_members(1);
+    let out = logoff(&["--timeout", "1", &s.id.to_string()]);
+    assert_ok(&out, "logoff on a pipe");
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert!(
+        !err.contains("waiting for") && !err.contains('\u{1b}'),
+        "{err:?}"
+    );
+    assert!(
+        err.lines()
+            .all(|l| l.starts_with("logoff: cannot write the audit")),
+        "{err:?}"
+    );
+    assert!(s.is_gone());
+}

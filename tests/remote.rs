@@ -77,6 +77,19 @@ fn one_command_for_three_hosts_and_a_failing_one_fails_alone() {
         );
     }
 
+    // On a terminal, the hosts are counted as they answer.
+    let shown = common::on_a_pty(
+        &["--list", &format!("/SERVER:{all}")],
+        &[("LOGOFF_SSH", &fleet.ssh().display().to_string())],
+    );
+    assert!(
+        shown.contains("hosts: 3/3 done, 0 failed, 0 connecting"),
+        "{shown:?}"
+    );
+    // The table is printed after the counter has gone: carol, dave and the list's own ssh
+    // login on each of the three.
+    assert!(shown.contains("9 sessions listed."), "{shown:?}");
+
     // One command logs carol off on all three; dave stays everywhere.
     let out = fleet.logoff(&["-v", &format!("/SERVER:{all}"), "pts/0"]);
     assert_ok(&out, "logoff on three hosts");

@@ -8,11 +8,12 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use super::progress::{HostLine, Progress};
 use crate::audit;
 use crate::error::{Error, Kind, Result};
-use crate::logoff::{Done, Hooks};
+use crate::logoff::{Done, Hooks, Waiting};
 use crate::model::Session;
-use crate::output::{self, Out};
+use crate::output::Out;
 use crate::system::users::Person;
 use crate::transport::Place;
 
@@ -66,13 +67,15 @@ pub struct AuditFacts<'a> {
     pub timeout: Duration,
 }
 
-/// The flow's hooks for one place: `/V` lines, problems, audit records.
+/// The flow's hooks for one place: `/V` lines, problems, audit records, the live line.
 pub struct Narrator<'a> {
     verbose: bool,
     prefix: String,
     place: &'a Place,
     out: &'a Mutex<Out>,
     audit: Option<&'a AuditFacts<'a>>,
+    progress: &'a Progress,
+    line: HostLine,
 }
 
 impl<'a> Narrator<'a> {
@@ -83,18 +86,28 @@ impl<'a> Narrator<'a> {
         place: &'a Place,
         out: &'a Mutex<Out>,
         audit: Option<&'a AuditFacts<'a>>,
+        progress: &'a Progress,
     ) -> Self {
+        let prefix = if several {
+            format!("{}: ", place.label)
+        } else {
+            String::new()
+        };
         Narrator {
             verbose,
-            prefix: if several {
-                format!("{}: ", place.label)
-            } else {
-                String::new()
-            },
+            line: progress.host_line(&prefix),
+            prefix,
             place,
             out,
             audit,
+            progress,
         }
+    }
+}
+
+impl Drop for Narrator<'_> {
+    fn drop(&mut self) {
+        self.line.done();
     }
 }
 
@@ -108,7 +121,11 @@ impl Hooks for Narrator<'_> {
     }
 
     fn problem(&mut self, line: &str) {
-        output::error_line(&format!("{}{line}", self.prefix));
+        self.progress.error_line(&format!("{}{line}", self.prefix));
+    }
+
+    fn waiting(&mut self, waiting: &Waiting<'_>) {
+        self.line.waiting(waiting);
     }
 
     fn attempted(&mut self, session: &Session, result: &Result<Done>) {

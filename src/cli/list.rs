@@ -7,6 +7,7 @@ use jiff::tz::TimeZone;
 
 use super::fleet::{Narrator, for_each_place};
 use super::plan::Listing;
+use super::progress::{HostTicket, Progress};
 use crate::backend::{self, Purpose};
 use crate::error::{Error, Kind, Result, most_severe};
 use crate::logoff::Hooks;
@@ -22,10 +23,20 @@ use crate::transport::Place;
 /// its failure is the command's error.
 pub fn run(plan: &Listing, out: &mut Out) -> Result<Option<Kind>> {
     let reach = &plan.reach;
+    let progress = Progress::new(reach.json, reach.verbose, reach.places.len());
     let shared = Mutex::new(std::mem::take(out));
     let results = for_each_place(&reach.places, reach.parallel, |place| {
-        rows(plan, place, &shared)
+        let ticket = progress.start_host();
+        let result = rows(plan, place, &shared, &progress, &ticket);
+        ticket.finish(result.is_err());
+        if let Err(e) = &result
+            && progress.prints_as_hosts_end()
+        {
+            progress.error_line(&failure_line(true, &place.label, e));
+        }
+        result
     });
+    progress.finish();
     *out = shared.into_inner().unwrap_or_default();
     let mut rows = Vec::new();
     let mut failed = Vec::new();
@@ -35,7 +46,9 @@ pub fn run(plan: &Listing, out: &mut Out) -> Result<Option<Kind>> {
             // One place: its error is the command's, as it always was.
             Err(e) if !reach.several() => return Err(e),
             Err(e) => {
-                output::error_line(&failure_line(true, &place.label, &e));
+                if !progress.prints_as_hosts_end() {
+                    output::error_line(&failure_line(true, &place.label, &e));
+                }
                 failed.push((place.label.as_str(), e));
             }
         }
@@ -60,10 +73,17 @@ pub fn run(plan: &Listing, out: &mut Out) -> Result<Option<Kind>> {
 }
 
 /// One place's rows.
-fn rows(plan: &Listing, place: &Place, out: &Mutex<Out>) -> Result<Vec<SessionRow>> {
+fn rows(
+    plan: &Listing,
+    place: &Place,
+    out: &Mutex<Out>,
+    progress: &Progress,
+    ticket: &HostTicket<'_>,
+) -> Result<Vec<SessionRow>> {
     let reach = &plan.reach;
     let mut opened = backend::open(place, reach.backend, Purpose::List, &reach.connect)?;
-    Narrator::new(reach.verbose, reach.several(), place, out, None)
+    ticket.connected();
+    Narrator::new(reach.verbose, reach.several(), place, out, None, progress)
         .narrate(&format!("backend: {}", opened.describe()));
     let backend = opened.backend.as_mut();
     let sessions = backend.list()?;

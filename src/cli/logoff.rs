@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use super::fleet::{AuditFacts, Narrator, countdown, for_each_place};
 use super::plan::Logoff;
+use super::progress::{Progress, TICK};
 use crate::backend::{self, Purpose};
 use crate::error::{Error, Kind, Result, most_severe};
 use crate::logoff::{self, Hooks, Options, Outcome, Plan, Warning};
@@ -35,6 +36,7 @@ pub fn run(plan: &Logoff, out: &mut Out) -> Result<Option<Kind>> {
         timeout: plan.timeout,
     };
     let reach = &plan.reach;
+    let progress = Progress::new(reach.json, reach.verbose, reach.places.len());
     let shared = Mutex::new(std::mem::take(out));
     let finished = AtomicBool::new(false);
     let results = std::thread::scope(|scope| {
@@ -42,11 +44,17 @@ pub fn run(plan: &Logoff, out: &mut Out) -> Result<Option<Kind>> {
             scope.spawn(|| countdown(plan.grace, &finished));
         }
         let results = for_each_place(&reach.places, reach.parallel, |place| {
-            on_place(plan, place, &facts, &shared)
+            let at = Where {
+                place,
+                out: &shared,
+                progress: &progress,
+            };
+            on_place(plan, &at, &facts)
         });
         finished.store(true, Ordering::SeqCst);
         results
     });
+    progress.finish();
     *out = shared.into_inner().unwrap_or_default();
     let lost = lost.load(Ordering::SeqCst);
     if lost > 1 {
@@ -68,19 +76,67 @@ pub fn run(plan: &Logoff, out: &mut Out) -> Result<Option<Kind>> {
             result,
         })
         .collect();
-    Ok(print(plan, &hosts, out))
+    Ok(print(plan, &hosts, progress.prints_as_hosts_end(), out))
 }
 
-/// Everything a logoff does on one place.
-fn on_place(
+/// One place of a run, and what is shared with the others.
+struct Where<'a> {
+    place: &'a Place,
+    out: &'a Mutex<Out>,
+    progress: &'a Progress,
+}
+
+/// Everything a logoff does on one place, and its progress: connecting, done; with hosts
+/// counted, its failures printed as it ends.
+fn on_place(plan: &Logoff, at: &Where<'_>, facts: &AuditFacts<'_>) -> Result<Vec<Outcome>> {
+    let ticket = at.progress.start_host();
+    let result = backend::open(
+        at.place,
+        plan.reach.backend,
+        Purpose::EndSessions,
+        &plan.reach.connect,
+    )
+    .and_then(|opened| {
+        ticket.connected();
+        run_flow(plan, at, opened, facts)
+    });
+    ticket.finish(failed(&result));
+    if at.progress.prints_as_hosts_end() {
+        let label = at.place.label.as_str();
+        let host = [HostResult {
+            label,
+            result: &result,
+        }];
+        for (_, e) in report::failures(&host) {
+            at.progress.error_line(&failure_line(true, label, e));
+        }
+    }
+    result
+}
+
+fn failed(result: &Result<Vec<Outcome>>) -> bool {
+    result
+        .as_ref()
+        .map_or(true, |outcomes| outcomes.iter().any(|o| o.result.is_err()))
+}
+
+/// The flow on one place, on its backend.
+fn run_flow(
     plan: &Logoff,
-    place: &Place,
+    at: &Where<'_>,
+    mut opened: backend::Opened,
     facts: &AuditFacts<'_>,
-    out: &Mutex<Out>,
 ) -> Result<Vec<Outcome>> {
     let reach = &plan.reach;
-    let mut opened = backend::open(place, reach.backend, Purpose::EndSessions, &reach.connect)?;
-    let mut hooks = Narrator::new(reach.verbose, reach.several(), place, out, Some(facts));
+    let place = at.place;
+    let mut hooks = Narrator::new(
+        reach.verbose,
+        reach.several(),
+        place,
+        at.out,
+        Some(facts),
+        at.progress,
+    );
     hooks.narrate(&format!("backend: {}", opened.describe()));
     let warning = Warning {
         message: plan.message.as_deref(),
@@ -101,6 +157,7 @@ fn on_place(
             timeout: plan.timeout,
             console: plan.console,
             hurry: Some(&interrupt::HURRY),
+            tick: at.progress.is_drawn().then_some(TICK),
         },
         warning,
         dry_run: plan.dry_run,
@@ -109,8 +166,14 @@ fn on_place(
 }
 
 /// Prints what happened: JSON, or the dry run's lines; every failure on standard error with
-/// its host when there are several, and which hosts failed. Returns the most severe kind.
-fn print(plan: &Logoff, hosts: &[HostResult<'_>], out: &mut Out) -> Option<Kind> {
+/// its host when there are several (unless printed as each host ended), and which hosts
+/// failed. Returns the most severe kind.
+fn print(
+    plan: &Logoff,
+    hosts: &[HostResult<'_>],
+    failures_printed: bool,
+    out: &mut Out,
+) -> Option<Kind> {
     let several = hosts.len() > 1;
     if plan.reach.json {
         match report::json(hosts, plan.dry_run) {
@@ -124,7 +187,7 @@ fn print(plan: &Logoff, hosts: &[HostResult<'_>], out: &mut Out) -> Option<Kind>
     }
     let failures = report::failures(hosts);
     if !plan.reach.json {
-        for (host, e) in &failures {
+        for (host, e) in failures.iter().filter(|_| !failures_printed) {
             output::error_line(&failure_line(several, host, e));
         }
         let labels: Vec<&str> = failures.iter().map(|(h, _)| *h).collect();

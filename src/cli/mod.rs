@@ -9,6 +9,7 @@ pub mod fleet;
 pub mod list;
 pub mod logoff;
 pub mod plan;
+pub mod progress;
 
 use std::process::ExitCode;
 

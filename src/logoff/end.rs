@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Done, Hooks, Options, Outcome, plural};
+use super::{Done, Hooks, Options, Outcome, Step, Waiting, plural};
 use crate::backend::{Backend, Signalled};
 use crate::deadline::Deadline;
 use crate::duration;
@@ -116,7 +116,7 @@ fn ask_politely(
     }
     open.retain(|&at| work[at].error.is_none());
     while !open.is_empty() {
-        let left = backend.remaining(&sessions(work, &open), deadline);
+        let left = backend.remaining(&sessions(work, &open), slice(deadline, opts.tick));
         for (&at, left) in open.iter().zip(left) {
             match left {
                 Ok(left) => work[at].survivors = left,
@@ -139,13 +139,17 @@ fn ask_politely(
             }
             break;
         }
+        hooks.waiting(&waiting(work, &open, Step::Sigterm(deadline.instant())));
         // Processes forked since the last pass: ask them too. Where there are none, what is
-        // left cannot be asked (the kernel refused): that session waits for the force.
+        // left cannot be asked (the kernel refused): that session waits for the force —
+        // unless someone watches the wait, which then goes on in steps to the deadline.
         let sent = backend.terminate(&sessions(work, &open));
         let mut asked = Vec::new();
         for (&at, sent) in open.iter().zip(sent) {
             match sent {
-                Ok(sent) if sent.processes == Some(0) => work[at].absorb(sent, true),
+                Ok(sent) if sent.processes == Some(0) && opts.tick.is_none() => {
+                    work[at].absorb(sent, true);
+                }
                 Ok(sent) => {
                     work[at].absorb(sent, true);
                     asked.push(at);
@@ -217,21 +221,34 @@ fn force(backend: &mut dyn Backend, work: &mut [Work], opts: &Options, hooks: &m
         }
         open.retain(|&at| work[at].error.is_none());
         let killed_at = Instant::now();
-        let left = backend.remaining(&sessions(work, &open), Deadline::at(killed_at + KILL_WAIT));
-        for (&at, left) in open.iter().zip(left) {
-            let w = &mut work[at];
-            match left {
-                Ok(left) if left.is_empty() => {
-                    w.survivors.clear();
-                    hooks.narrate(&format!(
-                        "session {}: every process ended after SIGKILL ({})",
-                        w.session.id,
-                        duration::display(killed_at.elapsed())
-                    ));
+        let give_up = Deadline::at(killed_at + KILL_WAIT);
+        let mut waiting_for = open.clone();
+        while !waiting_for.is_empty() {
+            let left = backend.remaining(&sessions(work, &waiting_for), slice(give_up, opts.tick));
+            for (&at, left) in waiting_for.iter().zip(left) {
+                let w = &mut work[at];
+                match left {
+                    Ok(left) if left.is_empty() => {
+                        w.survivors.clear();
+                        hooks.narrate(&format!(
+                            "session {}: every process ended after SIGKILL ({})",
+                            w.session.id,
+                            duration::display(killed_at.elapsed())
+                        ));
+                    }
+                    Ok(left) => w.survivors = left,
+                    Err(e) => w.error = Some(e),
                 }
-                Ok(left) => w.survivors = left,
-                Err(e) => w.error = Some(e),
             }
+            waiting_for.retain(|&at| work[at].error.is_none() && !work[at].survivors.is_empty());
+            if give_up.passed() || waiting_for.is_empty() {
+                break;
+            }
+            hooks.waiting(&waiting(
+                work,
+                &waiting_for,
+                Step::Sigkill(give_up.instant()),
+            ));
         }
         open.retain(|&at| {
             let w = &work[at];
@@ -262,6 +279,28 @@ fn sent_sigkill(session: &Session, sent: &Signalled) -> String {
         session.id,
         count(sent.processes)
     )
+}
+
+/// One step of a wait: to the deadline, or when someone watches the wait (`tick`), to the
+/// next moment to tell them how it goes.
+fn slice(deadline: Deadline, tick: Option<Duration>) -> Deadline {
+    match tick {
+        Some(tick) if Instant::now() + tick < deadline.instant() => {
+            Deadline::after(tick).cut_short_by_like(&deadline)
+        }
+        _ => deadline,
+    }
+}
+
+/// What is being waited for, for [`Hooks::waiting`].
+fn waiting<'a>(work: &'a [Work<'a>], at: &[usize], step: Step) -> Waiting<'a> {
+    Waiting {
+        sessions: at
+            .iter()
+            .map(|&i| (work[i].session, work[i].survivors.as_slice()))
+            .collect(),
+        step,
+    }
 }
 
 /// Each target's result: an error, survivors, or done (and its bookkeeping).

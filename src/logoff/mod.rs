@@ -22,13 +22,13 @@ pub mod warn;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 
 use crate::backend::Backend;
 use crate::error::{Error, Kind, Result};
-use crate::model::{Session, SessionId};
+use crate::model::{ProcessInfo, Session, SessionId};
 use crate::select::{self, Filters, OwnSession};
 use crate::system::interrupt::{self, Stage};
 pub use check::ConsolePolicy;
@@ -42,6 +42,8 @@ pub struct Options {
     pub console: ConsolePolicy,
     /// Set (by a second Ctrl-C) to cut the wait before SIGKILL short.
     pub hurry: Option<&'static AtomicBool>,
+    /// When someone watches the waits ([`Hooks::waiting`]): how often to tell them.
+    pub tick: Option<Duration>,
 }
 
 /// What to do on one host.
@@ -96,6 +98,26 @@ pub trait Hooks {
     /// One attempt on one session is over (done, refused, cancelled, failed): the audit
     /// record. Not for a dry run.
     fn attempted(&mut self, session: &Session, result: &Result<Done>);
+
+    /// Processes are being waited for (every [`Options::tick`], while the wait lasts).
+    fn waiting(&mut self, waiting: &Waiting<'_>) {
+        let _ = waiting;
+    }
+}
+
+/// What a wait is for.
+#[derive(Debug, Clone, Copy)]
+pub enum Step {
+    /// For programs to exit after SIGTERM; SIGKILL at this moment.
+    Sigterm(Instant),
+    /// For the kernel to finish processes killed; given up at this moment.
+    Sigkill(Instant),
+}
+
+/// The sessions a wait is for, each with what is left of it.
+pub struct Waiting<'a> {
+    pub sessions: Vec<(&'a Session, &'a [ProcessInfo])>,
+    pub step: Step,
 }
 
 /// Runs the flow on one host: every step, in order, on the sessions `plan` selects. The

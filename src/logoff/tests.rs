@@ -157,6 +157,7 @@ fn run(
             timeout: Duration::from_millis(timeout_ms),
             console: ConsolePolicy::Protect,
             hurry: None,
+            tick: None,
         },
         warning: Warning {
             message,

@@ -216,3 +216,24 @@ pub fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
 pub fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
+
+/// Runs `logoff ARGS` on a pty of its own (script(1)); what the terminal showed.
+pub fn on_a_pty(args: &[&str], env: &[(&str, &str)]) -> String {
+    let dir = fixtures::TempDir::new("pty");
+    let transcript = dir.path("ts");
+    let command = std::iter::once(logoff_bin().display().to_string())
+        .chain(args.iter().map(|a| shell_quote(a)))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut script = std::process::Command::new("script");
+    script
+        .args(["-qfec", &command])
+        .arg(&transcript)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null());
+    for (k, v) in env {
+        script.env(k, v);
+    }
+    assert_ok(&script.output().expect("run script"), "script");
+    String::from_utf8_lossy(&std::fs::read(&transcript).expect("transcript")).into_owned()
+}
