@@ -241,7 +241,8 @@ fn force(backend: &mut dyn Backend, work: &mut [Work], opts: &Options, hooks: &m
                 }
             }
             waiting_for.retain(|&at| work[at].error.is_none() && !work[at].survivors.is_empty());
-            if give_up.passed() || waiting_for.is_empty() {
+            // Unwatched, the one wait it always was: what it leaves goes to the next round.
+            if opts.tick.is_none() || give_up.passed() || waiting_for.is_empty() {
                 break;
             }
             hooks.waiting(&waiting(
