@@ -224,7 +224,8 @@ fn force(backend: &mut dyn Backend, work: &mut [Work], opts: &Options, hooks: &m
         let give_up = Deadline::at(killed_at + KILL_WAIT);
         let mut waiting_for = open.clone();
         while !waiting_for.is_empty() {
-            let left = backend.remaining(&sessions(work, &waiting_for), slice(give_up, opts.tick));
+            let step = slice(give_up, opts.tick);
+            let left = backend.remaining(&sessions(work, &waiting_for), step);
             for (&at, left) in waiting_for.iter().zip(left) {
                 let w = &mut work[at];
                 match left {
@@ -240,9 +241,15 @@ fn force(backend: &mut dyn Backend, work: &mut [Work], opts: &Options, hooks: &m
                     Err(e) => w.error = Some(e),
                 }
             }
-            waiting_for.retain(|&at| work[at].error.is_none() && !work[at].survivors.is_empty());
-            // Unwatched, the one wait it always was: what it leaves goes to the next round.
-            if opts.tick.is_none() || give_up.passed() || waiting_for.is_empty() {
+            // Nothing to wait for in what the kernel would not let us signal.
+            waiting_for.retain(|&at| {
+                let w = &work[at];
+                w.error.is_none() && !w.survivors.is_empty() && !w.all_refused()
+            });
+            // Unwatched, the one wait it always was; and a wait that ended before its step
+            // found processes forked meanwhile: both go to the next round at once.
+            let early = !step.passed();
+            if opts.tick.is_none() || early || give_up.passed() || waiting_for.is_empty() {
                 break;
             }
             hooks.waiting(&waiting(
