@@ -7,7 +7,8 @@
 //! [`backend`] holds the procfs and logind implementations; [`system`] is the narrow boundary
 //! to the operating system; [`output`] renders tables, JSON and messages.
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
+// allowed in `system::descriptors` alone (see Cargo.toml)
 // The documentation is the developers': `cargo doc --document-private-items` (scripts/test
 // builds it with warnings denied), where links to private modules resolve.
 #![allow(rustdoc::private_intra_doc_links)]

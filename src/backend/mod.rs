@@ -7,6 +7,7 @@
 //! still gets its own answer. The logoff flow ([`crate::logoff`]) is written once against
 //! this trait. A backend knows nothing of the command line, nor how it was chosen.
 
+pub mod desktop;
 pub mod logind;
 pub mod procfs;
 
@@ -41,6 +42,17 @@ pub struct Warned {
     pub reached: Vec<String>,
     /// Terminals it could not be written to, each with why.
     pub missed: Vec<String>,
+}
+
+impl Warned {
+    /// Adds where a window on a display was shown, or why not (`None`: no display).
+    pub fn add(&mut self, window: Option<std::result::Result<String, String>>) {
+        match window {
+            Some(Ok(shown)) => self.reached.push(shown),
+            Some(Err(missed)) => self.missed.push(missed),
+            None => {}
+        }
+    }
 }
 
 /// What one signalling step did to one session.

@@ -19,6 +19,7 @@ use plan::Plan;
 
 /// Runs logoff with the process's arguments and returns its exit status.
 pub fn main() -> ExitCode {
+    crate::system::descriptors::close_inherited_on_exec();
     if let Some(how) = crate::system::users::elevated_by_file() {
         output::error_line(&format!(
             "refusing to run with privilege from its file ({how}): logoff is not made to be \

@@ -3,6 +3,7 @@
 //! [`crate::model`].
 
 pub mod cgroup;
+pub mod descriptors;
 pub mod files;
 pub mod handle;
 pub mod host;
@@ -11,3 +12,5 @@ pub mod process;
 pub mod tty;
 pub mod users;
 pub mod utmp;
+pub mod x11;
+pub mod xrdp;

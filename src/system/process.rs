@@ -213,6 +213,12 @@ impl Proc {
         {
             return cmdline.join(" ");
         }
+        self.command_name()
+    }
+
+    /// The command name (`/proc/PID/comm`: what the process calls itself); empty when it
+    /// cannot be read.
+    pub fn command_name(&self) -> String {
         let mut buf = [0u8; 64];
         match read_small(&format!("/proc/{}/comm", self.pid), &mut buf) {
             Ok(Some(name)) => String::from_utf8_lossy(name).trim_end().to_string(),
@@ -265,6 +271,9 @@ pub struct Stat {
     pub num_threads: i64,
     /// Start time, in clock ticks since boot.
     pub starttime: u64,
+    /// Its command name starts with `X` (Xorg, Xvfb, Xwayland, Xvnc): it may be an X server.
+    /// Only a hint of where to look (the name is the process's choice).
+    pub x_like_name: bool,
 }
 
 impl Stat {
@@ -276,6 +285,8 @@ impl Stat {
             std::str::from_utf8(field?).ok()?.trim().parse().ok()
         }
         let close = bytes.iter().rposition(|&b| b == b')')?;
+        let open = bytes.iter().position(|&b| b == b'(')?;
+        let x_like_name = bytes.get(open + 1) == Some(&b'X');
         // state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt cmajflt utime
         // stime cutime cstime priority nice num_threads itrealvalue starttime ...
         let mut fields = bytes.get(close + 2..)?.split(|&b| b == b' ');
@@ -290,6 +301,7 @@ impl Stat {
             tty_nr,
             num_threads,
             starttime,
+            x_like_name,
         })
     }
 

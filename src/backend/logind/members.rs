@@ -59,6 +59,7 @@ pub(super) fn audit_view(session: &Session, id: u32) -> Session {
         id: SessionId::new(id.to_string()),
         uid: session.uid,
         user: session.user.clone(),
+        display: session.display.clone(),
         ..Session::default()
     }
 }
@@ -160,6 +161,21 @@ impl Logind {
                 })
                 .collect()),
             Source::Systemd(scope) => zbus::block_on(self.unit_processes(scope)),
+        }
+    }
+
+    /// The session's processes on this host, for a look at its display (none where they
+    /// cannot be read here).
+    pub(super) fn pids_here(&mut self, session: &Session) -> Vec<Pid> {
+        match self.source(session) {
+            Ok(Source::Cgroup(dir)) => cgroup::pids(&dir).unwrap_or_default(),
+            Ok(Source::Audit(id)) => self
+                .with_audit(|p| p.members_of(id))
+                .ok()
+                .and_then(Result::ok)
+                .map(|m| m.into_iter().map(|p| p.pid).collect())
+                .unwrap_or_default(),
+            _ => Vec::new(),
         }
     }
 

@@ -31,6 +31,7 @@ use zbus::{Connection, OwnedObjectPath};
 
 pub use props::NO_SCOPES_ENV;
 
+use super::desktop::Desktops;
 use super::procfs::Procfs;
 use super::{Backend, Flavor, Signalled, Warned, access_denied, deliver_locally};
 use crate::deadline::Deadline;
@@ -65,6 +66,8 @@ pub struct Logind {
     /// For sessions without a scope on this host: the procfs backend, by audit session ID
     /// (made when first needed; `None` inside on a kernel without audit session IDs).
     audit: Option<Option<Procfs>>,
+    /// This host's displays: xrdp sessions, X servers, warning windows.
+    desktops: Desktops,
 }
 
 impl Logind {
@@ -78,6 +81,7 @@ impl Logind {
             current: None,
             _tunnel: bus.tunnel,
             audit: None,
+            desktops: Desktops::default(),
         };
         zbus::block_on(async {
             let proxy = zbus::fdo::PeerProxy::builder(&backend.conn)
@@ -89,6 +93,48 @@ impl Logind {
         })
         .map_err(|e| bus_error(backend.reach, e, "logind does not answer on the bus"))?;
         Ok(backend)
+    }
+
+    /// Every session as logind tells it.
+    fn list_from_logind(&self) -> Result<Vec<Session>> {
+        let reach = self.reach;
+        zbus::block_on(async {
+            let manager = ManagerProxy::new(&self.conn)
+                .await
+                .map_err(|e| bus_error(reach, e, "cannot reach logind"))?;
+            let listed: Vec<(String, OwnedObjectPath)> = match manager.list_sessions_ex().await {
+                Ok(list) => list.into_iter().map(|s| (s.0, s.9)).collect(),
+                // Older logind has no ListSessionsEx; the bus policy of some refuses what it
+                // does not know to unprivileged callers (AccessDenied) rather than saying so.
+                Err(e) if unknown_method(&e) || denied(&e) => manager
+                    .list_sessions()
+                    .await
+                    .map_err(|e| bus_error(reach, e, "cannot list sessions"))?
+                    .into_iter()
+                    .map(|s| (s.0, s.4))
+                    .collect(),
+                Err(e) => return Err(bus_error(reach, e, "cannot list sessions")),
+            };
+            // Every GetAll goes out before any reply is awaited.
+            let replies = join_all(
+                listed
+                    .iter()
+                    .map(|(_, path)| properties(&self.conn, path.clone())),
+            )
+            .await;
+            let mut sessions = Vec::new();
+            for ((id, _), reply) in listed.into_iter().zip(replies) {
+                match reply {
+                    Ok(props) => sessions.push(session_from(&props)),
+                    // Gone between the list and the question: it is not a session any more.
+                    Err(e) if vanished(&e) => {}
+                    Err(e) => {
+                        return Err(bus_error(reach, e, &format!("cannot read session {id}")));
+                    }
+                }
+            }
+            Ok(sessions)
+        })
     }
 
     fn manager(&self) -> Result<ManagerProxy<'_>> {
@@ -197,45 +243,21 @@ impl Backend for Logind {
         (Flavor::Logind, "org.freedesktop.login1".into())
     }
 
+    /// On this host, graphical sessions get what their processes tell of their display
+    /// ([`Desktops::enrich`]).
     fn list(&mut self) -> Result<Vec<Session>> {
-        let reach = self.reach;
-        zbus::block_on(async {
-            let manager = ManagerProxy::new(&self.conn)
-                .await
-                .map_err(|e| bus_error(reach, e, "cannot reach logind"))?;
-            let listed: Vec<(String, OwnedObjectPath)> = match manager.list_sessions_ex().await {
-                Ok(list) => list.into_iter().map(|s| (s.0, s.9)).collect(),
-                // Older logind has no ListSessionsEx; the bus policy of some refuses what it
-                // does not know to unprivileged callers (AccessDenied) rather than saying so.
-                Err(e) if unknown_method(&e) || denied(&e) => manager
-                    .list_sessions()
-                    .await
-                    .map_err(|e| bus_error(reach, e, "cannot list sessions"))?
-                    .into_iter()
-                    .map(|s| (s.0, s.4))
-                    .collect(),
-                Err(e) => return Err(bus_error(reach, e, "cannot list sessions")),
-            };
-            // Every GetAll goes out before any reply is awaited.
-            let replies = join_all(
-                listed
-                    .iter()
-                    .map(|(_, path)| properties(&self.conn, path.clone())),
-            )
-            .await;
-            let mut sessions = Vec::new();
-            for ((id, _), reply) in listed.into_iter().zip(replies) {
-                match reply {
-                    Ok(props) => sessions.push(session_from(&props)),
-                    // Gone between the list and the question: it is not a session any more.
-                    Err(e) if vanished(&e) => {}
-                    Err(e) => {
-                        return Err(bus_error(reach, e, &format!("cannot read session {id}")));
-                    }
-                }
+        let mut sessions = self.list_from_logind()?;
+        if self.reach == Reach::ThisHost {
+            self.desktops.refresh();
+            for session in sessions
+                .iter_mut()
+                .filter(|s| Desktops::may_be_graphical(s))
+            {
+                let pids = self.pids_here(session);
+                self.desktops.enrich(session, &pids);
             }
-            Ok(sessions)
-        })
+        }
+        Ok(sessions)
     }
 
     fn current(&mut self) -> Result<Option<SessionId>> {
@@ -298,7 +320,10 @@ impl Backend for Logind {
         let terminals = tty::held_by(members.iter().map(|m| Proc::new(m.pid)), |p| {
             Ok(!scope.is_empty() && p.in_unit(&scope)?)
         });
-        Ok(deliver_locally(terminals, session.uid, text))
+        let mut warned = deliver_locally(terminals, session.uid, text);
+        let pids: Vec<Pid> = members.iter().map(|m| m.pid).collect();
+        warned.add(self.desktops.warn(session, &pids, text));
+        Ok(warned)
     }
 
     fn terminate(&mut self, sessions: &[&Session]) -> Vec<Result<Signalled>> {

@@ -31,6 +31,7 @@ struct Started {
     pid: Pid,
     /// Its controlling terminal's device number (0: none).
     tty_nr: i32,
+    x_like_name: bool,
 }
 
 /// What the listing learns of a session beyond its members.
@@ -65,6 +66,7 @@ impl Details {
                     start: stat.starttime,
                     pid,
                     tty_nr: stat.tty_nr,
+                    x_like_name: stat.x_like_name,
                 })
             })
             .collect();
@@ -79,6 +81,12 @@ impl Details {
     /// Whether some live member has a controlling terminal.
     pub fn holds_terminal(&self) -> bool {
         self.stats.iter().any(|s| s.tty_nr != 0)
+    }
+
+    /// Whether it may be a graphical session: a member that may be an X server, or no
+    /// terminal (an xrdp session need not hold one).
+    pub fn may_be_graphical(&self) -> bool {
+        !self.holds_terminal() || self.stats.iter().any(|s| s.x_like_name)
     }
 
     /// How many members are alive.
@@ -151,6 +159,8 @@ pub(super) fn name_users(sessions: &mut [Listed]) {
 pub(super) struct Built {
     pub session: Session,
     pub utmp_pids: Vec<Pid>,
+    /// Worth a look at its display ([`Details::may_be_graphical`]).
+    pub may_be_graphical: bool,
 }
 
 /// The session of `key` from what its members and utmp say.
@@ -213,6 +223,7 @@ fn build(
     Built {
         session,
         utmp_pids: records.iter().map(|r| r.pid).collect(),
+        may_be_graphical: details.may_be_graphical(),
     }
 }
 

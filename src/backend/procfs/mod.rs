@@ -22,6 +22,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::PathBuf;
 
+use super::desktop::Desktops;
 use super::{Backend, Flavor, Purpose, Signalled, Warned, kernel_rule};
 use crate::deadline::Deadline;
 use crate::error::{Error, Result};
@@ -86,6 +87,8 @@ pub struct Procfs {
     /// Whether the listing keeps a pidfd per member (for ending sessions).
     purpose: Purpose,
     trackers: HashMap<SessionId, Tracker>,
+    /// This host's displays: xrdp sessions, X servers, warning windows.
+    desktops: Desktops,
 }
 
 impl Procfs {
@@ -108,6 +111,7 @@ impl Procfs {
             members: HashMap::new(),
             purpose,
             trackers: HashMap::new(),
+            desktops: Desktops::default(),
         }
     }
 
@@ -253,7 +257,12 @@ impl Backend for Procfs {
         self.utmp_pids.clear();
         self.members.clear();
         let mut sessions = Vec::with_capacity(listed.len());
-        for Listed { built, members } in listed {
+        self.desktops.refresh();
+        for Listed { mut built, members } in listed {
+            if built.may_be_graphical {
+                let pids: Vec<Pid> = members.iter().map(|m| m.pid).collect();
+                self.desktops.enrich(&mut built.session, &pids);
+            }
             self.utmp_pids
                 .insert(built.session.id.clone(), built.utmp_pids);
             self.members.insert(built.session.id.clone(), members);
@@ -285,8 +294,11 @@ impl Backend for Procfs {
     fn warn(&mut self, session: &Session, text: &str) -> Result<Warned> {
         let key = Key::parse(&session.id)?;
         let members = self.members_now(key)?;
+        let pids: Vec<Pid> = members.iter().map(Proc::pid).collect();
         let terminals = tty::held_by(members, |p| Ok(self.key_of(p)? == Some(key)));
-        Ok(super::deliver_locally(terminals, session.uid, text))
+        let mut warned = super::deliver_locally(terminals, session.uid, text);
+        warned.add(self.desktops.warn(session, &pids, text));
+        Ok(warned)
     }
 
     fn terminate(&mut self, sessions: &[&Session]) -> Vec<Result<Signalled>> {

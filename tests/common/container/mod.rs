@@ -14,6 +14,7 @@
 
 mod exec;
 pub mod fleet;
+pub mod rdp;
 mod rootfs;
 pub mod ssh;
 
