@@ -1,7 +1,7 @@
 //! Durations on the command line (`--timeout 10s`, `--grace 5m`, `--idle-for 1h`).
 //!
 //! A bare number means seconds, as for `timeout(1)`; anything else goes to jiff's
-//! friendly parser (`1m30s`, `1.5s`, `500ms`, `2h`). Negative durations are refused, and so
+//! friendly parser (`1m30s`, `1.5s`, `500ms`, `2h`, and `1d`, `2w` as 24-hour days). Negative durations are refused, and so
 //! are durations over [`MAX`] (100 days): nobody means them, and a deadline that far out
 //! overflows the clocks it is added to.
 
@@ -35,14 +35,36 @@ fn parse_unbounded(text: &str) -> Result<Duration, String> {
             .map_err(|_| format!("duration '{text}' is too large"))?;
         SignedDuration::from_secs(secs)
     } else {
-        text.parse()
-            .map_err(|e| format!("invalid duration '{text}' (use 30s, 5m, 1h30m, 500ms): {e}"))?
+        match text.parse::<SignedDuration>() {
+            Ok(d) => d,
+            // Days and weeks (`1d`, `2w`) as 24-hour days: what a time limit means by them.
+            Err(e) => text
+                .parse::<jiff::Span>()
+                .ok()
+                .and_then(|span| {
+                    span.to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+                        .ok()
+                })
+                .ok_or_else(|| {
+                    format!("invalid duration '{text}' (use 30s, 5m, 1h30m, 2d, 500ms): {e}")
+                })?,
+        }
     };
     Duration::try_from(signed).map_err(|_| format!("duration '{text}' is negative"))
 }
 
-/// Formats a duration for messages: `10s`, `1m 30s`, `250ms`.
+/// Formats a duration for messages: `10s`, `1m 30s`, `250ms`, `1d 2h`.
 pub fn display(d: Duration) -> String {
+    const DAY: u64 = 86400;
+    if d.as_secs() >= DAY {
+        let days = d.as_secs() / DAY;
+        let rest = d - Duration::from_secs(days * DAY);
+        return if rest.is_zero() {
+            format!("{days}d")
+        } else {
+            format!("{days}d {}", display(rest))
+        };
+    }
     match SignedDuration::try_from(d) {
         Ok(sd) if d.is_zero() => format!("{sd:#}"),
         Ok(sd) => {
@@ -68,6 +90,10 @@ mod tests {
         assert_eq!(parse("1.5s"), Ok(Duration::from_millis(1500)));
         assert_eq!(parse("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse(" 2s "), Ok(Duration::from_secs(2)));
+        assert_eq!(parse("1d"), Ok(Duration::from_secs(86400)));
+        assert_eq!(parse("1d 12h"), Ok(Duration::from_secs(129_600)));
+        assert_eq!(parse("2w"), Ok(Duration::from_secs(14 * 86400)));
+        assert!(parse("1 month").is_err(), "a month has no fixed length");
     }
 
     #[test]
