@@ -51,6 +51,9 @@ impl Desktops {
     /// it holds no terminal), from its client's address; a session whose X server is one of
     /// its processes is idle since that server last saw input.
     pub fn enrich(&mut self, session: &mut Session, members: &[Pid]) {
+        if session.display.is_none() && !self.sockets().serves_displays() {
+            return;
+        }
         let served = xrdp::served_display(members, self.sockets());
         let number = session
             .display

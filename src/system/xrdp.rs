@@ -123,6 +123,16 @@ impl Sockets {
             unix: unix_sockets().unwrap_or_default(),
         }
     }
+
+    /// Whether anything on this host listens as a display (`xrdp_display_N`, an X socket):
+    /// where nothing does, no session's open files need a look.
+    pub fn serves_displays(&self) -> bool {
+        self.unix.values().filter(|s| s.listening).any(|s| {
+            s.name
+                .as_deref()
+                .is_some_and(|n| n.contains("/xrdp_display_") || n.contains("/tmp/.X11-unix/X"))
+        })
+    }
 }
 
 /// The socket inodes a process holds (by `stat` of its open files: the kernel's).
