@@ -20,6 +20,8 @@
 mod common;
 #[path = "support/many_sessions.rs"]
 mod many_sessions;
+#[path = "support/sessions.rs"]
+mod sessions;
 #[path = "support/mod.rs"]
 mod support;
 

@@ -29,6 +29,9 @@ pub struct Entry<'a> {
     pub result: &'a str,
     /// The error message, if the attempt failed.
     pub detail: Option<&'a str>,
+    /// For logoffd: the policy rule, and the limit reached (`idle`, `disconnected`,
+    /// `max-age`).
+    pub policy: Option<(&'a str, &'a str)>,
 }
 
 impl Entry<'_> {
@@ -60,8 +63,12 @@ impl Entry<'_> {
             Some(m) => format!("machine {m} on {}", self.host),
             None => self.host.to_string(),
         };
+        let why = self
+            .policy
+            .map(|(rule, reason)| format!(" by policy rule {rule} ({reason})"))
+            .unwrap_or_default();
         format!(
-            "{} (uid {}{behind}) logged off session {} ({}{from}) on {on}: {}{detail}",
+            "{} (uid {}{behind}) logged off session {} ({}{from}) on {on}{why}: {}{detail}",
             me.name,
             me.uid,
             s.id,
@@ -74,7 +81,7 @@ impl Entry<'_> {
         let s = self.session;
         let yes = |b: bool| if b { "yes" } else { "no" }.to_string();
         let me = &self.caller;
-        vec![
+        let mut fields = vec![
             ("LOGOFF_CALLER", me.caller.name.clone()),
             ("LOGOFF_CALLER_UID", me.caller.uid.to_string()),
             (
@@ -104,7 +111,12 @@ impl Entry<'_> {
             ("LOGOFF_FORCED", yes(self.forced)),
             ("LOGOFF_CONSOLE", yes(self.console)),
             ("LOGOFF_RESULT", self.result.to_string()),
-        ]
+        ];
+        if let Some((rule, reason)) = self.policy {
+            fields.push(("LOGOFF_POLICY_RULE", rule.to_string()));
+            fields.push(("LOGOFF_REASON", reason.to_string()));
+        }
+        fields
     }
 }
 
@@ -240,6 +252,25 @@ mod tests {
             console: false,
             result: "logged-off",
             detail: None,
+            policy: None,
+        };
+        let by_policy = Entry {
+            policy: Some(("remote-idle", "idle")),
+            ..Entry { ..e }
+        };
+        assert!(
+            by_policy
+                .message()
+                .contains("on web1 by policy rule remote-idle (idle): logged-off"),
+            "{}",
+            by_policy.message()
+        );
+        let f = by_policy.fields();
+        assert!(f.contains(&("LOGOFF_POLICY_RULE", "remote-idle".into())));
+        assert!(f.contains(&("LOGOFF_REASON", "idle".into())));
+        let e = Entry {
+            policy: None,
+            ..by_policy
         };
         assert_eq!(
             e.message(),

@@ -16,12 +16,14 @@
 pub mod audit;
 pub mod backend;
 pub mod cli;
+pub mod daemon;
 pub mod deadline;
 pub mod duration;
 pub mod error;
 pub mod logoff;
 pub mod model;
 pub mod output;
+pub mod policy;
 pub mod select;
 pub mod system;
 pub mod transport;

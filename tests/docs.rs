@@ -31,3 +31,27 @@ fn the_man_page_carries_the_seed_syntax_and_the_exit_statuses() {
     assert!(man.contains("Exit status"), "{man}");
     assert!(man.contains("\\-\\-grace"), "{man}");
 }
+
+#[test]
+fn the_policy_examples_in_the_man_page_and_readme_are_valid() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let man = std::fs::read_to_string(root.join("doc/logoff-policy.5")).expect("man page");
+    let example = man
+        .split(".nf\n")
+        .nth(1)
+        .and_then(|rest| rest.split(".fi\n").next())
+        .expect("an example");
+    let example = example.replace("\\-", "-");
+    let policy = logoff::policy::from_text(&example).expect("the man page's example");
+    assert_eq!(policy.rules.len(), 2);
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README");
+    let toml = readme
+        .split("```toml\n")
+        .skip(1)
+        .map(|b| b.split("```").next().expect("a block"))
+        .collect::<Vec<_>>();
+    assert!(!toml.is_empty(), "README has a policy example");
+    for block in toml {
+        logoff::policy::from_text(block).expect("README's policy example");
+    }
+}

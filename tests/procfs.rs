@@ -435,12 +435,7 @@ fn console_sessions_of_others_need_the_console_flag() {
     if !require_root_or_skip("console_sessions_of_others_need_the_console_flag") {
         return;
     }
-    let Some(vt) = (2..12).map(|n| format!("tty{n}")).find(|t| {
-        std::fs::OpenOptions::new()
-            .read(true)
-            .open(format!("/dev/{t}"))
-            .is_ok()
-    }) else {
+    let Some(vt) = common::free_vt() else {
         require(
             "console_sessions_of_others_need_the_console_flag",
             Err("no virtual terminal to test the console rule on".into()),

@@ -106,7 +106,10 @@ fn an_rdp_login_is_remote_from_its_client_idle_and_disconnects_and_reconnects() 
     let s = wait_rdp_session(&c, "rdpuser", |s| s["state"] == "disconnected");
     assert_eq!(s["id"], id.as_str());
     assert_eq!(s["remote"], true);
-    assert_eq!(ids(&c.sessions(&["--state", "disconnected"])), vec![id.clone()]);
+    assert_eq!(
+        ids(&c.sessions(&["--state", "disconnected"])),
+        vec![id.clone()]
+    );
     assert!(c.session_alive(&id), "logind still has it");
 
     // Reconnecting: xrdp reuses the session, active again.

@@ -13,14 +13,15 @@
 
 use std::io::{BufRead, BufReader};
 use std::os::fd::OwnedFd;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use rustix::event::{PollFd, PollFlags, poll};
 use rustix::process::{Pid, PidfdFlags, Signal, pidfd_open, pidfd_send_signal};
 
 use super::{median, ms};
 use crate::common::{TestUser, proc_pids};
+use crate::sessions::{login_uid, make_sessions, members};
 
 /// Runs the case for each N in `ns`, `runs` times, and prints the medians.
 pub fn run(ns: &[usize], runs: usize) {
@@ -67,56 +68,10 @@ pub fn run(ns: &[usize], runs: usize) {
     }
 }
 
-/// The login uid of a process.
-fn login_uid(pid: i32) -> Option<u32> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/loginuid")).ok()?;
-    text.trim().parse().ok()
-}
-
-/// The live processes of `uid`'s sessions (their login uid is `uid`).
-fn members(uid: u32) -> Vec<i32> {
-    proc_pids()
-        .into_iter()
-        .filter(|&pid| login_uid(pid) == Some(uid) && !crate::common::has_ended(pid))
-        .collect()
-}
-
-/// Makes `n` sessions of 3 processes of `user`: one launcher forks a process per session,
-/// which takes a fresh audit session ID (writing its login uid), becomes the user and forks
-/// twice. Returns the launcher, once every process is up.
-fn make_sessions(user: &TestUser, n: usize) -> Child {
-    let script = format!(
-        "use POSIX; for (1..{n}) {{ my $p = fork; die \"fork: $!\" unless defined $p; \
-         next if $p; open(my $f, '>', '/proc/self/loginuid') or die; print $f '{uid}'; \
-         close($f) or die; POSIX::setgid({gid}); POSIX::setuid({uid}) or die; \
-         for (1..2) {{ my $c = fork; if (defined $c && $c == 0) {{ sleep 1000; exit 0 }} }} \
-         sleep 1000; exit 0 }} sleep 1000",
-        uid = user.uid,
-        gid = user.gid,
-    );
-    let launcher = Command::new("perl")
-        .args(["-e", &script])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start the sessions");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while members(user.uid).len() < 3 * n {
-        assert!(
-            Instant::now() < deadline,
-            "the {n} sessions never all started"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    // Zombies of the previous run are reaped and the forks have settled.
-    std::thread::sleep(Duration::from_millis(500));
-    launcher
-}
-
 /// Makes the sessions, times `end` until every process of them has ended (as the watcher
 /// sees it), and checks nothing of them is left.
 fn measure(user: &TestUser, n: usize, end: impl FnOnce()) -> Duration {
-    let mut launcher = make_sessions(user, n);
+    let mut launcher = make_sessions(user, n, 3);
     let mut watcher = Command::new(std::env::current_exe().expect("own path"))
         .args(["--watch-login", &user.uid.to_string()])
         .stdout(Stdio::piped())

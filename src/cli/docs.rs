@@ -11,6 +11,7 @@ use super::args;
 pub fn files() -> Vec<(&'static str, Vec<u8>)> {
     vec![
         ("doc/logoff.1", man_page()),
+        ("doc/logoffd.8", daemon_man_page()),
         ("completions/logoff.bash", completion(Shell::Bash)),
         ("completions/_logoff", completion(Shell::Zsh)),
         ("completions/logoff.fish", completion(Shell::Fish)),
@@ -29,6 +30,19 @@ pub fn man_page() -> Vec<u8> {
     let _ = clap_mangen::Man::new(cmd)
         .date("2026-11-24")
         .manual("User Commands")
+        .render(&mut out);
+    out
+}
+
+/// logoffd(8).
+pub fn daemon_man_page() -> Vec<u8> {
+    let cmd = crate::daemon::command();
+    let mut out = Vec::new();
+    // Writing to a Vec cannot fail.
+    let _ = clap_mangen::Man::new(cmd)
+        .section("8")
+        .date("2026-11-27")
+        .manual("System Administration")
         .render(&mut out);
     out
 }

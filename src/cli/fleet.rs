@@ -155,6 +155,7 @@ impl Hooks for Narrator<'_> {
             console: facts.console,
             result: outcome,
             detail,
+            policy: None,
         };
         if let Err(e) = facts.log.record(&entry)
             && facts.lost.fetch_add(1, Ordering::SeqCst) == 0

@@ -13,7 +13,7 @@ use crate::error::{Error, Kind, Result, most_severe};
 use crate::logoff::Hooks;
 use crate::model::Session;
 use crate::output::report::{failure_line, summary};
-use crate::output::table::{SessionRow, session_table, sort_rows};
+use crate::output::table::{SessionRow, TimeLimit, session_table, sort_rows};
 use crate::output::{self, Out};
 use crate::select::{self, OwnSession};
 use crate::transport::Place;
@@ -103,11 +103,23 @@ fn rows(
         )?
     };
     let flavor = backend.about().0;
+    // The deadlines a logoffd running here has published (this host's only).
+    let limits = place
+        .is_this_host()
+        .then(crate::daemon::state::Deadlines::published)
+        .flatten();
     Ok(shown
         .iter()
         .map(|s| {
             let is_current = current.as_ref() == Some(&s.id);
-            SessionRow::new(&place.label, flavor.as_str(), s, is_current, now)
+            let mut row = SessionRow::new(&place.label, flavor.as_str(), s, is_current, now);
+            row.time_limit = limits.as_ref().and_then(|l| l.of(s)).map(|p| TimeLimit {
+                rule: p.rule.clone(),
+                reason: p.reason.clone(),
+                logoff_at: p.acts_at.to_string(),
+                warn_at: p.warn_at.iter().map(ToString::to_string).collect(),
+            });
+            row
         })
         .collect())
 }

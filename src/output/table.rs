@@ -35,6 +35,20 @@ pub struct SessionRow {
     pub processes: Option<usize>,
     pub current: bool,
     pub backend: String,
+    /// The deadline logoffd has this session under, where it runs (this host only).
+    pub time_limit: Option<TimeLimit>,
+}
+
+/// A session's deadline under logoffd's policy.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TimeLimit {
+    pub rule: String,
+    /// `idle`, `disconnected`, `max-age`.
+    pub reason: String,
+    /// RFC 3339 time of the logoff.
+    pub logoff_at: String,
+    /// RFC 3339 times of the warnings.
+    pub warn_at: Vec<String>,
 }
 
 impl SessionRow {
@@ -64,6 +78,7 @@ impl SessionRow {
             processes: s.processes,
             current,
             backend: backend.to_string(),
+            time_limit: None,
         }
     }
 }
@@ -112,6 +127,40 @@ fn dash(v: Option<&str>) -> String {
     }
 }
 
+/// One row's cells, in the order of the header.
+fn cells(r: &SessionRow, with_host: bool, limits: bool, tz: &TimeZone) -> Vec<String> {
+    let mut cells = Vec::new();
+    if with_host {
+        cells.push(r.host.clone());
+    }
+    let marker = if r.current { ">" } else { " " };
+    let from = match (&r.remote_host, r.remote) {
+        (Some(h), _) => h.clone(),
+        (None, true) => "remote".into(),
+        (None, false) if r.seat.is_some() || r.vtnr.is_some() => "local".into(),
+        (None, false) => match r.tty.as_deref() {
+            Some(t) if t == "console" || crate::model::is_virtual_terminal(t) => "local".into(),
+            _ => "-".into(),
+        },
+    };
+    cells.extend([
+        format!("{marker}{}", dash(r.name.as_deref())),
+        dash(Some(&r.user)),
+        r.id.clone(),
+        dash(Some(&r.state)),
+        format_idle(r.idle_seconds),
+        format_logon(r.logon_time.as_deref(), tz),
+        from,
+    ]);
+    if limits {
+        cells.push(r.time_limit.as_ref().map_or_else(
+            || "-".into(),
+            |l| format!("{} ({})", format_logon(Some(&l.logoff_at), tz), l.reason),
+        ));
+    }
+    cells
+}
+
 /// The session table. `with_host` adds a HOST column (several hosts).
 pub fn session_table(rows: &[SessionRow], with_host: bool, legend: bool, tz: &TimeZone) -> String {
     if rows.is_empty() {
@@ -139,33 +188,15 @@ pub fn session_table(rows: &[SessionRow], with_host: bool, legend: bool, tz: &Ti
         "LOGON TIME",
         "FROM",
     ]);
+    let limits = rows.iter().any(|r| r.time_limit.is_some());
+    if limits {
+        header.push("LOGOFF AT");
+    }
     if legend {
         table.set_header(header);
     }
     for r in rows {
-        let mut cells = Vec::new();
-        if with_host {
-            cells.push(r.host.clone());
-        }
-        let marker = if r.current { ">" } else { " " };
-        let from = match (&r.remote_host, r.remote) {
-            (Some(h), _) => h.clone(),
-            (None, true) => "remote".into(),
-            (None, false) if r.seat.is_some() || r.vtnr.is_some() => "local".into(),
-            (None, false) => match r.tty.as_deref() {
-                Some(t) if t == "console" || crate::model::is_virtual_terminal(t) => "local".into(),
-                _ => "-".into(),
-            },
-        };
-        cells.extend([
-            format!("{marker}{}", dash(r.name.as_deref())),
-            dash(Some(&r.user)),
-            r.id.clone(),
-            dash(Some(&r.state)),
-            format_idle(r.idle_seconds),
-            format_logon(r.logon_time.as_deref(), tz),
-            from,
-        ]);
+        let cells = cells(r, with_host, limits, tz);
         table.add_row(cells.iter().map(|c| clean(c).into_owned()));
     }
     let id_column = if with_host { 3 } else { 2 };

@@ -237,3 +237,13 @@ pub fn on_a_pty(args: &[&str], env: &[(&str, &str)]) -> String {
     assert_ok(&script.output().expect("run script"), "script");
     String::from_utf8_lossy(&std::fs::read(&transcript).expect("transcript")).into_owned()
 }
+
+/// A virtual terminal this machine has (`tty2` ... `tty11`), to put a console session on.
+pub fn free_vt() -> Option<String> {
+    (2..12).map(|n| format!("tty{n}")).find(|t| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .open(format!("/dev/{t}"))
+            .is_ok()
+    })
+}

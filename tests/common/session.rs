@@ -22,6 +22,9 @@ pub struct SessionSpec<'a> {
     pub login_uid: Option<u32>,
     /// With `pty`: where script(1) records what the terminal shows (else nowhere).
     pub transcript: Option<&'a Path>,
+    /// With `pty`: keep script(1)'s input open, for [`TestSession::type_line`] (what is
+    /// typed is what the session reads from its terminal).
+    pub input: bool,
 }
 
 /// A login session made for a test; every process of it is killed when dropped.
@@ -64,7 +67,11 @@ impl TestSession {
             .arg(launcher)
             .arg("logoff-test-session")
             .args(&inner)
-            .stdin(Stdio::null())
+            .stdin(if spec.input {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -81,6 +88,20 @@ impl TestSession {
         };
         assert!(ok, "the test session never got an audit session ID");
         session
+    }
+
+    /// Types `line` (and Enter) on the session's terminal (needs [`SessionSpec::input`]).
+    pub fn type_line(&mut self, line: &str) {
+        use std::io::Write;
+        let input = self
+            .child
+            .stdin
+            .as_mut()
+            .expect("a session started with input");
+        input
+            .write_all(format!("{line}\r").as_bytes())
+            .expect("type");
+        input.flush().expect("flush");
     }
 
     pub fn members(&self) -> Vec<i32> {

@@ -1,0 +1,53 @@
+//! Sessions made for the benchmarks: many audit sessions of one user, as logins make them.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::{TestUser, has_ended, proc_pids};
+
+/// The login uid of a process.
+pub fn login_uid(pid: i32) -> Option<u32> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/loginuid")).ok()?;
+    text.trim().parse().ok()
+}
+
+/// The live processes of `uid`'s sessions (their login uid is `uid`).
+pub fn members(uid: u32) -> Vec<i32> {
+    proc_pids()
+        .into_iter()
+        .filter(|&pid| login_uid(pid) == Some(uid) && !has_ended(pid))
+        .collect()
+}
+
+/// Makes `n` sessions of `per_session` processes of `user`: one launcher forks a process
+/// per session, which takes a fresh audit session ID (writing its login uid), becomes the
+/// user and forks the rest. Returns the launcher, once every process is up.
+pub fn make_sessions(user: &TestUser, n: usize, per_session: usize) -> Child {
+    let forks = per_session.saturating_sub(1);
+    let script = format!(
+        "use POSIX; for (1..{n}) {{ my $p = fork; die \"fork: $!\" unless defined $p; \
+         next if $p; open(my $f, '>', '/proc/self/loginuid') or die; print $f '{uid}'; \
+         close($f) or die; POSIX::setgid({gid}); POSIX::setuid({uid}) or die; \
+         for (1..{forks}) {{ my $c = fork; if (defined $c && $c == 0) {{ sleep 1000; exit 0 }} }} \
+         sleep 1000; exit 0 }} sleep 1000",
+        uid = user.uid,
+        gid = user.gid,
+    );
+    let launcher = Command::new("perl")
+        .args(["-e", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start the sessions");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while members(user.uid).len() < per_session * n {
+        assert!(
+            Instant::now() < deadline,
+            "the {n} sessions never all started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Zombies of the previous run are reaped and the forks have settled.
+    std::thread::sleep(Duration::from_millis(500));
+    launcher
+}

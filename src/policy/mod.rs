@@ -1,0 +1,181 @@
+//! Session time limits as policy (`/etc/logoff/policy.toml`): rules, each with a match, its
+//! exemptions and its limits — what Windows' Remote Desktop Session Host sets as "time
+//! limits" — read, checked and evaluated here; `logoffd` ([`crate::daemon`]) enforces them.
+//!
+//! A policy is data: [`load`] parses it (errors name the line and column), [`eval`] says for
+//! each session which rule applies and when it would warn and act. Nothing here touches the
+//! system but the name service (a session's user's groups).
+
+pub mod eval;
+mod parse;
+pub mod rule;
+
+use std::path::Path;
+use std::time::Duration;
+
+pub use eval::{Reason, Verdict};
+pub use rule::{Exempt, Match};
+
+/// The policy file, where nothing else is said.
+pub const DEFAULT_PATH: &str = "/etc/logoff/policy.toml";
+
+/// What logoffd does when a limit is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Warns, then logs off.
+    #[default]
+    Enforce,
+    /// Logs what it would do; warns nobody, touches nothing.
+    DryRun,
+    /// Warns, and logs that it would log off; touches nothing.
+    WarnOnly,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::DryRun => "dry-run",
+            Mode::WarnOnly => "warn-only",
+        }
+    }
+}
+
+/// A checked policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    pub mode: Mode,
+    /// How often sessions are looked at when no deadline is due sooner (new sessions on
+    /// hosts without logind's signals, sessions that lose their terminal).
+    pub scan_interval: Duration,
+    /// In order: the first whose match takes a session applies to it.
+    pub rules: Vec<Rule>,
+}
+
+/// One rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    pub name: String,
+    pub matches: Match,
+    pub exempt: Exempt,
+    /// Active but idle this long.
+    pub idle: Option<Duration>,
+    /// This long since it lost its terminal or connection.
+    pub disconnected: Option<Duration>,
+    /// This long since logon.
+    pub max_age: Option<Duration>,
+    /// Lead times of the warnings, longest first.
+    pub warn: Vec<Duration>,
+    /// The admin's text, with `{user}`, `{rule}`, `{reason}`, `{limit}`, `{left}`, `{at}`.
+    pub message: Option<String>,
+    /// From SIGTERM to SIGKILL.
+    pub timeout: Duration,
+}
+
+/// How long programs get between SIGTERM and SIGKILL where a rule says nothing (as
+/// `logoff --timeout`).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often sessions are looked at where the policy says nothing.
+pub const DEFAULT_SCAN_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Placeholders a message may use.
+pub const PLACEHOLDERS: [&str; 7] = ["user", "rule", "reason", "limit", "left", "at", "session"];
+
+/// A policy that could not be read or is not valid: where and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyError {
+    /// 1-based line and column, where the error has a place in the text.
+    pub at: Option<(usize, usize)>,
+    pub message: String,
+}
+
+impl std::fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.at {
+            Some((line, col)) => write!(f, "line {line}, column {col}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+/// Reads and checks the policy in `path`: a regular file of at most 1 MiB of UTF-8 text,
+/// owned by root (or whoever runs logoffd) and writable by nobody else — it decides whose
+/// sessions end, so it is refused as sshd refuses a key file others could change.
+pub fn load(path: &Path) -> Result<Policy, PolicyError> {
+    let fail = |message: String| PolicyError {
+        at: None,
+        message: format!("cannot use it: {message}"),
+    };
+    let text = read_policy_file(path).map_err(fail)?;
+    parse::parse(&text)
+}
+
+fn read_policy_file(path: &Path) -> Result<String, String> {
+    use rustix::fs::{FileType, Mode as FileMode, OFlags};
+    use std::io::Read;
+    const MAX: u64 = 1024 * 1024;
+    let fd = rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+        FileMode::empty(),
+    )
+    .map_err(|e| e.to_string())?;
+    let st = rustix::fs::fstat(&fd).map_err(|e| e.to_string())?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+        return Err("it is not a regular file".into());
+    }
+    let me = rustix::process::geteuid().as_raw();
+    if st.st_uid != 0 && st.st_uid != me {
+        return Err(format!("it is owned by uid {}, not by root", st.st_uid));
+    }
+    if st.st_mode & 0o022 != 0 {
+        return Err(format!(
+            "others may write to it (mode {:o}): chmod go-w",
+            st.st_mode & 0o777
+        ));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::from(fd)
+        .take(MAX + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > MAX {
+        return Err("it is larger than 1 MiB".into());
+    }
+    String::from_utf8(bytes).map_err(|_| "it is not UTF-8 text".into())
+}
+
+/// Parses and checks a policy's text.
+pub fn from_text(text: &str) -> Result<Policy, PolicyError> {
+    parse::parse(text)
+}
+
+impl Rule {
+    /// The rule in one line, for `--check` and the log: `remote-idle: remote sessions;
+    /// exempt alice, group admins; idle 2h, max age 24h; warn 10m, 1m`.
+    pub fn describe(&self) -> String {
+        let d = crate::duration::display;
+        let mut limits = Vec::new();
+        if let Some(x) = self.idle {
+            limits.push(format!("idle {}", d(x)));
+        }
+        if let Some(x) = self.disconnected {
+            limits.push(format!("disconnected {}", d(x)));
+        }
+        if let Some(x) = self.max_age {
+            limits.push(format!("max age {}", d(x)));
+        }
+        let mut parts = vec![self.matches.describe()];
+        let exempt = self.exempt.describe();
+        if !exempt.is_empty() {
+            parts.push(format!("exempt {exempt}"));
+        }
+        parts.push(limits.join(", "));
+        if !self.warn.is_empty() {
+            let w: Vec<String> = self.warn.iter().map(|x| d(*x)).collect();
+            parts.push(format!("warn {}", w.join(", ")));
+        }
+        format!("{}: {}", self.name, parts.join("; "))
+    }
+}

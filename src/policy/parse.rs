@@ -1,0 +1,379 @@
+//! The policy file's syntax (TOML) and its checks: unknown keys, bad durations, rules without
+//! a limit, unknown placeholders — each error with the line and column it is about.
+
+use std::ops::Range;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::rule::{Exempt, Match, UidRange};
+use super::{
+    DEFAULT_SCAN_INTERVAL, DEFAULT_TIMEOUT, Mode, PLACEHOLDERS, Policy, PolicyError, Rule,
+};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    mode: Option<Spanned<String>>,
+    scan_interval: Option<Spanned<String>>,
+    #[serde(default, rename = "rule")]
+    rules: Vec<RawRule>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    name: Spanned<String>,
+    #[serde(default, rename = "match")]
+    matches: RawMatch,
+    #[serde(default)]
+    exempt: RawExempt,
+    idle: Option<Spanned<String>>,
+    disconnected: Option<Spanned<String>>,
+    max_age: Option<Spanned<String>>,
+    #[serde(default)]
+    warn: Vec<Spanned<String>>,
+    message: Option<Spanned<String>>,
+    timeout: Option<Spanned<String>>,
+}
+
+/// One value or a list of them (`users = "bob"` or `users = ["bob", "carol"]`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T> OneOrMany<T> {
+    fn into_vec(self) -> Vec<T> {
+        match self {
+            OneOrMany::One(x) => vec![x],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+fn list<T>(v: Option<OneOrMany<T>>) -> Vec<T> {
+    v.map(OneOrMany::into_vec).unwrap_or_default()
+}
+
+/// A uid or a range of them: `1000`, or `"1000-1999"`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawUid {
+    Number(u32),
+    Text(String),
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMatch {
+    users: Option<OneOrMany<String>>,
+    groups: Option<OneOrMany<String>>,
+    uids: Option<Spanned<OneOrMany<RawUid>>>,
+    remote: Option<bool>,
+    local: Option<bool>,
+    from: Option<Spanned<OneOrMany<String>>>,
+    tty: Option<bool>,
+    x11: Option<bool>,
+    service: Option<OneOrMany<String>>,
+    class: Option<OneOrMany<String>>,
+    console: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawExempt {
+    users: Option<OneOrMany<String>>,
+    groups: Option<OneOrMany<String>>,
+    uids: Option<Spanned<OneOrMany<RawUid>>>,
+}
+
+/// Parses and checks a policy's text.
+pub(super) fn parse(text: &str) -> Result<Policy, PolicyError> {
+    let at = |span: Range<usize>, message: String| PolicyError {
+        at: Some(line_col(text, span.start)),
+        message,
+    };
+    let raw: RawPolicy = toml::from_str(text).map_err(|e| PolicyError {
+        at: e.span().map(|s| line_col(text, s.start)),
+        message: if e.message().contains("untagged enum OneOrMany") {
+            "expected a value or a list of them: text for names and hosts, a number or \
+             \"first-last\" for uids"
+                .into()
+        } else {
+            e.message().trim().to_string()
+        },
+    })?;
+    let mode = match raw.mode {
+        None => Mode::default(),
+        Some(m) => match m.get_ref().as_str() {
+            "enforce" => Mode::Enforce,
+            "dry-run" => Mode::DryRun,
+            "warn-only" => Mode::WarnOnly,
+            other => {
+                return Err(at(
+                    m.span(),
+                    format!("mode '{other}' is not one of enforce, dry-run, warn-only"),
+                ));
+            }
+        },
+    };
+    let scan_interval = match raw.scan_interval {
+        None => DEFAULT_SCAN_INTERVAL,
+        Some(s) => {
+            let d = duration(text, &s)?;
+            if d < Duration::from_secs(1) {
+                return Err(at(s.span(), "scan_interval must be at least 1s".into()));
+            }
+            d
+        }
+    };
+    let mut rules: Vec<Rule> = Vec::new();
+    for raw_rule in raw.rules {
+        let name_span = raw_rule.name.span();
+        let rule = rule(text, raw_rule)?;
+        if rules.iter().any(|r| r.name == rule.name) {
+            return Err(at(
+                name_span,
+                format!("a rule named '{}' comes earlier", rule.name),
+            ));
+        }
+        rules.push(rule);
+    }
+    Ok(Policy {
+        mode,
+        scan_interval,
+        rules,
+    })
+}
+
+fn rule(text: &str, raw: RawRule) -> Result<Rule, PolicyError> {
+    let at = |span: Range<usize>, message: String| PolicyError {
+        at: Some(line_col(text, span.start)),
+        message,
+    };
+    let name = raw.name.get_ref().trim().to_string();
+    if name.is_empty() || name.chars().any(char::is_control) {
+        return Err(at(
+            raw.name.span(),
+            "a rule's name must be text without control characters".into(),
+        ));
+    }
+    let limit = |v: &Option<Spanned<String>>| -> Result<Option<Duration>, PolicyError> {
+        match v {
+            None => Ok(None),
+            Some(s) => {
+                let d = duration(text, s)?;
+                if d.is_zero() {
+                    return Err(at(s.span(), "a limit must be longer than 0s".into()));
+                }
+                Ok(Some(d))
+            }
+        }
+    };
+    let idle = limit(&raw.idle)?;
+    let disconnected = limit(&raw.disconnected)?;
+    let max_age = limit(&raw.max_age)?;
+    if idle.is_none() && disconnected.is_none() && max_age.is_none() {
+        return Err(at(
+            raw.name.span(),
+            format!("rule '{name}' sets no limit: give idle, disconnected or max_age"),
+        ));
+    }
+    let mut warn = Vec::new();
+    for w in &raw.warn {
+        let d = duration(text, w)?;
+        if d.is_zero() {
+            return Err(at(
+                w.span(),
+                "a warning's lead time must be longer than 0s".into(),
+            ));
+        }
+        warn.push(d);
+    }
+    warn.sort_unstable_by(|a, b| b.cmp(a));
+    warn.dedup();
+    if let Some(m) = &raw.message {
+        check_placeholders(m.get_ref()).map_err(|e| at(m.span(), e))?;
+    }
+    let timeout = match &raw.timeout {
+        None => DEFAULT_TIMEOUT,
+        Some(t) => duration(text, t)?,
+    };
+    Ok(Rule {
+        name,
+        matches: matches(text, raw.matches)?,
+        exempt: Exempt {
+            users: list(raw.exempt.users),
+            groups: list(raw.exempt.groups),
+            uids: uids(text, raw.exempt.uids)?,
+        },
+        idle,
+        disconnected,
+        max_age,
+        warn,
+        message: raw.message.map(Spanned::into_inner),
+        timeout,
+    })
+}
+
+fn matches(text: &str, raw: RawMatch) -> Result<Match, PolicyError> {
+    if let (Some(r), Some(l)) = (raw.remote, raw.local)
+        && r == l
+    {
+        return Err(PolicyError {
+            at: None,
+            message: "match: remote and local say the same thing twice or contradict \
+                      each other; give one of them"
+                .into(),
+        });
+    }
+    let mut from = Vec::new();
+    if let Some(spanned) = raw.from {
+        let start = spanned.span().start;
+        for f in spanned.into_inner().into_vec() {
+            let parsed = super::rule::From::parse(&f).map_err(|e| PolicyError {
+                at: Some(line_col(text, start)),
+                message: e,
+            })?;
+            from.push(parsed);
+        }
+    }
+    Ok(Match {
+        users: list(raw.users),
+        groups: list(raw.groups),
+        uids: uids(text, raw.uids)?,
+        remote: raw.remote.or(raw.local.map(|l| !l)),
+        from,
+        tty: raw.tty,
+        x11: raw.x11,
+        services: list(raw.service),
+        classes: list(raw.class),
+        console: raw.console,
+    })
+}
+
+fn uids(text: &str, raw: Option<Spanned<OneOrMany<RawUid>>>) -> Result<Vec<UidRange>, PolicyError> {
+    let Some(raw) = raw else {
+        return Ok(Vec::new());
+    };
+    let start = raw.span().start;
+    raw.into_inner()
+        .into_vec()
+        .into_iter()
+        .map(|u| match u {
+            RawUid::Number(n) => Ok(UidRange { first: n, last: n }),
+            RawUid::Text(t) => UidRange::parse(&t).map_err(|e| PolicyError {
+                at: Some(line_col(text, start)),
+                message: e,
+            }),
+        })
+        .collect()
+}
+
+fn duration(text: &str, s: &Spanned<String>) -> Result<Duration, PolicyError> {
+    crate::duration::parse(s.get_ref()).map_err(|e| PolicyError {
+        at: Some(line_col(text, s.span().start)),
+        message: e,
+    })
+}
+
+/// Every `{name}` in a message must be one of [`PLACEHOLDERS`] (`{{` and `}}` are braces).
+fn check_placeholders(message: &str) -> Result<(), String> {
+    let mut rest = message.replace("{{", "").replace("}}", "");
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('}') else {
+            return Err("the message has a '{' without its '}' (write {{ for a brace)".into());
+        };
+        let name = &after[..close];
+        if !PLACEHOLDERS.contains(&name) {
+            return Err(format!(
+                "the message names {{{name}}}, which is not one of {}",
+                PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(", ")
+            ));
+        }
+        rest = after[close + 1..].to_string();
+    }
+    Ok(())
+}
+
+/// 1-based line and column (in characters) of byte `offset` in `text`.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"
+mode = "enforce"
+[[rule]]
+name = "remote-idle"
+match = { remote = true }
+exempt = { users = ["alice"], groups = ["admins"] }
+idle = "2h"
+disconnected = "30m"
+max_age = "24h"
+warn = ["1m", "10m"]
+message = "{user}: idle for {limit}; you will be logged off in {left}. Press any key to stay."
+timeout = "10s"
+"#;
+
+    #[test]
+    fn the_example_of_the_issue_parses() {
+        let p = parse(EXAMPLE).expect("parses");
+        assert_eq!(p.mode, Mode::Enforce);
+        assert_eq!(p.rules.len(), 1);
+        let r = &p.rules[0];
+        assert_eq!(r.name, "remote-idle");
+        assert_eq!(r.matches.remote, Some(true));
+        assert_eq!(r.exempt.users, ["alice"]);
+        assert_eq!(r.idle, Some(Duration::from_secs(7200)));
+        assert_eq!(r.warn, [Duration::from_secs(600), Duration::from_secs(60)]);
+        assert_eq!(r.timeout, Duration::from_secs(10));
+        assert_eq!(p.scan_interval, DEFAULT_SCAN_INTERVAL);
+    }
+
+    #[test]
+    fn errors_name_line_and_column() {
+        let bad = |text: &str| parse(text).expect_err("must fail");
+        let e = bad("mode = \"enforce\"\n[[rule]]\nname = \"x\"\nidle = \"2 fortnights\"\n");
+        assert_eq!(e.at, Some((4, 8)), "{e}");
+        let e = bad("[[rule]]\nname = \"x\"\nidle = \"1h\"\nidel = \"2h\"\n");
+        assert_eq!(e.at.map(|a| a.0), Some(4), "{e}");
+        assert!(e.message.contains("idel"), "{e}");
+        let e = bad("[[rule]]\nname = \"x\"\n");
+        assert!(e.message.contains("no limit"), "{e}");
+        let e = bad("mode = \"sometimes\"\n");
+        assert_eq!(e.at, Some((1, 8)));
+        let e = bad("[[rule]]\nname = \"x\"\nidle = \"1h\"\nmessage = \"bye {usr}\"\n");
+        assert!(e.message.contains("{usr}"), "{e}");
+        let e =
+            bad("[[rule]]\nname = \"x\"\nidle = \"1h\"\n[[rule]]\nname = \"x\"\nidle = \"2h\"\n");
+        assert_eq!(e.at, Some((5, 8)), "{e}");
+        let e = bad("[[rule]]\nname = \"x\"\nidle = \"1h\"\nmatch = { from = \"10.0.0.0/40\" }\n");
+        assert_eq!(e.at, Some((4, 18)), "{e}");
+        assert!(e.message.contains("prefix length"), "{e}");
+        let e = bad("[[rule]]\nname = \"x\"\nidle = \"1h\"\nmatch = { uids = [\"9-1\"] }\n");
+        assert!(e.message.contains("ends before it begins"), "{e}");
+        let e = bad("[[rule]]\nname = \"x\"\nidle = \"1h\"\nmatch = { users = 5 }\n");
+        assert!(e.message.contains("a list of them"), "{e}");
+        let e = bad("[[rule]\n");
+        assert!(e.at.is_some(), "{e}");
+    }
+
+    #[test]
+    fn placeholders_and_braces() {
+        assert!(check_placeholders("{user} {{literal}} {left}").is_ok());
+        assert!(check_placeholders("{user").is_err());
+        assert!(check_placeholders("{nope}").is_err());
+    }
+}

@@ -1,0 +1,194 @@
+//! logoffd as shipped, under a real systemd with logind and sshd (test hosts booted with
+//! systemd-nspawn): the repository's unit file, the binary at /usr/sbin/logoffd, the policy
+//! at /etc/logoff/policy.toml; real ssh logins. Limits in seconds. Needs root; under
+//! CI=true a test host that cannot be built fails the test.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::container::{self, Container};
+use common::{assert_ok, text, wait_for};
+use serde_json::Value;
+
+const UNIT: &str = include_str!("../packaging/systemd/logoffd.service");
+
+/// Installs logoffd in the test host as a package would (binary, unit, policy) and starts
+/// it with systemd.
+fn install(c: &Container, policy: &str) {
+    let bin = c.root.join("usr/sbin/logoffd");
+    std::fs::copy(env!("CARGO_BIN_EXE_logoffd"), &bin).expect("copy logoffd");
+    common::set_mode(&bin, 0o755);
+    std::fs::write(c.root.join("etc/systemd/system/logoffd.service"), UNIT).expect("unit");
+    write_policy(c, policy);
+    let out = c.sh("systemctl daemon-reload && systemctl start logoffd");
+    assert!(
+        out.status.success(),
+        "logoffd did not start: {}\n{}",
+        text(&out.stderr),
+        journal(c)
+    );
+    assert_eq!(active(c), "active", "{}", journal(c));
+}
+
+fn write_policy(c: &Container, policy: &str) {
+    let dir = c.root.join("etc/logoff");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(dir.join("policy.toml"), policy).expect("policy");
+    common::set_mode(&dir.join("policy.toml"), 0o644);
+}
+
+fn active(c: &Container) -> String {
+    text(&c.exec(&["systemctl", "is-active", "logoffd"]).stdout)
+        .trim()
+        .to_string()
+}
+
+/// logoffd's own lines in the test host's journal.
+fn journal(c: &Container) -> String {
+    text(
+        &c.exec(&["journalctl", "--no-pager", "-u", "logoffd", "-o", "cat"])
+            .stdout,
+    )
+}
+
+fn policy_for(user: &str, limits: &str) -> String {
+    format!(
+        "scan_interval = \"2s\"\n[[rule]]\nname = \"short\"\nmatch = {{ users = [\"{user}\"] }}\n\
+         timeout = \"2s\"\n{limits}\n"
+    )
+}
+
+#[test]
+#[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
+fn under_systemd_an_idle_ssh_login_is_warned_and_logged_off_as_check_said() {
+    let Some(c) = container::boot("dunit") else {
+        return;
+    };
+    c.add_user("idler");
+    c.add_user("bystander");
+    let mut idle = c.ssh("idler", "cat");
+    let other = c.ssh("bystander", "cat");
+    install(&c, &policy_for("idler", "idle = \"30s\"\nwarn = [\"20s\"]"));
+
+    // What --check says will happen, then what does.
+    let out = c.exec(&["/usr/sbin/logoffd", "--check", "--json"]);
+    assert_ok(&out, "logoffd --check --json");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let find = |id: &str| {
+        report["sessions"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["id"] == id).cloned())
+            .unwrap_or_else(|| panic!("session {id} not in {report:#}"))
+    };
+    let planned = find(&idle.id);
+    assert_eq!(planned["rule"], "short");
+    assert_eq!(planned["reason"], "idle");
+    let acts_at: jiff::Timestamp = planned["acts_at"]
+        .as_str()
+        .expect("acts_at")
+        .parse()
+        .expect("time");
+    assert!(find(&other.id)["rule"].is_null(), "{report:#}");
+
+    let warned = wait_for(Duration::from_secs(40), || {
+        idle.output().contains("has been idle for 30s")
+    });
+    assert!(warned, "no warning: {}\n{}", idle.output(), journal(&c));
+    assert!(
+        idle.wait_closed(Duration::from_secs(40)).is_some(),
+        "not logged off: {}",
+        journal(&c)
+    );
+    let late = jiff::Timestamp::now().duration_since(acts_at);
+    assert!(
+        late.as_secs() >= -1 && late.as_secs() <= 12,
+        "logged off {late:?} after the time --check gave"
+    );
+    assert!(!c.session_alive(&idle.id));
+    assert!(c.session_alive(&other.id), "the bystander was touched");
+    // The journal record: the command's fields, the rule and the reason.
+    let rec = c.exec(&[
+        "journalctl",
+        "--no-pager",
+        "-o",
+        "json",
+        &format!("LOGOFF_SESSION={}", idle.id),
+    ]);
+    let rec = text(&rec.stdout);
+    assert!(rec.contains("\"LOGOFF_POLICY_RULE\":\"short\""), "{rec}");
+    assert!(rec.contains("\"LOGOFF_REASON\":\"idle\""), "{rec}");
+    assert!(rec.contains("\"LOGOFF_RESULT\":\"logged-off\""), "{rec}");
+    assert_eq!(active(&c), "active", "{}", journal(&c));
+}
+
+#[test]
+#[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
+fn a_restart_in_the_middle_of_a_disconnected_limit_keeps_the_clock() {
+    let Some(c) = container::boot("dclock") else {
+        return;
+    };
+    c.add_user("leaver");
+    install(&c, &policy_for("leaver", "disconnected = \"24s\""));
+    // A login that leaves a job behind, then its connection drops: logind keeps the
+    // session closing with the job in it.
+    let s = c.ssh(
+        "leaver",
+        "nohup sleep 1000 >/dev/null 2>&1 & echo started; cat",
+    );
+    assert!(wait_for(Duration::from_secs(10), || s
+        .output()
+        .contains("started")));
+    let id = s.id.clone();
+    drop(s);
+    let disconnected = wait_for(Duration::from_secs(15), || {
+        c.loginctl_property(&id, "State").as_deref() == Some("closing")
+    });
+    assert!(disconnected, "the session never became closing");
+    let since = Instant::now();
+    std::thread::sleep(Duration::from_secs(12));
+    assert!(
+        c.loginctl_property(&id, "State").is_some(),
+        "ended too soon"
+    );
+    let out = c.exec(&["systemctl", "restart", "logoffd"]);
+    assert_ok(&out, "systemctl restart logoffd");
+    // Without the kept clock it would start again now, and end at 12 + 24 s.
+    let gone = wait_for(Duration::from_secs(30), || {
+        c.loginctl_property(&id, "State").is_none() || c.pids_matching("sleep 1000").is_empty()
+    });
+    let took = since.elapsed();
+    assert!(gone, "not logged off: {}", journal(&c));
+    assert!(
+        took >= Duration::from_secs(20) && took <= Duration::from_secs(31),
+        "logged off {took:?} after it was disconnected: {}",
+        journal(&c)
+    );
+}
+
+#[test]
+#[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
+fn sighup_with_a_broken_policy_keeps_the_old_one_and_says_why() {
+    let Some(c) = container::boot("dhup") else {
+        return;
+    };
+    c.add_user("kept");
+    install(&c, &policy_for("kept", "idle = \"25s\""));
+    let mut s = c.ssh("kept", "cat");
+    write_policy(&c, "[[rule]]\nname = \"broken\"\nidle = \"soon\"\n");
+    let out = c.exec(&["systemctl", "reload", "logoffd"]);
+    assert_ok(&out, "systemctl reload logoffd");
+    let said = wait_for(Duration::from_secs(10), || {
+        journal(&c).contains("the policy in force stays")
+    });
+    let log = journal(&c);
+    assert!(said, "{log}");
+    assert!(log.contains("line 3, column 8"), "{log}");
+    assert_eq!(active(&c), "active");
+    // The old policy still rules: the idle login goes.
+    assert!(
+        s.wait_closed(Duration::from_secs(50)).is_some(),
+        "the old policy was dropped: {}",
+        journal(&c)
+    );
+}
