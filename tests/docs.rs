@@ -55,3 +55,19 @@ fn the_policy_examples_in_the_man_page_and_readme_are_valid() {
         logoff::policy::from_text(block).expect("README's policy example");
     }
 }
+
+#[test]
+fn the_changelogs_name_this_version() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let version = env!("CARGO_PKG_VERSION");
+    let debian = std::fs::read_to_string(root.join("packaging/debian/changelog")).expect("it");
+    assert!(
+        debian.starts_with(&format!("logoff ({version}) ")),
+        "packaging/debian/changelog does not begin with version {version}"
+    );
+    let changelog = std::fs::read_to_string(root.join("CHANGELOG.md")).expect("it");
+    assert!(
+        changelog.contains(&format!("## [{version}] - ")),
+        "CHANGELOG.md has no section for {version}"
+    );
+}
