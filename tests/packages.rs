@@ -31,7 +31,10 @@ fn package(test: &str, file: &str) -> Option<PathBuf> {
     } else {
         require(
             test,
-            Err(format!("{} is missing: run scripts/package", path.display())),
+            Err(format!(
+                "{} is missing: run scripts/package",
+                path.display()
+            )),
         );
         None
     }
@@ -47,7 +50,11 @@ fn rpm_name() -> String {
 
 /// What the .deb installs (files only), as `dpkg-deb -c` lists them.
 fn deb_files(deb: &Path) -> Vec<String> {
-    let out = Command::new("dpkg-deb").arg("-c").arg(deb).output().expect("dpkg-deb");
+    let out = Command::new("dpkg-deb")
+        .arg("-c")
+        .arg(deb)
+        .output()
+        .expect("dpkg-deb");
     assert!(out.status.success());
     text(&out.stdout)
         .lines()
@@ -96,12 +103,21 @@ fn the_deb_installs_works_and_goes_away_cleanly() {
         text(&out.stderr)
     );
     let out = c.exec(&["systemctl", "is-enabled", "logoffd"]);
-    assert_eq!(text(&out.stdout).trim(), "disabled", "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout).trim(),
+        "disabled",
+        "{}",
+        text(&out.stderr)
+    );
     let out = c.exec(&["systemctl", "is-active", "logoffd"]);
     assert_eq!(text(&out.stdout).trim(), "inactive");
     let out = c.exec(&["/usr/sbin/logoffd", "--check"]);
     assert_ok(&out, "logoffd --check with the example policy");
-    assert!(text(&out.stdout).contains("0 rules"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("0 rules"),
+        "{}",
+        text(&out.stdout)
+    );
 
     // The installed binary logs off a real ssh session.
     c.add_user("pkguser");
@@ -113,7 +129,10 @@ fn the_deb_installs_works_and_goes_away_cleanly() {
 
     // dpkg -r leaves the conffile only; dpkg -P takes it too.
     let files = deb_files(&deb);
-    assert!(files.contains(&"/etc/logoff/policy.toml".to_string()), "{files:?}");
+    assert!(
+        files.contains(&"/etc/logoff/policy.toml".to_string()),
+        "{files:?}"
+    );
     let out = c.exec(&["dpkg", "-r", "logoff"]);
     assert_ok(&out, "dpkg -r");
     let left: Vec<&String> = files
@@ -124,7 +143,10 @@ fn the_deb_installs_works_and_goes_away_cleanly() {
     let out = c.exec(&["dpkg", "-P", "logoff"]);
     assert_ok(&out, "dpkg -P");
     assert!(!c.root.join("etc/logoff/policy.toml").exists());
-    assert!(!c.root.join("etc/logoff").exists(), "dpkg -P leaves /etc/logoff");
+    assert!(
+        !c.root.join("etc/logoff").exists(),
+        "dpkg -P leaves /etc/logoff"
+    );
 }
 
 #[test]
@@ -153,7 +175,11 @@ fn the_rpm_has_rhel_paths_and_metadata() {
         return;
     };
     let query = |args: &[&str]| {
-        let out = Command::new("rpm").args(args).arg(&rpm).output().expect("rpm");
+        let out = Command::new("rpm")
+            .args(args)
+            .arg(&rpm)
+            .output()
+            .expect("rpm");
         assert!(out.status.success(), "rpm {args:?}: {}", text(&out.stderr));
         text(&out.stdout)
     };
