@@ -147,7 +147,7 @@ impl Logind {
     /// What is still running of a session, and its commands for messages where systemd
     /// gives them. `[]` once it is gone. logoff itself is never counted.
     pub(super) fn members(&mut self, session: &Session) -> Result<Vec<ProcessInfo>> {
-        let source = self.tracker(session)?.source.clone();
+        let source = self.source_of(session)?;
         let own = self.own_pid;
         match &source {
             Source::Untracked(why) => Err(untracked(session, why)),
@@ -161,6 +161,16 @@ impl Logind {
                 })
                 .collect()),
             Source::Systemd(scope) => zbus::block_on(self.unit_processes(scope)),
+        }
+    }
+
+    /// Where a session's processes are read from: its tracker's, while it is being ended;
+    /// else found now, and not kept (a warning or a listing adds no tracker, which only the
+    /// end of a logoff removes: a daemon that warns for months would keep them all).
+    pub(super) fn source_of(&mut self, session: &Session) -> Result<Source> {
+        match self.trackers.get(&session.id) {
+            Some(t) => Ok(t.source.clone()),
+            None => self.source(session),
         }
     }
 

@@ -303,7 +303,7 @@ impl Backend for Logind {
 
     fn warn(&mut self, session: &Session, text: &str) -> Result<Warned> {
         let here = self.reach == Reach::ThisHost;
-        match self.tracker(session)?.source {
+        match self.source_of(session)? {
             Source::Audit(id) => {
                 return self.with_audit(|p| p.warn(&audit_view(session, id), text))?;
             }
