@@ -141,10 +141,19 @@ fn a_restart_in_the_middle_of_a_disconnected_limit_keeps_the_clock() {
         .contains("started")));
     let id = s.id.clone();
     drop(s);
-    let disconnected = wait_for(Duration::from_secs(15), || {
+    let disconnected = wait_for(Duration::from_secs(40), || {
         c.loginctl_property(&id, "State").as_deref() == Some("closing")
     });
-    assert!(disconnected, "the session never became closing");
+    assert!(
+        disconnected,
+        "the session never became closing: state {:?}; {}\n{}",
+        c.loginctl_property(&id, "State"),
+        text(
+            &c.exec(&["loginctl", "session-status", &id, "--no-pager"])
+                .stdout
+        ),
+        journal(&c)
+    );
     let since = Instant::now();
     std::thread::sleep(Duration::from_secs(12));
     assert!(

@@ -197,6 +197,25 @@ impl Container {
                 self.console()
             ));
         }
+        // A unit of the target can fail to start while several hosts boot at once (seen:
+        // systemd-user-sessions "Failed to attach to cgroup" on cgroup v1, which leaves
+        // /run/nologin and every user's ssh login refused): start the target again.
+        for _ in 0..3 {
+            let target = self.exec(&["systemctl", "is-active", "logoff-test.target"]);
+            if text(&target.stdout).trim() == "active" {
+                break;
+            }
+            let _ = self.exec(&["systemctl", "reset-failed"]);
+            let _ = self.exec(&["systemctl", "start", "logoff-test.target"]);
+        }
+        let target = self.exec(&["systemctl", "is-active", "logoff-test.target"]);
+        if text(&target.stdout).trim() != "active" {
+            let failed = self.exec(&["systemctl", "--failed", "--no-pager"]);
+            return Err(format!(
+                "the test host's target did not start: {}",
+                text(&failed.stdout)
+            ));
+        }
         // "degraded" passes above; the test host's own sshd must not be what failed (its
         // port taken by another host's, say), or the port below would answer for another.
         let sshd = self.exec(&["systemctl", "is-active", "ssh.service"]);
