@@ -98,10 +98,11 @@ impl Out {
 }
 
 /// Prints an error line on standard error (`logoff: ...`), [`clean`]ed, ignoring a closed
-/// stream.
+/// stream. The line goes out in one write: standard error is unbuffered, and a line written
+/// in pieces could be cut short by the process exiting on another thread meanwhile.
 pub fn error_line(message: &str) {
-    let mut stderr = anstream::stderr().lock();
-    let _ = writeln!(stderr, "logoff: {}", clean(message));
+    let line = format!("logoff: {}\n", clean(message));
+    let _ = anstream::stderr().lock().write_all(line.as_bytes());
 }
 
 /// Prints raw text on standard error, ignoring a closed stream.

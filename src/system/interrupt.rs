@@ -99,11 +99,12 @@ fn on_signal(signal: i32) {
             name(signal)
         )),
         Stage::LoggingOff if state.received == 2 => {
-            HURRY.store(true, Ordering::SeqCst);
+            // Said before it is done: once HURRY is set, logoff may finish and exit at once.
             say(&format!(
                 "{} received again: sending SIGKILL now, without waiting out --timeout",
                 name(signal)
             ));
+            HURRY.store(true, Ordering::SeqCst);
         }
         Stage::LoggingOff => {}
     }
