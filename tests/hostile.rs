@@ -746,7 +746,8 @@ fn regression_bad_input_is_refused_with_nothing_touched() {
         return;
     }
     let s = TestSession::start(SessionSpec::default(), "sleep 1000");
-    let before = s.wait_members(1);
+    // sh and the sleep it forks (dash does not exec the last command of `sh -c`).
+    let before = s.wait_members(2);
     let id = s.id.to_string();
     for args in [
         vec!["--grace", "300000000000", &id],
@@ -844,7 +845,8 @@ fn regression_a_setuid_logoff_refuses_to_run() {
         },
         "sleep 1000",
     );
-    let before = s.wait_members(1);
+    // sh and the sleep it forks (dash does not exec the last command of `sh -c`).
+    let before = s.wait_members(2);
     let dir = TempDir::new("setuid");
     let bin = dir.path("logoff");
     std::fs::copy(logoff_bin(), &bin).expect("copy");
