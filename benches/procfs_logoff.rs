@@ -195,10 +195,15 @@ fn measure(name: &str, n: usize, end: impl FnOnce(&BenchSession)) -> Duration {
     took
 }
 
-/// `--watch ID`: holds a pidfd to every member of session ID, prints `ready`, then prints the
-/// monotonic time (ns) at which the last one had exited (or now, after 60 s).
+/// `--watch ID`: [`watch_pids`] on the members of session ID.
 fn watch(audit_id: u32) {
-    let fds: Vec<OwnedFd> = members(audit_id)
+    watch_pids(members(audit_id));
+}
+
+/// Holds a pidfd to each of `pids`, prints `ready`, then prints the monotonic time (ns) at
+/// which the last one had exited (or now, after 60 s).
+fn watch_pids(pids: Vec<i32>) {
+    let fds: Vec<OwnedFd> = pids
         .into_iter()
         .filter_map(|pid| pidfd_open(Pid::from_raw(pid)?, PidfdFlags::empty()).ok())
         .collect();

@@ -120,23 +120,7 @@ fn floor_logoff(uid: u32) {
     }
 }
 
-/// `--watch-login UID`: holds a pidfd to every process of `uid`'s sessions, prints `ready`,
-/// then prints the monotonic time (ns) at which the last one had exited (or now, after 60 s).
+/// `--watch-login UID`: the watcher on every process of `uid`'s sessions.
 pub fn watch(uid: u32) {
-    let fds: Vec<OwnedFd> = members(uid)
-        .into_iter()
-        .filter_map(|pid| pidfd_open(Pid::from_raw(pid)?, PidfdFlags::empty()).ok())
-        .collect();
-    println!("ready");
-    let patience = rustix::time::Timespec {
-        tv_sec: 60,
-        tv_nsec: 0,
-    };
-    for fd in &fds {
-        let mut p = [PollFd::new(fd, PollFlags::IN)];
-        if poll(&mut p, Some(&patience)).unwrap_or(0) == 0 {
-            break;
-        }
-    }
-    println!("{}", super::monotonic_ns());
+    super::watch_pids(members(uid));
 }
