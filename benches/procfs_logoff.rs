@@ -154,34 +154,19 @@ fn measure(name: &str, n: usize, end: impl FnOnce(&BenchSession)) -> Duration {
         audit_id: session.audit_id,
         child,
     };
-    let mut watcher = Command::new(std::env::current_exe().expect("own path"))
-        .args(["--watch", &session.audit_id.to_string()])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start watcher");
-    let mut lines = BufReader::new(watcher.stdout.take().expect("watcher stdout")).lines();
-    let ready = lines.next().and_then(Result::ok).unwrap_or_default();
-    assert_eq!(ready, "ready", "the watcher did not start");
-    let start = monotonic_ns();
-    end(&session);
-    let returned = monotonic_ns();
-    // Still running when the contender returned? Only then does the watcher's clock count (it
-    // notices exits a little late, which must not be charged to contenders that wait).
-    let running = !members(session.audit_id).is_empty();
-    let last_exit: u128 = lines
-        .next()
-        .and_then(Result::ok)
-        .and_then(|l| l.trim().parse().ok())
-        .expect("the watcher reports the last exit");
-    let _ = watcher.wait();
-    let last_exit = if running { last_exit } else { returned };
-    if last_exit > returned {
+    let id = session.audit_id.to_string();
+    let (start, returned, ended) = watched(
+        &["--watch", &id],
+        || end(&session),
+        || !members(session.audit_id).is_empty(),
+    );
+    if ended > returned {
         eprintln!(
             "  ({name}: returned {:.1} ms before the last process had exited)",
-            (last_exit - returned) as f64 / 1e6
+            (ended - returned) as f64 / 1e6
         );
     }
-    let took = Duration::from_nanos((returned.max(last_exit) - start) as u64);
+    let took = Duration::from_nanos((ended - start) as u64);
     let left = members(session.audit_id);
     if !left.is_empty() {
         let sample: Vec<String> = left
@@ -193,6 +178,41 @@ fn measure(name: &str, n: usize, end: impl FnOnce(&BenchSession)) -> Duration {
     }
     drop(guard);
     took
+}
+
+/// Starts a watcher (this program with `watch_args`), runs `end`, and returns the monotonic
+/// times (ns) it started, it returned, and everything had ended. Only if processes were still
+/// `running` when it returned does the watcher's clock count (it notices exits a little late,
+/// which must not be charged to contenders that wait).
+pub fn watched(
+    watch_args: &[&str],
+    end: impl FnOnce(),
+    running: impl Fn() -> bool,
+) -> (u128, u128, u128) {
+    let mut watcher = Command::new(std::env::current_exe().expect("own path"))
+        .args(watch_args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start watcher");
+    let mut lines = BufReader::new(watcher.stdout.take().expect("watcher stdout")).lines();
+    let ready = lines.next().and_then(Result::ok).unwrap_or_default();
+    assert_eq!(ready, "ready", "the watcher did not start");
+    let start = monotonic_ns();
+    end();
+    let returned = monotonic_ns();
+    let running = running();
+    let last_exit: u128 = lines
+        .next()
+        .and_then(Result::ok)
+        .and_then(|l| l.trim().parse().ok())
+        .expect("the watcher reports the last exit");
+    let _ = watcher.wait();
+    let ended = if running {
+        last_exit.max(returned)
+    } else {
+        returned
+    };
+    (start, returned, ended)
 }
 
 /// `--watch ID`: [`watch_pids`] on the members of session ID.

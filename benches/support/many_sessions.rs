@@ -11,7 +11,6 @@
 //! for every contender. The goal: logoff within 1.3x the floor at every N, so that its cost
 //! grows with processes, not sessions × processes.
 
-use std::io::{BufRead, BufReader};
 use std::os::fd::OwnedFd;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -72,28 +71,10 @@ pub fn run(ns: &[usize], runs: usize) {
 /// sees it), and checks nothing of them is left.
 fn measure(user: &TestUser, n: usize, end: impl FnOnce()) -> Duration {
     let mut launcher = make_sessions(user, n, 3);
-    let mut watcher = Command::new(std::env::current_exe().expect("own path"))
-        .args(["--watch-login", &user.uid.to_string()])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start watcher");
-    let mut lines = BufReader::new(watcher.stdout.take().expect("watcher stdout")).lines();
-    assert_eq!(lines.next().and_then(Result::ok).as_deref(), Some("ready"));
-    let start = super::monotonic_ns();
-    end();
-    let returned = super::monotonic_ns();
-    let running = !members(user.uid).is_empty();
-    let last_exit: u128 = lines
-        .next()
-        .and_then(Result::ok)
-        .and_then(|l| l.trim().parse().ok())
-        .expect("the watcher reports the last exit");
-    let _ = watcher.wait();
-    let ended = if running {
-        last_exit.max(returned)
-    } else {
-        returned
-    };
+    let uid = user.uid.to_string();
+    let (start, _, ended) = super::watched(&["--watch-login", &uid], end, || {
+        !members(user.uid).is_empty()
+    });
     let left = members(user.uid);
     floor_logoff(user.uid);
     let _ = launcher.kill();
