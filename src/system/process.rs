@@ -9,6 +9,7 @@
 //! cost beyond the kernel's own exit work. `/proc/PID/stat` is parsed from the last `)`.
 //! Signals go through [`super::handle::Handle`].
 
+use std::collections::HashMap;
 use std::io;
 
 use procfs::process::Process;
@@ -260,6 +261,54 @@ pub fn scan<T>(f: impl Fn(Proc) -> io::Result<Option<T>>) -> io::Result<Vec<T>> 
     Ok(out)
 }
 
+/// How many PIDs [`scan_and_stat`] hands its reader at once (one channel send each).
+const STAT_BATCH: usize = 64;
+
+/// [`scan`], and meanwhile a second thread reads the `stat` of every process `f` keeps
+/// (`pid_of` says which), as the scan finds it: after the read in `f` that found it, as a
+/// read after the scan would be. `stat` costs the kernel more than any other file a scan
+/// reads, and unlike pidfd_open those reads do not contend, so on two CPUs a listing's cost
+/// is that of the scan or the reads, whichever is larger, not their sum. The `stat`s are
+/// those of live thread groups ([`Proc::live_stat`]): a process that had ended or could
+/// not be read has none.
+pub fn scan_and_stat<T>(
+    f: impl Fn(Proc) -> io::Result<Option<T>>,
+    pid_of: impl Fn(&T) -> Pid,
+) -> io::Result<(Vec<T>, HashMap<Pid, Stat>)> {
+    let (to_reader, batches) = std::sync::mpsc::channel::<Vec<Pid>>();
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(move || {
+            let mut stats = HashMap::new();
+            for pid in batches.into_iter().flatten() {
+                if let Ok(Some(stat)) = Proc::new(pid).live_stat() {
+                    stats.insert(pid, stat);
+                }
+            }
+            stats
+        });
+        let mut kept = Vec::new();
+        let mut batch = Vec::with_capacity(STAT_BATCH);
+        let scanned = (|| {
+            for proc in all()? {
+                let Some(t) = f(proc)? else { continue };
+                batch.push(pid_of(&t));
+                kept.push(t);
+                if batch.len() == STAT_BATCH {
+                    // The reader ends only when this sender is dropped: it cannot be gone.
+                    let _ = to_reader.send(std::mem::take(&mut batch));
+                }
+            }
+            io::Result::Ok(())
+        })();
+        let _ = to_reader.send(batch);
+        drop(to_reader);
+        let stats = reader
+            .join()
+            .map_err(|_| io::Error::other("the thread reading /proc/PID/stat failed"))?;
+        scanned.map(|()| (kept, stats))
+    })
+}
+
 /// What logoff reads of `/proc/PID/stat`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stat {
@@ -328,6 +377,50 @@ mod tests {
                 .is_some_and(|s| s.starttime > 0)
         );
         assert!(me.in_our_pid_namespace());
+    }
+
+    #[test]
+    fn scan_and_stat_reads_the_stat_of_what_the_scan_keeps() {
+        let me = Pid::own();
+        let keep_me = |p: Proc| Ok((p.pid() == me).then_some(p.pid()));
+        let (kept, stats) = scan_and_stat(keep_me, |pid| *pid).expect("scan");
+        assert_eq!(kept, vec![me]);
+        assert_eq!(stats.keys().copied().collect::<Vec<_>>(), vec![me]);
+        let starttime = Proc::myself()
+            .try_stat()
+            .expect("read")
+            .map(|s| s.starttime);
+        assert_eq!(stats.get(&me).map(|s| s.starttime), starttime);
+
+        // More than two batches of processes kept: each has its stat.
+        let mut children: Vec<std::process::Child> = (0..2 * STAT_BATCH + 1)
+            .map(|_| {
+                std::process::Command::new("sleep")
+                    .arg("60")
+                    .spawn()
+                    .expect("sleep")
+            })
+            .collect();
+        let pids: Vec<Pid> = children
+            .iter()
+            .map(|c| Pid::from_raw(c.id() as i32))
+            .collect();
+        let ours = |p: Proc| Ok(pids.contains(&p.pid()).then_some(p.pid()));
+        let (kept, stats) = scan_and_stat(ours, |pid| *pid).expect("scan");
+        for child in &mut children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let mut kept = kept;
+        kept.sort();
+        let mut pids = pids;
+        pids.sort();
+        assert_eq!(kept, pids);
+        assert_eq!(stats.len(), pids.len());
+
+        // A failing scan fails, and the reader does not keep it waiting.
+        let failed = scan_and_stat(|_| Err::<Option<Pid>, _>(io::Error::other("x")), |p| *p);
+        assert!(failed.is_err());
     }
 
     #[test]

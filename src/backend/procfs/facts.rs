@@ -5,12 +5,14 @@
 //! oldest, and a sample of them could say a session holds no terminal when it does (and
 //! `--state disconnected` would sweep it).
 
+use std::collections::HashMap;
+
 use jiff::Timestamp;
 
 use super::{Grouping, Key};
 use crate::model::{Pid, Session, SessionId, Uid, is_virtual_terminal};
 use crate::system::handle::Handle;
-use crate::system::process::Proc;
+use crate::system::process::{Proc, Stat};
 use crate::system::users::NameCache;
 use crate::system::{tty, utmp};
 
@@ -45,8 +47,14 @@ pub(super) struct Details {
 }
 
 impl Details {
-    /// Reads what the session's members tell about it.
-    pub fn read(grouping: Grouping, key: Key, members: &[Member]) -> Details {
+    /// Reads what the session's members tell about it; `stats` has their `stat`s, read
+    /// while the scan found them (a member without one had ended).
+    pub fn read(
+        grouping: Grouping,
+        key: Key,
+        members: &[Member],
+        stats: &HashMap<Pid, Stat>,
+    ) -> Details {
         let mut pids: Vec<Pid> = members.iter().map(|m| m.pid).collect();
         pids.sort();
         let ours = pids.iter().any(|p| Proc::new(*p).in_our_pid_namespace());
@@ -61,7 +69,7 @@ impl Details {
         let mut stats: Vec<Started> = pids
             .into_iter()
             .filter_map(|pid| {
-                let stat = Proc::new(pid).live_stat().ok()??;
+                let stat = stats.get(&pid)?;
                 Some(Started {
                     start: stat.starttime,
                     pid,
@@ -130,9 +138,10 @@ pub(super) fn session_of(
     grouping: Grouping,
     key: Key,
     mut members: Vec<Member>,
+    stats: &HashMap<Pid, Stat>,
     host: &HostFacts,
 ) -> Option<Listed> {
-    let details = Details::read(grouping, key, &members);
+    let details = Details::read(grouping, key, &members, stats);
     if !details.ours || details.live() == 0 {
         return None;
     }

@@ -28,7 +28,7 @@ use crate::deadline::Deadline;
 use crate::error::{Error, Result};
 use crate::model::{Pid, ProcessInfo, Session, SessionId};
 use crate::system::handle::Handle;
-use crate::system::process::{self, Proc};
+use crate::system::process::{self, Proc, Stat};
 use crate::system::users::Caller;
 use crate::system::{tty, utmp};
 use end::Tracker;
@@ -145,36 +145,46 @@ impl Procfs {
         })
     }
 
-    /// One pass over every process: a pidfd, then the session key (which thus verifies the
-    /// pidfd), kept (to end sessions) only where a real pidfd protects a later signal.
-    fn find_members(&self) -> Result<BTreeMap<Key, Vec<Member>>> {
-        let hold = self.purpose == Purpose::EndSessions;
-        let found = process::scan(|proc| {
-            let key = std::cell::Cell::new(None);
-            let handle = Handle::open(&proc, |p| {
-                key.set(self.key_of(p)?);
-                Ok(key.get().is_some())
-            })?;
-            let (Some(key), Some(handle)) = (key.get(), handle) else {
-                return Ok(None);
-            };
-            let handle =
-                (hold && handle.has_pidfd() && proc.pid() != self.own_pid).then_some(handle);
-            Ok(Some((
-                key,
-                Member {
-                    pid: proc.pid(),
-                    handle,
-                },
-            )))
-        })
-        .map_err(proc_error)?;
+    /// One pass over every process: [`Procfs::member`] on each, the members' `stat`s read
+    /// meanwhile ([`process::scan_and_stat`]).
+    fn find_members(&self) -> Result<Found> {
+        let (found, stats) =
+            process::scan_and_stat(|proc| self.member(proc), |(_, member)| member.pid)
+                .map_err(proc_error)?;
         let mut groups: BTreeMap<Key, Vec<Member>> = BTreeMap::new();
         for (key, member) in found {
             groups.entry(key).or_default().push(member);
         }
-        Ok(groups)
+        Ok(Found { groups, stats })
     }
+
+    /// A pidfd, then the session key (which thus verifies the pidfd): `None` when the process
+    /// is in no session or gone. The pidfd is kept (to end sessions) only where a real one
+    /// protects a later signal.
+    fn member(&self, proc: Proc) -> std::io::Result<Option<(Key, Member)>> {
+        let key = std::cell::Cell::new(None);
+        let handle = Handle::open(&proc, |p| {
+            key.set(self.key_of(p)?);
+            Ok(key.get().is_some())
+        })?;
+        let (Some(key), Some(handle)) = (key.get(), handle) else {
+            return Ok(None);
+        };
+        let hold = self.purpose == Purpose::EndSessions && proc.pid() != self.own_pid;
+        let handle = (hold && handle.has_pidfd()).then_some(handle);
+        let member = Member {
+            pid: proc.pid(),
+            handle,
+        };
+        Ok(Some((key, member)))
+    }
+}
+
+/// What one scan found: the processes of each session, and their `stat`s.
+struct Found {
+    groups: BTreeMap<Key, Vec<Member>>,
+    /// By PID; a member without one had ended.
+    stats: HashMap<Pid, Stat>,
 }
 
 /// How many groups of processes one thread takes at least, when a listing reads facts in
@@ -243,15 +253,17 @@ impl Backend for Procfs {
     }
 
     /// # Platform specific behavior
-    /// The facts of many sessions are read by a few threads at once: reading /proc/PID/stat
-    /// and environ costs the kernel more than anything else a listing does, and unlike
-    /// pidfd_open (see [`process::scan`]) those reads do not contend.
+    /// Reading /proc/PID/stat and environ costs the kernel more than anything else a listing
+    /// does, and unlike pidfd_open (see [`process::scan`]) those reads do not contend: the
+    /// members' `stat`s are read by a second thread while the scan runs, and the rest of the
+    /// facts of many sessions by a few threads at once.
     fn list(&mut self) -> Result<Vec<Session>> {
-        let groups: Vec<(Key, Vec<Member>)> = self.find_members()?.into_iter().collect();
+        let Found { groups, stats } = self.find_members()?;
+        let groups: Vec<(Key, Vec<Member>)> = groups.into_iter().collect();
         let host = HostFacts::read(&self.utmp_path);
         let grouping = self.grouping;
         let mut listed: Vec<Listed> = in_parallel(groups, |(key, members)| {
-            facts::session_of(grouping, key, members, &host)
+            facts::session_of(grouping, key, members, &stats, &host)
         })?;
         facts::name_users(&mut listed);
         self.utmp_pids.clear();
