@@ -294,7 +294,7 @@ fn make_session(n: usize) -> (BenchSession, std::process::Child) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    settle();
+    sessions::settle();
     (BenchSession { audit_id, sid: pid }, child)
 }
 
@@ -323,24 +323,6 @@ fn floor_logoff(audit_id: u32) {
         let mut p = [PollFd::new(fd, PollFlags::IN)];
         let _ = poll(&mut p, None);
     }
-}
-
-/// Waits until the previous run's zombies are reaped (this machine's init reaps orphans
-/// lazily, and /proc entries left over would slow the next contender's scans) and the forks
-/// that made the session have settled.
-fn settle() {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while zombies() > 0 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(300));
-}
-
-fn zombies() -> usize {
-    common::proc_pids()
-        .into_iter()
-        .filter(|&pid| common::has_ended(pid))
-        .count()
 }
 
 fn members(audit_id: u32) -> Vec<i32> {

@@ -33,6 +33,7 @@ pub fn make_sessions(user: &TestUser, n: usize, per_session: usize) -> Child {
         uid = user.uid,
         gid = user.gid,
     );
+    settle();
     let launcher = Command::new("perl")
         .args(["-e", &script])
         .stdin(Stdio::null())
@@ -47,7 +48,26 @@ pub fn make_sessions(user: &TestUser, n: usize, per_session: usize) -> Child {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    // Zombies of the previous run are reaped and the forks have settled.
+    // The forks have settled.
     std::thread::sleep(Duration::from_millis(500));
     launcher
 }
+
+/// Waits until the previous run's zombies are reaped (this machine's init reaps orphans
+/// lazily, and /proc entries left over would slow the next contender's scans) and the forks
+/// that made the session have settled.
+pub fn settle() {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while zombies() > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+}
+
+fn zombies() -> usize {
+    proc_pids()
+        .into_iter()
+        .filter(|&pid| has_ended(pid))
+        .count()
+}
+
