@@ -70,4 +70,3 @@ fn zombies() -> usize {
         .filter(|&pid| has_ended(pid))
         .count()
 }
-

@@ -101,16 +101,12 @@ impl Details {
     pub fn live(&self) -> usize {
         self.stats.len()
     }
-
-    /// Whether `pid` is a live member.
-    pub fn is_live(&self, pid: Pid) -> bool {
-        self.stats.iter().any(|s| s.pid == pid)
-    }
 }
 
 /// What one listing reads once about the host, for every session.
 pub(super) struct HostFacts {
-    pub utmp: Vec<utmp::Record>,
+    /// utmp's live login records, by PID.
+    pub utmp: HashMap<Pid, Vec<utmp::Record>>,
     pub clock: BootClock,
     pub active_vt: Option<String>,
 }
@@ -118,7 +114,15 @@ pub(super) struct HostFacts {
 impl HostFacts {
     pub fn read(utmp_path: &std::path::Path) -> HostFacts {
         HostFacts {
-            utmp: utmp::read(utmp_path),
+            utmp: utmp::read(utmp_path)
+                .into_iter()
+                .fold(HashMap::new(), |mut by_pid, record| {
+                    by_pid
+                        .entry(record.pid)
+                        .or_insert_with(Vec::new)
+                        .push(record);
+                    by_pid
+                }),
             clock: BootClock::new(),
             active_vt: tty::active_vt(),
         }
@@ -145,8 +149,8 @@ pub(super) fn session_of(
     if !details.ours || details.live() == 0 {
         return None;
     }
-    // A zombie is no member (its stat says so when its whole thread group is gone).
-    members.retain(|m| details.is_live(m.pid));
+    // A zombie is no member (it has no live stat when its whole thread group is gone).
+    members.retain(|m| stats.contains_key(&m.pid));
     if grouping == Grouping::Posix && !details.holds_terminal() {
         return None;
     }
@@ -181,10 +185,10 @@ fn build(
     host: &HostFacts,
 ) -> Built {
     let earliest = details.stats.first();
-    let records: Vec<&utmp::Record> = host
-        .utmp
+    let records: Vec<&utmp::Record> = members
         .iter()
-        .filter(|r| members.iter().any(|m| m.pid == r.pid))
+        .filter_map(|m| host.utmp.get(&m.pid))
+        .flatten()
         .collect();
     let record = records.iter().min_by_key(|r| r.time).copied();
     let leader = record
