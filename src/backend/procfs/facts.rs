@@ -47,13 +47,13 @@ pub(super) struct Details {
 }
 
 impl Details {
-    /// Reads what the session's members tell about it; `stats` has their `stat`s, read
-    /// while the scan found them (a member without one had ended).
+    /// Reads what the session's members tell about it; `live` has their `stat`s, read while
+    /// the scan found them (a member without one had ended).
     pub fn read(
         grouping: Grouping,
         key: Key,
         members: &[Member],
-        stats: &HashMap<Pid, Stat>,
+        live: &HashMap<Pid, Stat>,
     ) -> Details {
         let mut pids: Vec<Pid> = members.iter().map(|m| m.pid).collect();
         pids.sort();
@@ -69,7 +69,7 @@ impl Details {
         let mut stats: Vec<Started> = pids
             .into_iter()
             .filter_map(|pid| {
-                let stat = stats.get(&pid)?;
+                let stat = live.get(&pid)?;
                 Some(Started {
                     start: stat.starttime,
                     pid,
@@ -117,10 +117,7 @@ impl HostFacts {
             utmp: utmp::read(utmp_path)
                 .into_iter()
                 .fold(HashMap::new(), |mut by_pid, record| {
-                    by_pid
-                        .entry(record.pid)
-                        .or_insert_with(Vec::new)
-                        .push(record);
+                    by_pid.entry(record.pid).or_default().push(record);
                     by_pid
                 }),
             clock: BootClock::new(),
@@ -142,15 +139,15 @@ pub(super) fn session_of(
     grouping: Grouping,
     key: Key,
     mut members: Vec<Member>,
-    stats: &HashMap<Pid, Stat>,
+    live: &HashMap<Pid, Stat>,
     host: &HostFacts,
 ) -> Option<Listed> {
-    let details = Details::read(grouping, key, &members, stats);
+    let details = Details::read(grouping, key, &members, live);
     if !details.ours || details.live() == 0 {
         return None;
     }
     // A zombie is no member (it has no live stat when its whole thread group is gone).
-    members.retain(|m| stats.contains_key(&m.pid));
+    members.retain(|m| live.contains_key(&m.pid));
     if grouping == Grouping::Posix && !details.holds_terminal() {
         return None;
     }
@@ -190,7 +187,8 @@ fn build(
         .filter_map(|m| host.utmp.get(&m.pid))
         .flatten()
         .collect();
-    let record = records.iter().min_by_key(|r| r.time).copied();
+    // The earliest; of records as old, the first in the file.
+    let record = records.iter().min_by_key(|r| (r.time, r.index)).copied();
     let leader = record
         .map(|r| r.pid)
         .or_else(|| match grouping {
