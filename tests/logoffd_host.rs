@@ -139,6 +139,15 @@ fn a_restart_in_the_middle_of_a_disconnected_limit_keeps_the_clock() {
     assert!(wait_for(Duration::from_secs(10), || s
         .output()
         .contains("started")));
+    // "started" can come before the background job has become `sleep`: until nohup has
+    // set SIGHUP aside and exec'd it, the hangup below would end the job, and with it the
+    // session. (The pattern is anchored: the login shell's own command line names it too.)
+    assert!(
+        wait_for(Duration::from_secs(10), || !c
+            .pids_matching("^sleep 1000$")
+            .is_empty()),
+        "the job never started"
+    );
     let id = s.id.clone();
     drop(s);
     let disconnected = wait_for(Duration::from_secs(40), || {
@@ -164,7 +173,7 @@ fn a_restart_in_the_middle_of_a_disconnected_limit_keeps_the_clock() {
     assert_ok(&out, "systemctl restart logoffd");
     // Without the kept clock it would start again now, and end at 12 + 24 s.
     let gone = wait_for(Duration::from_secs(30), || {
-        c.loginctl_property(&id, "State").is_none() || c.pids_matching("sleep 1000").is_empty()
+        c.loginctl_property(&id, "State").is_none() || c.pids_matching("^sleep 1000$").is_empty()
     });
     let took = since.elapsed();
     assert!(gone, "not logged off: {}", journal(&c));
