@@ -38,16 +38,18 @@ impl Daemon {
             .spawn()
             .expect("start logoffd");
         let d = Daemon { child, dir };
-        assert!(
-            wait_for(Duration::from_secs(10), || d.log().contains("started:")),
-            "logoffd did not start: {}",
-            d.log()
-        );
+        assert!(d.logs("started:"), "logoffd did not start: {}", d.log());
         d
     }
 
     fn log(&self) -> String {
         self.dir.read("log")
+    }
+
+    /// Whether the log comes to say `text` within 10 s. The daemon logs a logoff once it has
+    /// verified and recorded it, which is after the session's processes are seen gone.
+    fn logs(&self, text: &str) -> bool {
+        wait_for(Duration::from_secs(10), || self.log().contains(text))
     }
 
     fn state_dir(&self) -> PathBuf {
@@ -154,7 +156,7 @@ fn an_idle_session_is_warned_on_its_terminal_and_logged_off_at_its_limit() {
     // The terminal's access time moves in 8-second steps: not before 22 s of idleness.
     assert!(took >= Duration::from_secs(22), "logged off after {took:?}");
     assert!(
-        d.log().contains(&format!("logged off session {}", s.id)),
+        d.logs(&format!("logged off session {}", s.id)),
         "{}",
         d.log()
     );
@@ -232,7 +234,7 @@ fn a_disconnected_session_is_logged_off_after_its_limit() {
         d.log()
     );
     assert!(since.elapsed() >= Duration::from_secs(7));
-    assert!(d.log().contains("disconnected for 8s"), "{}", d.log());
+    assert!(d.logs("disconnected for 8s"), "{}", d.log());
 }
 
 #[test]
@@ -316,7 +318,7 @@ fn max_age_ends_a_busy_session() {
     }
     assert!(s.is_gone(), "still there; log: {}", d.log());
     assert!(started.elapsed() >= Duration::from_secs(14));
-    assert!(d.log().contains("logged on for 15s"), "{}", d.log());
+    assert!(d.logs("logged on for 15s"), "{}", d.log());
 }
 
 #[test]
