@@ -107,15 +107,23 @@ fn under_systemd_an_idle_ssh_login_is_warned_and_logged_off_as_check_said() {
     );
     assert!(!c.session_alive(&idle.id));
     assert!(c.session_alive(&other.id), "the bystander was touched");
-    // The journal record: the command's fields, the rule and the reason.
-    let rec = c.exec(&[
-        "journalctl",
-        "--no-pager",
-        "-o",
-        "json",
-        &format!("LOGOFF_SESSION={}", idle.id),
-    ]);
-    let rec = text(&rec.stdout);
+    // The journal record: the command's fields, the rule and the reason. (Written once the
+    // logoff is verified, a moment after the session's processes have gone.)
+    let record = || {
+        let out = c.exec(&[
+            "journalctl",
+            "--no-pager",
+            "-o",
+            "json",
+            &format!("LOGOFF_SESSION={}", idle.id),
+        ]);
+        text(&out.stdout)
+    };
+    let recorded = wait_for(Duration::from_secs(10), || {
+        record().contains("\"LOGOFF_RESULT\"")
+    });
+    let rec = record();
+    assert!(recorded, "no journal record of the logoff: {rec}");
     assert!(rec.contains("\"LOGOFF_POLICY_RULE\":\"short\""), "{rec}");
     assert!(rec.contains("\"LOGOFF_REASON\":\"idle\""), "{rec}");
     assert!(rec.contains("\"LOGOFF_RESULT\":\"logged-off\""), "{rec}");
