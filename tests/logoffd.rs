@@ -202,14 +202,18 @@ fn a_disconnected_session_is_logged_off_after_its_limit() {
         return;
     }
     let user = TestUser::create("ddc");
-    // A login that leaves a nohup job behind and goes: its terminal is gone.
+    // A login that leaves a nohup job behind and goes: its terminal is gone. It goes once the
+    // job is `sleep` (nohup has set SIGHUP aside), not after a guessed second: before that,
+    // the hangup of its exit would end the job too.
     let s = TestSession::start(
         SessionSpec {
             user: Some(&user),
             pty: true,
             ..Default::default()
         },
-        "nohup sleep 1000 >/dev/null 2>&1 & sleep 1; exit 0",
+        "nohup sleep 1000 >/dev/null 2>&1 & job=$!; \
+         for _ in $(seq 200); do [ \"$(cat /proc/$job/comm 2>/dev/null)\" = sleep ] && break; \
+         sleep 0.05; done; exit 0",
     );
     let left = wait_for(Duration::from_secs(10), || {
         let out = logoff_as(None, &["--list", "--json", "--backend", "procfs"], &[]);
