@@ -314,3 +314,39 @@ fn regression_sessions_without_a_scope_are_verified_by_their_audit_id() {
         .expect("run logoff");
     common::assert_fails(&out, 5, "on another host");
 }
+
+/// Regression: where polkit is not installed, logoff lets logind judge (it cannot ask polkit
+/// first), and logind's refusal named the session twice ("cannot log off session 3 (bob on
+/// pts/0): cannot log off session 3 (bob on pts/0): access denied"). It is said once, with
+/// the exit status of a refusal, and nothing is touched.
+#[test]
+#[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
+fn regression_loginds_own_refusal_names_the_session_once() {
+    let Some(c) = container::boot("nopolkit") else {
+        return;
+    };
+    // As if polkit were not installed: stopped, and the bus cannot start it again.
+    let out = c.sh("systemctl stop polkit.service && \
+         rm /usr/share/dbus-1/system-services/org.freedesktop.PolicyKit1.service && \
+         busctl call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus ReloadConfig");
+    assert_ok(&out, "remove polkit");
+    c.add_user("alice");
+    c.add_user("bob");
+    let bobs = c.ssh("bob", "sleep 1012");
+    let out = c
+        .ssh_command("alice")
+        .arg(format!("logoff {}; echo rc=$?", bobs.id))
+        .output()
+        .expect("ssh");
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(said.contains("rc=4"), "{said}");
+    let named = format!("cannot log off session {} (bob on {})", bobs.id, bobs.tty);
+    assert_eq!(said.matches(&named).count(), 1, "{said}");
+    assert!(said.contains(&format!("{named}: access denied")), "{said}");
+    assert_eq!(
+        c.pids_matching("^sleep 1012$").len(),
+        1,
+        "bob's process was touched"
+    );
+    assert!(c.session_alive(&bobs.id));
+}

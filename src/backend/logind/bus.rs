@@ -54,6 +54,8 @@ pub(super) trait Manager {
 pub(super) trait Systemd {
     fn get_unit_processes(&self, unit: &str) -> zbus::Result<Vec<(String, u32, String)>>;
 
+    fn kill_unit(&self, name: &str, whom: &str, signal: i32) -> zbus::Result<()>;
+
     fn start_transient_unit(
         &self,
         name: &str,

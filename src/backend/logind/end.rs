@@ -4,8 +4,9 @@
 
 use futures_util::future::join_all;
 
+use super::bus::SystemdProxy;
 use super::members::{Source, audit_view, named, untracked};
-use super::props::{action_error, vanished};
+use super::props::{action_error, bus_error, failure_kind, no_such_unit, vanished};
 use super::{Logind, for_each};
 use crate::backend::{Backend, Signalled};
 use crate::deadline::Deadline;
@@ -62,7 +63,7 @@ impl Logind {
                 continue;
             }
             if let Err(e) = reply {
-                results[at] = Err(action_error(self.reach, e, session));
+                results[at] = Err(action_error(self.reach, e));
                 continue;
             }
             // logind marks the session closing (`stopping`) before it answers
@@ -151,28 +152,63 @@ impl Logind {
                 if let Err(e) = zbus::block_on(manager.kill_session(session.id.as_str(), "all", 9))
                     && !vanished(&e)
                 {
-                    return Err(action_error(self.reach, e, session));
+                    return Err(action_error(self.reach, e));
                 }
             }
             return Ok(Killed::ByAudit(id));
         }
         if own {
             // KillSession would end logoff before it has verified the others are gone.
-            return self.kill_all_but_self(session).map(Killed::Done);
+            return self.kill_through_pidfds(session).map(Killed::Done);
         }
         let left = self.members(session)?.len();
         let manager = self.manager()?;
-        zbus::block_on(manager.kill_session(session.id.as_str(), "all", 9))
-            .map_err(|e| action_error(self.reach, e, session))?;
-        Ok(Killed::Done(Signalled {
-            processes: Some(left),
-            ..Signalled::default()
-        }))
+        match zbus::block_on(manager.kill_session(session.id.as_str(), "all", 9)) {
+            Ok(()) => Ok(Killed::Done(Signalled {
+                processes: Some(left),
+                ..Signalled::default()
+            })),
+            // logind forgets a session once its scope has stopped, and that can be between
+            // the count above and KillSession: whatever the scope still holds is killed
+            // without logind (seen in a `/VM` machine under load).
+            Err(e) if vanished(&e) => self.kill_scope(session, left).map(Killed::Done),
+            Err(e) => Err(action_error(self.reach, e)),
+        }
     }
 
-    /// SIGKILL to every process of our own session but ourselves: KillSession would end
-    /// logoff before it has verified the others are gone. (Our own session is this host's.)
-    fn kill_all_but_self(&mut self, session: &Session) -> Result<Signalled> {
+    /// SIGKILL to what a session's scope holds, once logind no longer knows the session:
+    /// through pidfds where its cgroup is read here, else with systemd's `KillUnit` on the
+    /// scope logind named (`left`: how many processes it had).
+    fn kill_scope(&mut self, session: &Session, left: usize) -> Result<Signalled> {
+        let Source::Systemd(scope) = self.tracker(session)?.source.clone() else {
+            return self.kill_through_pidfds(session);
+        };
+        // Never anything but a scope: the name came from the other end of the bus.
+        if !scope.ends_with(".scope") {
+            return Err(Error::new(
+                failure_kind(self.reach),
+                format!("logind named {scope:?} as the session's scope"),
+            ));
+        }
+        let systemd = zbus::block_on(SystemdProxy::new(&self.conn))
+            .map_err(|e| bus_error(self.reach, e, "cannot reach systemd"))?;
+        match zbus::block_on(systemd.kill_unit(&scope, "all", 9)) {
+            Ok(()) => Ok(Signalled {
+                processes: Some(left),
+                ..Signalled::default()
+            }),
+            Err(e) if no_such_unit(&e) => Ok(Signalled {
+                processes: Some(0),
+                ..Signalled::default()
+            }),
+            Err(e) => Err(action_error(self.reach, e)),
+        }
+    }
+
+    /// SIGKILL through pidfds to every process of a session followed through its cgroup
+    /// here, but logoff itself: for our own session (KillSession would end logoff before it
+    /// has verified the others are gone), and for one logind has forgotten.
+    fn kill_through_pidfds(&mut self, session: &Session) -> Result<Signalled> {
         let members = self.members(session)?;
         self.watch(session, &members)?;
         let mut sent = Signalled::default();

@@ -4,7 +4,6 @@ use std::collections::HashMap;
 
 use zbus::OwnedVariant;
 
-use crate::backend::access_denied;
 use crate::error::{Error, Kind};
 use crate::model::{Pid, Session, SessionId, Uid};
 use crate::transport::Reach;
@@ -135,24 +134,33 @@ pub(super) fn vanished(e: &zbus::Error) -> bool {
 /// A failure of the bus or of a service on it. On another host (or a machine) that is the
 /// remote host failing (exit status 6); here, the system (5).
 pub(super) fn bus_error(reach: Reach, e: zbus::Error, what: &str) -> Error {
-    let kind = match reach {
-        Reach::ThisHost => Kind::System,
-        Reach::Elsewhere => Kind::Remote,
-    };
-    Error::new(kind, format!("{what}: {e}"))
+    Error::new(failure_kind(reach), format!("{what}: {e}"))
 }
 
-/// An error from TerminateSession or KillSession, named for the session.
-pub(super) fn action_error(reach: Reach, e: zbus::Error, session: &Session) -> Error {
+/// The kind of a failure of the bus, or of what answers on it, reached as `reach` says.
+pub(super) fn failure_kind(reach: Reach) -> Kind {
+    match reach {
+        Reach::ThisHost => Kind::System,
+        Reach::Elsewhere => Kind::Remote,
+    }
+}
+
+/// systemd does not know the unit (any more).
+pub(super) fn no_such_unit(e: &zbus::Error) -> bool {
+    error_name(e).as_deref() == Some("org.freedesktop.systemd1.NoSuchUnit")
+}
+
+/// An error from TerminateSession, KillSession or KillUnit: what went wrong, for the flow
+/// to name the session it was ending (`cannot log off session 7 (bob): access denied`).
+pub(super) fn action_error(reach: Reach, e: zbus::Error) -> Error {
     match error_name(&e).as_deref() {
         Some(
             "org.freedesktop.DBus.Error.AccessDenied"
             | "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired",
-        ) => access_denied(session),
-        Some("org.freedesktop.login1.NoSuchSession") => Error::new(
-            Kind::NoSuchSession,
-            format!("cannot log off {}: no such session", session.describe()),
-        ),
-        _ => bus_error(reach, e, &format!("cannot log off {}", session.describe())),
+        ) => Error::new(Kind::AccessDenied, "access denied"),
+        Some("org.freedesktop.login1.NoSuchSession") => {
+            Error::new(Kind::NoSuchSession, "no such session")
+        }
+        _ => Error::new(failure_kind(reach), e.to_string()),
     }
 }
