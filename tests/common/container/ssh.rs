@@ -56,8 +56,46 @@ impl Container {
 
     /// Opens an ssh session with a terminal (`ssh -tt`) running `script`; returns once logind
     /// has registered it.
+    ///
+    /// A login pam_systemd could not register (pam_systemd is optional in Debian's PAM
+    /// stack, so sshd lets it in anyway) runs nothing of `script` and is made once more. Seen
+    /// once in CI, on one of three test hosts booting together: a login without
+    /// `$XDG_SESSION_ID`. Twice in a row fails the test, with the test host's journal.
     pub fn ssh(&self, user: &str, script: &str) -> SshSession {
-        let marked = format!("echo LOGOFF-TEST-SESSION=$XDG_SESSION_ID $(tty); {script}");
+        let mut first = self.login(user, script);
+        if !first.id.is_empty() {
+            return first;
+        }
+        let journal = self.exec(&["journalctl", "--no-pager", "-n", "40"]);
+        eprintln!(
+            "the ssh login of {user} has no logind session; logging in again. Journal of the \
+             test host:\n{}",
+            text(&journal.stdout)
+        );
+        first.wait_closed(Duration::from_secs(10));
+        let session = self.login(user, script);
+        if session.id.is_empty() {
+            let journal = self.exec(&["journalctl", "--no-pager", "-n", "60"]);
+            panic!(
+                "the ssh login of {user} has no logind session, twice (pam_systemd did not \
+                 register it; terminal {:?}); it said: {}\njournal of the test host:\n{}",
+                session.tty,
+                session.output(),
+                text(&journal.stdout)
+            );
+        }
+        session
+    }
+
+    /// One ssh login running `script` once logind has registered it (else nothing: its `id`
+    /// is then empty).
+    fn login(&self, user: &str, script: &str) -> SshSession {
+        // Both fields are delimited: an empty `$XDG_SESSION_ID` must not read as a session
+        // named after the terminal.
+        let marked = format!(
+            "echo \"LOGOFF-TEST-SESSION=[$XDG_SESSION_ID] [$(tty)]\"; \
+             [ -n \"$XDG_SESSION_ID\" ] || exit 97; {script}"
+        );
         let mut child = self
             .ssh_command(user)
             .arg("-tt")
@@ -83,24 +121,20 @@ impl Container {
         };
         // The first login into a cold test host (a fresh machine booting several at once on
         // two cores) has taken over 20 s here.
-        let ok = wait_for(Duration::from_secs(90), || {
+        let mut seen = false;
+        wait_for(Duration::from_secs(90), || {
             let out = session.output();
-            if let Some(line) = out.lines().find(|l| l.contains("LOGOFF-TEST-SESSION=")) {
-                let rest = line.split("LOGOFF-TEST-SESSION=").nth(1).unwrap_or("");
-                let mut parts = rest.split_whitespace();
-                session.id = parts.next().unwrap_or("").to_string();
-                session.tty = parts
-                    .next()
-                    .unwrap_or("")
-                    .trim_start_matches("/dev/")
-                    .to_string();
+            if let Some((id, tty)) = out.lines().find_map(marker) {
+                session.id = id;
+                session.tty = tty;
+                seen = true;
                 true
             } else {
                 // The client gave up (refused, or the connection dropped): no use waiting.
                 !session.is_connected()
             }
         });
-        if !ok || session.id.is_empty() {
+        if !seen {
             let client = match session.child.try_wait() {
                 Ok(Some(status)) => format!("the ssh client exited ({status})"),
                 _ => "the ssh client is still waiting".to_string(),
@@ -131,6 +165,14 @@ impl Container {
                 .expect("spawn su"),
         )
     }
+}
+
+/// The session ID and terminal (`pts/0`) in the line [`Container::ssh`] has the login print.
+fn marker(line: &str) -> Option<(String, String)> {
+    let rest = line.split("LOGOFF-TEST-SESSION=[").nth(1)?;
+    let (id, rest) = rest.split_once("] [")?;
+    let (tty, _) = rest.split_once(']')?;
+    Some((id.to_string(), tty.trim_start_matches("/dev/").to_string()))
 }
 
 /// Appends what `from` says, line by line, to `sink` (on a thread of its own).
