@@ -5,13 +5,12 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use zbus::names::InterfaceName;
 
 use super::Logind;
 use super::bus::{SystemdProxy, unit_path};
-use super::props::{bus_error, error_name, no_such_unit};
+use super::props::{bus_error, no_such_unit};
 use crate::backend::procfs::Procfs;
 use crate::error::{Error, Result};
 use crate::model::{Pid, ProcessInfo, Session, SessionId};
@@ -161,7 +160,7 @@ impl Logind {
                     command: String::new(),
                 })
                 .collect()),
-            Source::Systemd(scope) => self.unit_processes(scope),
+            Source::Systemd(scope) => zbus::block_on(self.unit_processes(scope)),
         }
     }
 
@@ -190,17 +189,13 @@ impl Logind {
         }
     }
 
-    /// systemd's list of a unit's processes (`[]` once the unit is gone). An I/O error is
-    /// asked again: see [`asking_again`].
-    fn unit_processes(&self, scope: &str) -> Result<Vec<ProcessInfo>> {
-        let systemd = zbus::block_on(SystemdProxy::new(&self.conn))
+    /// systemd's list of a unit's processes (`[]` once the unit is gone).
+    async fn unit_processes(&self, scope: &str) -> Result<Vec<ProcessInfo>> {
+        let systemd = SystemdProxy::new(&self.conn)
+            .await
             .map_err(|e| bus_error(self.reach, e, "cannot reach systemd"))?;
         let here = self.reach == Reach::ThisHost;
-        let answer = asking_again(
-            || zbus::block_on(systemd.get_unit_processes(scope)),
-            |e| error_name(e).as_deref() == Some("org.freedesktop.DBus.Error.IOError"),
-        );
-        match answer {
+        match systemd.get_unit_processes(scope).await {
             Ok(list) => Ok(list
                 .into_iter()
                 .map(|(_, pid, cmdline)| ProcessInfo {
@@ -249,37 +244,6 @@ impl Logind {
     }
 }
 
-/// The pauses before asking systemd again for a scope's processes after an I/O error.
-const AGAIN_AFTER: [Duration; 4] = [
-    Duration::from_millis(10),
-    Duration::from_millis(20),
-    Duration::from_millis(40),
-    Duration::from_millis(80),
-];
-
-/// `ask`'s answer, asked again after each of [`AGAIN_AFTER`]'s pauses while its error is one
-/// that `passes` says goes away; any other answer, and the last, is final.
-///
-/// systemd answers `GetUnitProcesses` with EIO when its read of the scope's `cgroup.procs`
-/// fails as the cgroup is removed (`cg_read_pid`), that is, while the session ends: what
-/// logoff waits for. Seen with the `/VM` machine of a test host under load: the logoff
-/// failed with "Input/output error" while the scope ended.
-fn asking_again<T, E>(
-    mut ask: impl FnMut() -> std::result::Result<T, E>,
-    passes: impl Fn(&E) -> bool,
-) -> std::result::Result<T, E> {
-    let mut pauses = AGAIN_AFTER.iter();
-    loop {
-        match ask() {
-            Err(e) if passes(&e) => match pauses.next() {
-                Some(pause) => std::thread::sleep(*pause),
-                None => return Err(e),
-            },
-            answer => return answer,
-        }
-    }
-}
-
 /// What is still running, named (commands from /proc where systemd did not give them).
 pub(super) fn named(members: Vec<ProcessInfo>) -> Vec<ProcessInfo> {
     members
@@ -292,43 +256,4 @@ pub(super) fn named(members: Vec<ProcessInfo>) -> Vec<ProcessInfo> {
             }
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{AGAIN_AFTER, asking_again};
-
-    /// Answers from a script, counting the questions.
-    fn script(
-        answers: Vec<Result<u32, &'static str>>,
-    ) -> impl FnMut() -> Result<u32, &'static str> {
-        let mut answers = answers.into_iter();
-        move || answers.next().unwrap_or(Err("asked once too often"))
-    }
-
-    #[test]
-    fn an_error_that_passes_is_asked_again_until_it_has_passed() {
-        let ask = script(vec![Err("EIO"), Err("EIO"), Ok(7)]);
-        assert_eq!(asking_again(ask, |e| *e == "EIO"), Ok(7));
-    }
-
-    #[test]
-    fn any_other_error_is_final_at_once() {
-        let ask = script(vec![Err("EIO"), Err("denied"), Ok(7)]);
-        assert_eq!(asking_again(ask, |e| *e == "EIO"), Err("denied"));
-    }
-
-    #[test]
-    fn an_error_that_stays_is_final_after_the_last_pause() {
-        let mut asked = 0;
-        let answer = asking_again(
-            || {
-                asked += 1;
-                Err::<u32, _>("EIO")
-            },
-            |e| *e == "EIO",
-        );
-        assert_eq!(answer, Err("EIO"));
-        assert_eq!(asked, AGAIN_AFTER.len() + 1);
-    }
 }
