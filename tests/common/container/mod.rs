@@ -12,6 +12,7 @@
 //! [`rootfs`] prepares and starts a host, [`exec`] runs things inside it, [`ssh`] logs in
 //! to it (sshd, `su -l`), [`fleet`] boots several and names them for ssh.
 
+mod cgroup;
 mod exec;
 pub mod fleet;
 pub mod rdp;
@@ -51,6 +52,8 @@ pub struct Container {
     /// The container's root as the host sees it (the overlay mount).
     pub root: PathBuf,
     nspawn: Option<Child>,
+    /// Its own cgroups (removed at the end of `drop`, once nspawn has ended).
+    cgroup: Option<cgroup::Own>,
     pub pid1: i32,
     pub ssh_port: u16,
     /// Private key authorized for root and for every user made with [`Container::add_user`].
@@ -135,6 +138,7 @@ impl Container {
             base: base.clone(),
             root: root.clone(),
             nspawn: None,
+            cgroup: None,
             pid1: 0,
             ssh_port: free_port()?,
             key: base.join("id_ed25519"),
@@ -307,6 +311,7 @@ impl Drop for Container {
             let _ = Command::new("umount").arg("-l").arg(&self.root).status();
         }
         let _ = std::fs::remove_dir_all(&self.base);
+        self.cgroup = None;
     }
 }
 

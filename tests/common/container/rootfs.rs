@@ -65,7 +65,29 @@ impl Container {
         let log =
             std::fs::File::create(self.base.join("console.log")).map_err(|e| e.to_string())?;
         let log2 = log.try_clone().map_err(|e| e.to_string())?;
-        let child = Command::new("setpriv")
+        // nspawn first moves itself into the test host's own cgroups (see `cgroup`).
+        let procs = match super::cgroup::Own::make(&self.name).and_then(|own| {
+            let procs = own.procs()?;
+            self.cgroup = Some(own);
+            Ok(procs)
+        }) {
+            Ok(procs) => procs,
+            Err(e) => {
+                eprintln!(
+                    "test host {}: no cgroup of its own ({e}): it shares this one",
+                    self.name
+                );
+                String::new()
+            }
+        };
+        let child = Command::new("sh")
+            .args([
+                "-c",
+                r#"for f in $LOGOFF_TEST_CGROUPS; do echo $$ > "$f" || exit 97; done; exec "$@""#,
+                "sh",
+                "setpriv",
+            ])
+            .env("LOGOFF_TEST_CGROUPS", procs)
             .args(["--pdeathsig", "SIGTERM", "--", "systemd-nspawn", "-D"])
             .arg(&self.root)
             .args([
