@@ -24,6 +24,16 @@ fn loginctl_sessions(c: &Container) -> Vec<Value> {
     }
 }
 
+/// What `logoff ARGS` says when `user` runs it over ssh, ending with its `rc=N`.
+fn logoff_over_ssh(c: &Container, user: &str, args: &str) -> String {
+    let out = c
+        .ssh_command(user)
+        .arg(format!("logoff {args}; echo rc=$?"))
+        .output()
+        .expect("ssh");
+    format!("{}{}", text(&out.stdout), text(&out.stderr))
+}
+
 fn blank_is_null(v: &Value) -> Value {
     match v {
         Value::String(s) if s.is_empty() => Value::Null,
@@ -209,12 +219,7 @@ fn users_end_their_own_session_and_are_refused_on_others() {
     let mut alice_other = c.ssh("alice", "sleep 1006");
 
     // alice on bob's session: access denied, nothing touched.
-    let out = c
-        .ssh_command("alice")
-        .arg(format!("logoff {}; echo rc=$?", bobs.id))
-        .output()
-        .expect("ssh");
-    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    let said = logoff_over_ssh(&c, "alice", &bobs.id);
     assert!(said.contains("rc=4"), "{said}");
     assert!(
         said.contains(&format!(
@@ -333,12 +338,7 @@ fn regression_loginds_own_refusal_names_the_session_once() {
     c.add_user("alice");
     c.add_user("bob");
     let bobs = c.ssh("bob", "sleep 1012");
-    let out = c
-        .ssh_command("alice")
-        .arg(format!("logoff {}; echo rc=$?", bobs.id))
-        .output()
-        .expect("ssh");
-    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    let said = logoff_over_ssh(&c, "alice", &bobs.id);
     assert!(said.contains("rc=4"), "{said}");
     let named = format!("cannot log off session {} (bob on {})", bobs.id, bobs.tty);
     assert_eq!(said.matches(&named).count(), 1, "{said}");
