@@ -169,8 +169,8 @@ impl Logind {
                 ..Signalled::default()
             })),
             // logind forgets a session once its scope has stopped, and that can be between
-            // the count above and KillSession: whatever the scope still holds is killed
-            // without logind (seen in a `/VM` machine under load).
+            // the count above and KillSession (a session that ends by itself as the timeout
+            // passes): whatever the scope may still hold is killed without logind.
             Err(e) if vanished(&e) => self.kill_scope(session, left).map(Killed::Done),
             Err(e) => Err(action_error(self.reach, e)),
         }
