@@ -23,6 +23,8 @@ impl Own {
         let mut own = Own { dirs: Vec::new() };
         for dir in here()? {
             let mine = dir.join(format!("logoff-test-{name}"));
+            // One left by a test process that was killed (names repeat across runs).
+            remove_tree(&mine);
             std::fs::create_dir(&mine).map_err(|e| format!("mkdir {}: {e}", mine.display()))?;
             own.dirs.push(mine);
         }

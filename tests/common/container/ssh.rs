@@ -72,6 +72,8 @@ impl Container {
              test host:\n{}",
             text(&journal.stdout)
         );
+        // It exits by itself (97). Not checked: the next login does not need it gone, only
+        // its terminal's number might differ, and the tests check the terminal they get.
         first.wait_closed(Duration::from_secs(10));
         let session = self.login(user, script);
         if session.id.is_empty() {
