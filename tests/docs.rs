@@ -71,3 +71,58 @@ fn the_changelogs_name_this_version() {
         "CHANGELOG.md has no section for {version}"
     );
 }
+
+/// The commands of README's Quick start, each the first `sh` block after its lead-in.
+fn quick_start() -> (String, String) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README");
+    let section = readme
+        .split("## Quick start")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("README has a Quick start section");
+    let blocks: Vec<String> = section
+        .split("```sh\n")
+        .skip(1)
+        .map(|b| b.split("```").next().expect("a block").trim().to_string())
+        .collect();
+    assert!(blocks.len() >= 2, "Quick start has two commands: {section}");
+    (blocks[0].clone(), blocks[1].clone())
+}
+
+/// Regression (issue 17, item 0): README's first command failed on a fresh clone with
+/// "could not determine which binary to run". It is run here as written, in the
+/// repository, with the suite's own target directory; the second is the one `.ci/run` runs
+/// (running it here would run this suite inside itself).
+#[test]
+fn the_quick_start_commands_run_as_written() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (build_and_run, test_suite) = quick_start();
+    assert!(build_and_run.starts_with("cargo run"), "{build_and_run}");
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&build_and_run)
+        .current_dir(root)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run sh");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "`{build_and_run}` failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("SESSIONNAME") || stdout.contains("No sessions."),
+        "`{build_and_run}` printed no session list: {stdout}"
+    );
+    // `sudo scripts/test` (or, as root, `scripts/test`): what CI's entry point runs.
+    let script = test_suite.trim_start_matches("sudo ").to_string();
+    assert!(root.join(&script).is_file(), "{script} is not a file");
+    let ci = std::fs::read_to_string(root.join(".ci/run")).expect(".ci/run");
+    assert!(
+        ci.lines().any(|l| l.trim() == format!("exec {script}")),
+        ".ci/run does not run {script}: {ci}"
+    );
+}
