@@ -26,7 +26,7 @@ impl Daemon {
         std::fs::write(&path, policy).expect("policy");
         common::set_mode(&path, 0o644);
         let log = std::fs::File::create(dir.path("log")).expect("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_logoffd"))
+        let child = Command::new(common::logoffd_bin())
             .arg("--policy")
             .arg(&path)
             .arg("--state-dir")
@@ -287,7 +287,7 @@ fn exempt_users_and_the_console_are_left_alone() {
     );
     assert!(!c.is_gone(), "the console was logged off; log: {}", d.log());
     // What --check says of them, with the same policy.
-    let out = Command::new(env!("CARGO_BIN_EXE_logoffd"))
+    let out = Command::new(common::logoffd_bin())
         .arg("--check")
         .arg("--policy")
         .arg(d.dir.path("policy.toml"))
@@ -352,4 +352,36 @@ fn dry_run_touches_nothing_and_logs_every_would_be_action() {
         !screen(&dir.path("screen")).contains("logoff:"),
         "a warning was written"
     );
+}
+
+/// Regression (issue 17, item 5): a lone `}` in a rule's message passed `--check`, then
+/// panicked logoffd at its first warning (and again after every restart). `--check` and the
+/// daemon parse the message with one function: refused, with the line and column.
+#[test]
+fn regression_a_lone_brace_in_a_message_is_refused_by_check_and_the_daemon() {
+    let dir = TempDir::new("brace");
+    let path = dir.path("policy.toml");
+    std::fs::write(
+        &path,
+        "[[rule]]\nname = \"r\"\nidle = \"1h\"\nwarn = [\"1m\"]\nmessage = \"bye }\"\n",
+    )
+    .expect("policy");
+    common::set_mode(&path, 0o644);
+    for extra in [&["--check"][..], &[]] {
+        let out = Command::new(common::logoffd_bin())
+            .arg("--policy")
+            .arg(&path)
+            .arg("--state-dir")
+            .arg(dir.path("state"))
+            .args(extra)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run logoffd");
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {err}");
+        assert!(
+            err.contains("line 5, column 16") && err.contains("'}' without"),
+            "{extra:?}: {err}"
+        );
+    }
 }

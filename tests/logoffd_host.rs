@@ -17,7 +17,7 @@ const UNIT: &str = include_str!("../packaging/systemd/logoffd.service");
 /// it with systemd.
 fn install(c: &Container, policy: &str) {
     let bin = c.root.join("usr/sbin/logoffd");
-    std::fs::copy(env!("CARGO_BIN_EXE_logoffd"), &bin).expect("copy logoffd");
+    std::fs::copy(common::logoffd_bin(), &bin).expect("copy logoffd");
     common::set_mode(&bin, 0o755);
     std::fs::write(c.root.join("etc/systemd/system/logoffd.service"), UNIT).expect("unit");
     write_policy(c, policy);

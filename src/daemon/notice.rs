@@ -10,6 +10,7 @@ use super::enforce::duration_between;
 use crate::model::Session;
 use crate::policy::Rule;
 use crate::policy::eval::{Deadline, Reason};
+use crate::policy::template::{Field, Template};
 use crate::system::tty::sanitize;
 
 /// `idle for 2h`, `disconnected for 30m`, `logged on for 1d`.
@@ -55,38 +56,24 @@ pub fn warning_text(s: &Session, rule: &Rule, d: &Deadline, now: Timestamp) -> S
 }
 
 /// The admin's template with its placeholders filled.
-fn fill(template: &str, s: &Session, rule: &Rule, d: &Deadline, left: &str, at: &str) -> String {
-    let limit = crate::duration::display(d.limit);
-    let mut out = String::new();
-    let mut rest = template;
-    while let Some(open) = rest.find(['{', '}']) {
-        out.push_str(&rest[..open]);
-        let after = &rest[open..];
-        if after.starts_with("{{") || after.starts_with("}}") {
-            out.push_str(&after[..1]);
-            rest = &after[2..];
-            continue;
-        }
-        let Some(close) = after.find('}') else {
-            out.push_str(after);
-            rest = "";
-            break;
-        };
-        let value = match &after[1..close] {
-            "user" => s.user.clone(),
-            "rule" => rule.name.clone(),
-            "reason" => d.reason.as_str().to_string(),
-            "limit" => limit.clone(),
-            "left" => left.to_string(),
-            "at" => at.to_string(),
-            "session" => s.id.to_string(),
-            other => format!("{{{other}}}"),
-        };
-        out.push_str(&value);
-        rest = &after[close + 1..];
-    }
-    out.push_str(rest);
-    out
+fn fill(
+    template: &Template,
+    s: &Session,
+    rule: &Rule,
+    d: &Deadline,
+    left: &str,
+    at: &str,
+) -> String {
+    template.fill(|field| match field {
+        Field::User => s.user.clone(),
+        Field::Rule => rule.name.clone(),
+        Field::Reason => d.reason.as_str().to_string(),
+        Field::Limit => crate::duration::display(d.limit),
+        Field::Left => left.to_string(),
+        Field::At => at.to_string(),
+        Field::Session => s.id.to_string(),
+        Field::Action => "logged off".to_string(),
+    })
 }
 
 /// Control characters shown as `^X` (the text goes to terminals), but line breaks and the

@@ -9,6 +9,7 @@
 pub mod eval;
 mod parse;
 pub mod rule;
+pub mod template;
 
 use std::path::Path;
 use std::time::Duration;
@@ -66,8 +67,8 @@ pub struct Rule {
     pub max_age: Option<Duration>,
     /// Lead times of the warnings, longest first.
     pub warn: Vec<Duration>,
-    /// The admin's text, with `{user}`, `{rule}`, `{reason}`, `{limit}`, `{left}`, `{at}`.
-    pub message: Option<String>,
+    /// The admin's text, with its placeholders (`{user}`, `{left}`, ...: [`template`]).
+    pub message: Option<template::Template>,
     /// From SIGTERM to SIGKILL.
     pub timeout: Duration,
 }
@@ -78,9 +79,6 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How often sessions are looked at where the policy says nothing.
 pub const DEFAULT_SCAN_INTERVAL: Duration = Duration::from_secs(60);
-
-/// Placeholders a message may use.
-pub const PLACEHOLDERS: [&str; 7] = ["user", "rule", "reason", "limit", "left", "at", "session"];
 
 /// A policy that could not be read or is not valid: where and why.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,9 +8,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::rule::{Exempt, Match, UidRange};
-use super::{
-    DEFAULT_SCAN_INTERVAL, DEFAULT_TIMEOUT, Mode, PLACEHOLDERS, Policy, PolicyError, Rule,
-};
+use super::template::Template;
+use super::{DEFAULT_SCAN_INTERVAL, DEFAULT_TIMEOUT, Mode, Policy, PolicyError, Rule};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -196,9 +195,14 @@ fn rule(text: &str, raw: RawRule) -> Result<Rule, PolicyError> {
     }
     warn.sort_unstable_by(|a, b| b.cmp(a));
     warn.dedup();
-    if let Some(m) = &raw.message {
-        check_placeholders(m.get_ref()).map_err(|e| at(m.span(), e))?;
-    }
+    let message = match &raw.message {
+        None => None,
+        // The template's position in the text: the value's, after its opening quote.
+        Some(m) => Some(Template::parse(m.get_ref()).map_err(|e| PolicyError {
+            at: Some(line_col(text, m.span().start + 1 + e.offset)),
+            message: e.message,
+        })?),
+    };
     let timeout = match &raw.timeout {
         None => DEFAULT_TIMEOUT,
         Some(t) => duration(text, t)?,
@@ -215,7 +219,7 @@ fn rule(text: &str, raw: RawRule) -> Result<Rule, PolicyError> {
         disconnected,
         max_age,
         warn,
-        message: raw.message.map(Spanned::into_inner),
+        message,
         timeout,
     })
 }
@@ -281,29 +285,14 @@ fn duration(text: &str, s: &Spanned<String>) -> Result<Duration, PolicyError> {
     })
 }
 
-/// Every `{name}` in a message must be one of [`PLACEHOLDERS`] (`{{` and `}}` are braces).
-fn check_placeholders(message: &str) -> Result<(), String> {
-    let mut rest = message.replace("{{", "").replace("}}", "");
-    while let Some(open) = rest.find('{') {
-        let after = &rest[open + 1..];
-        let Some(close) = after.find('}') else {
-            return Err("the message has a '{' without its '}' (write {{ for a brace)".into());
-        };
-        let name = &after[..close];
-        if !PLACEHOLDERS.contains(&name) {
-            return Err(format!(
-                "the message names {{{name}}}, which is not one of {}",
-                PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(", ")
-            ));
-        }
-        rest = after[close + 1..].to_string();
-    }
-    Ok(())
-}
-
 /// 1-based line and column (in characters) of byte `offset` in `text`.
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
+    // An offset into a value's decoded text may not fall on a character of the raw text.
+    let mut end = offset.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let before = &text[..end];
     let line = before.matches('\n').count() + 1;
     let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, col)
@@ -370,10 +359,63 @@ timeout = "10s"
         assert!(e.at.is_some(), "{e}");
     }
 
+    /// Regression (issue 17, item 5): a lone `}` in a message passed the check, then
+    /// panicked the daemon at its first warning. It is refused with its line and column.
     #[test]
-    fn placeholders_and_braces() {
-        assert!(check_placeholders("{user} {{literal}} {left}").is_ok());
-        assert!(check_placeholders("{user").is_err());
-        assert!(check_placeholders("{nope}").is_err());
+    fn a_lone_brace_in_a_message_is_refused_where_it_is() {
+        let e = parse("[[rule]]\nname = \"x\"\nidle = \"1h\"\nmessage = \"bye }\"\n")
+            .expect_err("refused");
+        assert_eq!(e.at, Some((4, 16)), "{e}");
+        assert!(e.message.contains("'}' without"), "{e}");
+    }
+
+    /// Lines a policy is made of, right and wrong, for the property test below.
+    const PIECES: &[&str] = &[
+        "[[rule]]",
+        "name = \"r\"",
+        "name = \"r2\"",
+        "name = \"\"",
+        "idle = \"1h\"",
+        "idle = \"0\"",
+        "idle = \"-1s\"",
+        "disconnected = \"30m\"",
+        "max_age = \"101d\"",
+        "warn = [\"10m\", \"1m\"]",
+        "warn = [\"0s\"]",
+        "warn = 5",
+        "message = \"{user} }\"",
+        "message = \"\\u00e9}\"",
+        "message = \"{{{left}}}\"",
+        "timeout = \"2s\"",
+        "match = { remote = true, local = true }",
+        "match = { from = [\"10.0.0.0/99\", \"h\"] }",
+        "match = { uids = [\"9-1\", 5, \"x\"] }",
+        "match = { users = 5 }",
+        "exempt = { groups = [\"sudo\"] }",
+        "mode = \"warn-only\"",
+        "mode = \"x\"",
+        "scan_interval = \"0s\"",
+        "é = 1",
+        "[rule]",
+        "\"",
+        "=",
+    ];
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2048))]
+
+        /// No policy text panics the parser (issue 17, item 5): arbitrary text, and
+        /// policies put together from right and wrong lines.
+        #[test]
+        fn no_policy_text_panics(text in proptest::prelude::any::<String>()) {
+            let _ = parse(&text);
+        }
+
+        #[test]
+        fn no_policy_made_of_lines_panics(
+            lines in proptest::collection::vec(proptest::sample::select(PIECES), 0..16)
+        ) {
+            let _ = parse(&lines.join("\n"));
+        }
     }
 }

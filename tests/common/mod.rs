@@ -69,6 +69,17 @@ pub fn require_root_or_skip(test: &str) -> bool {
 /// regression test fails without its fix). Unset: the binary cargo built.
 pub const TEST_BIN_ENV: &str = "LOGOFF_TEST_BIN";
 
+/// Names another logoffd binary for the tests to run (see [`TEST_BIN_ENV`]).
+pub const TEST_DAEMON_ENV: &str = "LOGOFF_TEST_DAEMON";
+
+/// The logoffd the tests run: the one cargo built, or `$LOGOFF_TEST_DAEMON`.
+pub fn logoffd_bin() -> PathBuf {
+    std::env::var_os(TEST_DAEMON_ENV).map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_logoffd")),
+        PathBuf::from,
+    )
+}
+
 /// The built binary, copied to a world-readable place so test users can run it too.
 pub fn logoff_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
