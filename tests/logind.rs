@@ -350,3 +350,49 @@ fn regression_loginds_own_refusal_names_the_session_once() {
     );
     assert!(c.session_alive(&bobs.id));
 }
+
+/// Regression (issue 17, item 6): a graphical session that went idle and came back has
+/// IdleHint false, and IdleSinceHint the moment it came back. logoff took it as idle since
+/// then: `--idle-for` listed it, and logoffd logged off a user who was working. A graphical
+/// session whose hint is false is in use.
+#[test]
+#[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
+fn regression_a_graphical_session_in_use_is_not_idle() {
+    let Some(c) = container::boot("idlehint") else {
+        return;
+    };
+    c.add_user("gfx");
+    let hint = |b: &str| {
+        format!(
+            "busctl call org.freedesktop.login1 /org/freedesktop/login1/session/auto \
+             org.freedesktop.login1.Session SetIdleHint b {b}"
+        )
+    };
+    let _session = c.su_with(
+        "gfx",
+        &format!(
+            "{} && sleep 2 && {} && touch /tmp/back-gfx && exec sleep 1010",
+            hint("true"),
+            hint("false")
+        ),
+        &[("XDG_SESSION_TYPE", "x11")],
+    );
+    assert!(
+        wait_for(Duration::from_secs(20), || c
+            .exec(&["test", "-e", "/tmp/back-gfx"])
+            .status
+            .success()),
+        "the session never set its idle hint"
+    );
+    let s = c.wait_session(|s| s["user"] == "gfx" && s["type"] == "x11");
+    let id = s["id"].as_str().expect("id").to_string();
+    assert_eq!(c.loginctl_property(&id, "IdleHint").as_deref(), Some("no"));
+    std::thread::sleep(Duration::from_secs(3));
+    let idle: Vec<Value> = c.sessions(&["--idle-for", "2s"]);
+    assert!(find(&idle, &id).is_none(), "listed as idle: {idle:#?}");
+    let s = c.wait_session(|s| s["id"] == id.as_str());
+    assert!(
+        s["idle_seconds"].as_u64().is_some_and(|n| n < 2),
+        "idle time of a session in use: {s:#}"
+    );
+}

@@ -157,8 +157,17 @@ impl Container {
     /// Starts `su -l user -c script` in the background: a PAM session pam_systemd registers
     /// (class background, no terminal, no audit ID).
     pub fn su(&self, user: &str, script: &str) -> Background {
+        self.su_with(user, script, &[])
+    }
+
+    /// [`Container::su`] with `env` set for su (pam_systemd reads `XDG_SESSION_TYPE` and
+    /// `XDG_SESSION_CLASS` from it: a graphical session, say).
+    pub fn su_with(&self, user: &str, script: &str, env: &[(&str, &str)]) -> Background {
+        let vars: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
         Background(
             self.nsenter()
+                .arg("env")
+                .args(&vars)
                 .args(["su", "-l", user, "-c", script])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
