@@ -106,6 +106,13 @@ impl Entry<'_> {
                 "LOGOFF_REMOTE_HOST",
                 s.remote_host.clone().unwrap_or_default(),
             ),
+            (
+                "LOGOFF_REMOTE_HOST_CLAIM",
+                s.remote_claim
+                    .as_ref()
+                    .map(|c| format!("{} ({})", c.value, c.source))
+                    .unwrap_or_default(),
+            ),
             ("LOGOFF_GRACE_SECONDS", self.grace.as_secs().to_string()),
             ("LOGOFF_MESSAGE", yes(self.message)),
             ("LOGOFF_FORCED", yes(self.forced)),

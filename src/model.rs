@@ -114,8 +114,19 @@ pub struct Session {
     /// logind's session type: `tty`, `x11`, `wayland`, `unspecified`.
     pub kind: Option<String>,
     pub service: Option<String>,
+    /// Where the session came from, as something root's vouches for it: logind's
+    /// RemoteHost, or the peer of the TCP connection a process of root's in the session
+    /// holds (sshd's), or of xrdp's connection to its display. Policies and filters match
+    /// this, never [`Session::remote_claim`].
     pub remote_host: Option<String>,
+    /// Where a user's text says the session came from (utmp's host, `SSH_CONNECTION`),
+    /// where nothing vouches for it: shown, marked as a claim, never matched.
+    pub remote_claim: Option<Claim>,
+    /// Came in over the network, as vouched for (logind's Remote, or a vouched host).
     pub remote: bool,
+    /// An xrdp session, as vouched for: logind's Service, or root's xrdp session manager
+    /// opened it.
+    pub xrdp: bool,
     /// Since when the session has been idle (terminal access time, or logind's idle hint).
     pub idle_since: Option<Timestamp>,
     /// logind's idle hint, where the backend has one.
@@ -128,6 +139,17 @@ pub struct Session {
     pub scope: Option<String>,
     /// The kernel audit session ID of its processes (logind's `Audit`), where it has one.
     pub audit: Option<u32>,
+    /// What the listing saw and set aside (a utmp record that disagrees with the kernel),
+    /// for `/V`.
+    pub notes: Vec<String>,
+}
+
+/// What a user's text says, and where it was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub value: String,
+    /// `utmp`, `environment`.
+    pub source: &'static str,
 }
 
 impl Session {
@@ -162,6 +184,11 @@ impl Session {
     pub fn idle_for(&self, now: Timestamp) -> Option<std::time::Duration> {
         let since = self.idle_since?;
         std::time::Duration::try_from(now.duration_since(since)).ok()
+    }
+
+    /// Whether it is a graphical session, as vouched for: logind's Type, or xrdp's.
+    pub fn is_graphical(&self) -> bool {
+        self.xrdp || matches!(self.kind.as_deref(), Some("x11" | "wayland" | "mir"))
     }
 
     /// `session 7 (bob on pts/2)` — how messages name a session.

@@ -3,32 +3,61 @@
 //! time from the X server, warnings in a window on the display).
 //!
 //! Only what a session's own processes hold counts: the sockets they listen on name its
-//! display, the X server must be one of them ([`x11::XServer::find`]). What is learnt from
-//! the kernel ([`xrdp`]) and from the X server overrides what logind was told by PAM: xrdp
-//! 0.9 tells logind neither that the session is remote nor from where.
+//! display, and the X server must be one of them ([`x11::XServer::find`]). Whether a session
+//! is xrdp's is the backend's to vouch for (logind's Service, or root's xrdp session manager
+//! opened it): a socket's name is its maker's. What the kernel says of an xrdp session's
+//! connection ([`xrdp`]) overrides what logind was told: xrdp 0.9 tells logind neither that
+//! the session is remote nor from where.
+//!
+//! Every X server is asked at once, with one deadline for all ([`bounded::map`]): a
+//! display that never answers costs the listing that deadline, not a wait per session.
 
-use std::collections::HashMap;
-use std::io::Write;
-use std::process::Child;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::model::{Pid, Session, SessionId};
-use crate::system::{x11, xrdp};
+use jiff::Timestamp;
+
+use crate::deadline::Deadline;
+use crate::model::{Pid, Session, SessionId, Uid};
+use crate::system::process::Membership;
+use crate::system::sockets::{self, UnixSockets};
+use crate::system::x11::{self, XServer, window::Window};
+use crate::system::{bounded, xrdp};
 
 /// logind's Service for sessions xrdp's session manager opens.
 pub const XRDP_SERVICE: &str = "xrdp-sesman";
 
-/// How long a warning's window stays on the screen if nothing replaces it.
-const WINDOW_SECONDS: u64 = 600;
+/// How long the X servers of one listing are waited for, all together.
+const DISPLAYS_WAIT: Duration = Duration::from_millis(2500);
+
+/// How long a warning's window stays on the screen if nothing replaces or closes it.
+const WINDOW_LIFETIME: Duration = Duration::from_secs(600);
 
 /// The longest text shown in a window.
 const WINDOW_TEXT_MAX: usize = 4096;
 
+/// One session whose display is looked at: its processes, and what makes a process its own.
+pub struct Look<'a> {
+    pub session: &'a mut Session,
+    pub members: Vec<Pid>,
+    pub membership: Membership,
+}
+
 /// What logoff knows of this host's displays: the unix sockets of the latest listing, and
-/// the warning windows it has shown.
+/// the warning windows it shows.
 #[derive(Default)]
 pub struct Desktops {
-    sockets: Option<xrdp::Sockets>,
-    windows: HashMap<SessionId, Child>,
+    sockets: Option<Arc<UnixSockets>>,
+    windows: HashMap<SessionId, Window>,
+}
+
+/// One X server to ask for its idle time.
+struct Question {
+    number: u32,
+    owner: Option<Uid>,
+    membership: Membership,
+    sockets: Arc<UnixSockets>,
 }
 
 impl Desktops {
@@ -37,8 +66,11 @@ impl Desktops {
         self.sockets = None;
     }
 
-    fn sockets(&mut self) -> &xrdp::Sockets {
-        self.sockets.get_or_insert_with(xrdp::Sockets::read)
+    fn sockets(&mut self) -> Arc<UnixSockets> {
+        Arc::clone(
+            self.sockets
+                .get_or_insert_with(|| Arc::new(UnixSockets::read())),
+        )
     }
 
     /// Whether a logind session may be graphical: worth a look at its processes.
@@ -46,48 +78,52 @@ impl Desktops {
         session.display.is_some() || session.service.as_deref() == Some(XRDP_SERVICE)
     }
 
-    /// Adds what the session's processes `members` tell about its display: an xrdp session
-    /// is remote, `disconnected` when no client is connected (`active` when one is, though
-    /// it holds no terminal), from its client's address; a session whose X server is one of
-    /// its processes is idle since that server last saw input.
-    pub fn enrich(&mut self, session: &mut Session, members: &[Pid]) {
-        if session.display.is_none() && !self.sockets().serves_displays() {
+    /// Adds what each session's processes tell of its display: an xrdp session is remote,
+    /// `disconnected` when no client is connected through xrdp (`active` when one is,
+    /// though it holds no terminal), from its client's address; a session whose X server is
+    /// one of its processes is idle since that server last saw input.
+    pub fn enrich(&mut self, looks: Vec<Look<'_>>) {
+        let sockets = self.sockets();
+        if !xrdp::serves_displays(&sockets) {
             return;
         }
-        let served = xrdp::served_display(members, self.sockets());
-        let number = session
-            .display
-            .as_deref()
-            .and_then(xrdp::display_number)
-            .or(served.map(|s| s.number));
-        let Some(number) = number else {
-            return;
-        };
-        if session.display.is_none() {
-            session.display = Some(format!(":{number}"));
+        // The connections of every xrdp session, and who holds their other ends: one look
+        // at every process's descriptors for all of them.
+        let mut found = Vec::new();
+        let mut peers = HashSet::new();
+        for look in looks {
+            let Some(number) = display_of(look.session, &look.members, &sockets) else {
+                continue;
+            };
+            let theirs = if look.session.xrdp {
+                xrdp::display_peers(&look.members, number, &sockets)
+            } else {
+                HashSet::new()
+            };
+            peers.extend(theirs.iter().copied());
+            found.push((look, number, theirs));
         }
-        let is_xrdp = served.is_some_and(|s| s.xrdp && s.number == number)
-            || session.service.as_deref() == Some(XRDP_SERVICE);
-        if is_xrdp {
-            // Its name is its display (a terminal one of its programs opened is not its own).
-            session.tty = None;
-            let connection = xrdp::connection(members, number, self.sockets());
-            session.remote = true;
-            if connection.connected {
-                if session.remote_host.is_none() {
-                    session.remote_host = connection.client;
-                }
-                if session.state == "disconnected" {
-                    session.state = "active".into();
-                }
-            } else if session.state != "closing" {
-                session.state = "disconnected".into();
+        let holders = sockets::holders(&peers);
+        let mut asked: Vec<(&mut Session, Question)> = Vec::new();
+        for (look, number, theirs) in found {
+            if look.session.xrdp {
+                connect(look.session, &xrdp::connection(&theirs, &holders));
             }
+            let question = Question {
+                number,
+                owner: look.session.uid,
+                membership: look.membership,
+                sockets: Arc::clone(&sockets),
+            };
+            asked.push((look.session, question));
         }
-        if let Some(since) =
-            x11::XServer::find(members, number, session.uid).and_then(x11::XServer::idle_since)
-        {
-            session.idle_since = Some(since);
+        let (sessions, questions): (Vec<&mut Session>, Vec<Question>) = asked.into_iter().unzip();
+        // Every server at once: one that never answers costs this listing DISPLAYS_WAIT.
+        let answers = bounded::map(questions, idle_of, Deadline::after(DISPLAYS_WAIT));
+        for (session, answer) in sessions.into_iter().zip(answers) {
+            if let Some(Some(since)) = answer {
+                session.idle_since = Some(since);
+            }
         }
     }
 
@@ -96,63 +132,81 @@ impl Desktops {
     pub fn warn(
         &mut self,
         session: &Session,
-        members: &[Pid],
+        membership: &Membership,
         text: &str,
     ) -> Option<Result<String, String>> {
-        self.reap();
         let display = session.display.as_deref()?;
         let number = xrdp::display_number(display)?;
-        let server = x11::XServer::find(members, number, session.uid)?;
-        if let Some(mut old) = self.windows.remove(&session.id) {
-            let _ = old.kill();
-            let _ = old.wait();
-        }
-        let Some(uid) = session.uid else {
-            return Some(Err(format!("{display} (its user is unknown)")));
+        // The old window goes first, whatever becomes of the new one.
+        self.windows.remove(&session.id);
+        let question = Question {
+            number,
+            owner: session.uid,
+            membership: membership.clone(),
+            sockets: Arc::new(UnixSockets::read()),
         };
-        let Some(gid) = x11::gid_of(uid) else {
-            return Some(Err(format!("{display} (user {uid} has no group)")));
-        };
-        let shown =
-            x11::show_message(&server, number, uid, gid, WINDOW_SECONDS).and_then(|mut child| {
-                let written = child
-                    .stdin
-                    .take()
-                    .map(|mut input| input.write_all(window_text(text).as_bytes()));
-                match written {
-                    Some(Err(e)) => {
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        Err(e)
-                    }
-                    _ => Ok(child),
+        let found = bounded::map(vec![question], find, Deadline::after(x11::X_WAIT));
+        let server = found.into_iter().next().flatten().flatten()?;
+        Some(
+            match Window::show(server, &window_text(text), WINDOW_LIFETIME) {
+                Ok(window) => {
+                    self.windows.insert(session.id.clone(), window);
+                    Ok(format!("{display} (a window)"))
                 }
-            });
-        Some(match shown {
-            Ok(child) => {
-                self.windows.insert(session.id.clone(), child);
-                Ok(format!("{display} (a window)"))
-            }
-            Err(e) => Err(format!("{display} (xmessage: {e})")),
-        })
-    }
-
-    /// Collects the windows that have closed.
-    fn reap(&mut self) {
-        self.windows
-            .retain(|_, child| matches!(child.try_wait(), Ok(None)));
+                Err(e) => Err(format!("{display} (window: {e})")),
+            },
+        )
     }
 }
 
-/// A terminal's warning as a window shows it: no carriage returns or bells, no blank lines
-/// around it, at most [`WINDOW_TEXT_MAX`] bytes.
+/// The session's display number; its display and xrdp's part of its name filled in.
+fn display_of(session: &mut Session, members: &[Pid], sockets: &UnixSockets) -> Option<u32> {
+    let served = xrdp::served_display(members, sockets);
+    let number = session
+        .display
+        .as_deref()
+        .and_then(xrdp::display_number)
+        .or(served.map(|(n, _)| n))?;
+    if session.display.is_none() {
+        session.display = Some(format!(":{number}"));
+    }
+    if session.service.as_deref() == Some(XRDP_SERVICE) {
+        session.xrdp = true;
+    }
+    if session.xrdp {
+        // Its name is its display (a terminal one of its programs opened is not its own).
+        session.tty = None;
+    }
+    Some(number)
+}
+
+/// An xrdp session's state and origin from its connection: remote, `disconnected` while no
+/// client is connected through xrdp.
+fn connect(session: &mut Session, connection: &xrdp::Connection) {
+    session.remote = true;
+    if connection.connected {
+        if session.remote_host.is_none() {
+            session.remote_host.clone_from(&connection.client);
+        }
+        if session.state == "disconnected" {
+            session.state = "active".into();
+        }
+    } else if session.state != "closing" {
+        session.state = "disconnected".into();
+    }
+}
+
+fn find(q: Question) -> Option<XServer> {
+    XServer::find(q.number, q.owner, &q.membership, &q.sockets)
+}
+
+fn idle_of(q: Question) -> Option<Timestamp> {
+    find(q)?.idle_since()
+}
+
+/// A terminal's warning as a window shows it: at most [`WINDOW_TEXT_MAX`] bytes.
 fn window_text(text: &str) -> String {
-    let mut shown: String = text
-        .chars()
-        .filter(|&c| c != '\r' && c != '\x07')
-        .collect::<String>()
-        .trim()
-        .to_string();
+    let mut shown = text.to_string();
     if shown.len() > WINDOW_TEXT_MAX {
         let mut end = WINDOW_TEXT_MAX;
         while !shown.is_char_boundary(end) {
@@ -160,7 +214,6 @@ fn window_text(text: &str) -> String {
         }
         shown.truncate(end);
     }
-    shown.push('\n');
     shown
 }
 
@@ -169,12 +222,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_terminal_warning_becomes_a_window_text() {
-        assert_eq!(
-            window_text("\r\n\x07*** logoff: root is logging off ***\r\nbye\r\n"),
-            "*** logoff: root is logging off ***\nbye\n"
-        );
-        assert_eq!(window_text(&"é".repeat(5000)).len(), WINDOW_TEXT_MAX + 1);
+    fn a_long_warning_is_cut_on_a_character() {
+        assert_eq!(window_text(&"é".repeat(5000)).len(), WINDOW_TEXT_MAX);
     }
 
     #[test]
@@ -185,8 +234,13 @@ mod tests {
             ..Session::default()
         };
         let before = session.clone();
-        desktops.enrich(&mut session, &[Pid::own()]);
+        let membership = Membership::Audit(u32::MAX - 1);
+        desktops.enrich(vec![Look {
+            session: &mut session,
+            members: vec![Pid::own()],
+            membership: membership.clone(),
+        }]);
         assert_eq!(session, before);
-        assert!(desktops.warn(&session, &[Pid::own()], "hi").is_none());
+        assert!(desktops.warn(&session, &membership, "hi").is_none());
     }
 }

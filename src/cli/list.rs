@@ -83,10 +83,16 @@ fn rows(
     let reach = &plan.reach;
     let mut opened = backend::open(place, reach.backend, Purpose::List, &reach.connect)?;
     ticket.connected();
-    Narrator::new(reach.verbose, reach.several(), place, out, None, progress)
-        .narrate(&format!("backend: {}", opened.describe()));
+    let mut narrator = Narrator::new(reach.verbose, reach.several(), place, out, None, progress);
+    narrator.narrate(&format!("backend: {}", opened.describe()));
     let backend = opened.backend.as_mut();
     let sessions = backend.list()?;
+    for s in &sessions {
+        for note in &s.notes {
+            narrator.narrate(&format!("session {}: {note}", s.id));
+        }
+    }
+    drop(narrator);
     let current = backend.current()?;
     let now = Timestamp::now();
     let shown: Vec<&Session> = if plan.sessions.is_empty() && !plan.filters.given() {

@@ -143,6 +143,9 @@ pub fn execute(
     }
     for s in &targets {
         hooks.narrate(&found(s, current.as_ref()));
+        for note in &s.notes {
+            hooks.narrate(&format!("session {}: {note}", s.id));
+        }
     }
     let refused = |hooks: &mut dyn Hooks, e: Error| {
         for s in &targets {

@@ -27,7 +27,14 @@ pub struct SessionRow {
     pub kind: Option<String>,
     pub service: Option<String>,
     pub remote: bool,
+    /// Where it came from, as something root's vouches for it (what filters and policies
+    /// match).
     pub remote_host: Option<String>,
+    /// Where a user's text says it came from, where nothing vouches for it: shown, never
+    /// matched.
+    pub remote_host_claim: Option<String>,
+    /// Where the claim was read: `utmp`, `environment`.
+    pub remote_host_claim_source: Option<String>,
     pub idle_since: Option<String>,
     pub idle_seconds: Option<u64>,
     pub logon_time: Option<String>,
@@ -69,6 +76,8 @@ impl SessionRow {
             service: s.service.clone(),
             remote: s.remote,
             remote_host: s.remote_host.clone().filter(|h| !h.is_empty()),
+            remote_host_claim: s.remote_claim.as_ref().map(|c| c.value.clone()),
+            remote_host_claim_source: s.remote_claim.as_ref().map(|c| c.source.to_string()),
             idle_since: s.idle_since.map(|t| t.to_string()),
             idle_seconds: s
                 .idle_since
@@ -136,6 +145,11 @@ fn cells(r: &SessionRow, with_host: bool, limits: bool, tz: &TimeZone) -> Vec<St
     let marker = if r.current { ">" } else { " " };
     let from = match (&r.remote_host, r.remote) {
         (Some(h), _) => h.clone(),
+        // A user's claim is shown as one.
+        (None, _) if r.remote_host_claim.is_some() => format!(
+            "{} (claimed)",
+            r.remote_host_claim.as_deref().unwrap_or_default()
+        ),
         (None, true) => "remote".into(),
         (None, false) if r.seat.is_some() || r.vtnr.is_some() => "local".into(),
         (None, false) => match r.tty.as_deref() {

@@ -21,7 +21,8 @@ pub struct Match {
     pub from: Vec<From>,
     /// Has a terminal.
     pub tty: Option<bool>,
-    /// Has an X display (a graphical session, an xrdp session).
+    /// Is a graphical session, as vouched for (logind's Type x11 or wayland, an xrdp
+    /// session): an X server a user starts in a terminal session does not make it one.
     pub x11: Option<bool>,
     /// logind's Service (`sshd`, `xrdp-sesman`, `login`).
     pub services: Vec<String>,
@@ -199,7 +200,7 @@ impl Match {
                     .as_deref()
                     .is_some_and(|h| self.from.iter().any(|f| f.takes(h))))
             && self.tty.is_none_or(|t| s.tty.is_some() == t)
-            && self.x11.is_none_or(|x| s.display.is_some() == x)
+            && self.x11.is_none_or(|x| s.is_graphical() == x)
             && (self.services.is_empty() || any_in(&self.services, s.service.as_deref()))
             && (self.classes.is_empty() || any_in(&self.classes, s.class.as_deref()))
             && self.console.is_none_or(|c| s.is_console() == c)

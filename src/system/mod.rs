@@ -2,6 +2,7 @@
 //! the name service. Everything above this module works with the plain types of
 //! [`crate::model`].
 
+pub mod bounded;
 pub mod cgroup;
 pub mod descriptors;
 pub mod files;
@@ -9,6 +10,7 @@ pub mod handle;
 pub mod host;
 pub mod interrupt;
 pub mod process;
+pub mod sockets;
 pub mod tty;
 pub mod users;
 pub mod utmp;

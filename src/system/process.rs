@@ -50,6 +50,18 @@ fn parse_u32(bytes: &[u8]) -> Option<u32> {
     std::str::from_utf8(bytes).ok()?.trim().parse().ok()
 }
 
+/// What makes a process one of a session's, read afresh each time it is asked (after a
+/// pidfd on the process was opened, that read is about that very process).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Membership {
+    /// A kernel audit session ID.
+    Audit(u32),
+    /// A POSIX session ID (the procfs backend's fallback).
+    Posix(i32),
+    /// A systemd unit: a logind session's scope.
+    Unit(String),
+}
+
 /// One process, by PID. Every read goes to /proc afresh.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Proc {
@@ -162,6 +174,32 @@ impl Proc {
             .ok()
     }
 
+    /// The real, effective, saved and file-system uids (`Uid:` in `/proc/PID/status`);
+    /// `None` when the process is gone.
+    pub fn uids(&self) -> io::Result<Option<[u32; 4]>> {
+        let Some(line) = self.status_field("Uid:")? else {
+            return Ok(None);
+        };
+        let ids: Vec<u32> = line
+            .split_whitespace()
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        Ok(ids.try_into().ok())
+    }
+
+    /// Whether every uid of the process is root's: no user can make such a process, and
+    /// nothing a user runs can take it over (a setuid program keeps its caller's real uid).
+    pub fn is_roots(&self) -> bool {
+        self.uids().ok().flatten().is_some_and(|u| u == [0; 4])
+    }
+
+    /// The program the process runs (`/proc/PID/exe`, the kernel's link). Of a process of
+    /// root's (see [`Proc::is_roots`]) it is what root started; of another it is a claim
+    /// like any.
+    pub fn exe(&self) -> Option<std::path::PathBuf> {
+        std::fs::read_link(format!("/proc/{}/exe", self.pid)).ok()
+    }
+
     /// Whether the process lives in our PID namespace (not only in a container below it):
     /// its `ns/pid` is ours (the namespace's inode, which the kernel gives). Unreadable counts
     /// as ours.
@@ -188,6 +226,19 @@ impl Proc {
                 .nth(2)
                 .is_some_and(|cgroup| cgroup.split('/').any(|part| part == unit))
         }))
+    }
+
+    /// Whether the process is one of the session `membership` describes, now.
+    pub fn belongs(&self, membership: &Membership) -> bool {
+        match membership {
+            Membership::Audit(id) => self.audit_session().ok().flatten() == Some(*id),
+            Membership::Posix(sid) => self
+                .try_stat()
+                .ok()
+                .flatten()
+                .is_some_and(|s| s.session == *sid),
+            Membership::Unit(unit) => self.in_unit(unit).unwrap_or(false),
+        }
     }
 
     /// One environment variable, if the caller may read the environment.

@@ -39,6 +39,12 @@ pub fn name_from_tty_nr(tty_nr: i32) -> Option<String> {
         .map(String::from)
 }
 
+/// The `tty_nr` (as `/proc/PID/stat` writes it) of device `major:minor`.
+pub fn tty_nr_of(major: u32, minor: u32) -> i32 {
+    let dev = (minor & 0xff) | ((major & 0xfff) << 8) | ((minor & !0xff) << 12);
+    i32::from_ne_bytes(dev.to_ne_bytes())
+}
+
 fn known_name(major: u32, minor: u32) -> Option<String> {
     match major {
         136..=143 => Some(format!("pts/{}", (major - 136) * 256 + minor)),
@@ -233,6 +239,13 @@ mod tests {
 
     fn nr(major: u32, minor: u32) -> i32 {
         ((major << 8) | (minor & 0xff) | ((minor & !0xff) << 12)) as i32
+    }
+
+    #[test]
+    fn device_numbers_both_ways() {
+        for (major, minor) in [(136, 3), (136, 300), (137, 1), (4, 2), (5, 1)] {
+            assert_eq!(tty_nr_of(major, minor), nr(major, minor));
+        }
     }
 
     #[test]

@@ -31,13 +31,13 @@ use zbus::{Connection, OwnedObjectPath};
 
 pub use props::NO_SCOPES_ENV;
 
-use super::desktop::Desktops;
+use super::desktop::{Desktops, Look};
 use super::procfs::Procfs;
 use super::{Backend, Flavor, Signalled, Warned, access_denied, deliver_locally};
 use crate::deadline::Deadline;
 use crate::error::{Error, Result};
 use crate::model::{Pid, ProcessInfo, Session, SessionId, Uid};
-use crate::system::process::Proc;
+use crate::system::process::{Membership, Proc};
 use crate::system::tty;
 use crate::system::users::Caller;
 use crate::transport::{Bus, Reach, Tunnel};
@@ -249,13 +249,21 @@ impl Backend for Logind {
         let mut sessions = self.list_from_logind()?;
         if self.reach == Reach::ThisHost {
             self.desktops.refresh();
+            let mut looks = Vec::new();
             for session in sessions
                 .iter_mut()
                 .filter(|s| Desktops::may_be_graphical(s))
             {
-                let pids = self.pids_here(session);
-                self.desktops.enrich(session, &pids);
+                let members = self.pids_here(session);
+                if let Some(membership) = membership(session) {
+                    looks.push(Look {
+                        session,
+                        members,
+                        membership,
+                    });
+                }
             }
+            self.desktops.enrich(looks);
         }
         Ok(sessions)
     }
@@ -321,8 +329,9 @@ impl Backend for Logind {
             Ok(!scope.is_empty() && p.in_unit(&scope)?)
         });
         let mut warned = deliver_locally(terminals, session.uid, text);
-        let pids: Vec<Pid> = members.iter().map(|m| m.pid).collect();
-        warned.add(self.desktops.warn(session, &pids, text));
+        if let Some(membership) = membership(session) {
+            warned.add(self.desktops.warn(session, &membership, text));
+        }
         Ok(warned)
     }
 
@@ -345,6 +354,16 @@ impl Backend for Logind {
     fn finish(&mut self, session: &Session) -> Result<Vec<String>> {
         self.trackers.remove(&session.id);
         Ok(Vec::new())
+    }
+}
+
+/// What makes a process one of the session's on this host: its scope, else its audit
+/// session ID.
+fn membership(session: &Session) -> Option<Membership> {
+    match (&session.scope, session.audit) {
+        (Some(scope), _) => Some(Membership::Unit(scope.clone())),
+        (None, Some(id)) => Some(Membership::Audit(id)),
+        (None, None) => None,
     }
 }
 

@@ -6,14 +6,16 @@
 //! `--state disconnected` would sweep it).
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use jiff::Timestamp;
 
 use super::{Grouping, Key};
-use crate::model::{Pid, Session, SessionId, Uid, is_virtual_terminal};
+use crate::model::{Claim, Pid, Session, SessionId, Uid, is_virtual_terminal};
 use crate::system::handle::Handle;
 use crate::system::process::{Proc, Stat};
-use crate::system::users::NameCache;
+use crate::system::sockets::{self, TcpTable};
+use crate::system::users::{self, NameCache};
 use crate::system::{tty, utmp};
 
 /// One process of a session, as the listing found it.
@@ -109,6 +111,9 @@ pub(super) struct HostFacts {
     pub utmp: HashMap<Pid, Vec<utmp::Record>>,
     pub clock: BootClock,
     pub active_vt: Option<String>,
+    /// The TCP connections of each network namespace a session's first process is in (by
+    /// the namespace's inode), read when first needed.
+    tcp: Mutex<HashMap<u64, Arc<TcpTable>>>,
 }
 
 impl HostFacts {
@@ -122,7 +127,21 @@ impl HostFacts {
                 }),
             clock: BootClock::new(),
             active_vt: tty::active_vt(),
+            tcp: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The TCP table of the network namespace process `pid` is in.
+    fn tcp_of(&self, pid: Pid) -> Arc<TcpTable> {
+        let ns = rustix::fs::stat(format!("/proc/{pid}/ns/net").as_str()).map_or(0, |s| s.st_ino);
+        let Ok(mut tables) = self.tcp.lock() else {
+            return Arc::new(TcpTable::of_namespace_of(pid));
+        };
+        Arc::clone(
+            tables
+                .entry(ns)
+                .or_insert_with(|| Arc::new(TcpTable::of_namespace_of(pid))),
+        )
     }
 }
 
@@ -182,10 +201,21 @@ fn build(
     host: &HostFacts,
 ) -> Built {
     let earliest = details.stats.first();
+    let mut notes = Vec::new();
     let records: Vec<&utmp::Record> = members
         .iter()
         .filter_map(|m| host.utmp.get(&m.pid))
         .flatten()
+        .filter(|r| match disagreement(r, details, host) {
+            None => true,
+            Some(why) => {
+                notes.push(format!(
+                    "utmp record for {} (pid {}, user {}) ignored: {why}",
+                    r.line, r.pid, r.user
+                ));
+                false
+            }
+        })
         .collect();
     // The earliest; of records as old, the first in the file.
     let record = records.iter().min_by_key(|r| (r.time, r.index)).copied();
@@ -199,24 +229,25 @@ fn build(
             Grouping::Audit => None,
         })
         .or(earliest.map(|e| e.pid));
-    // utmp's line is text some program wrote: only a terminal's name counts.
-    let tty = record
-        .map(|r| r.line.clone())
-        .filter(|l| tty::is_terminal_name(l))
-        .or_else(|| {
-            let held = details.stats.iter().find(|s| s.tty_nr != 0)?;
-            tty::name_from_tty_nr(held.tty_nr)
-        });
-    let remote_host = record
-        .map(|r| r.host.clone())
-        .filter(|h| !h.is_empty())
-        .or_else(|| {
-            let conn = Proc::new(leader?).env_var("SSH_CONNECTION")?;
-            conn.split_whitespace().next().map(String::from)
-        });
-    let logon_time = record
-        .and_then(|r| r.time)
-        .or_else(|| earliest.and_then(|e| host.clock.timestamp(e.start)));
+    let tty = record.map(|r| r.line.clone()).or_else(|| {
+        let held = details.stats.iter().find(|s| s.tty_nr != 0)?;
+        tty::name_from_tty_nr(held.tty_nr)
+    });
+    let creator = earliest.and_then(|e| Creator::of(e.pid, host));
+    let remote_host = creator.as_ref().and_then(|c| c.peer.clone());
+    let remote_claim = match (&remote_host, record) {
+        (None, Some(r)) if !r.host.is_empty() => Some(Claim {
+            value: r.host.clone(),
+            source: "utmp",
+        }),
+        _ => None,
+    };
+    // The first process's start; a record's time is never before it (checked above).
+    let started = earliest.and_then(|e| host.clock.timestamp(e.start));
+    let logon_time = match (record.and_then(|r| r.time), started) {
+        (Some(r), Some(s)) => Some(r.min(s)),
+        (r, s) => r.or(s),
+    };
     let state = state(details, tty.as_deref(), host.active_vt.as_deref());
     let session = Session {
         id: SessionId::new(key.to_string()),
@@ -226,15 +257,78 @@ fn build(
         state: state.into(),
         remote: remote_host.is_some(),
         remote_host,
+        remote_claim,
+        xrdp: creator.is_some_and(|c| c.xrdp),
         logon_time,
         leader,
         processes: Some(details.live()),
+        notes,
         ..Session::default()
     };
     Built {
         session,
         utmp_pids: records.iter().map(|r| r.pid).collect(),
         may_be_graphical: details.may_be_graphical(),
+    }
+}
+
+/// Why a utmp record of a member's PID does not describe this session, if it does not.
+/// utmp is text other programs wrote — users too (through the `utempter` helper), and a
+/// record outlives its process when nobody marks it dead, to be found again under a PID
+/// reused by someone else's session. A record counts only where the kernel agrees with it:
+/// its user is the session's, it was written after its process started, and its terminal is
+/// one the session's processes hold.
+fn disagreement(r: &utmp::Record, details: &Details, host: &HostFacts) -> Option<String> {
+    /// Process start times are known to the second (the boot time is).
+    const SLACK: jiff::SignedDuration = jiff::SignedDuration::from_secs(2);
+    if users::uid_of(&r.user) != details.uid || details.uid.is_none() {
+        return Some("its user is not the session's".into());
+    }
+    let started = details
+        .stats
+        .iter()
+        .find(|s| s.pid == r.pid)
+        .and_then(|s| host.clock.timestamp(s.start));
+    match (r.time, started) {
+        (Some(t), Some(s)) if t.checked_add(SLACK).is_ok_and(|t| t >= s) => {}
+        _ => return Some("it is older than its process".into()),
+    }
+    let held = tty::device_of_name(&r.line).is_some_and(|(major, minor)| {
+        let dev = tty::tty_nr_of(major, minor);
+        details.stats.iter().any(|s| s.tty_nr == dev)
+    });
+    (!held).then(|| "no process of the session holds its terminal".into())
+}
+
+/// The session's first process, when it is root's: what opened the session (sshd's
+/// privileged process, xrdp's session manager, login). No user can make such a process,
+/// so where it holds a TCP connection, that connection's peer is where the session came
+/// from.
+struct Creator {
+    peer: Option<String>,
+    /// xrdp's session manager (xrdp-sesman, or 0.10's xrdp-sesexec) opened the session.
+    xrdp: bool,
+}
+
+impl Creator {
+    fn of(pid: Pid, host: &HostFacts) -> Option<Creator> {
+        let proc = Proc::new(pid);
+        if !proc.is_roots() {
+            return None;
+        }
+        let xrdp = proc
+            .exe()
+            .and_then(|e| e.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .is_some_and(|n| n.starts_with("xrdp-ses"));
+        // xrdp's session manager holds its own connection to xrdp, not the client's.
+        let peer = if xrdp {
+            None
+        } else {
+            host.tcp_of(pid)
+                .established(&sockets::inodes_of(pid))
+                .map(|c| c.remote.to_string())
+        };
+        Some(Creator { peer, xrdp })
     }
 }
 

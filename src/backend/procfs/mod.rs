@@ -21,14 +21,16 @@ mod facts;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
-use super::desktop::Desktops;
+use super::desktop::{Desktops, Look};
 use super::{Backend, Flavor, Purpose, Signalled, Warned, kernel_rule};
 use crate::deadline::Deadline;
 use crate::error::{Error, Result};
-use crate::model::{Pid, ProcessInfo, Session, SessionId};
+use crate::model::{Claim, Pid, ProcessInfo, Session, SessionId};
+use crate::system::bounded;
 use crate::system::handle::Handle;
-use crate::system::process::{self, Proc, Stat};
+use crate::system::process::{self, Membership, Proc, Stat};
 use crate::system::users::Caller;
 use crate::system::{tty, utmp};
 use end::Tracker;
@@ -134,6 +136,14 @@ impl Procfs {
             .collect())
     }
 
+    /// What makes a process one of session `key`'s.
+    fn membership(&self, key: Key) -> Membership {
+        match self.grouping {
+            Grouping::Audit => Membership::Audit(u32::try_from(key.0).unwrap_or(u32::MAX)),
+            Grouping::Posix => Membership::Posix(i32::try_from(key.0).unwrap_or(0)),
+        }
+    }
+
     /// The session key of a process, `None` when it belongs to no session or is gone.
     fn key_of(&self, proc: &Proc) -> std::io::Result<Option<Key>> {
         Ok(match self.grouping {
@@ -226,6 +236,37 @@ fn in_parallel<T: Send, R: Send>(
     })
 }
 
+/// How long the listing waits for what users' processes claim (their environment is read
+/// from their memory, which a user can make wait).
+const CLAIM_WAIT: Duration = Duration::from_millis(500);
+
+/// Where sessions with nothing vouching for their origin say they came from: their leader's
+/// `SSH_CONNECTION` (a claim, shown as one), read under one deadline for all.
+fn read_claims(sessions: &mut [Session]) {
+    let asked: Vec<usize> = (0..sessions.len())
+        .filter(|&at| {
+            let s = &sessions[at];
+            s.remote_host.is_none() && s.remote_claim.is_none() && s.leader.is_some()
+        })
+        .collect();
+    let leaders = asked.iter().filter_map(|&at| sessions[at].leader).collect();
+    let answers = bounded::map(leaders, ssh_connection, Deadline::after(CLAIM_WAIT));
+    for (at, answer) in asked.into_iter().zip(answers) {
+        if let Some(Some(value)) = answer {
+            sessions[at].remote_claim = Some(Claim {
+                value,
+                source: "environment",
+            });
+        }
+    }
+}
+
+/// The client's address in a process's `SSH_CONNECTION`.
+fn ssh_connection(pid: Pid) -> Option<String> {
+    let conn = Proc::new(pid).env_var("SSH_CONNECTION")?;
+    conn.split_whitespace().next().map(String::from)
+}
+
 /// Whether this kernel keeps audit session IDs.
 fn has_audit_sessions() -> bool {
     std::path::Path::new("/proc/self/sessionid").exists()
@@ -269,17 +310,32 @@ impl Backend for Procfs {
         self.utmp_pids.clear();
         self.members.clear();
         let mut sessions = Vec::with_capacity(listed.len());
-        self.desktops.refresh();
-        for Listed { mut built, members } in listed {
+        let mut graphical: HashMap<usize, Vec<Pid>> = HashMap::new();
+        for Listed { built, members } in listed {
             if built.may_be_graphical {
-                let pids: Vec<Pid> = members.iter().map(|m| m.pid).collect();
-                self.desktops.enrich(&mut built.session, &pids);
+                graphical.insert(sessions.len(), members.iter().map(|m| m.pid).collect());
             }
             self.utmp_pids
                 .insert(built.session.id.clone(), built.utmp_pids);
             self.members.insert(built.session.id.clone(), members);
             sessions.push(built.session);
         }
+        self.desktops.refresh();
+        let looks = sessions
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(at, session)| {
+                let members = graphical.remove(&at)?;
+                let membership = self.membership(Key::parse(&session.id).ok()?);
+                Some(Look {
+                    session,
+                    members,
+                    membership,
+                })
+            })
+            .collect();
+        self.desktops.enrich(looks);
+        read_claims(&mut sessions);
         Ok(sessions)
     }
 
@@ -306,10 +362,10 @@ impl Backend for Procfs {
     fn warn(&mut self, session: &Session, text: &str) -> Result<Warned> {
         let key = Key::parse(&session.id)?;
         let members = self.members_now(key)?;
-        let pids: Vec<Pid> = members.iter().map(Proc::pid).collect();
         let terminals = tty::held_by(members, |p| Ok(self.key_of(p)? == Some(key)));
         let mut warned = super::deliver_locally(terminals, session.uid, text);
-        warned.add(self.desktops.warn(session, &pids, text));
+        let membership = self.membership(key);
+        warned.add(self.desktops.warn(session, &membership, text));
         Ok(warned)
     }
 

@@ -1,71 +1,74 @@
 //! A graphical session's X server: how long it has seen no input (the MIT-SCREEN-SAVER
-//! extension, as `xprintidle` reads it), and a warning shown on its display.
+//! extension, as `xprintidle` reads it), and a warning shown on its display in a window
+//! logoff draws itself ([`window`]): no program is started for it.
 //!
 //! The X server runs as the session's user: everything about it is hostile. It is reached on
-//! its own socket (abstract `@/tmp/.X11-unix/XN`, else the file), and the process serving
-//! that socket (`SO_PEERCRED`, the kernel's) must be a process of the session. Its cookie
-//! comes from the file its own command line names (`-auth`), opened without following a
-//! last link and read only if it is a regular file of the session's user. Every exchange
-//! has a deadline.
+//! its own socket (abstract `@/tmp/.X11-unix/XN`, else the file); the process serving that
+//! socket (`SO_PEERCRED`) must be, read after a pidfd on it was opened, one of the session's
+//! and listening on that display's socket. Its cookie comes from the file its command line
+//! names ([`auth`]), read only if it is a regular file of the session's user. Every exchange
+//! has a deadline, and no reply may be larger than [`REPLY_LIMIT`].
 
+mod auth;
+pub mod window;
+
+use std::cell::{Cell, RefCell};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use jiff::Timestamp;
 use rustix::event::{PollFd, PollFlags};
-use rustix::fs::{FileType, Mode, OFlags};
 use x11rb::connection::Connection;
 use x11rb::rust_connection::{PollMode, RustConnection, Stream};
 use x11rb::utils::RawFdContainer;
 
 use crate::deadline::Deadline;
 use crate::model::{Pid, Uid};
+use crate::system::handle::Handle;
+use crate::system::process::{Membership, Proc};
+use crate::system::sockets::{self, UnixSockets};
 
 /// How long asking an X server may take.
-const X_WAIT: Duration = Duration::from_secs(2);
+pub const X_WAIT: Duration = Duration::from_secs(2);
 
 /// A session's X server, found and checked. Its socket does not block: x11rb reads until a
-/// read would, and every wait is in `TimedStream::poll`, with a deadline.
+/// read would, and every wait is in [`TimedStream::poll`], with a deadline.
 pub struct XServer {
     socket: UnixStream,
-    /// The `-auth` file, as this host names it (none: the server was started without one).
-    pub auth_file: Option<PathBuf>,
     cookie: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 impl XServer {
-    /// The X server of display `number`, served by one of `members`, its cookie read from
-    /// the file its command line names when that is a regular file of `owner`.
-    pub fn find(members: &[Pid], number: u32, owner: Option<Uid>) -> Option<XServer> {
+    /// The X server of display `number`, if the process serving it is one of the session
+    /// `membership` says and listens on that display's socket (`sockets`: this listing's);
+    /// its cookie read from the file its command line names when that is a regular file of
+    /// `owner`. Reads the server's command line: the caller bounds the wait.
+    pub fn find(
+        number: u32,
+        owner: Option<Uid>,
+        membership: &Membership,
+        sockets: &UnixSockets,
+    ) -> Option<XServer> {
         let socket = connect(number)?;
         let cred = rustix::net::sockopt::socket_peercred(&socket).ok()?;
         let pid = Pid::from_raw(cred.pid.as_raw_nonzero().get());
-        if !members.contains(&pid) {
-            return None;
-        }
-        let auth_file = auth_file(pid);
-        let cookie = auth_file
-            .as_deref()
-            .zip(owner)
-            .and_then(|(file, owner)| read_cookie(file, number, owner));
-        Some(XServer {
-            socket,
-            auth_file,
-            cookie,
+        let proc = Proc::new(pid);
+        let handle = Handle::open(&proc, |p| {
+            Ok(p.belongs(membership) && listens_on(p.pid(), number, sockets))
         })
+        .ok()??;
+        let cookie = owner.and_then(|owner| {
+            let file = auth::auth_file(pid)?;
+            auth::read_cookie(&file, number, owner)
+        });
+        // Still running: what was read above was that process's.
+        (!handle.has_exited()).then_some(XServer { socket, cookie })
     }
 
     /// Since when the server has seen no input from its user.
     pub fn idle_since(self) -> Option<Timestamp> {
-        let (name, data) = self.cookie.clone().unwrap_or_default();
-        let stream = TimedStream {
-            socket: self.socket,
-            deadline: Deadline::after(X_WAIT),
-            framer: std::cell::RefCell::default(),
-        };
-        let conn = RustConnection::connect_to_stream_with_auth_info(stream, 0, name, data).ok()?;
+        let conn = self.connect(Deadline::after(X_WAIT))?;
         let root = conn.setup().roots.first()?.root;
         let info = x11rb::protocol::screensaver::query_info(&conn, root)
             .ok()?
@@ -74,6 +77,31 @@ impl XServer {
         let idle = jiff::SignedDuration::from_millis(i64::from(info.ms_since_user_input));
         Timestamp::now().checked_sub(idle).ok()
     }
+
+    /// An X connection over the server's socket, authenticated with its cookie, every wait
+    /// ending at `deadline`.
+    fn connect(self, deadline: Deadline) -> Option<RustConnection<TimedStream>> {
+        let (name, data) = self.cookie.unwrap_or_default();
+        let stream = TimedStream {
+            socket: self.socket,
+            deadline: Cell::new(deadline),
+            framer: RefCell::default(),
+        };
+        RustConnection::connect_to_stream_with_auth_info(stream, 0, name, data).ok()
+    }
+}
+
+/// Whether process `pid` listens on display `number`'s X socket.
+fn listens_on(pid: Pid, number: u32, sockets: &UnixSockets) -> bool {
+    let names = [
+        format!("@/tmp/.X11-unix/X{number}"),
+        format!("/tmp/.X11-unix/X{number}"),
+    ];
+    sockets::inodes_of(pid).into_iter().any(|ino| {
+        sockets
+            .get(ino)
+            .is_some_and(|s| s.listening && s.name.as_ref().is_some_and(|n| names.contains(n)))
+    })
 }
 
 /// Connects to display `number` without waiting (a server that does not accept — its
@@ -102,78 +130,17 @@ fn connect(number: u32) -> Option<UnixStream> {
         })
 }
 
-/// The file the X server's command line names with `-auth`, as this host can open it (a
-/// relative name is the server's working directory's).
-fn auth_file(pid: Pid) -> Option<PathBuf> {
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    let mut args = cmdline.split(|&b| b == 0);
-    args.find(|a| *a == b"-auth")?;
-    let name = PathBuf::from(String::from_utf8(args.next()?.to_vec()).ok()?);
-    let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?;
-    Some(if name.is_absolute() {
-        name
-    } else {
-        cwd.join(name)
-    })
-}
-
-/// The MIT-MAGIC-COOKIE-1 for display `number` from an Xauthority file, read only when it
-/// is a regular file of `owner`, not through a last link, at most 64 KiB.
-fn read_cookie(path: &std::path::Path, number: u32, owner: Uid) -> Option<(Vec<u8>, Vec<u8>)> {
-    let fd = rustix::fs::open(
-        path,
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .ok()?;
-    let st = rustix::fs::fstat(&fd).ok()?;
-    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile
-        || st.st_uid != owner.as_raw()
-        || st.st_size > 64 * 1024
-    {
-        return None;
-    }
-    let mut bytes = Vec::new();
-    std::fs::File::from(fd)
-        .take(64 * 1024)
-        .read_to_end(&mut bytes)
-        .ok()?;
-    find_cookie(&bytes, &number.to_string())
-}
-
-/// Parses Xauthority entries (big-endian lengths: family, address, number, name, data).
-fn find_cookie(mut b: &[u8], number: &str) -> Option<(Vec<u8>, Vec<u8>)> {
-    fn field<'a>(b: &mut &'a [u8]) -> Option<&'a [u8]> {
-        let len = usize::from(u16::from_be_bytes(b.get(..2)?.try_into().ok()?));
-        let value = b.get(2..2 + len)?;
-        *b = &b[2 + len..];
-        Some(value)
-    }
-    while b.len() >= 2 {
-        b = b.get(2..)?; // family
-        let (_address, num, name, data) = (
-            field(&mut b)?,
-            field(&mut b)?,
-            field(&mut b)?,
-            field(&mut b)?,
-        );
-        if num == number.as_bytes() && name == b"MIT-MAGIC-COOKIE-1" {
-            return Some((name.to_vec(), data.to_vec()));
-        }
-    }
-    None
-}
-
 /// A stream to an X server on which every wait ends at a deadline, and no reply may be
 /// larger than [`REPLY_LIMIT`].
 struct TimedStream {
     socket: UnixStream,
-    deadline: Deadline,
-    framer: std::cell::RefCell<Framer>,
+    deadline: Cell<Deadline>,
+    framer: RefCell<Framer>,
 }
 
-/// The largest reply an X server may send here: the replies asked for are a few dozen
-/// bytes; x11rb would allocate whatever a reply's header announces (up to 16 GiB).
+/// The largest reply an X server may send here: the replies asked for are small (a font's
+/// description is the largest); x11rb would allocate whatever a reply's header announces
+/// (up to 16 GiB).
 const REPLY_LIMIT: u64 = 256 * 1024;
 
 /// Follows the packets an X server sends (the setup reply, then 32-byte packets, replies
@@ -236,12 +203,12 @@ impl Stream for TimedStream {
             flags |= PollFlags::OUT;
         }
         loop {
-            let left = self.deadline.left();
+            let left = self.deadline.get().left();
             if left.is_zero() {
                 return Err(std::io::ErrorKind::TimedOut.into());
             }
             let timeout = rustix::time::Timespec {
-                tv_sec: left.as_secs() as i64,
+                tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
                 tv_nsec: i64::from(left.subsec_nanos()),
             };
             let mut fds = [PollFd::new(&self.socket, flags)];
@@ -255,6 +222,10 @@ impl Stream for TimedStream {
 
     fn read(&self, buf: &mut [u8], _fds: &mut Vec<RawFdContainer>) -> std::io::Result<usize> {
         let n = (&self.socket).read(buf)?;
+        if n == 0 {
+            // The connection closed (or was shut down to close a window).
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
         self.framer.borrow_mut().feed(&buf[..n])?;
         Ok(n)
     }
@@ -262,52 +233,6 @@ impl Stream for TimedStream {
     fn write(&self, buf: &[u8], _fds: &mut Vec<RawFdContainer>) -> std::io::Result<usize> {
         (&self.socket).write(buf)
     }
-}
-
-/// Opens a window on the display of a graphical session, as Windows' `msg` does in an RDP
-/// session: `xmessage`, run as the session's user (its own privileges, its own cookie), for
-/// `seconds`, showing what is written to its standard input (data, never an argument it
-/// could take for an option). Returns the window's process, to close it when the warning
-/// is replaced.
-pub fn show_message(
-    server: &XServer,
-    number: u32,
-    user: Uid,
-    gid: u32,
-    seconds: u64,
-) -> std::io::Result<std::process::Child> {
-    use std::os::unix::process::CommandExt;
-    let mut command = std::process::Command::new("xmessage");
-    command
-        .args([
-            "-center",
-            "-title",
-            "logoff",
-            "-timeout",
-            &seconds.to_string(),
-        ])
-        .args(["-file", "-"])
-        .env_clear()
-        .env("DISPLAY", format!(":{number}"))
-        .env("PATH", "/usr/bin:/bin")
-        // std drops supplementary groups when root sets a uid.
-        .uid(user.as_raw())
-        .gid(gid)
-        // Its own process group: a Ctrl-C meant for logoff does not close it.
-        .process_group(0)
-        .current_dir("/")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    if let Some(file) = &server.auth_file {
-        command.env("XAUTHORITY", file);
-    }
-    command.spawn()
-}
-
-/// The primary group of `uid`.
-pub fn gid_of(uid: Uid) -> Option<u32> {
-    Some(uzers::get_user_by_uid(uid.as_raw())?.primary_group_id())
 }
 
 #[cfg(test)]
@@ -323,14 +248,21 @@ mod tests {
         )
         .expect("name");
         let _listener = std::os::unix::net::UnixListener::bind_addr(&addr).expect("bind");
-        // The listener is this process: a member of the "session".
-        let server = XServer::find(&[Pid::own()], number, None).expect("found");
+        let sockets = UnixSockets::read();
+        // The listener is this process: a member of "its" session.
+        let me = Proc::myself();
+        let own = me.audit_session().ok().flatten();
+        let sid = me.try_stat().ok().flatten().map_or(0, |s| s.session);
+        let membership = own.map_or(Membership::Posix(sid), Membership::Audit);
+        assert!(me.belongs(&membership));
+        let server = XServer::find(number, None, &membership, &sockets).expect("found");
         let started = std::time::Instant::now();
         assert_eq!(server.idle_since(), None);
         let took = started.elapsed();
         assert!(took >= X_WAIT && took < X_WAIT * 2, "{took:?}");
         // Served by a process of another session: not this session's X server.
-        assert!(XServer::find(&[Pid::from_raw(1)], number, None).is_none());
+        let elsewhere = Membership::Audit(own.map_or(1, |id| id.wrapping_add(1)));
+        assert!(XServer::find(number, None, &elsewhere, &sockets).is_none());
     }
 
     #[test]
@@ -352,26 +284,5 @@ mod tests {
         huge.resize(32, 0);
         assert!(framer.feed(&huge[..20]).is_ok());
         assert!(framer.feed(&huge[20..]).is_err());
-    }
-
-    #[test]
-    fn cookies_by_display_number() {
-        let entry = |num: &str, name: &[u8], data: &[u8]| {
-            let mut e = vec![1, 0]; // FamilyLocal
-            for f in [b"host".as_slice(), num.as_bytes(), name, data] {
-                e.extend_from_slice(&(f.len() as u16).to_be_bytes());
-                e.extend_from_slice(f);
-            }
-            e
-        };
-        let mut file = entry("9", b"MIT-MAGIC-COOKIE-1", b"nine");
-        file.extend(entry("10", b"XDM-AUTHORIZATION-1", b"other"));
-        file.extend(entry("10", b"MIT-MAGIC-COOKIE-1", b"ten"));
-        assert_eq!(
-            find_cookie(&file, "10"),
-            Some((b"MIT-MAGIC-COOKIE-1".to_vec(), b"ten".to_vec()))
-        );
-        assert_eq!(find_cookie(&file, "11"), None);
-        assert_eq!(find_cookie(&file[..7], "9"), None);
     }
 }

@@ -42,7 +42,7 @@ impl Container {
             "Xvfb",
             "xfreerdp",
             "xterm",
-            "xmessage",
+            "xwininfo",
         ] {
             let found = self.sh(&format!("command -v {tool}"));
             if !found.status.success() {

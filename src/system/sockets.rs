@@ -1,0 +1,415 @@
+//! Sockets as the kernel shows them: which sockets a process holds, unix sockets' names and
+//! peers (netlink `sock_diag`), TCP connections' addresses (`/proc/PID/net/tcp{,6}`), and
+//! which process holds a given socket — checked through a pidfd, so a PID reused meanwhile
+//! never lends its identity.
+//!
+//! Only what the kernel gives is used: a socket is known by its inode, read from the text
+//! the kernel writes for a socket's descriptor (`socket:[N]` in `/proc/PID/fd`: a file's
+//! link is a path, which always begins with `/`), never by `stat` of the descriptor, which
+//! for a file on a user's FUSE mount would wait on that user's server. A socket's name is
+//! whatever its maker bound it to: a claim, matched only where the socket's holder is
+//! vouched for otherwise.
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::fd::OwnedFd;
+
+use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType, netlink};
+
+use crate::model::Pid;
+use crate::system::handle::Handle;
+use crate::system::process::{self, Proc};
+
+/// The inodes of the sockets process `pid` holds (none when it is gone or unreadable).
+pub fn inodes_of(pid: Pid) -> Vec<u32> {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    fds.flatten()
+        .filter_map(|fd| {
+            let link = std::fs::read_link(fd.path()).ok()?;
+            let text = link.to_str()?;
+            text.strip_prefix("socket:[")?
+                .strip_suffix(']')?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+/// A unix socket, as sock_diag tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnixSocket {
+    /// The name it is bound to (a path, or `@` and an abstract name); an accepted socket
+    /// carries its listener's name.
+    pub name: Option<String>,
+    /// The inode of the socket at the other end (0: none).
+    pub peer: u32,
+    pub listening: bool,
+}
+
+/// The listening and established unix sockets of this network namespace, by inode; read
+/// once per listing.
+#[derive(Debug, Default)]
+pub struct UnixSockets {
+    by_inode: HashMap<u32, UnixSocket>,
+}
+
+impl UnixSockets {
+    /// From the kernel (sock_diag); empty where it cannot be asked.
+    pub fn read() -> UnixSockets {
+        UnixSockets {
+            by_inode: unix_sockets().unwrap_or_default(),
+        }
+    }
+
+    pub fn get(&self, inode: u32) -> Option<&UnixSocket> {
+        self.by_inode.get(&inode)
+    }
+
+    /// Every socket known, for a look over all of them.
+    pub fn all(&self) -> impl Iterator<Item = (u32, &UnixSocket)> {
+        self.by_inode.iter().map(|(i, s)| (*i, s))
+    }
+}
+
+/// Which processes hold the sockets `inodes`: one pass over every process's descriptors.
+/// A result is only a lead: [`Holder::verify`] checks it through a pidfd before anything is
+/// decided on it.
+pub fn holders(inodes: &HashSet<u32>) -> HashMap<u32, Vec<Pid>> {
+    let mut found: HashMap<u32, Vec<Pid>> = HashMap::new();
+    if inodes.is_empty() {
+        return found;
+    }
+    for proc in process::all().unwrap_or_default() {
+        for ino in inodes_of(proc.pid()) {
+            if inodes.contains(&ino) {
+                found.entry(ino).or_default().push(proc.pid());
+            }
+        }
+    }
+    found
+}
+
+/// A process that holds a given socket, checked: its pidfd was opened before its
+/// descriptors and credentials were read, and it was still running after, so what was read
+/// is that process's.
+pub struct Holder {
+    pub handle: Handle,
+    /// Real, effective, saved and file-system uids.
+    pub uids: [u32; 4],
+}
+
+impl Holder {
+    /// `pid`, if it holds socket `inode` (read after its pidfd was opened).
+    pub fn verify(pid: Pid, inode: u32) -> Option<Holder> {
+        let proc = Proc::new(pid);
+        let handle = Handle::open(&proc, |p| Ok(inodes_of(p.pid()).contains(&inode)))
+            .ok()
+            .flatten()?;
+        let uids = proc.uids().ok().flatten()?;
+        (handle.has_pidfd() && !handle.has_exited()).then_some(Holder { handle, uids })
+    }
+
+    /// Whether every uid of it is one of `uids` (root, a service's user).
+    pub fn runs_as_one_of(&self, uids: &[u32]) -> bool {
+        self.uids.iter().all(|u| uids.contains(u))
+    }
+}
+
+/// An established TCP connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpConnection {
+    pub local_port: u16,
+    pub remote: IpAddr,
+}
+
+/// The established TCP connections of one network namespace, by socket inode.
+#[derive(Debug, Default)]
+pub struct TcpTable {
+    by_inode: HashMap<u32, TcpConnection>,
+}
+
+impl TcpTable {
+    /// The connections of the network namespace process `pid` is in
+    /// (`/proc/PID/net/tcp`, `tcp6`).
+    pub fn of_namespace_of(pid: Pid) -> TcpTable {
+        let mut by_inode = HashMap::new();
+        for table in ["tcp", "tcp6"] {
+            let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")) else {
+                continue;
+            };
+            by_inode.extend(text.lines().skip(1).filter_map(parse_tcp_line));
+        }
+        TcpTable { by_inode }
+    }
+
+    /// The first of `inodes` that is an established connection.
+    pub fn established(&self, inodes: &[u32]) -> Option<TcpConnection> {
+        inodes.iter().find_map(|i| self.by_inode.get(i).copied())
+    }
+}
+
+/// One line of /proc/net/tcp{,6}: `sl local remote st ... inode`, established only.
+fn parse_tcp_line(line: &str) -> Option<(u32, TcpConnection)> {
+    let f: Vec<&str> = line.split_whitespace().collect();
+    let (local, remote, state, inode) = (f.get(1)?, f.get(2)?, f.get(3)?, f.get(9)?);
+    if *state != "01" {
+        return None;
+    }
+    let (_, port) = local.split_once(':')?;
+    Some((
+        inode.parse().ok()?,
+        TcpConnection {
+            local_port: u16::from_str_radix(port, 16).ok()?,
+            remote: address(remote)?,
+        },
+    ))
+}
+
+/// The address of `HEXADDR:HEXPORT` as /proc/net/tcp{,6} write it: each 32-bit word of the
+/// address as the number it is in memory (so its bytes in the host's order).
+fn address(field: &str) -> Option<IpAddr> {
+    let (addr, _port) = field.split_once(':')?;
+    let word = |i: usize| -> Option<[u8; 4]> {
+        u32::from_str_radix(addr.get(i * 8..i * 8 + 8)?, 16)
+            .ok()
+            .map(u32::to_ne_bytes)
+    };
+    match addr.len() {
+        8 => Some(IpAddr::V4(Ipv4Addr::from(word(0)?))),
+        32 => {
+            let mut bytes = [0u8; 16];
+            for i in 0..4 {
+                bytes[i * 4..i * 4 + 4].copy_from_slice(&word(i)?);
+            }
+            let v6 = Ipv6Addr::from(bytes);
+            Some(v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4))
+        }
+        _ => None,
+    }
+}
+
+/// The netlink socket sock_diag is asked through: close-on-exec (nothing logoff starts may
+/// inherit it), with a deadline on every answer.
+fn diag_socket() -> io::Result<OwnedFd> {
+    let fd = rustix::net::socket_with(
+        AddressFamily::NETLINK,
+        SocketType::DGRAM,
+        SocketFlags::CLOEXEC,
+        Some(netlink::SOCK_DIAG),
+    )?;
+    rustix::net::sockopt::set_socket_timeout(
+        &fd,
+        rustix::net::sockopt::Timeout::Recv,
+        Some(std::time::Duration::from_secs(2)),
+    )?;
+    Ok(fd)
+}
+
+/// Netlink sock_diag: every listening or established unix socket of this network namespace,
+/// with its name (if bound) and its peer's inode.
+fn unix_sockets() -> io::Result<HashMap<u32, UnixSocket>> {
+    const SOCK_DIAG_BY_FAMILY: u16 = 20;
+    const NLM_F_REQUEST: u16 = 0x1;
+    const NLM_F_DUMP: u16 = 0x300;
+    const TCP_ESTABLISHED: u32 = 1;
+    const TCP_LISTEN: u32 = 10;
+    const UDIAG_SHOW_NAME: u32 = 0x1;
+    const UDIAG_SHOW_PEER: u32 = 0x4;
+    let fd = diag_socket()?;
+    // struct nlmsghdr, then struct unix_diag_req.
+    let mut req = Vec::with_capacity(40);
+    req.extend_from_slice(&40u32.to_ne_bytes());
+    req.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+    req.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+    req.extend_from_slice(&1u32.to_ne_bytes()); // sequence
+    req.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel's
+    req.push(1); // AF_UNIX
+    req.push(0);
+    req.extend_from_slice(&0u16.to_ne_bytes());
+    req.extend_from_slice(&((1u32 << TCP_ESTABLISHED) | (1u32 << TCP_LISTEN)).to_ne_bytes());
+    req.extend_from_slice(&0u32.to_ne_bytes()); // any inode
+    req.extend_from_slice(&(UDIAG_SHOW_NAME | UDIAG_SHOW_PEER).to_ne_bytes());
+    req.extend_from_slice(&[0xff; 8]); // no cookie
+    rustix::net::sendto(
+        &fd,
+        &req,
+        SendFlags::empty(),
+        &netlink::SocketAddrNetlink::new(0, 0),
+    )?;
+    let mut found = HashMap::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let (n, _) = rustix::net::recv(&fd, &mut buf[..], RecvFlags::empty())?;
+        if n == 0 {
+            return Ok(found);
+        }
+        match parse_messages(&buf[..n], &mut found) {
+            Parsed::More => {}
+            Parsed::Done => return Ok(found),
+            Parsed::Failed => return Err(io::Error::other("sock_diag refused the request")),
+        }
+    }
+}
+
+/// A socket's name as `ss` writes it: a file's path, or `@` and an abstract name.
+fn socket_name(data: &[u8]) -> String {
+    match data.split_first() {
+        Some((0, abstract_name)) => format!("@{}", String::from_utf8_lossy(abstract_name)),
+        _ => {
+            let end = data.iter().position(|&c| c == 0).unwrap_or(data.len());
+            String::from_utf8_lossy(&data[..end]).into_owned()
+        }
+    }
+}
+
+enum Parsed {
+    More,
+    Done,
+    Failed,
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn u16_at(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_ne_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+
+/// One datagram of netlink messages: `struct unix_diag_msg` and its attributes each.
+fn parse_messages(mut b: &[u8], found: &mut HashMap<u32, UnixSocket>) -> Parsed {
+    const NLMSG_ERROR: u16 = 2;
+    const NLMSG_DONE: u16 = 3;
+    while b.len() >= 16 {
+        let (Some(len), Some(kind)) = (u32_at(b, 0), u16_at(b, 4)) else {
+            return Parsed::Failed;
+        };
+        let len = len as usize;
+        if len < 16 || len > b.len() {
+            return Parsed::Failed;
+        }
+        match kind {
+            NLMSG_DONE => return Parsed::Done,
+            NLMSG_ERROR => return Parsed::Failed,
+            _ => {}
+        }
+        if let Some((inode, socket)) = parse_message(&b[16..len]) {
+            found.insert(inode, socket);
+        }
+        b = b.get(len.next_multiple_of(4)..).unwrap_or_default();
+    }
+    Parsed::More
+}
+
+/// `struct unix_diag_msg` (16 bytes) and its attributes (`struct rtattr`, 4-byte aligned).
+fn parse_message(msg: &[u8]) -> Option<(u32, UnixSocket)> {
+    const UNIX_DIAG_NAME: u16 = 0;
+    const UNIX_DIAG_PEER: u16 = 2;
+    let inode = u32_at(msg, 4)?;
+    let mut socket = UnixSocket {
+        name: None,
+        peer: 0,
+        listening: msg.get(2) == Some(&10),
+    };
+    let mut attrs = msg.get(16..).unwrap_or_default();
+    while attrs.len() >= 4 {
+        let (Some(alen), Some(akind)) = (u16_at(attrs, 0), u16_at(attrs, 2)) else {
+            break;
+        };
+        let alen = usize::from(alen);
+        if alen < 4 || alen > attrs.len() {
+            break;
+        }
+        let data = &attrs[4..alen];
+        match akind {
+            UNIX_DIAG_NAME => socket.name = Some(socket_name(data)),
+            UNIX_DIAG_PEER => socket.peer = u32_at(data, 0).unwrap_or(0),
+            _ => {}
+        }
+        attrs = attrs.get(alen.next_multiple_of(4)..).unwrap_or_default();
+    }
+    Some((inode, socket))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::{UnixListener, UnixStream};
+
+    #[test]
+    fn addresses_as_proc_net_tcp_writes_them() {
+        assert_eq!(
+            address("0100007F:AB2E"),
+            Some(IpAddr::V4(Ipv4Addr::LOCALHOST))
+        );
+        assert_eq!(
+            address("0202A8C0:0016"),
+            Some("192.168.2.2".parse().expect("ip"))
+        );
+        assert_eq!(
+            address("0000000000000000FFFF00000100007F:0016"),
+            Some(IpAddr::V4(Ipv4Addr::LOCALHOST))
+        );
+        assert_eq!(
+            address("00000000000000000000000001000000:0016"),
+            Some(IpAddr::V6(Ipv6Addr::LOCALHOST))
+        );
+        let line = "   1: 0100007F:0016 0202A8C0:D431 01 00000000:00000000 02:000A7E8C \
+                    00000000     0        0 123456 4 0000000000000000 20 4 1 10 -1";
+        assert_eq!(
+            parse_tcp_line(line),
+            Some((
+                123_456,
+                TcpConnection {
+                    local_port: 22,
+                    remote: "192.168.2.2".parse().expect("ip")
+                }
+            ))
+        );
+        assert_eq!(parse_tcp_line(&line.replace(" 01 ", " 0A ")), None);
+    }
+
+    /// Regression (issue 17, item 5): the sock_diag socket was not close-on-exec.
+    #[test]
+    fn the_diag_socket_is_close_on_exec() {
+        let fd = diag_socket().expect("netlink");
+        let flags = rustix::io::fcntl_getfd(&fd).expect("flags");
+        assert!(flags.contains(rustix::io::FdFlags::CLOEXEC));
+    }
+
+    #[test]
+    fn sock_diag_names_a_connection_and_its_peer_and_its_holder() {
+        let dir = std::env::temp_dir().join(format!("logoff-sockets-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("a_socket");
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).expect("bind");
+        let client = UnixStream::connect(&path).expect("connect");
+        let (accepted, _) = listener.accept().expect("accept");
+        let mine = inodes_of(Pid::own());
+        let sockets = UnixSockets::read();
+        let name = path.display().to_string();
+        let accepted_ino = mine
+            .iter()
+            .copied()
+            .find(|&i| {
+                sockets
+                    .get(i)
+                    .is_some_and(|s| !s.listening && s.name.as_deref() == Some(name.as_str()))
+            })
+            .expect("the accepted end, named as its listener");
+        let peer = sockets.get(accepted_ino).expect("known").peer;
+        assert!(mine.contains(&peer), "the client's end is ours too");
+        let held = holders(&HashSet::from([peer]));
+        assert_eq!(held.get(&peer), Some(&vec![Pid::own()]));
+        let holder = Holder::verify(Pid::own(), peer).expect("verified");
+        let me = rustix::process::geteuid().as_raw();
+        assert!(holder.runs_as_one_of(&[me]));
+        assert!(Holder::verify(Pid::own(), u32::MAX).is_none());
+        drop((client, accepted, listener));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
