@@ -8,33 +8,72 @@
 use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
+use crate::logoff::{ConsolePolicy, Effect};
 use crate::model::Session;
+use crate::policy::Reason;
 use crate::system::users::Person;
 
-/// One logoff attempt on one session.
-pub struct Entry<'a> {
+/// What an attempt's record says beyond its session and result: who, where, how — the same
+/// for the command and for logoffd, so that each field means one thing (logoff(1) documents
+/// them).
+#[derive(Clone, Copy)]
+pub struct Context<'a> {
     pub caller: &'a Person,
     /// The host the session is (or was) on.
     pub host: &'a str,
     /// The machine (container or VM) on that host, with `/VM:NAME`.
     pub machine: Option<&'a str>,
-    pub session: &'a Session,
+    /// From the first warning to the logoff (`--grace`; logoffd: since its first warning).
     pub grace: Duration,
+    /// The users were warned with a message first.
     pub message: bool,
-    /// SIGKILL was needed (or asked for with a zero timeout).
-    pub forced: bool,
-    pub console: bool,
-    /// `logged-off`, or the error kind (`access-denied`, `survivors`, `cancelled`, ...).
-    pub result: &'a str,
-    /// The error message, if the attempt failed.
-    pub detail: Option<&'a str>,
-    /// For logoffd: the policy rule, and the limit reached (`idle`, `disconnected`,
-    /// `max-age`).
-    pub policy: Option<(&'a str, &'a str)>,
+    /// Whether another user's console session was allowed (`--console`; logoffd: a rule
+    /// that names the console).
+    pub console: ConsolePolicy,
+    /// Between SIGTERM and SIGKILL.
+    pub timeout: Duration,
+    /// For logoffd: the policy rule, and the limit reached.
+    pub policy: Option<(&'a str, Reason)>,
 }
 
-impl Entry<'_> {
+/// One logoff attempt on one session, as recorded: built from its context and result in one
+/// place ([`Entry::of`]).
+struct Entry<'a> {
+    context: &'a Context<'a>,
+    session: &'a Session,
+    /// `logged-off`, or the error kind (`access-denied`, `survivors`, `cancelled`, ...).
+    result: &'a str,
+    /// The error message, if the attempt failed.
+    detail: Option<&'a str>,
+    /// SIGKILL was needed (or asked for with a zero timeout); or, for a failure on the way,
+    /// may have been sent. A refusal, a cancellation or a session not found sent nothing.
+    forced: bool,
+}
+
+impl<'a> Entry<'a> {
+    fn of(context: &'a Context<'a>, session: &'a Session, result: &'a Result<Effect>) -> Self {
+        let (result, detail, forced) = match result {
+            Ok(Effect::LoggedOff(done)) => ("logged-off", None, done.forced(context.timeout)),
+            Ok(Effect::Planned { .. }) => ("planned", None, false),
+            Err(e) => (
+                e.kind().as_str(),
+                Some(e.message()),
+                !matches!(
+                    e.kind(),
+                    Kind::AccessDenied | Kind::Cancelled | Kind::NoSuchSession
+                ),
+            ),
+        };
+        Entry {
+            context,
+            session,
+            result,
+            detail,
+            forced,
+        }
+    }
+
     /// The human-readable line.
     fn message(&self) -> String {
         let s = self.session;
@@ -44,14 +83,14 @@ impl Entry<'_> {
             .map(|h| format!(", from {h}"))
             .unwrap_or_default();
         let detail = self.detail.map(|d| format!(": {d}")).unwrap_or_default();
-        let me = &self.caller.caller;
+        let me = &self.context.caller.caller;
         let mut behind = Vec::new();
-        if let Some(login) = &self.caller.login_name
+        if let Some(login) = &self.context.caller.login_name
             && *login != me.name
         {
             behind.push(format!("login {login}"));
         }
-        if let Some(sudo) = &self.caller.sudo_user {
+        if let Some(sudo) = &self.context.caller.sudo_user {
             behind.push(format!("sudo from {sudo}"));
         }
         let behind = if behind.is_empty() {
@@ -59,13 +98,14 @@ impl Entry<'_> {
         } else {
             format!("; {}", behind.join(", "))
         };
-        let on = match self.machine {
-            Some(m) => format!("machine {m} on {}", self.host),
-            None => self.host.to_string(),
+        let on = match self.context.machine {
+            Some(m) => format!("machine {m} on {}", self.context.host),
+            None => self.context.host.to_string(),
         };
         let why = self
+            .context
             .policy
-            .map(|(rule, reason)| format!(" by policy rule {rule} ({reason})"))
+            .map(|(rule, reason)| format!(" by policy rule {rule} ({})", reason.as_str()))
             .unwrap_or_default();
         format!(
             "{} (uid {}{behind}) logged off session {} ({}{from}) on {on}{why}: {}{detail}",
@@ -79,8 +119,9 @@ impl Entry<'_> {
 
     fn fields(&self) -> Vec<(&'static str, String)> {
         let s = self.session;
+        let c = self.context;
         let yes = |b: bool| if b { "yes" } else { "no" }.to_string();
-        let me = &self.caller;
+        let me = c.caller;
         let mut fields = vec![
             ("LOGOFF_CALLER", me.caller.name.clone()),
             ("LOGOFF_CALLER_UID", me.caller.uid.to_string()),
@@ -93,8 +134,8 @@ impl Entry<'_> {
                 me.login_name.clone().unwrap_or_default(),
             ),
             ("LOGOFF_SUDO_USER", me.sudo_user.clone().unwrap_or_default()),
-            ("LOGOFF_HOST", self.host.to_string()),
-            ("LOGOFF_MACHINE", self.machine.unwrap_or("").to_string()),
+            ("LOGOFF_HOST", c.host.to_string()),
+            ("LOGOFF_MACHINE", c.machine.unwrap_or("").to_string()),
             ("LOGOFF_SESSION", s.id.to_string()),
             ("LOGOFF_USER", s.user.clone()),
             (
@@ -113,15 +154,15 @@ impl Entry<'_> {
                     .map(|c| format!("{} ({})", c.value, c.source))
                     .unwrap_or_default(),
             ),
-            ("LOGOFF_GRACE_SECONDS", self.grace.as_secs().to_string()),
-            ("LOGOFF_MESSAGE", yes(self.message)),
+            ("LOGOFF_GRACE_SECONDS", c.grace.as_secs().to_string()),
+            ("LOGOFF_MESSAGE", yes(c.message)),
             ("LOGOFF_FORCED", yes(self.forced)),
-            ("LOGOFF_CONSOLE", yes(self.console)),
+            ("LOGOFF_CONSOLE", yes(c.console == ConsolePolicy::Allow)),
             ("LOGOFF_RESULT", self.result.to_string()),
         ];
-        if let Some((rule, reason)) = self.policy {
+        if let Some((rule, reason)) = c.policy {
             fields.push(("LOGOFF_POLICY_RULE", rule.to_string()));
-            fields.push(("LOGOFF_REASON", reason.to_string()));
+            fields.push(("LOGOFF_REASON", reason.as_str().to_string()));
         }
         fields
     }
@@ -146,9 +187,18 @@ impl AuditLog {
         }
     }
 
-    /// Writes the record: to the journal, else to syslog. The error says why neither took
-    /// it.
-    pub fn record(&self, entry: &Entry<'_>) -> Result<()> {
+    /// Writes the record of one attempt: to the journal, else to syslog. The error says why
+    /// neither took it.
+    pub fn record(
+        &self,
+        context: &Context<'_>,
+        session: &Session,
+        result: &Result<Effect>,
+    ) -> Result<()> {
+        self.write(&Entry::of(context, session, result))
+    }
+
+    fn write(&self, entry: &Entry<'_>) -> Result<()> {
         let message = entry.message();
         let fields = entry.fields();
         let ok = entry.result == "logged-off";
@@ -248,37 +298,32 @@ mod tests {
             remote_host: Some("10.0.0.5".into()),
             ..Session::default()
         };
-        let e = Entry {
+        let context = Context {
             caller: &caller,
             host: "web1",
             machine: None,
-            session: &session,
             grace: Duration::from_secs(300),
             message: true,
-            forced: false,
-            console: false,
-            result: "logged-off",
-            detail: None,
+            console: ConsolePolicy::Protect,
+            timeout: Duration::from_secs(10),
             policy: None,
         };
-        let by_policy = Entry {
-            policy: Some(("remote-idle", "idle")),
-            ..Entry { ..e }
+        let done: Result<Effect> = Ok(Effect::LoggedOff(crate::logoff::Done::default()));
+        let by_policy = Context {
+            policy: Some(("remote-idle", Reason::Idle)),
+            ..context
         };
+        let e = Entry::of(&by_policy, &session, &done);
         assert!(
-            by_policy
-                .message()
+            e.message()
                 .contains("on web1 by policy rule remote-idle (idle): logged-off"),
             "{}",
-            by_policy.message()
+            e.message()
         );
-        let f = by_policy.fields();
+        let f = e.fields();
         assert!(f.contains(&("LOGOFF_POLICY_RULE", "remote-idle".into())));
         assert!(f.contains(&("LOGOFF_REASON", "idle".into())));
-        let e = Entry {
-            policy: None,
-            ..by_policy
-        };
+        let e = Entry::of(&context, &session, &done);
         assert_eq!(
             e.message(),
             "root (uid 0; login alice, sudo from alice) logged off session 7 (bob on pts/2, \
@@ -293,5 +338,42 @@ mod tests {
         assert_eq!(get("LOGOFF_TTY"), Some("pts/2"));
         assert_eq!(get("LOGOFF_GRACE_SECONDS"), Some("300"));
         assert_eq!(get("LOGOFF_RESULT"), Some("logged-off"));
+        assert_eq!(get("LOGOFF_FORCED"), Some("no"));
+        assert_eq!(get("LOGOFF_CONSOLE"), Some("no"));
+    }
+
+    /// One builder for both programs: a refusal sent nothing, a failure on the way may have
+    /// sent SIGKILL — for logoffd too (its records said "no" always).
+    #[test]
+    fn forced_means_the_same_for_every_result() {
+        let caller = Person::current();
+        let context = Context {
+            caller: &caller,
+            host: "h",
+            machine: None,
+            grace: Duration::ZERO,
+            message: false,
+            console: ConsolePolicy::Protect,
+            timeout: Duration::ZERO,
+            policy: Some(("r", Reason::MaxAge)),
+        };
+        let session = Session::default();
+        let forced = |result: Result<Effect>| {
+            Entry::of(&context, &session, &result)
+                .fields()
+                .into_iter()
+                .find(|(k, _)| *k == "LOGOFF_FORCED")
+                .map(|(_, v)| v)
+        };
+        let done = Ok(Effect::LoggedOff(crate::logoff::Done::default()));
+        assert_eq!(
+            forced(done).as_deref(),
+            Some("yes"),
+            "a zero timeout is SIGKILL"
+        );
+        let refused = Err(Error::new(Kind::AccessDenied, "no"));
+        assert_eq!(forced(refused).as_deref(), Some("no"));
+        let survivors = Err(Error::new(Kind::Survivors, "left"));
+        assert_eq!(forced(survivors).as_deref(), Some("yes"));
     }
 }

@@ -69,7 +69,7 @@ pub fn display(d: Duration) -> String {
         Ok(sd) if d.is_zero() => format!("{sd:#}"),
         Ok(sd) => {
             // Round to milliseconds: nobody needs nanoseconds in a message.
-            let ms = SignedDuration::from_millis(sd.as_millis() as i64);
+            let ms = SignedDuration::from_millis(i64::try_from(sd.as_millis()).unwrap_or(i64::MAX));
             format!("{ms:#}")
         }
         Err(_) => format!("{}s", d.as_secs()),

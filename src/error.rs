@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 /// What kind of failure this is; each kind has its own documented exit status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -96,19 +97,45 @@ Exit status:
 When sessions or hosts fail in different ways, the most severe decides, in this order:
   2, 5, 6, 4, 3, 1, 130";
 
-/// An error with its kind and a complete, human-readable message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An error with its kind and a complete, human-readable message, and the system error
+/// behind it where there is one (as uutils' `UIoError`: the cause kept, the context beside
+/// it), so that EMFILE and EACCES stay apart for whoever looks.
+#[derive(Debug, Clone)]
 pub struct Error {
     kind: Kind,
     message: String,
+    source: Option<Arc<std::io::Error>>,
 }
+
+impl PartialEq for Error {
+    fn eq(&self, other: &Error) -> bool {
+        self.kind == other.kind && self.message == other.message
+    }
+}
+
+impl Eq for Error {}
 
 impl Error {
     pub fn new(kind: Kind, message: impl Into<String>) -> Self {
         Error {
             kind,
             message: message.into(),
+            source: None,
         }
+    }
+
+    /// `context: cause`, keeping the cause.
+    pub fn io(kind: Kind, context: impl fmt::Display, cause: std::io::Error) -> Self {
+        Error {
+            kind,
+            message: format!("{context}: {cause}"),
+            source: Some(Arc::new(cause)),
+        }
+    }
+
+    /// The system error behind this one, if any.
+    pub fn io_cause(&self) -> Option<&std::io::Error> {
+        self.source.as_deref()
     }
 
     pub fn invalid(message: impl Into<String>) -> Self {
@@ -136,6 +163,7 @@ impl Error {
         Error {
             kind: self.kind,
             message: format!("{what}: {}", self.message),
+            source: self.source,
         }
     }
 }
@@ -146,7 +174,13 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -191,6 +225,25 @@ mod tests {
         let listed: Vec<String> = kinds.iter().map(|k| k.exit_status().to_string()).collect();
         assert_eq!(listed.join(", "), order);
         assert!(EXIT_STATUS_HELP.contains(order));
+    }
+
+    #[test]
+    fn the_cause_is_kept_beside_the_context() {
+        let e = Error::io(
+            Kind::System,
+            "cannot read /proc",
+            std::io::Error::from_raw_os_error(24),
+        )
+        .context("cannot list sessions");
+        assert_eq!(
+            e.io_cause().and_then(std::io::Error::raw_os_error),
+            Some(24)
+        );
+        assert!(
+            e.to_string()
+                .starts_with("cannot list sessions: cannot read /proc: ")
+        );
+        assert!(std::error::Error::source(&e).is_some());
     }
 
     #[test]

@@ -26,4 +26,6 @@ pub mod output;
 pub mod policy;
 pub mod select;
 pub mod system;
+pub mod text;
+pub mod time;
 pub mod transport;

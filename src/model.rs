@@ -29,6 +29,103 @@ impl fmt::Display for SessionId {
     }
 }
 
+/// A session's state: logind's (`active`, `online`, `closing`), or `disconnected` where the
+/// session's terminal or connection is gone (procfs, xrdp). logind may add states: they are
+/// kept as it says them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub enum SessionState {
+    #[default]
+    Active,
+    Online,
+    Closing,
+    Disconnected,
+    Other(String),
+}
+
+impl SessionState {
+    /// The state as logind (or logoff) words it.
+    pub fn parse(text: &str) -> SessionState {
+        match text {
+            "active" => SessionState::Active,
+            "online" => SessionState::Online,
+            "closing" => SessionState::Closing,
+            "disconnected" => SessionState::Disconnected,
+            other => SessionState::Other(other.to_string()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            SessionState::Active => "active",
+            SessionState::Online => "online",
+            SessionState::Closing => "closing",
+            SessionState::Disconnected => "disconnected",
+            SessionState::Other(s) => s,
+        }
+    }
+}
+
+impl From<&str> for SessionState {
+    fn from(text: &str) -> SessionState {
+        SessionState::parse(text)
+    }
+}
+
+impl fmt::Display for SessionState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A session's identity over its whole life and beyond a restart of logoffd: this boot's ID
+/// and the session's ID. Audit session IDs (and logind's IDs, which are those or a counter)
+/// are never used twice within a boot, unlike a logon time read from processes, which a
+/// user can move by replacing their oldest process.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionKey {
+    boot: String,
+    id: SessionId,
+}
+
+impl SessionKey {
+    pub fn new(boot: impl Into<String>, id: SessionId) -> SessionKey {
+        SessionKey {
+            boot: boot.into(),
+            id,
+        }
+    }
+
+    /// The key of session `id` of this host, in this boot.
+    pub fn here(id: &SessionId) -> SessionKey {
+        SessionKey::new(boot_id(), id.clone())
+    }
+
+    pub fn id(&self) -> &SessionId {
+        &self.id
+    }
+
+    pub fn boot(&self) -> &str {
+        &self.boot
+    }
+}
+
+impl fmt::Display for SessionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.boot, self.id)
+    }
+}
+
+/// This boot's ID (`/proc/sys/kernel/random/boot_id`), read once; empty where it cannot be
+/// read.
+pub fn boot_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    })
+}
+
 /// A numeric user ID. Where a uid is not known, the type says so (`Option<Uid>`), rather
 /// than a number standing for "unknown".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -67,7 +164,7 @@ impl Pid {
 
     /// logoff's own process.
     pub fn own() -> Pid {
-        Pid(std::process::id() as i32)
+        Pid(rustix::process::getpid().as_raw_nonzero().get())
     }
 }
 
@@ -108,8 +205,7 @@ pub struct Session {
     pub seat: Option<String>,
     /// Virtual terminal number (logind), 0 or `None` when the session has none.
     pub vtnr: Option<u32>,
-    /// `active`, `online`, `closing`, `disconnected` ... (a string: backends may add values).
-    pub state: String,
+    pub state: SessionState,
     pub class: Option<String>,
     /// logind's session type: `tty`, `x11`, `wayland`, `unspecified`.
     pub kind: Option<String>,
@@ -189,6 +285,11 @@ impl Session {
     /// Whether it is a graphical session, as vouched for: logind's Type, or xrdp's.
     pub fn is_graphical(&self) -> bool {
         self.xrdp || matches!(self.kind.as_deref(), Some("x11" | "wayland" | "mir"))
+    }
+
+    /// The session's identity on this host ([`SessionKey`]).
+    pub fn key(&self) -> SessionKey {
+        SessionKey::here(&self.id)
     }
 
     /// `session 7 (bob on pts/2)` — how messages name a session.

@@ -12,12 +12,13 @@
 //! every session that passes except the caller's own (name it to include it) — it never falls
 //! back to "the current session". A named session must pass the filters too.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use jiff::Timestamp;
 
 use crate::error::{Error, Kind, Result};
-use crate::model::{Session, SessionId, Uid, id_sort_key};
+use crate::model::{Session, SessionId, SessionState, Uid, id_sort_key};
 use crate::system::tty;
 
 /// Values of `--state`.
@@ -42,14 +43,96 @@ pub const IDLE_AFTER: Duration = Duration::from_secs(60);
 impl State {
     pub fn matches(self, s: &Session, now: Timestamp) -> bool {
         match self {
-            State::Active => s.state == "active",
-            State::Online => s.state == "online",
-            State::Closing => s.state == "closing",
+            State::Active => s.state == SessionState::Active,
+            State::Online => s.state == SessionState::Online,
+            State::Closing => s.state == SessionState::Closing,
             State::Idle => {
                 s.idle_hint == Some(true) || s.idle_for(now).is_some_and(|d| d >= IDLE_AFTER)
             }
-            State::Disconnected => s.state == "closing" || s.state == "disconnected",
+            State::Disconnected => {
+                matches!(s.state, SessionState::Closing | SessionState::Disconnected)
+            }
         }
+    }
+}
+
+/// A user as the command line and policies name one: a user name, or a uid written as a
+/// number. An unknown user is nobody's.
+pub fn names_user(spec: &str, s: &Session) -> bool {
+    spec == s.user
+        || spec
+            .parse::<u32>()
+            .is_ok_and(|n| s.belongs_to(Uid::from_raw(n)))
+}
+
+/// Where a session came from, as `--from` and a policy's `from` name it: a host (the name
+/// or address FROM shows, any case) or a network (`10.0.0.0/8`). It matches what root's
+/// vouches for ([`Session::remote_host`]), never a user's claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostSpec {
+    Host(String),
+    Network(IpAddr, u8),
+}
+
+impl HostSpec {
+    pub fn parse(text: &str) -> std::result::Result<HostSpec, String> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err("an empty host name".into());
+        }
+        let Some((addr, bits)) = text.split_once('/') else {
+            return Ok(HostSpec::Host(text.to_string()));
+        };
+        let addr: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("'{text}': '{addr}' is not an IP address"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let bits: u8 = bits
+            .parse()
+            .ok()
+            .filter(|b| *b <= max)
+            .ok_or_else(|| format!("'{text}': a prefix length is 0 to {max}"))?;
+        Ok(HostSpec::Network(addr, bits))
+    }
+
+    /// Whether session `s` came from here.
+    pub fn takes(&self, s: &Session) -> bool {
+        let Some(host) = s.remote_host.as_deref() else {
+            return false;
+        };
+        match self {
+            HostSpec::Host(h) => h.eq_ignore_ascii_case(host),
+            HostSpec::Network(net, bits) => host
+                .parse::<IpAddr>()
+                .is_ok_and(|ip| in_network(ip, *net, *bits)),
+        }
+    }
+}
+
+impl std::fmt::Display for HostSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HostSpec::Host(h) => f.write_str(h),
+            HostSpec::Network(a, b) => write!(f, "{a}/{b}"),
+        }
+    }
+}
+
+fn in_network(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 @ IpAddr::V4(_) => v4,
+    };
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(bits)).unwrap_or(0);
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(bits)).unwrap_or(0);
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
     }
 }
 
@@ -61,7 +144,7 @@ pub struct Filters {
     /// States (any of them).
     pub states: Vec<State>,
     pub idle_for: Option<Duration>,
-    pub from: Option<String>,
+    pub from: Option<HostSpec>,
     /// `Some(true)`: `--remote`; `Some(false)`: `--local`.
     pub remote: Option<bool>,
     pub all: bool,
@@ -79,21 +162,12 @@ impl Filters {
     }
 
     pub fn matches(&self, s: &Session, now: Timestamp) -> bool {
-        let user = self.users.is_empty()
-            || self.users.iter().any(|u| {
-                *u == s.user
-                    || u.parse::<u32>()
-                        .is_ok_and(|n| s.belongs_to(Uid::from_raw(n)))
-            });
+        let user = self.users.is_empty() || self.users.iter().any(|u| names_user(u, s));
         let state = self.states.is_empty() || self.states.iter().any(|st| st.matches(s, now));
         let idle = self
             .idle_for
             .is_none_or(|min| s.idle_for(now).is_some_and(|d| d >= min));
-        let from = self.from.as_ref().is_none_or(|f| {
-            s.remote_host
-                .as_deref()
-                .is_some_and(|h| h.eq_ignore_ascii_case(f))
-        });
+        let from = self.from.as_ref().is_none_or(|f| f.takes(s));
         let remote = self.remote.is_none_or(|r| s.remote == r);
         user && state && idle && from && remote
     }
@@ -218,7 +292,7 @@ pub fn resolve_one<'a>(sessions: &'a [Session], arg: &str) -> Result<&'a Session
             let foreground: Vec<&Session> = on_console
                 .iter()
                 .copied()
-                .filter(|s| s.tty.as_deref() == Some("console") || s.state == "active")
+                .filter(|s| s.tty.as_deref() == Some("console") || s.state == SessionState::Active)
                 .collect();
             if foreground.is_empty() {
                 on_console

@@ -385,10 +385,13 @@ fn regression_a_lock_on_utmp_does_not_hang_logoff() {
     let members = s.wait_members(2);
     let pts = s.pty();
     let leader = *members.iter().min().expect("a member");
+    // A login record as login(1) or sshd writes it: after its process started (one older
+    // than its process is not the session's: tests/vouched.rs).
     let _utmp = UtmpGuard::add(&format!(
-        "[7] [{leader:05}] [{}] [{:<8}] [{pts:<12}] [                    ] [0.0.0.0        ] [2026-11-24T10:05:00,000000+00:00]\n",
+        "[7] [{leader:05}] [{}] [{:<8}] [{pts:<12}] [                    ] [0.0.0.0        ] [{}]\n",
         &pts[pts.len().saturating_sub(4)..],
-        user.name
+        user.name,
+        jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S,000000+00:00")
     ));
     // Any user may hold a read lock on utmp.
     let locker = TestUser::create("lh");

@@ -19,7 +19,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use crate::deadline::Deadline;
-use crate::model::{Pid, Session, SessionId, Uid};
+use crate::model::{Pid, Session, SessionId, SessionState, Uid};
 use crate::system::process::Membership;
 use crate::system::sockets::{self, UnixSockets};
 use crate::system::x11::{self, XServer, window::Window};
@@ -188,19 +188,19 @@ fn connect(session: &mut Session, connection: &xrdp::Connection) {
         if session.remote_host.is_none() {
             session.remote_host.clone_from(&connection.client);
         }
-        if session.state == "disconnected" {
-            session.state = "active".into();
+        if session.state == SessionState::Disconnected {
+            session.state = SessionState::Active;
         }
-    } else if session.state != "closing" {
-        session.state = "disconnected".into();
+    } else if session.state != SessionState::Closing {
+        session.state = SessionState::Disconnected;
     }
 }
 
-fn find(q: Question) -> Option<XServer> {
+fn find(q: &Question) -> Option<XServer> {
     XServer::find(q.number, q.owner, &q.membership, &q.sockets)
 }
 
-fn idle_of(q: Question) -> Option<Timestamp> {
+fn idle_of(q: &Question) -> Option<Timestamp> {
     find(q)?.idle_since()
 }
 

@@ -148,8 +148,8 @@ pub fn deliver_locally(terminals: BTreeSet<Terminal>, owner: Option<Uid>, text: 
     warned
 }
 
-/// Which backend to use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Which backend to use (`--backend`, for both programs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Choice {
     /// logind where it answers on the system bus, else procfs.
     #[default]

@@ -10,9 +10,12 @@ use std::time::Duration;
 use clap::{ArgAction, CommandFactory, FromArgMatches, Parser};
 
 use super::argv;
+use crate::backend::Choice;
 use crate::duration;
 use crate::error::{EXIT_STATUS_HELP, Error, Result};
-use crate::select::{Filters, State};
+use crate::logoff::ConsolePolicy;
+use crate::select::{Filters, HostSpec, State};
+use crate::transport::Auth;
 
 /// The seed's usage block (logoff.exe's own words and layout), printed after
 /// `Invalid parameter(s)` and by `/?`.
@@ -56,6 +59,8 @@ org.freedesktop.login1.manage). Another user's console session is refused unless
     after_help = EXIT_STATUS_HELP,
     after_long_help = EXIT_STATUS_HELP,
 )]
+// The clap definition: each flag is a bool; `validate` turns them into the enums of `Args`.
+#[allow(clippy::struct_excessive_bools)]
 struct Cli {
     /// Session name (pts/3, /dev/pts/3, tty2, console, :10) or session ID; several may be given
     #[arg(value_name = "SESSION")]
@@ -135,9 +140,9 @@ struct Cli {
     #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
     idle_for: Option<Duration>,
 
-    /// Only sessions that came from HOST
-    #[arg(long, value_name = "HOST")]
-    from: Option<String>,
+    /// Only sessions that came from HOST or network (10.0.0.0/8), as the system vouches for it
+    #[arg(long, value_name = "HOST", value_parser = HostSpec::parse)]
+    from: Option<HostSpec>,
 
     /// Only sessions that came in over the network
     #[arg(long, conflicts_with = "local")]
@@ -157,7 +162,7 @@ struct Cli {
 
     /// Session backend: logind where it answers on the system bus, else procfs
     #[arg(long, value_enum, value_name = "BACKEND", default_value = "auto")]
-    backend: BackendArg,
+    backend: Choice,
 
     /// Print help (the seed's usage block and every option)
     #[arg(short = 'h', long, action = ArgAction::SetTrue)]
@@ -172,16 +177,6 @@ struct Cli {
     version: bool,
 }
 
-/// `--backend`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum BackendArg {
-    /// logind where it answers on the system bus, else procfs.
-    #[default]
-    Auto,
-    Logind,
-    Procfs,
-}
-
 /// What the command line asks for, validated, before anything touches the system.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Args {
@@ -191,19 +186,27 @@ pub struct Args {
     pub servers_file: Option<String>,
     pub parallel: usize,
     pub connect_timeout: Duration,
-    pub ask_password: bool,
+    pub auth: Auth,
     pub verbose: bool,
     pub vm: bool,
     pub machine: Option<String>,
-    pub json: bool,
-    pub no_legend: bool,
+    pub output: Output,
     pub timeout: Duration,
-    pub console: bool,
-    pub backend: BackendArg,
+    pub console: ConsolePolicy,
+    pub backend: Choice,
     pub filters: Filters,
     pub message: Option<String>,
     pub grace: Duration,
     pub dry_run: bool,
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    Table,
+    /// `--no-legend`: no header, no count.
+    TableWithoutLegend,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -232,19 +235,44 @@ pub fn long_help() -> String {
     format!("{SEED_USAGE}\n{LONG_ABOUT}\n\n{}\n", options.trim_end())
 }
 
-/// Parses argv (with the program name first).
+/// Parses argv (with the program name first). Help and version are answered before anything
+/// else is looked at, as ripgrep does: `logoff --version --user ''` prints the version.
 pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Args> {
     let mut argv = argv.into_iter();
     let program = argv.next().unwrap_or_else(|| "logoff".into());
+    let argv: Vec<OsString> = argv.collect();
+    if let Some(mode) = asked_for_help_or_version(&argv) {
+        let cli = Cli::try_parse_from([program]).map_err(|e| clap_error(&e))?;
+        return Ok(Args {
+            mode,
+            ..validate(cli)?
+        });
+    }
     let rewritten = argv::rewrite(argv)?;
     let matches = command()
         .try_get_matches_from(std::iter::once(program).chain(rewritten))
-        .map_err(clap_error)?;
-    let cli = Cli::from_arg_matches(&matches).map_err(clap_error)?;
+        .map_err(|e| clap_error(&e))?;
+    let cli = Cli::from_arg_matches(&matches).map_err(|e| clap_error(&e))?;
     validate(cli)
 }
 
-fn clap_error(e: clap::Error) -> Error {
+/// `/?` or `-?`, `-h` or `--help`, `--version` among the arguments (before `--`), in that
+/// order of precedence.
+fn asked_for_help_or_version(argv: &[OsString]) -> Option<Mode> {
+    let words: Vec<&OsString> = argv.iter().take_while(|a| *a != "--").collect();
+    let has = |names: &[&str]| words.iter().any(|w| names.iter().any(|n| *w == n));
+    if has(&["/?", "-?", argv::SEED_HELP]) {
+        Some(Mode::SeedHelp)
+    } else if has(&["-h", "--help"]) {
+        Some(Mode::Help)
+    } else if has(&["--version"]) {
+        Some(Mode::Version)
+    } else {
+        None
+    }
+}
+
+fn clap_error(e: &clap::Error) -> Error {
     // clap's first line is "error: <what>"; the usage we print ourselves.
     let rendered = e.render().to_string();
     let first = rendered.lines().next().unwrap_or("invalid parameters");
@@ -282,14 +310,25 @@ fn validate(cli: Cli) -> Result<Args> {
         servers_file: cli.servers_file,
         parallel: usize::from(cli.parallel),
         connect_timeout: cli.connect_timeout,
-        ask_password: cli.ask_password,
+        auth: if cli.ask_password {
+            Auth::Interactive
+        } else {
+            Auth::Batch
+        },
         verbose: cli.verbose,
         vm: cli.vm || cli.machine.is_some(),
         machine: cli.machine,
-        json: cli.json,
-        no_legend: cli.no_legend,
+        output: match (cli.json, cli.no_legend) {
+            (true, _) => Output::Json,
+            (false, true) => Output::TableWithoutLegend,
+            (false, false) => Output::Table,
+        },
         timeout: cli.timeout,
-        console: cli.console,
+        console: if cli.console {
+            ConsolePolicy::Allow
+        } else {
+            ConsolePolicy::Protect
+        },
         backend: cli.backend,
         filters: Filters {
             users: cli.user,
@@ -318,9 +357,6 @@ fn check_values(cli: &Cli) -> Result<()> {
     }
     if cli.user.iter().any(|u| blank(u)) {
         return refuse("user name");
-    }
-    if cli.from.as_deref().is_some_and(blank) {
-        return refuse("host name for --from");
     }
     if cli.message.as_deref().is_some_and(blank) {
         return refuse("--message");

@@ -10,11 +10,10 @@ use std::time::Duration;
 
 use super::progress::{HostLine, Progress};
 use crate::audit;
-use crate::error::{Error, Kind, Result};
-use crate::logoff::{Done, Hooks, Waiting};
+use crate::error::{Error, Result};
+use crate::logoff::{Effect, Hooks, Waiting};
 use crate::model::Session;
 use crate::output::Out;
-use crate::system::users::Person;
 use crate::transport::Place;
 
 /// Runs `job` for every place, at most `limit` at once, and returns the results in place
@@ -54,17 +53,15 @@ pub fn for_each_place<R: Send>(
         .collect()
 }
 
-/// What an audit record says beyond the session and its result, and where records go.
+/// Where a run's audit records go, and what they say beyond each session and its result
+/// (`context.host` and `machine` are each place's own).
 pub struct AuditFacts<'a> {
     pub log: &'a audit::AuditLog,
     /// Records that could not be written: the first is said, the count at the end.
     pub lost: &'a AtomicUsize,
-    /// The person behind the caller, here (on another host the bus sees only the ssh user).
-    pub person: &'a Person,
-    pub grace: Duration,
-    pub message: bool,
-    pub console: bool,
-    pub timeout: Duration,
+    /// The person behind the caller is the one here (on another host the bus sees only the
+    /// ssh user).
+    pub context: audit::Context<'a>,
 }
 
 /// The flow's hooks for one place: `/V` lines, problems, audit records, the live line.
@@ -128,36 +125,16 @@ impl Hooks for Narrator<'_> {
         self.line.waiting(waiting);
     }
 
-    fn attempted(&mut self, session: &Session, result: &Result<Done>) {
+    fn attempted(&mut self, session: &Session, result: &Result<Effect>) {
         let Some(facts) = self.audit else {
             return;
         };
-        // A refusal or a cancellation sent nothing; a failure on the way sent SIGKILL.
-        let (outcome, detail, forced) = match result {
-            Ok(done) => ("logged-off", None, done.forced(facts.timeout)),
-            Err(e) => (
-                e.kind().as_str(),
-                Some(e.message()),
-                !matches!(
-                    e.kind(),
-                    Kind::AccessDenied | Kind::Cancelled | Kind::NoSuchSession
-                ),
-            ),
-        };
-        let entry = audit::Entry {
-            caller: facts.person,
+        let context = audit::Context {
             host: &self.place.label,
             machine: self.place.machine.as_deref(),
-            session,
-            grace: facts.grace,
-            message: facts.message,
-            forced,
-            console: facts.console,
-            result: outcome,
-            detail,
-            policy: None,
+            ..facts.context
         };
-        if let Err(e) = facts.log.record(&entry)
+        if let Err(e) = facts.log.record(&context, session, result)
             && facts.lost.fetch_add(1, Ordering::SeqCst) == 0
         {
             self.problem(e.message());
@@ -168,9 +145,8 @@ impl Hooks for Narrator<'_> {
 /// Shows the grace period counting down on standard error (when it is a terminal) until it
 /// has passed, `finished` is set, or it is cancelled.
 pub fn countdown(grace: Duration, finished: &std::sync::atomic::AtomicBool) {
-    use crate::system::interrupt::CANCEL;
     let bar = indicatif::ProgressBar::with_draw_target(
-        Some(grace.as_millis() as u64),
+        Some(crate::deadline::millis(grace)),
         indicatif::ProgressDrawTarget::stderr(),
     );
     if let Ok(style) = indicatif::ProgressStyle::with_template(
@@ -179,14 +155,14 @@ pub fn countdown(grace: Duration, finished: &std::sync::atomic::AtomicBool) {
         bar.set_style(style.progress_chars("=> "));
     }
     let start = std::time::Instant::now();
-    while !finished.load(Ordering::SeqCst) && !CANCEL.load(Ordering::SeqCst) {
+    while !finished.load(Ordering::SeqCst) && !super::signals::cancelled() {
         let elapsed = start.elapsed();
         if elapsed >= grace {
             break;
         }
-        bar.set_position(elapsed.as_millis() as u64);
+        bar.set_position(crate::deadline::millis(elapsed));
         bar.set_message(crate::duration::display(Duration::from_secs(
-            (grace - elapsed).as_secs_f64().ceil() as u64,
+            crate::deadline::ceil_secs(grace - elapsed),
         )));
         std::thread::sleep(Duration::from_millis(200));
     }

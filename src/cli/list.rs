@@ -13,7 +13,7 @@ use crate::error::{Error, Kind, Result, most_severe};
 use crate::logoff::Hooks;
 use crate::model::Session;
 use crate::output::report::{failure_line, summary};
-use crate::output::table::{SessionRow, TimeLimit, session_table, sort_rows};
+use crate::output::table::{SessionRow, session_table, sort_rows};
 use crate::output::{self, Out};
 use crate::select::{self, OwnSession};
 use crate::transport::Place;
@@ -55,7 +55,7 @@ pub fn run(plan: &Listing, out: &mut Out) -> Result<Option<Kind>> {
     }
     sort_rows(&mut rows);
     if reach.json {
-        out.print(&output::json(&rows).map_err(json_error)?);
+        out.print(&output::json(&rows).map_err(|e| json_error(&e))?);
         out.print("\n");
     } else {
         out.print(&session_table(
@@ -112,24 +112,19 @@ fn rows(
     // The deadlines a logoffd running here has published (this host's only).
     let limits = place
         .is_this_host()
-        .then(crate::daemon::state::Deadlines::published)
+        .then(crate::policy::published::Deadlines::published)
         .flatten();
     Ok(shown
         .iter()
         .map(|s| {
             let is_current = current.as_ref() == Some(&s.id);
             let mut row = SessionRow::new(&place.label, flavor.as_str(), s, is_current, now);
-            row.time_limit = limits.as_ref().and_then(|l| l.of(s)).map(|p| TimeLimit {
-                rule: p.rule.clone(),
-                reason: p.reason.clone(),
-                logoff_at: p.acts_at.to_string(),
-                warn_at: p.warn_at.iter().map(ToString::to_string).collect(),
-            });
+            row.time_limit = limits.as_ref().and_then(|l| l.of(&s.key())).cloned();
             row
         })
         .collect())
 }
 
-fn json_error(e: serde_json::Error) -> Error {
+fn json_error(e: &serde_json::Error) -> Error {
     Error::system(format!("cannot write JSON: {e}"))
 }

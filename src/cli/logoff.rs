@@ -7,12 +7,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use super::fleet::{AuditFacts, Narrator, countdown, for_each_place};
 use super::plan::Logoff;
 use super::progress::{Progress, TICK};
+use super::signals::Signals;
 use crate::backend::{self, Purpose};
-use crate::error::{Error, Kind, Result, most_severe};
+use crate::error::{Kind, Result, most_severe};
 use crate::logoff::{self, Hooks, Options, Outcome, Plan, Warning};
 use crate::output::report::{self, HostResult, failure_line};
 use crate::output::{self, Out};
-use crate::system::interrupt;
 use crate::system::users::Person;
 use crate::transport::{HostRef, Place};
 
@@ -21,7 +21,6 @@ use crate::transport::{HostRef, Place};
 /// whole is the command's error.
 pub fn run(plan: &Logoff, out: &mut Out) -> Result<Option<Kind>> {
     crate::system::handle::prepare_descriptors();
-    interrupt::install().map_err(|e| Error::system(format!("cannot handle Ctrl-C: {e}")))?;
     // The record and the warning name whoever runs logoff, here.
     let person = Person::current();
     let log = crate::audit::AuditLog::open();
@@ -29,11 +28,16 @@ pub fn run(plan: &Logoff, out: &mut Out) -> Result<Option<Kind>> {
     let facts = AuditFacts {
         log: &log,
         lost: &lost,
-        person: &person,
-        grace: plan.grace,
-        message: plan.message.is_some(),
-        console: plan.console == logoff::ConsolePolicy::Allow,
-        timeout: plan.timeout,
+        context: crate::audit::Context {
+            caller: &person,
+            host: "",
+            machine: None,
+            grace: plan.grace,
+            message: plan.message.is_some(),
+            console: plan.console,
+            timeout: plan.timeout,
+            policy: None,
+        },
     };
     let reach = &plan.reach;
     let progress = Progress::new(reach.json, reach.verbose, reach.places.len());
@@ -143,10 +147,9 @@ fn run_flow(
         grace: plan.grace,
         by: format!(
             "{}@{}",
-            facts.person.caller.name,
+            facts.context.caller.caller.name,
             crate::system::host::hostname()
         ),
-        cancel: &interrupt::CANCEL,
     };
     let flow = Plan {
         sessions: &plan.sessions,
@@ -156,13 +159,12 @@ fn run_flow(
         options: Options {
             timeout: plan.timeout,
             console: plan.console,
-            hurry: Some(&interrupt::HURRY),
             tick: at.progress.is_drawn().then_some(TICK),
         },
         warning,
         dry_run: plan.dry_run,
     };
-    logoff::execute(opened.backend.as_mut(), &flow, &mut hooks)
+    logoff::execute(opened.backend.as_mut(), &flow, &Signals, &mut hooks)
 }
 
 /// Prints what happened: JSON, or the dry run's lines; every failure on standard error with

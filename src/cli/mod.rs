@@ -10,12 +10,13 @@ pub mod list;
 pub mod logoff;
 pub mod plan;
 pub mod progress;
+pub mod signals;
 
 use std::process::ExitCode;
 
 use crate::error::{Error, Kind};
 use crate::output::{self, Out};
-use plan::Plan;
+use plan::Invocation;
 
 /// Runs logoff with the process's arguments and returns its exit status.
 pub fn main() -> ExitCode {
@@ -28,26 +29,26 @@ pub fn main() -> ExitCode {
         ));
         return exit(Some(Kind::InvalidParameters));
     }
-    let plan = match args::parse(std::env::args_os()).and_then(Plan::from_args) {
+    let plan = match args::parse(std::env::args_os()).and_then(Invocation::from_args) {
         Ok(plan) => plan,
         Err(e) => return failed(&e),
     };
     let mut out = Out::default();
     let ran = match plan {
-        Plan::SeedHelp => {
+        Invocation::SeedHelp => {
             out.print(args::SEED_USAGE);
             Ok(None)
         }
-        Plan::Help => {
+        Invocation::Help => {
             out.print(&args::long_help());
             Ok(None)
         }
-        Plan::Version => {
+        Invocation::Version => {
             out.line(&format!("logoff {}", env!("CARGO_PKG_VERSION")));
             Ok(None)
         }
-        Plan::List(listing) => list::run(&listing, &mut out),
-        Plan::Logoff(logoff) => logoff::run(&logoff, &mut out),
+        Invocation::List(listing) => list::run(&listing, &mut out),
+        Invocation::Logoff(logoff) => return log_off(logoff),
     };
     match ran {
         Ok(kind) => exit(kind),
@@ -55,14 +56,47 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// The exit status for the most severe failure, if any.
-fn exit(kind: Option<Kind>) -> ExitCode {
-    ExitCode::from(kind.map_or(0, Kind::exit_status))
+/// A logoff, on a thread of its own: a signal before anything is touched ends the command
+/// at once, by way of this function (the only place that ends the process early).
+fn log_off(plan: plan::Logoff) -> ExitCode {
+    let (tx, rx) = std::sync::mpsc::channel();
+    if let Err(e) = signals::install(tx.clone()) {
+        return failed(&Error::io(Kind::System, "cannot handle Ctrl-C", e));
+    }
+    let worker = std::thread::Builder::new()
+        .name("logoff".into())
+        .spawn(move || {
+            let mut out = Out::default();
+            let status = match logoff::run(&plan, &mut out) {
+                Ok(kind) => status(kind),
+                Err(e) => report(&e),
+            };
+            let _ = tx.send(status);
+        });
+    if let Err(e) = worker {
+        return failed(&Error::io(Kind::System, "cannot start working", e));
+    }
+    // The worker (or the signal thread) always answers; a worker that died answers nothing.
+    ExitCode::from(rx.recv().unwrap_or(Kind::System.exit_status()))
 }
 
-/// Prints an error of the command as a whole and returns its status. Invalid parameters get
-/// the original's answer first: `Invalid parameter(s)` and the usage block.
+/// The exit status for the most severe failure, if any.
+fn exit(kind: Option<Kind>) -> ExitCode {
+    ExitCode::from(status(kind))
+}
+
+fn status(kind: Option<Kind>) -> u8 {
+    kind.map_or(0, Kind::exit_status)
+}
+
+/// Prints an error of the command as a whole and returns its status.
 fn failed(e: &Error) -> ExitCode {
+    ExitCode::from(report(e))
+}
+
+/// Prints an error of the command as a whole; its status. Invalid parameters get the
+/// original's answer first: `Invalid parameter(s)` and the usage block.
+fn report(e: &Error) -> u8 {
     if e.kind() == Kind::InvalidParameters {
         output::stderr_text(&format!(
             "{}\n{}\nlogoff: {}\n",
@@ -73,5 +107,5 @@ fn failed(e: &Error) -> ExitCode {
     } else {
         output::error_line(e.message());
     }
-    exit(Some(e.kind()))
+    e.kind().exit_status()
 }

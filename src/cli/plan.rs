@@ -1,20 +1,20 @@
-//! The second layer of parsing (ripgrep's LowArgs → HiArgs): [`Plan::from_args`] turns the
+//! The second layer of parsing (ripgrep's LowArgs → HiArgs): [`Invocation::from_args`] turns the
 //! validated command line into what to do — where (every place, each host checked as data,
 //! built once), how, what to say and how to print. It reads nothing but the servers file.
 //! Nothing after it sees [`Args`].
 
 use std::time::Duration;
 
-use super::args::{Args, BackendArg, Mode};
+use super::args::{Args, Mode, Output};
 use crate::backend::Choice;
 use crate::error::{Error, Result};
 use crate::logoff::ConsolePolicy;
 use crate::select::Filters;
 use crate::system::host;
-use crate::transport::{Auth, ConnectOptions, Host, HostRef, Place};
+use crate::transport::{ConnectOptions, Host, HostRef, Place};
 
 /// What the command does.
-pub enum Plan {
+pub enum Invocation {
     /// The seed's usage block (`/?`).
     SeedHelp,
     /// `--help`.
@@ -25,7 +25,7 @@ pub enum Plan {
 }
 
 /// Where and how a command reaches sessions, and how it prints.
-pub struct Reach {
+pub struct Targets {
     /// Every place, in the order named, each once.
     pub places: Vec<Place>,
     pub backend: Choice,
@@ -36,7 +36,7 @@ pub struct Reach {
     pub json: bool,
 }
 
-impl Reach {
+impl Targets {
     pub fn several(&self) -> bool {
         self.places.len() > 1
     }
@@ -44,7 +44,7 @@ impl Reach {
 
 /// `--list`.
 pub struct Listing {
-    pub reach: Reach,
+    pub reach: Targets,
     pub sessions: Vec<String>,
     pub filters: Filters,
     pub legend: bool,
@@ -52,7 +52,7 @@ pub struct Listing {
 
 /// A logoff.
 pub struct Logoff {
-    pub reach: Reach,
+    pub reach: Targets,
     pub sessions: Vec<String>,
     pub filters: Filters,
     /// `/VM`: session arguments must be IDs.
@@ -64,28 +64,24 @@ pub struct Logoff {
     pub dry_run: bool,
 }
 
-impl Plan {
+impl Invocation {
     /// What `args` ask for, with every place built and checked (nothing is touched).
-    pub fn from_args(args: Args) -> Result<Plan> {
+    pub fn from_args(args: Args) -> Result<Invocation> {
         Ok(match args.mode {
-            Mode::SeedHelp => Plan::SeedHelp,
-            Mode::Help => Plan::Help,
-            Mode::Version => Plan::Version,
-            Mode::List => Plan::List(Listing {
+            Mode::SeedHelp => Invocation::SeedHelp,
+            Mode::Help => Invocation::Help,
+            Mode::Version => Invocation::Version,
+            Mode::List => Invocation::List(Listing {
                 reach: reach(&args)?,
-                legend: !args.no_legend,
+                legend: args.output != Output::TableWithoutLegend,
                 sessions: args.sessions,
                 filters: args.filters,
             }),
-            Mode::Logoff => Plan::Logoff(Logoff {
+            Mode::Logoff => Invocation::Logoff(Logoff {
                 reach: reach(&args)?,
                 ids_only: args.vm,
                 timeout: args.timeout,
-                console: if args.console {
-                    ConsolePolicy::Allow
-                } else {
-                    ConsolePolicy::Protect
-                },
+                console: args.console,
                 grace: args.grace,
                 dry_run: args.dry_run,
                 message: args.message,
@@ -96,29 +92,21 @@ impl Plan {
     }
 }
 
-fn reach(args: &Args) -> Result<Reach> {
-    Ok(Reach {
+fn reach(args: &Args) -> Result<Targets> {
+    Ok(Targets {
         places: places(
             &args.servers,
             args.servers_file.as_deref(),
             args.machine.as_deref(),
         )?,
-        backend: match args.backend {
-            BackendArg::Auto => Choice::Auto,
-            BackendArg::Logind => Choice::Logind,
-            BackendArg::Procfs => Choice::Procfs,
-        },
+        backend: args.backend,
         connect: ConnectOptions {
             timeout: args.connect_timeout,
-            auth: if args.ask_password {
-                Auth::Interactive
-            } else {
-                Auth::Batch
-            },
+            auth: args.auth,
         },
         parallel: args.parallel,
-        verbose: args.verbose && !args.json,
-        json: args.json,
+        verbose: args.verbose && args.output != Output::Json,
+        json: args.output == Output::Json,
     })
 }
 

@@ -228,7 +228,7 @@ fn program_of(command: &str) -> &str {
 }
 
 fn seconds(d: Duration) -> String {
-    format!("{}s", d.as_secs_f64().ceil() as u64)
+    format!("{}s", crate::deadline::ceil_secs(d))
 }
 
 #[cfg(test)]

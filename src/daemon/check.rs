@@ -1,18 +1,20 @@
 //! `logoffd --check`: is the policy valid, and what will it do right now? The rules in
 //! order, then each current session with the rule that applies, the limit, and when it
-//! would warn and act — the same evaluation the daemon makes.
+//! would warn and act — the planner's own decision ([`plan::step`]), as a daemon starting
+//! now would make it.
 
 use std::path::Path;
 
-use comfy_table::{ContentArrangement, Table};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde::Serialize;
 
-use super::state::{Clocks, StateDir};
+use super::plan::{self, Tracking};
+use super::state::{Memory, StateDir};
 use crate::model::Session;
 use crate::output::clean;
-use crate::policy::{Policy, Verdict};
+use crate::output::table::render;
+use crate::policy::{Policy, Reason};
 
 #[derive(Serialize)]
 struct Report<'a> {
@@ -21,7 +23,7 @@ struct Report<'a> {
     mode: &'a str,
     scan_interval_seconds: u64,
     rules: Vec<RuleRow>,
-    sessions: Vec<SessionRow>,
+    sessions: Vec<CheckRow>,
 }
 
 #[derive(Serialize)]
@@ -30,29 +32,30 @@ struct RuleRow {
     description: String,
 }
 
+/// What `--check` says of one session.
 #[derive(Serialize)]
-struct SessionRow {
+struct CheckRow {
     id: String,
     user: String,
     name: Option<String>,
     rule: Option<String>,
     /// `idle`, `disconnected`, `max-age`; null when no limit runs.
-    reason: Option<&'static str>,
+    reason: Option<Reason>,
     limit_seconds: Option<u64>,
-    since: Option<String>,
-    warn_at: Vec<String>,
-    acts_at: Option<String>,
+    since: Option<Timestamp>,
+    warn_at: Vec<Timestamp>,
+    acts_at: Option<Timestamp>,
     /// Why no limit runs (no rule, exempt, protected, unknown idle time).
     why_not: Option<String>,
 }
 
-/// The clocks the daemon keeps, if its state directory exists (read only).
-pub fn clocks(dir: &Path) -> Clocks {
+/// What the daemon remembers, if its state directory exists (read only).
+pub fn memory(dir: &Path) -> Memory {
     if !dir.exists() {
-        return Clocks::default();
+        return Memory::default();
     }
     StateDir::open(dir)
-        .map(|d| Clocks::load(&d).0)
+        .map(|d| Memory::load(&d).0)
         .unwrap_or_default()
 }
 
@@ -61,15 +64,33 @@ pub fn report(
     path: &Path,
     policy: &Policy,
     sessions: &[Session],
-    clocks: &Clocks,
+    memory: &Memory,
     now: Timestamp,
     json: bool,
 ) -> String {
-    let verdicts = policy.evaluate(sessions, |s| clocks.since(s), now);
-    let rows: Vec<SessionRow> = sessions
+    let step = plan::step(policy, sessions, memory, &Tracking::new(), now);
+    let rows: Vec<CheckRow> = sessions
         .iter()
-        .zip(&verdicts)
-        .map(|(s, v)| row(s, v))
+        .zip(&step.verdicts)
+        .map(|(s, v)| {
+            let limit = v.limit();
+            let published = step.published.get(&s.key().to_string());
+            CheckRow {
+                id: s.id.to_string(),
+                user: s.user.clone(),
+                name: s.name().map(String::from),
+                rule: v
+                    .rule()
+                    .and_then(|r| policy.rule(r))
+                    .map(|r| r.name.clone()),
+                reason: limit.map(|l| l.reason),
+                limit_seconds: limit.map(|l| l.limit.as_secs()),
+                since: limit.map(|l| l.since),
+                warn_at: published.map(|p| p.warn_at.clone()).unwrap_or_default(),
+                acts_at: published.map(|p| p.logoff_at),
+                why_not: v.why_not(),
+            }
+        })
         .collect();
     let rules: Vec<RuleRow> = policy
         .rules
@@ -93,36 +114,15 @@ pub fn report(
     text(path, policy, &rules, &rows, now)
 }
 
-fn row(s: &Session, v: &Verdict) -> SessionRow {
-    let d = v.deadline();
-    SessionRow {
-        id: s.id.to_string(),
-        user: s.user.clone(),
-        name: s.name().map(String::from),
-        rule: v.rule().map(String::from),
-        reason: d.map(|d| d.reason.as_str()),
-        limit_seconds: d.map(|d| d.limit.as_secs()),
-        since: d.map(|d| d.since.to_string()),
-        warn_at: d
-            .map(|d| d.warnings.iter().map(|(_, at)| at.to_string()).collect())
-            .unwrap_or_default(),
-        acts_at: d.map(|d| d.acts_at.to_string()),
-        why_not: v.why_not(),
-    }
-}
-
 fn text(
     path: &Path,
     policy: &Policy,
     rules: &[RuleRow],
-    rows: &[SessionRow],
+    rows: &[CheckRow],
     now: Timestamp,
 ) -> String {
     let tz = TimeZone::system();
-    let clock = |t: &str| -> String {
-        let Ok(t) = t.parse::<Timestamp>() else {
-            return t.to_string();
-        };
+    let clock = |t: Timestamp| -> String {
         if t <= now {
             "now".into()
         } else {
@@ -145,49 +145,48 @@ fn text(
         out.push_str("\nno sessions.\n");
         return out;
     }
-    let mut table = Table::new();
-    table
-        .load_style(comfy_table::presets::NOTHING)
-        .set_content_arrangement(ContentArrangement::Disabled)
-        .set_header([
-            "ID",
-            "USER",
-            "NAME",
-            "RULE",
-            "LIMIT",
-            "WARNS AT",
-            "LOGS OFF AT",
-        ]);
-    for r in rows {
-        let limit = match (r.reason, r.limit_seconds) {
-            (Some(reason), Some(secs)) => format!(
-                "{reason} {}",
-                crate::duration::display(std::time::Duration::from_secs(secs))
-            ),
-            _ => "-".into(),
-        };
-        let warns: Vec<String> = r.warn_at.iter().map(|t| clock(t)).collect();
-        let acts = match (&r.acts_at, &r.why_not) {
-            (Some(t), _) => clock(t),
-            (None, Some(why)) => format!("never: {why}"),
-            (None, None) => "-".into(),
-        };
-        table.add_row([
-            clean(&r.id).into_owned(),
-            clean(&r.user).into_owned(),
-            clean(r.name.as_deref().unwrap_or("-")).into_owned(),
-            clean(r.rule.as_deref().unwrap_or("-")).into_owned(),
-            limit,
-            if warns.is_empty() {
-                "-".into()
-            } else {
-                warns.join(", ")
-            },
-            acts,
-        ]);
-    }
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let limit = match (r.reason, r.limit_seconds) {
+                (Some(reason), Some(secs)) => format!(
+                    "{} {}",
+                    reason.as_str(),
+                    crate::duration::display(std::time::Duration::from_secs(secs))
+                ),
+                _ => "-".into(),
+            };
+            let warns: Vec<String> = r.warn_at.iter().map(|t| clock(*t)).collect();
+            let acts = match (&r.acts_at, &r.why_not) {
+                (Some(t), _) => clock(*t),
+                (None, Some(why)) => format!("never: {why}"),
+                (None, None) => "-".into(),
+            };
+            vec![
+                r.id.clone(),
+                r.user.clone(),
+                r.name.clone().unwrap_or_else(|| "-".into()),
+                r.rule.clone().unwrap_or_else(|| "-".into()),
+                limit,
+                if warns.is_empty() {
+                    "-".into()
+                } else {
+                    warns.join(", ")
+                },
+                acts,
+            ]
+        })
+        .collect();
+    let header = [
+        "ID",
+        "USER",
+        "NAME",
+        "RULE",
+        "LIMIT",
+        "WARNS AT",
+        "LOGS OFF AT",
+    ];
     out.push('\n');
-    out.push_str(&table.to_string());
-    out.push('\n');
+    out.push_str(&render(Some(&header), &cells, &[]));
     out
 }

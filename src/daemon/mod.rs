@@ -1,20 +1,23 @@
 //! `logoffd`: session time limits, enforced. It reads the policy ([`crate::policy`]), looks
-//! at this host's sessions, warns their users as deadlines near and logs them off when they
-//! pass — the same logoff as the command's, recorded with the rule and the reason.
+//! at this host's sessions, and each pass hands what it saw to the planner ([`plan`], pure),
+//! whose decisions — warn, call a warned logoff off, log off — are carried out by [`act`]
+//! with the command's own flow ([`crate::logoff::execute`]) and audit record.
 //!
-//! It sleeps until the next deadline (a warning, a limit, or the policy's scan interval),
-//! waking early for signals and, where logind runs, for its SessionNew and SessionRemoved
-//! ([`events`]). SIGHUP reloads the policy (a broken one is reported and the old one
-//! stays); SIGTERM stops, telling the users of sessions under a warning that their logoff is
-//! off. Clocks that must survive a restart live in the state directory ([`state`]).
+//! It sleeps until the planner's next moment (a warning, a limit, or the policy's scan
+//! interval), waking early for signals and, where logind runs, for its SessionNew and
+//! SessionRemoved ([`events`]). SIGHUP reloads the policy (a broken one is reported and the
+//! old one stays); SIGTERM stops, telling the users of sessions under a warning that their
+//! logoff is off. What must survive a restart lives in the state directory ([`state`]).
 
-pub mod check;
-pub mod enforce;
-pub mod events;
-pub mod log;
-pub mod notice;
-pub mod state;
+mod act;
+mod check;
+mod events;
+mod log;
+mod notice;
+pub mod plan;
+mod state;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::mpsc::RecvTimeoutError;
@@ -23,12 +26,16 @@ use std::time::Duration;
 use clap::{CommandFactory, Parser};
 use jiff::Timestamp;
 
-use crate::backend::{Choice, Flavor, Purpose};
-use crate::cli::args::BackendArg;
+use crate::backend::{Backend, Choice, Flavor, Purpose};
+use crate::error::Result;
+use crate::policy::published::{Deadlines, Published, Writer};
 use crate::policy::{self, Policy};
+use crate::time::{self, Clock, SystemClock};
+use act::Actor;
 use events::Event;
 use log::{Log, notify};
-use state::StateDir;
+use plan::{Delivery, Tracking};
+use state::{Memory, StateDir};
 
 /// How soon a pass that failed (logind unreachable, say) is tried again, at most.
 const RETRY: Duration = Duration::from_secs(30);
@@ -61,7 +68,7 @@ systemd, logoffd.service runs it (Type=notify).";
                         system error (sessions cannot be listed, the state directory cannot \
                         be used); 2 an invalid policy or command line."
 )]
-pub struct Args {
+pub struct DaemonArgs {
     /// The policy file
     #[arg(long, value_name = "FILE", default_value = policy::DEFAULT_PATH)]
     pub policy: PathBuf,
@@ -69,8 +76,8 @@ pub struct Args {
     #[arg(long, value_name = "DIR", default_value = state::DEFAULT_DIR)]
     pub state_dir: PathBuf,
     /// Where sessions come from
-    #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
-    pub backend: BackendArg,
+    #[arg(long, value_enum, default_value_t = Choice::Auto)]
+    pub backend: Choice,
     /// Check the policy and show what it would do now with each session; then exit
     #[arg(long)]
     pub check: bool,
@@ -81,7 +88,7 @@ pub struct Args {
 
 /// The clap definition (for the man page).
 pub fn command() -> clap::Command {
-    Args::command()
+    DaemonArgs::command()
 }
 
 /// The `logoffd` executable.
@@ -91,17 +98,12 @@ pub fn main() -> ExitCode {
         eprintln!("logoffd: refusing to run with privilege from its file ({how})");
         return ExitCode::from(2);
     }
-    let args = match Args::try_parse() {
+    let args = match DaemonArgs::try_parse() {
         Ok(a) => a,
         Err(e) => {
             let _ = e.print();
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
-    };
-    let choice = match args.backend {
-        BackendArg::Auto => Choice::Auto,
-        BackendArg::Logind => Choice::Logind,
-        BackendArg::Procfs => Choice::Procfs,
     };
     let policy = match policy::load(&args.policy) {
         Ok(p) => p,
@@ -114,26 +116,26 @@ pub fn main() -> ExitCode {
         }
     };
     if args.check {
-        return check(&args, &policy, choice);
+        return check(&args, &policy);
     }
-    run(&args, policy, choice)
+    run(&args, policy)
 }
 
-fn check(args: &Args, policy: &Policy, choice: Choice) -> ExitCode {
-    let sessions = match enforce::open(choice, Purpose::List).and_then(|mut o| o.backend.list()) {
+fn check(args: &DaemonArgs, policy: &Policy) -> ExitCode {
+    let sessions = match act::open(args.backend, Purpose::List).and_then(|mut o| o.backend.list()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("logoffd: {e}");
             return ExitCode::from(1);
         }
     };
-    let clocks = check::clocks(&args.state_dir);
+    let memory = check::memory(&args.state_dir);
     let out = check::report(
         &args.policy,
         policy,
         &sessions,
-        &clocks,
-        Timestamp::now(),
+        &memory,
+        SystemClock.now(),
         args.json,
     );
     print!("{out}");
@@ -143,12 +145,120 @@ fn check(args: &Args, policy: &Policy, choice: Choice) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn run(args: &Args, policy: Policy, choice: Choice) -> ExitCode {
+/// The daemon's state between passes.
+struct Daemon {
+    policy: Policy,
+    lister: Box<dyn Backend>,
+    state: StateDir,
+    memory: Memory,
+    tracking: Tracking,
+    published: Option<BTreeMap<String, Published>>,
+    actor: Actor,
+}
+
+impl Daemon {
+    fn new(policy: Policy, choice: Choice, state: StateDir, log: Log) -> Result<Daemon> {
+        let lister = act::open(choice, Purpose::List)?.backend;
+        let (memory, problem) = Memory::load(&state);
+        if let Some(p) = problem {
+            log.warn(&p);
+        }
+        Ok(Daemon {
+            policy,
+            lister,
+            state,
+            memory,
+            tracking: Tracking::new(),
+            published: None,
+            actor: Actor::new(choice, log),
+        })
+    }
+
+    fn log(&self) -> &Log {
+        &self.actor.log
+    }
+
+    /// Looks at every session, decides, acts; returns when to look again.
+    fn pass(&mut self, now: Timestamp) -> Result<Timestamp> {
+        let sessions = self.lister.list()?;
+        if self.memory.observe(&sessions, now)
+            && let Err(e) = self.memory.save(&self.state)
+        {
+            self.log().warn(&format!("cannot keep the clocks: {e}"));
+        }
+        let step = plan::step(&self.policy, &sessions, &self.memory, &self.tracking, now);
+        self.publish(step.published);
+        let at = act::Situation {
+            policy: &self.policy,
+            memory: &self.memory,
+            now,
+        };
+        self.tracking = self.actor.carry_out(
+            self.lister.as_mut(),
+            &sessions,
+            &at,
+            step.tracking,
+            step.actions,
+        );
+        Ok(step.wake)
+    }
+
+    fn publish(&mut self, sessions: BTreeMap<String, Published>) {
+        if self.published.as_ref() == Some(&sessions) {
+            return;
+        }
+        let deadlines = Deadlines {
+            writer: Writer::me(),
+            mode: self.policy.mode.as_str().to_string(),
+            sessions,
+        };
+        if let Err(e) = self.state.publish(&deadlines) {
+            self.log()
+                .warn(&format!("cannot publish the deadlines: {e}"));
+        }
+        self.published = Some(deadlines.sessions);
+    }
+
+    /// A new policy (SIGHUP): warnings given under the old one stand until the next pass
+    /// says otherwise.
+    fn set_policy(&mut self, policy: Policy) {
+        self.tracking = plan::carry_over(std::mem::take(&mut self.tracking), &policy);
+        self.policy = policy;
+    }
+
+    /// Tells every warned session that logoffd stops and its logoff will not happen.
+    fn stop(&mut self) {
+        let warned: Vec<_> = self
+            .tracking
+            .iter()
+            .filter(|(_, t)| !t.warned.is_empty())
+            .map(|(k, t)| (k.clone(), t.rule_name.clone()))
+            .collect();
+        if !warned.is_empty()
+            && let Ok(sessions) = self.lister.list()
+        {
+            for (key, rule) in warned {
+                if let Some(s) = sessions.iter().find(|s| s.key() == key) {
+                    self.actor.cancel(
+                        self.lister.as_mut(),
+                        s,
+                        &rule,
+                        "the time-limit service stopped",
+                        Delivery::ToUsers,
+                    );
+                }
+            }
+        }
+        self.state.withdraw();
+    }
+}
+
+fn run(args: &DaemonArgs, policy: Policy) -> ExitCode {
     let log = Log::open();
     let state = match StateDir::open(&args.state_dir) {
         Ok(s) => s,
         Err(e) => {
-            log.error(&e);
+            log.error(&e.to_string());
             return ExitCode::from(1);
         }
     };
@@ -159,50 +269,50 @@ fn run(args: &Args, policy: Policy, choice: Choice) -> ExitCode {
         return ExitCode::from(1);
     }
     let described = describe(&policy);
-    let mut enforcer = match enforce::Enforcer::new(policy, choice, state, log) {
-        Ok(e) => e,
+    let mut daemon = match Daemon::new(policy, args.backend, state, log) {
+        Ok(d) => d,
         Err(e) => {
             Log::open().error(&e.to_string());
             return ExitCode::from(1);
         }
     };
-    if enforcer.backend_name() == Flavor::Logind.as_str()
+    let flavor = daemon.lister.about().0;
+    if flavor == Flavor::Logind
         && let Err(e) = events::watch_logind(tx.clone())
     {
-        enforcer
-            .log
+        daemon
+            .log()
             .warn(&format!("cannot follow logind's signals: {e}"));
     }
-    enforcer.log.info(&format!(
+    daemon.log().info(&format!(
         "started: {described}; backend {}",
-        enforcer.backend_name()
+        flavor.as_str()
     ));
     let mut ready = false;
     loop {
-        let now = Timestamp::now();
-        let next = match enforcer.pass(now) {
+        let now = SystemClock.now();
+        let next = match daemon.pass(now) {
             Ok(t) => t,
             Err(e) => {
-                enforcer
-                    .log
+                daemon
+                    .log()
                     .error(&format!("cannot look at the sessions: {e}"));
-                add(now, enforcer.policy.scan_interval.min(RETRY))
+                time::add(now, daemon.policy.scan_interval.min(RETRY))
             }
         };
         if !ready {
             notify(&format!("READY=1\nSTATUS={described}"));
             ready = true;
         }
-        let wait = enforce::duration_between(Timestamp::now(), next);
-        match rx.recv_timeout(wait) {
-            Ok(Event::Reload) => reload(&mut enforcer, &args.policy),
+        match rx.recv_timeout(time::between(SystemClock.now(), next)) {
+            Ok(Event::Reload) => reload(&mut daemon, &args.policy),
             Ok(Event::Stop) | Err(RecvTimeoutError::Disconnected) => {
                 notify("STOPPING=1");
-                enforcer.stop();
-                enforcer.log.info("stopped");
+                daemon.stop();
+                daemon.log().info("stopped");
                 return ExitCode::SUCCESS;
             }
-            Ok(Event::WatchLost) => enforcer.log.warn(
+            Ok(Event::WatchLost) => daemon.log().warn(
                 "lost logind's signals: new and closed sessions are seen at the scan interval",
             ),
             Ok(Event::Sessions) | Err(RecvTimeoutError::Timeout) => {}
@@ -211,18 +321,18 @@ fn run(args: &Args, policy: Policy, choice: Choice) -> ExitCode {
 }
 
 /// SIGHUP: the policy again; a broken one is reported and the one in force stays.
-fn reload(enforcer: &mut enforce::Enforcer, path: &std::path::Path) {
+fn reload(daemon: &mut Daemon, path: &std::path::Path) {
     notify("RELOADING=1");
     let shown = crate::output::clean(&path.display().to_string()).into_owned();
     match policy::load(path) {
         Ok(p) => {
             let described = describe(&p);
-            enforcer.set_policy(p);
-            enforcer.log.info(&format!("reloaded {shown}: {described}"));
+            daemon.set_policy(p);
+            daemon.log().info(&format!("reloaded {shown}: {described}"));
             notify(&format!("READY=1\nSTATUS={described}"));
         }
         Err(e) => {
-            enforcer.log.error(&format!(
+            daemon.log().error(&format!(
                 "SIGHUP: {shown} is not valid ({e}); the policy in force stays"
             ));
             notify("READY=1");
@@ -237,11 +347,4 @@ fn describe(p: &Policy) -> String {
         p.rules.len(),
         if p.rules.len() == 1 { "" } else { "s" }
     )
-}
-
-fn add(t: Timestamp, d: Duration) -> Timestamp {
-    jiff::SignedDuration::try_from(d)
-        .ok()
-        .and_then(|d| t.checked_add(d).ok())
-        .unwrap_or(Timestamp::MAX)
 }

@@ -1,97 +1,80 @@
-//! What logoffd says to users: the warning before a logoff under a time limit (who, why,
-//! when, how to stay, and the admin's message with its placeholders filled), for terminals
-//! (control characters shown as `^X`) and, through the backend, displays.
+//! What logoffd says to users: the warning before a session's limit acts (who, why, when,
+//! how to stay, and the admin's message with its placeholders filled), and the word that a
+//! warned logoff is off. Text for terminals (made safe by [`crate::text::sanitize`]);
+//! the backend shows the same in a window on a display.
 
 use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::enforce::duration_between;
+use crate::logoff::warn::banner;
 use crate::model::Session;
-use crate::policy::Rule;
-use crate::policy::eval::{Deadline, Reason};
-use crate::policy::template::{Field, Template};
-use crate::system::tty::sanitize;
-
-/// `idle for 2h`, `disconnected for 30m`, `logged on for 1d`.
-pub fn limit_words(d: &Deadline) -> String {
-    format!(
-        "{} {}",
-        d.reason.state_words(),
-        crate::duration::display(d.limit)
-    )
-}
+use crate::policy::template::Field;
+use crate::policy::{Limit, Reason, Rule};
+use crate::text::sanitize;
+use crate::time;
 
 /// What is left until `at`, to the second, for people.
 pub fn left_until(now: Timestamp, at: Timestamp) -> String {
-    let left = duration_between(now, at);
-    crate::duration::display(Duration::from_secs(left.as_secs_f64().round() as u64))
+    let left = time::between(now, at);
+    let rounded = left.as_secs() + u64::from(left.subsec_millis() >= 500);
+    crate::duration::display(Duration::from_secs(rounded))
 }
 
-/// The text of a warning: who, why, when, how to stay; then the admin's message.
-pub fn warning_text(s: &Session, rule: &Rule, d: &Deadline, now: Timestamp) -> String {
-    let left = left_until(now, d.acts_at);
-    let at = d
-        .acts_at
+/// The text of a warning: who, why, when, how to stay; then the admin's message. `acts_at`
+/// is when the limit acts (it may be later than the limit says: see `plan`).
+pub fn warning_text(
+    s: &Session,
+    rule: &Rule,
+    limit: &Limit,
+    acts_at: Timestamp,
+    now: Timestamp,
+) -> String {
+    let left = left_until(now, acts_at);
+    let at = acts_at
         .to_zoned_datetime(jiff::tz::TimeZone::system())
         .strftime("%H:%M:%S")
         .to_string();
-    let mut text = format!(
-        "\r\n\x07*** logoff: this session ({}, {}) has been {}: it will be logged off in \
-         {left} (at {at}), by the policy rule '{}' ***\r\n",
+    let mut text = banner(&sanitize(&format!(
+        "this session ({}, {}) has been {}: it will be logged off in {left} (at {at}), by the \
+         policy rule '{}'",
         s.id,
         s.owner_and_place(),
-        limit_words(d),
+        limit.words(),
         rule.name
-    );
-    if d.reason == Reason::Idle {
+    )));
+    if limit.reason == Reason::Idle {
         text.push_str("*** Any input in this session keeps it: press a key to stay. ***\r\n");
     }
     if let Some(template) = &rule.message {
-        let filled = fill(template, s, rule, d, &left, &at);
-        text.push_str(&filled.replace('\n', "\r\n"));
+        let filled = template.fill(|field| match field {
+            Field::User => s.user.clone(),
+            Field::Rule => rule.name.clone(),
+            Field::Reason => limit.reason.as_str().to_string(),
+            Field::Limit => crate::duration::display(limit.limit),
+            Field::Left => left.clone(),
+            Field::At => at.clone(),
+            Field::Session => s.id.to_string(),
+            Field::Action => "logged off".to_string(),
+        });
+        text.push_str(&sanitize(&filled));
         text.push_str("\r\n");
     }
-    sanitize_keeping_lines(&text)
+    text
 }
 
-/// The admin's template with its placeholders filled.
-fn fill(
-    template: &Template,
-    s: &Session,
-    rule: &Rule,
-    d: &Deadline,
-    left: &str,
-    at: &str,
-) -> String {
-    template.fill(|field| match field {
-        Field::User => s.user.clone(),
-        Field::Rule => rule.name.clone(),
-        Field::Reason => d.reason.as_str().to_string(),
-        Field::Limit => crate::duration::display(d.limit),
-        Field::Left => left.to_string(),
-        Field::At => at.to_string(),
-        Field::Session => s.id.to_string(),
-        Field::Action => "logged off".to_string(),
-    })
-}
-
-/// Control characters shown as `^X` (the text goes to terminals), but line breaks and the
-/// bell of the header kept.
-fn sanitize_keeping_lines(text: &str) -> String {
-    text.split("\r\n")
-        .map(|line| match line.strip_prefix('\x07') {
-            Some(rest) => format!("\x07{}", sanitize(rest)),
-            None => sanitize(line),
-        })
-        .collect::<Vec<_>>()
-        .join("\r\n")
+/// The word that a warned session will not be logged off now, and why.
+pub fn cancel_text(why: &str) -> String {
+    banner(&sanitize(&format!(
+        "{why}: this session will not be logged off now; carry on"
+    )))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::{SessionId, Uid};
+    use crate::policy::Remembered;
 
     #[test]
     fn the_warning_says_who_why_when_and_how_to_stay() {
@@ -113,9 +96,9 @@ mod tests {
             ),
             ..Session::default()
         };
-        let v = p.evaluate(std::slice::from_ref(&s), |_| None, now);
-        let d = v[0].deadline().expect("limited");
-        let text = warning_text(&s, &p.rules[0], d, now);
+        let v = p.evaluate(std::slice::from_ref(&s), |_| Remembered::default(), now);
+        let d = v[0].limit().expect("limited");
+        let text = warning_text(&s, &p.rules[0], d, d.acts_at, now);
         assert!(
             text.contains("(7, bob on pts/1) has been idle for 2h"),
             "{text}"
@@ -127,5 +110,6 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains('\u{1b}'));
+        assert!(text.starts_with("\r\n\x07*** logoff: "), "{text}");
     }
 }

@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Done, Hooks, Options, Outcome, Step, Waiting, plural};
+use super::{Control, Done, Effect, Hooks, Options, Outcome, Step, Waiting, plural};
 use crate::backend::{Backend, Signalled};
 use crate::deadline::Deadline;
 use crate::duration;
@@ -61,6 +61,7 @@ pub fn end_sessions(
     backend: &mut dyn Backend,
     targets: &[Session],
     opts: &Options,
+    control: &dyn Control,
     hooks: &mut dyn Hooks,
 ) -> Vec<Outcome> {
     let start = Instant::now();
@@ -75,7 +76,7 @@ pub fn end_sessions(
         })
         .collect();
     if !opts.timeout.is_zero() {
-        ask_politely(backend, &mut work, opts, hooks, start);
+        ask_politely(backend, &mut work, opts, control, hooks, start);
     }
     force(backend, &mut work, opts, hooks);
     verify(backend, work, hooks, start)
@@ -92,11 +93,12 @@ fn ask_politely(
     backend: &mut dyn Backend,
     work: &mut [Work],
     opts: &Options,
+    control: &dyn Control,
     hooks: &mut dyn Hooks,
     start: Instant,
 ) {
     let mut deadline = Deadline::at(start + opts.timeout);
-    if let Some(hurry) = opts.hurry {
+    if let Some(hurry) = control.hurry() {
         deadline = deadline.cut_short_by(hurry);
     }
     let mut open: Vec<usize> = (0..work.len()).collect();
@@ -340,7 +342,7 @@ fn verify(
                         w.session.owner_and_place(),
                         duration::display(w.done.elapsed)
                     ));
-                    Ok(w.done.clone())
+                    Ok(Effect::LoggedOff(w.done.clone()))
                 }
             };
             Outcome {

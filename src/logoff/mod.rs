@@ -13,15 +13,16 @@
 //!   still running then gets SIGKILL, repeated until nothing of the session runs.
 //! - A session counts as logged off only when the backend verifies that no process of it is
 //!   left; otherwise the survivors are named and the exit status says so.
-//! - A logoff that ends its own session ignores the SIGHUP and SIGTERM it gets on the way, so
-//!   it finishes ending and verifying the others before it exits.
+//! - A logoff that ends its own session tells its [`Control`], which keeps the SIGHUP and
+//!   SIGTERM it gets on the way from ending it before it has verified the others are gone.
+//! - Whether to stop is asked of the caller's [`Control`], never of process-wide state: the
+//!   command answers from its signals, logoffd never stops a logoff it has begun.
 
 pub mod check;
+pub mod control;
 pub mod end;
 pub mod warn;
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -30,8 +31,8 @@ use crate::backend::Backend;
 use crate::error::{Error, Kind, Result};
 use crate::model::{ProcessInfo, Session, SessionId};
 use crate::select::{self, Filters, OwnSession};
-use crate::system::interrupt::{self, Stage};
 pub use check::ConsolePolicy;
+pub use control::{Control, Stage, Steady};
 pub use warn::Warning;
 
 /// How sessions are ended.
@@ -40,8 +41,6 @@ pub struct Options {
     /// Between SIGTERM and SIGKILL.
     pub timeout: Duration,
     pub console: ConsolePolicy,
-    /// Set (by a second Ctrl-C) to cut the wait before SIGKILL short.
-    pub hurry: Option<&'static AtomicBool>,
     /// When someone watches the waits ([`Hooks::waiting`]): how often to tell them.
     pub tick: Option<Duration>,
 }
@@ -64,9 +63,19 @@ pub struct Plan<'a> {
 #[derive(Debug, Clone)]
 pub struct Outcome {
     pub session: Session,
-    pub result: Result<Done>,
+    pub result: Result<Effect>,
 }
 
+/// What was done to a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Logged off: no process of it is left.
+    LoggedOff(Done),
+    /// `--dry-run`: nothing was done; it has this many processes.
+    Planned { processes: usize },
+}
+
+/// How a logoff went.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Done {
     /// Processes asked to end with SIGHUP/SIGTERM.
@@ -74,9 +83,6 @@ pub struct Done {
     /// Processes that needed SIGKILL.
     pub killed: Option<usize>,
     pub elapsed: Duration,
-    /// `--dry-run`: nothing was done; `processes` says how many there were.
-    pub planned: bool,
-    pub processes: Option<usize>,
 }
 
 impl Done {
@@ -97,7 +103,7 @@ pub trait Hooks {
 
     /// One attempt on one session is over (done, refused, cancelled, failed): the audit
     /// record. Not for a dry run.
-    fn attempted(&mut self, session: &Session, result: &Result<Done>);
+    fn attempted(&mut self, session: &Session, result: &Result<Effect>);
 
     /// Processes are being waited for (every [`Options::tick`], while the wait lasts).
     fn waiting(&mut self, waiting: &Waiting<'_>) {
@@ -127,6 +133,7 @@ pub struct Waiting<'a> {
 pub fn execute(
     backend: &mut dyn Backend,
     plan: &Plan<'_>,
+    control: &dyn Control,
     hooks: &mut dyn Hooks,
 ) -> Result<Vec<Outcome>> {
     let caller = backend.caller()?;
@@ -166,17 +173,18 @@ pub fn execute(
     }
     checked.map_err(|e| refused(hooks, e))?;
     // Nothing begins once the caller has asked to stop; what has begun finishes.
-    if plan.warning.is_some() && !interrupt::begin(Stage::Grace) {
+    if plan.warning.is_some() && !control.begin(Stage::Grace) {
         return Err(refused(hooks, interrupted()));
     }
-    warn::warn_and_wait(backend, &targets, &plan.warning, hooks).map_err(|e| refused(hooks, e))?;
-    if !interrupt::begin(Stage::LoggingOff) {
+    warn::warn_and_wait(backend, &targets, &plan.warning, control, hooks)
+        .map_err(|e| refused(hooks, e))?;
+    if !control.begin(Stage::LoggingOff) {
         return Err(refused(hooks, interrupted()));
     }
     if targets.iter().any(|s| current.as_ref() == Some(&s.id)) {
-        shield_from_own_logoff();
+        control.ending_own_session();
     }
-    let outcomes = end::end_sessions(backend, &targets, &plan.options, hooks);
+    let outcomes = end::end_sessions(backend, &targets, &plan.options, control, hooks);
     for o in &outcomes {
         hooks.attempted(&o.session, &o.result);
     }
@@ -250,11 +258,7 @@ fn planned(backend: &mut dyn Backend, targets: &[Session]) -> Vec<Outcome> {
         .zip(end::count_now(backend, targets))
         .map(|(s, processes)| Outcome {
             session: s.clone(),
-            result: processes.map(|n| Done {
-                planned: true,
-                processes: Some(n),
-                ..Done::default()
-            }),
+            result: processes.map(|processes| Effect::Planned { processes }),
         })
         .collect()
 }
@@ -268,18 +272,6 @@ fn interrupted() -> Error {
 
 pub fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
-}
-
-/// Replaces the default action of SIGHUP and SIGTERM (terminate) with a no-op handler, and
-/// tells the interrupt handling they are not the caller's: the hang-up of our own terminal
-/// and the backend's SIGTERM to our own session must not end logoff before it has verified
-/// the others are gone.
-fn shield_from_own_logoff() {
-    let flag = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGHUP, signal_hook::consts::SIGTERM] {
-        let _ = signal_hook::flag::register(signal, Arc::clone(&flag));
-    }
-    interrupt::ending_own_session();
 }
 
 #[cfg(test)]

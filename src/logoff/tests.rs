@@ -1,8 +1,6 @@
 //! The flow's logic against a recording fake backend; the real thing is proven by the
 //! integration and system tests.
 
-use std::sync::atomic::AtomicBool;
-
 use super::*;
 use crate::backend::{Flavor, Signalled, Warned, kernel_rule};
 use crate::deadline::Deadline;
@@ -104,6 +102,22 @@ impl Backend for Fake {
     }
 }
 
+/// A caller who has cancelled the grace period.
+struct Cancelled;
+
+impl Control for Cancelled {
+    fn begin(&self, _: Stage) -> bool {
+        true
+    }
+    fn cancelled(&self) -> bool {
+        true
+    }
+    fn hurry(&self) -> Option<&'static std::sync::atomic::AtomicBool> {
+        None
+    }
+    fn ending_own_session(&self) {}
+}
+
 /// Hooks that keep what they are told.
 #[derive(Default)]
 struct Record {
@@ -118,7 +132,7 @@ impl Hooks for Record {
     fn problem(&mut self, line: &str) {
         self.lines.push(line.into());
     }
-    fn attempted(&mut self, session: &Session, result: &Result<Done>) {
+    fn attempted(&mut self, session: &Session, result: &Result<Effect>) {
         self.attempts.push((
             session.id.to_string(),
             result.as_ref().err().map(Error::kind),
@@ -137,8 +151,6 @@ fn session(id: &str, uid: u32, tty: &str) -> Session {
     }
 }
 
-static NO_CANCEL: AtomicBool = AtomicBool::new(false);
-
 /// Runs the flow on `fake` for the session arguments `ids`.
 fn run(
     fake: &mut Fake,
@@ -156,19 +168,17 @@ fn run(
         options: Options {
             timeout: Duration::from_millis(timeout_ms),
             console: ConsolePolicy::Protect,
-            hurry: None,
             tick: None,
         },
         warning: Warning {
             message,
             grace: Duration::ZERO,
             by: "root@h".into(),
-            cancel: &NO_CANCEL,
         },
         dry_run: false,
     };
     let mut record = Record::default();
-    let result = execute(fake, &plan, &mut record);
+    let result = execute(fake, &plan, &Steady, &mut record);
     (result, record)
 }
 
@@ -228,7 +238,9 @@ fn stubborn_processes_get_sigkill_after_the_timeout() {
     };
     let (result, record) = run(&mut fake, &["7"], 10, None);
     let outcomes = result.expect("logged off");
-    let done = outcomes[0].result.as_ref().expect("logged off");
+    let Ok(Effect::LoggedOff(done)) = &outcomes[0].result else {
+        panic!("logged off: {:?}", outcomes[0].result);
+    };
     assert_eq!(done.killed, Some(2));
     assert!(done.forced(Duration::from_millis(10)));
     assert!(
@@ -293,16 +305,20 @@ fn a_cancelled_grace_period_tells_the_users_and_ends_nothing() {
         polite: 1,
         ..Fake::default()
     };
-    let cancel = AtomicBool::new(true);
     let targets = fake.sessions.clone();
     let warning = Warning {
         message: Some("bye"),
         grace: Duration::from_secs(3600),
         by: "root@h".into(),
-        cancel: &cancel,
     };
-    let e = warn::warn_and_wait(&mut fake, &targets, &warning, &mut Record::default())
-        .expect_err("cancelled");
+    let e = warn::warn_and_wait(
+        &mut fake,
+        &targets,
+        &warning,
+        &Cancelled,
+        &mut Record::default(),
+    )
+    .expect_err("cancelled");
     assert_eq!(e.kind(), Kind::Cancelled);
     // Warned, then told it was cancelled; nothing else.
     assert_eq!(fake.calls, ["warn", "warn"]);

@@ -1,17 +1,16 @@
 //! The warning before a logoff: on the users' terminals, repeated a minute and ten seconds
 //! before the end of a grace period (as shutdown does), and the cancellation, if it comes.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 
-use super::Hooks;
+use super::{Control, Hooks};
 use crate::backend::Backend;
 use crate::duration;
 use crate::error::{Error, Kind, Result};
 use crate::model::Session;
-use crate::system::tty::sanitize;
+use crate::text::sanitize;
 
 /// The warning before a logoff.
 pub struct Warning<'a> {
@@ -19,8 +18,6 @@ pub struct Warning<'a> {
     pub grace: Duration,
     /// Who logs them off: `root@host`.
     pub by: String,
-    /// Set (by Ctrl-C) to cancel during the grace period.
-    pub cancel: &'a AtomicBool,
 }
 
 impl Warning<'_> {
@@ -40,6 +37,7 @@ pub fn warn_and_wait(
     backend: &mut dyn Backend,
     targets: &[Session],
     warning: &Warning<'_>,
+    control: &dyn Control,
     hooks: &mut dyn Hooks,
 ) -> Result<()> {
     if !warning.is_some() {
@@ -55,7 +53,7 @@ pub fn warn_and_wait(
         .filter(|r| *r < warning.grace)
         .collect();
     loop {
-        if warning.cancel.load(Ordering::SeqCst) {
+        if control.cancelled() {
             notify(backend, targets, hooks, |_| cancelled(warning));
             return Err(Error::new(
                 Kind::Cancelled,
@@ -120,11 +118,12 @@ fn notice(w: &Warning<'_>, s: &Session, left: Duration, at: Timestamp) -> String
                 .strftime("%H:%M:%S %Z")
         )
     };
-    let mut text = format!(
-        "\r\n\x07*** logoff: {} is logging off this session ({}) {when} ***\r\n",
-        sanitize(&w.by),
-        sanitize(&format!("{}, {}", s.id, s.owner_and_place())),
-    );
+    let mut text = banner(&sanitize(&format!(
+        "{} is logging off this session ({}, {}) {when}",
+        w.by,
+        s.id,
+        s.owner_and_place()
+    )));
     if let Some(m) = w.message {
         text.push_str(&sanitize(m));
         text.push_str("\r\n");
@@ -133,10 +132,16 @@ fn notice(w: &Warning<'_>, s: &Session, left: Duration, at: Timestamp) -> String
 }
 
 fn cancelled(w: &Warning<'_>) -> String {
-    format!(
-        "\r\n\x07*** logoff: {} cancelled the logoff of this session; carry on ***\r\n",
-        sanitize(&w.by)
-    )
+    banner(&sanitize(&format!(
+        "{} cancelled the logoff of this session; carry on",
+        w.by
+    )))
+}
+
+/// How every word of logoff's to a user's terminal begins and ends: a bell, and the text
+/// (already made safe) between `*** logoff:` and `***`, on a line of its own.
+pub fn banner(safe_text: &str) -> String {
+    format!("\r\n\x07*** logoff: {safe_text} ***\r\n")
 }
 
 #[cfg(test)]
@@ -146,12 +151,10 @@ mod tests {
 
     #[test]
     fn notices_name_who_and_when_and_defuse_escapes() {
-        let cancel = AtomicBool::new(false);
         let w = Warning {
             message: Some("bye\u{1b}[2J"),
             grace: Duration::from_secs(300),
             by: "root@h".into(),
-            cancel: &cancel,
         };
         let s = Session {
             id: SessionId::new("7"),

@@ -10,7 +10,6 @@
 //! controls that reorder what is shown become visible escapes. JSON keeps the exact values,
 //! with those characters escaped as `\uXXXX` ([`json`]).
 
-use std::borrow::Cow;
 use std::io::{self, Write};
 
 use serde::Serialize;
@@ -18,37 +17,8 @@ use serde::Serialize;
 pub mod report;
 pub mod table;
 
-/// Whether a character must not reach a terminal as it is: C0 and C1 controls, DEL, and the
-/// bidi controls (embeddings, overrides, isolates, marks) that change the order in which the
-/// rest of a line is shown.
-pub fn is_unsafe_char(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
-        )
-}
-
-/// Text made fit for the admin's terminal: a C0 control shows as `^X` (`^[` for ESC, `^J` for
-/// a line feed), DEL as `^?`, a C1 or bidi control as `\u{XXXX}`. Borrowed when clean.
-pub fn clean(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(is_unsafe_char) {
-        return Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        match c {
-            c if (c as u32) < 0x20 => {
-                out.push('^');
-                out.push(char::from(b'@' + c as u8));
-            }
-            '\u{7f}' => out.push_str("^?"),
-            c if is_unsafe_char(c) => out.push_str(&format!("\\u{{{:04x}}}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    Cow::Owned(out)
-}
+pub use crate::text::clean;
+use crate::text::is_unsafe_char;
 
 /// JSON (pretty), with the characters [`clean`] escapes written as `\uXXXX`: the values stay
 /// exact for a program, and nothing in them acts on a terminal the JSON is shown on.
@@ -114,18 +84,6 @@ pub fn stderr_text(text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn clean_makes_control_and_bidi_characters_visible() {
-        assert_eq!(clean("plain"), "plain");
-        assert!(matches!(clean("plain"), Cow::Borrowed(_)));
-        assert_eq!(clean("\u{1b}]0;pwned\u{7}"), "^[]0;pwned^G");
-        assert_eq!(clean("a\nb\rc\td"), "a^Jb^Mc^Id");
-        assert_eq!(clean("del\u{7f}"), "del^?");
-        assert_eq!(clean("csi\u{9b}31m"), "csi\\u{009b}31m");
-        assert_eq!(clean("abc\u{202e}fed\u{2066}"), "abc\\u{202e}fed\\u{2066}");
-        assert_eq!(clean("é ü 日本"), "é ü 日本");
-    }
 
     #[test]
     fn json_keeps_exact_values_and_escapes_what_a_terminal_acts_on() {

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::logoff::{Outcome, plural};
+use crate::logoff::{Effect, Outcome, plural};
 
 /// What happened on one host: its outcomes, or why nothing could be done there.
 pub struct HostResult<'a> {
@@ -44,15 +44,22 @@ impl<'a> ErrorJson<'a> {
 
 impl<'a> OutcomeJson<'a> {
     fn of(host: &'a str, o: &'a Outcome, dry_run: bool) -> OutcomeJson<'a> {
-        let done = o.result.as_ref().ok();
+        let done = match &o.result {
+            Ok(Effect::LoggedOff(done)) => Some(done),
+            _ => None,
+        };
+        let processes = match &o.result {
+            Ok(Effect::Planned { processes }) => Some(*processes),
+            _ => None,
+        };
         OutcomeJson {
             host,
             id: Some(o.session.id.as_str()),
             user: Some(&o.session.user),
             name: o.session.name(),
-            logged_off: done.is_some_and(|d| !d.planned),
+            logged_off: done.is_some(),
             dry_run,
-            processes: done.and_then(|d| d.processes),
+            processes,
             asked: done.and_then(|d| d.asked),
             killed: done.and_then(|d| d.killed),
             seconds: done.map(|d| d.elapsed.as_secs_f64()),
@@ -100,9 +107,11 @@ pub fn dry_run_lines(hosts: &[HostResult<'_>]) -> Vec<String> {
     let mut lines = Vec::new();
     for h in hosts {
         for o in h.result.iter().flatten() {
-            let processes = match o.result.as_ref().ok().and_then(|d| d.processes) {
-                Some(n) => format!(": {}", plural(n, "process", "processes")),
-                None => String::new(),
+            let processes = match &o.result {
+                Ok(Effect::Planned { processes }) => {
+                    format!(": {}", plural(*processes, "process", "processes"))
+                }
+                _ => String::new(),
             };
             let on = if multi {
                 format!(" on {}", h.label)

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::clean;
 use crate::model::{Session, SessionId, id_sort_key};
+use crate::policy::published::Published;
 
 /// One session as `--list` and `--json` show it. These keys are the stable JSON interface
 /// (documented in README.md); a key is never renamed, new keys may be added.
@@ -35,27 +36,15 @@ pub struct SessionRow {
     pub remote_host_claim: Option<String>,
     /// Where the claim was read: `utmp`, `environment`.
     pub remote_host_claim_source: Option<String>,
-    pub idle_since: Option<String>,
+    pub idle_since: Option<Timestamp>,
     pub idle_seconds: Option<u64>,
-    pub logon_time: Option<String>,
+    pub logon_time: Option<Timestamp>,
     pub leader: Option<i32>,
     pub processes: Option<usize>,
     pub current: bool,
     pub backend: String,
     /// The deadline logoffd has this session under, where it runs (this host only).
-    pub time_limit: Option<TimeLimit>,
-}
-
-/// A session's deadline under logoffd's policy.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct TimeLimit {
-    pub rule: String,
-    /// `idle`, `disconnected`, `max-age`.
-    pub reason: String,
-    /// RFC 3339 time of the logoff.
-    pub logoff_at: String,
-    /// RFC 3339 times of the warnings.
-    pub warn_at: Vec<String>,
+    pub time_limit: Option<Published>,
 }
 
 impl SessionRow {
@@ -70,7 +59,7 @@ impl SessionRow {
             display: s.display.clone().filter(|d| !d.is_empty()),
             seat: s.seat.clone().filter(|t| !t.is_empty()),
             vtnr: s.vtnr.filter(|&v| v > 0),
-            state: s.state.clone(),
+            state: s.state.to_string(),
             class: s.class.clone(),
             kind: s.kind.clone(),
             service: s.service.clone(),
@@ -78,11 +67,11 @@ impl SessionRow {
             remote_host: s.remote_host.clone().filter(|h| !h.is_empty()),
             remote_host_claim: s.remote_claim.as_ref().map(|c| c.value.clone()),
             remote_host_claim_source: s.remote_claim.as_ref().map(|c| c.source.to_string()),
-            idle_since: s.idle_since.map(|t| t.to_string()),
+            idle_since: s.idle_since,
             idle_seconds: s
                 .idle_since
-                .map(|t| now.duration_since(t).as_secs().max(0) as u64),
-            logon_time: s.logon_time.map(|t| t.to_string()),
+                .map(|t| u64::try_from(now.duration_since(t).as_secs()).unwrap_or(0)),
+            logon_time: s.logon_time,
             leader: s.leader.map(crate::model::Pid::as_raw),
             processes: s.processes,
             current,
@@ -121,9 +110,9 @@ pub fn format_idle(seconds: Option<u64>) -> String {
     }
 }
 
-/// A logon time in the local time zone, to the minute; `-` unknown.
-pub fn format_logon(time: Option<&str>, tz: &TimeZone) -> String {
-    time.and_then(|t| t.parse::<Timestamp>().ok()).map_or_else(
+/// A time in the local time zone, to the minute; `-` unknown.
+pub fn format_logon(time: Option<Timestamp>, tz: &TimeZone) -> String {
+    time.map_or_else(
         || "-".into(),
         |t| tz.to_datetime(t).strftime("%Y-%m-%d %H:%M").to_string(),
     )
@@ -163,16 +152,49 @@ fn cells(r: &SessionRow, with_host: bool, limits: bool, tz: &TimeZone) -> Vec<St
         r.id.clone(),
         dash(Some(&r.state)),
         format_idle(r.idle_seconds),
-        format_logon(r.logon_time.as_deref(), tz),
+        format_logon(r.logon_time, tz),
         from,
     ]);
     if limits {
         cells.push(r.time_limit.as_ref().map_or_else(
             || "-".into(),
-            |l| format!("{} ({})", format_logon(Some(&l.logoff_at), tz), l.reason),
+            |l| {
+                format!(
+                    "{} ({})",
+                    format_logon(Some(l.logoff_at), tz),
+                    l.reason.as_str()
+                )
+            },
         ));
     }
     cells
+}
+
+/// A table as logoff prints them all (loginctl's look: no rules, columns apart, the header
+/// first unless `header` is `None`, trailing blanks cut). Every cell is cleaned of what would
+/// act on the terminal; the columns of `right` are right-aligned.
+pub fn render(header: Option<&[&str]>, rows: &[Vec<String>], right: &[usize]) -> String {
+    let mut table = Table::new();
+    table
+        .load_style(comfy_table::presets::NOTHING)
+        .set_content_arrangement(ContentArrangement::Disabled);
+    if let Some(header) = header {
+        table.set_header(header.iter().copied());
+    }
+    for row in rows {
+        table.add_row(row.iter().map(|c| clean(c).into_owned()));
+    }
+    for &at in right {
+        if let Some(col) = table.column_mut(at) {
+            col.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    let mut out = String::new();
+    for line in table.lines() {
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 /// The session table. `with_host` adds a HOST column (several hosts).
@@ -185,10 +207,6 @@ pub fn session_table(rows: &[SessionRow], with_host: bool, legend: bool, tz: &Ti
             String::new()
         };
     }
-    let mut table = Table::new();
-    table
-        .load_style(comfy_table::presets::NOTHING)
-        .set_content_arrangement(ContentArrangement::Disabled);
     let mut header = Vec::new();
     if with_host {
         header.push("HOST");
@@ -206,22 +224,12 @@ pub fn session_table(rows: &[SessionRow], with_host: bool, legend: bool, tz: &Ti
     if limits {
         header.push("LOGOFF AT");
     }
-    if legend {
-        table.set_header(header);
-    }
-    for r in rows {
-        let cells = cells(r, with_host, limits, tz);
-        table.add_row(cells.iter().map(|c| clean(c).into_owned()));
-    }
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| cells(r, with_host, limits, tz))
+        .collect();
     let id_column = if with_host { 3 } else { 2 };
-    if let Some(col) = table.column_mut(id_column) {
-        col.set_cell_alignment(CellAlignment::Right);
-    }
-    let mut out = String::new();
-    for line in table.lines() {
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
+    let mut out = render(legend.then_some(header.as_slice()), &cells, &[id_column]);
     if legend {
         out.push('\n');
         out.push_str(&format!(
@@ -356,5 +364,6 @@ mod tests {
         assert_eq!(v["idle_seconds"], 300);
         assert_eq!(v["uid"], 1001);
         assert_eq!(v["logon_time"], "2026-11-24T10:05:00Z");
+        assert_eq!(v["idle_since"], "2026-11-24T11:55:00Z");
     }
 }

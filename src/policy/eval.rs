@@ -6,14 +6,26 @@
 use std::time::Duration;
 
 use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
 
 use super::rule::Groups;
 use super::{Policy, Rule};
 use crate::model::Session;
 use crate::select::State;
+use crate::time;
+
+/// A rule of a policy, by its place in it (the policy it came from says which rule it is).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RuleId(pub(super) usize);
+
+impl RuleId {
+    /// No rule of any policy (one that a policy read again no longer has).
+    pub const NONE: RuleId = RuleId(usize::MAX);
+}
 
 /// Which limit a session is under.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Reason {
     /// Active but idle.
     Idle,
@@ -45,7 +57,7 @@ impl Reason {
 
 /// The limit a session is under, and when it acts.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Deadline {
+pub struct Limit {
     pub reason: Reason,
     pub limit: Duration,
     /// Since when the limit's clock runs (idle since, disconnected since, logon).
@@ -55,35 +67,46 @@ pub struct Deadline {
     pub warnings: Vec<(Duration, Timestamp)>,
 }
 
+impl Limit {
+    /// `idle for 2h`, `disconnected for 30m`, `logged on for 1d`.
+    pub fn words(&self) -> String {
+        format!(
+            "{} {}",
+            self.reason.state_words(),
+            crate::duration::display(self.limit)
+        )
+    }
+}
+
 /// What a policy says of one session now.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
     /// No rule's match takes it.
     NoRule,
     /// A rule takes it, but root, the console and greeters need naming (why).
-    Protected { rule: String, why: &'static str },
+    Protected { rule: RuleId, why: &'static str },
     /// The rule that takes it exempts it (why).
-    Exempt { rule: String, why: String },
+    Exempt { rule: RuleId, why: String },
     /// The rule takes it, but none of its limits runs now (why).
-    Unlimited { rule: String, why: String },
+    Unlimited { rule: RuleId, why: String },
     /// Under a limit.
-    Limited { rule: String, deadline: Deadline },
+    Limited { rule: RuleId, limit: Limit },
 }
 
 impl Verdict {
-    pub fn rule(&self) -> Option<&str> {
+    pub fn rule(&self) -> Option<RuleId> {
         match self {
             Verdict::NoRule => None,
             Verdict::Protected { rule, .. }
             | Verdict::Exempt { rule, .. }
             | Verdict::Unlimited { rule, .. }
-            | Verdict::Limited { rule, .. } => Some(rule),
+            | Verdict::Limited { rule, .. } => Some(*rule),
         }
     }
 
-    pub fn deadline(&self) -> Option<&Deadline> {
+    pub fn limit(&self) -> Option<&Limit> {
         match self {
-            Verdict::Limited { deadline, .. } => Some(deadline),
+            Verdict::Limited { limit, .. } => Some(limit),
             _ => None,
         }
     }
@@ -99,13 +122,13 @@ impl Verdict {
     }
 }
 
-/// A session's identity across listings and restarts: its ID and logon time (an ID may be
-/// used again by a later session).
-pub fn key(s: &Session) -> String {
-    match s.logon_time {
-        Some(t) => format!("{}@{}", s.id, t.as_second()),
-        None => s.id.to_string(),
-    }
+/// What the daemon remembers of a session beyond what a listing shows: since when it has
+/// been disconnected, and the earliest logon time ever seen for it (a user who replaces
+/// their session's oldest process moves what a listing calls its logon time, never this).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Remembered {
+    pub disconnected_since: Option<Timestamp>,
+    pub first_logon: Option<Timestamp>,
 }
 
 /// Whether the session counts as disconnected (as `--state disconnected` says).
@@ -114,56 +137,63 @@ pub fn is_disconnected(s: &Session) -> bool {
 }
 
 impl Policy {
-    /// The verdict on each of `sessions` at `now`; `disconnected_since` tells since when a
-    /// disconnected session has been (the daemon's clocks: `None` means from now).
+    /// The rule `id` names (one of this policy's: [`RuleId`]s come from it).
+    pub fn rule(&self, id: RuleId) -> Option<&Rule> {
+        self.rules.get(id.0)
+    }
+
+    /// The rule named `name` (a policy read again keeps its rules' names, not their places).
+    pub fn rule_named(&self, name: &str) -> Option<RuleId> {
+        self.rules.iter().position(|r| r.name == name).map(RuleId)
+    }
+
+    /// The verdict on each of `sessions` at `now`; `remembered` tells what the daemon knows
+    /// of a session beyond the listing (nothing: a disconnected clock starts now).
     pub fn evaluate(
         &self,
         sessions: &[Session],
-        disconnected_since: impl Fn(&Session) -> Option<Timestamp>,
+        remembered: impl Fn(&Session) -> Remembered,
         now: Timestamp,
     ) -> Vec<Verdict> {
         let mut groups = Groups::default();
         sessions
             .iter()
-            .map(|s| self.verdict(s, disconnected_since(s), now, &mut groups))
+            .map(|s| self.verdict(s, remembered(s), now, &mut groups))
             .collect()
     }
 
     fn verdict(
         &self,
         s: &Session,
-        disconnected_since: Option<Timestamp>,
+        remembered: Remembered,
         now: Timestamp,
         groups: &mut Groups,
     ) -> Verdict {
-        let Some(rule) = self.rules.iter().find(|r| r.matches.takes(s, groups)) else {
+        let Some(at) = self.rules.iter().position(|r| r.matches.takes(s, groups)) else {
             return Verdict::NoRule;
         };
-        let name = rule.name.clone();
+        let (rule, id) = (&self.rules[at], RuleId(at));
         if let Some(why) = rule.matches.protects(s) {
-            return Verdict::Protected { rule: name, why };
+            return Verdict::Protected { rule: id, why };
         }
         if let Some(why) = rule.exempt.exempts(s, groups) {
-            return Verdict::Exempt { rule: name, why };
+            return Verdict::Exempt { rule: id, why };
         }
-        match rule.deadline(s, disconnected_since, now) {
-            Ok(deadline) => Verdict::Limited {
-                rule: name,
-                deadline,
-            },
-            Err(why) => Verdict::Unlimited { rule: name, why },
+        match rule.limit_for(s, remembered, now) {
+            Ok(limit) => Verdict::Limited { rule: id, limit },
+            Err(why) => Verdict::Unlimited { rule: id, why },
         }
     }
 }
 
 impl Rule {
     /// The limit of this rule that `s` reaches first, or why none runs.
-    fn deadline(
+    fn limit_for(
         &self,
         s: &Session,
-        disconnected_since: Option<Timestamp>,
+        remembered: Remembered,
         now: Timestamp,
-    ) -> Result<Deadline, String> {
+    ) -> Result<Limit, String> {
         let disconnected = is_disconnected(s);
         let mut candidates = Vec::new();
         let mut why = Vec::new();
@@ -176,33 +206,34 @@ impl Rule {
         }
         if let Some(limit) = self.disconnected {
             if disconnected {
-                candidates.push((
-                    Reason::Disconnected,
-                    limit,
-                    disconnected_since.unwrap_or(now),
-                ));
+                let since = remembered.disconnected_since.unwrap_or(now);
+                candidates.push((Reason::Disconnected, limit, since));
             } else {
                 why.push("it is not disconnected");
             }
         }
         if let Some(limit) = self.max_age {
-            match s.logon_time {
+            let logon = match (remembered.first_logon, s.logon_time) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            match logon {
                 Some(since) => candidates.push((Reason::MaxAge, limit, since)),
                 None => why.push("its logon time is unknown"),
             }
         }
         let (reason, limit, since) = candidates
             .into_iter()
-            .min_by_key(|(_, limit, since)| add(*since, *limit))
+            .min_by_key(|(_, limit, since)| time::add(*since, *limit))
             .ok_or_else(|| why.join("; "))?;
-        let acts_at = add(since, limit);
+        let acts_at = time::add(since, limit);
         let mut warnings: Vec<(Duration, Timestamp)> = self
             .warn
             .iter()
-            .map(|lead| (*lead, sub(acts_at, *lead).max(since)))
+            .map(|lead| (*lead, time::sub(acts_at, *lead).max(since)))
             .collect();
         warnings.sort_by_key(|(_, at)| *at);
-        Ok(Deadline {
+        Ok(Limit {
             reason,
             limit,
             since,
@@ -210,20 +241,6 @@ impl Rule {
             warnings,
         })
     }
-}
-
-fn add(t: Timestamp, d: Duration) -> Timestamp {
-    jiff::SignedDuration::try_from(d)
-        .ok()
-        .and_then(|d| t.checked_add(d).ok())
-        .unwrap_or(Timestamp::MAX)
-}
-
-fn sub(t: Timestamp, d: Duration) -> Timestamp {
-    jiff::SignedDuration::try_from(d)
-        .ok()
-        .and_then(|d| t.checked_sub(d).ok())
-        .unwrap_or(Timestamp::MIN)
 }
 
 #[cfg(test)]
@@ -282,12 +299,17 @@ warn = ["2m", "30s"]
         let sessions = [bob, gone, carol, local, root, unknown];
         let v = p.evaluate(
             &sessions,
-            |s| (s.id.as_str() == "2").then(|| at(50)),
+            |s| Remembered {
+                disconnected_since: (s.id.as_str() == "2").then(|| at(50)),
+                first_logon: None,
+            },
             at(200),
         );
+        let remote = p.rule_named("remote");
         // bob: idle since 100 + 10m = 700, before max age at 3600.
-        let d = v[0].deadline().expect("limited");
+        let d = v[0].limit().expect("limited");
         assert_eq!((d.reason, d.acts_at), (Reason::Idle, at(700)));
+        assert_eq!(v[0].rule(), remote);
         assert_eq!(
             d.warnings,
             [
@@ -296,9 +318,11 @@ warn = ["2m", "30s"]
             ]
         );
         // dave: disconnected since 50 (the clock), + 5m.
-        let d = v[1].deadline().expect("limited");
+        let d = v[1].limit().expect("limited");
         assert_eq!((d.reason, d.acts_at), (Reason::Disconnected, at(350)));
-        assert!(matches!(&v[2], Verdict::Exempt { rule, .. } if rule == "staff"));
+        assert!(
+            matches!(&v[2], Verdict::Exempt { rule, .. } if Some(*rule) == p.rule_named("staff"))
+        );
         assert_eq!(v[3], Verdict::NoRule);
         assert!(matches!(&v[4], Verdict::Protected { .. }));
         assert!(matches!(&v[5], Verdict::Unlimited { why, .. } if why.contains("idle time")));
@@ -310,9 +334,27 @@ warn = ["2m", "30s"]
             .expect("policy");
         let mut s = session("1", "bob", 1000);
         s.state = "closing".into();
-        let v = p.evaluate(&[s], |_| None, at(10));
-        let d = v[0].deadline().expect("limited");
+        let v = p.evaluate(&[s], |_| Remembered::default(), at(10));
+        let d = v[0].limit().expect("limited");
         assert_eq!(d.acts_at, at(70));
         assert_eq!(d.warnings, [(Duration::from_secs(300), at(10))]);
+    }
+
+    /// Regression (issue 17, item 3): replacing a session's oldest process moved the logon
+    /// time a listing shows; the max-age clock runs from the earliest logon ever seen.
+    #[test]
+    fn max_age_runs_from_the_earliest_logon_remembered() {
+        let p = from_text("[[rule]]\nname = \"r\"\nmax_age = \"1h\"\n").expect("policy");
+        let mut s = session("1", "bob", 1000);
+        s.logon_time = Some(at(3000));
+        let v = p.evaluate(
+            std::slice::from_ref(&s),
+            |_| Remembered {
+                disconnected_since: None,
+                first_logon: Some(at(0)),
+            },
+            at(3100),
+        );
+        assert_eq!(v[0].limit().map(|l| l.acts_at), Some(at(3600)));
     }
 }

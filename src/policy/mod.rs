@@ -8,21 +8,24 @@
 
 pub mod eval;
 mod parse;
+pub mod published;
 pub mod rule;
 pub mod template;
 
 use std::path::Path;
 use std::time::Duration;
 
-pub use eval::{Reason, Verdict};
+pub use eval::{Limit, Reason, Remembered, RuleId, Verdict};
 pub use rule::{Exempt, Match};
+
+use crate::system::files::{self, Expect, Owner};
 
 /// The policy file, where nothing else is said.
 pub const DEFAULT_PATH: &str = "/etc/logoff/policy.toml";
 
 /// What logoffd does when a limit is reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Mode {
+pub enum Enforcement {
     /// Warns, then logs off.
     #[default]
     Enforce,
@@ -32,12 +35,12 @@ pub enum Mode {
     WarnOnly,
 }
 
-impl Mode {
+impl Enforcement {
     pub fn as_str(self) -> &'static str {
         match self {
-            Mode::Enforce => "enforce",
-            Mode::DryRun => "dry-run",
-            Mode::WarnOnly => "warn-only",
+            Enforcement::Enforce => "enforce",
+            Enforcement::DryRun => "dry-run",
+            Enforcement::WarnOnly => "warn-only",
         }
     }
 }
@@ -45,7 +48,7 @@ impl Mode {
 /// A checked policy.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
-    pub mode: Mode,
+    pub mode: Enforcement,
     /// How often sessions are looked at when no deadline is due sooner (new sessions on
     /// hosts without logind's signals, sessions that lose their terminal).
     pub scan_interval: Duration,
@@ -97,8 +100,9 @@ impl std::fmt::Display for PolicyError {
     }
 }
 
-/// Reads and checks the policy in `path`: a regular file of at most 1 MiB of UTF-8 text,
-/// owned by root (or whoever runs logoffd) and writable by nobody else — it decides whose
+/// Reads and checks the policy in `path`: a regular file (not through a symbolic link) of at
+/// most 1 MiB of UTF-8 text, owned by root (or whoever runs logoffd) and writable by nobody
+/// else — it decides whose
 /// sessions end, so it is refused as sshd refuses a key file others could change.
 pub fn load(path: &Path) -> Result<Policy, PolicyError> {
     let fail = |message: String| PolicyError {
@@ -110,32 +114,17 @@ pub fn load(path: &Path) -> Result<Policy, PolicyError> {
 }
 
 fn read_policy_file(path: &Path) -> Result<String, String> {
-    use rustix::fs::{FileType, Mode as FileMode, OFlags};
     use std::io::Read;
     const MAX: u64 = 1024 * 1024;
-    let fd = rustix::fs::open(
-        path,
-        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
-        FileMode::empty(),
-    )
-    .map_err(|e| e.to_string())?;
-    let st = rustix::fs::fstat(&fd).map_err(|e| e.to_string())?;
-    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
-        return Err("it is not a regular file".into());
-    }
-    let me = rustix::process::geteuid().as_raw();
-    if st.st_uid != 0 && st.st_uid != me {
-        return Err(format!("it is owned by uid {}, not by root", st.st_uid));
-    }
-    if st.st_mode & 0o022 != 0 {
-        return Err(format!(
-            "others may write to it (mode {:o}): chmod go-w",
-            st.st_mode & 0o777
-        ));
-    }
+    let expect = Expect {
+        kind: rustix::fs::FileType::RegularFile,
+        owner: Owner::RootOrMe,
+        private_writes: true,
+        max_size: MAX,
+    };
+    let file = files::open_verified(path, &expect).map_err(|e| e.to_string())?;
     let mut bytes = Vec::new();
-    std::fs::File::from(fd)
-        .take(MAX + 1)
+    file.take(MAX + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| e.to_string())?;
     if bytes.len() as u64 > MAX {

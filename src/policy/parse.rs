@@ -9,7 +9,7 @@ use toml::Spanned;
 
 use super::rule::{Exempt, Match, UidRange};
 use super::template::Template;
-use super::{DEFAULT_SCAN_INTERVAL, DEFAULT_TIMEOUT, Mode, Policy, PolicyError, Rule};
+use super::{DEFAULT_SCAN_INTERVAL, DEFAULT_TIMEOUT, Enforcement, Policy, PolicyError, Rule};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -107,11 +107,11 @@ pub(super) fn parse(text: &str) -> Result<Policy, PolicyError> {
         },
     })?;
     let mode = match raw.mode {
-        None => Mode::default(),
+        None => Enforcement::default(),
         Some(m) => match m.get_ref().as_str() {
-            "enforce" => Mode::Enforce,
-            "dry-run" => Mode::DryRun,
-            "warn-only" => Mode::WarnOnly,
+            "enforce" => Enforcement::Enforce,
+            "dry-run" => Enforcement::DryRun,
+            "warn-only" => Enforcement::WarnOnly,
             other => {
                 return Err(at(
                     m.span(),
@@ -239,7 +239,7 @@ fn matches(text: &str, raw: RawMatch) -> Result<Match, PolicyError> {
     if let Some(spanned) = raw.from {
         let start = spanned.span().start;
         for f in spanned.into_inner().into_vec() {
-            let parsed = super::rule::From::parse(&f).map_err(|e| PolicyError {
+            let parsed = crate::select::HostSpec::parse(&f).map_err(|e| PolicyError {
                 at: Some(line_col(text, start)),
                 message: e,
             })?;
@@ -319,7 +319,7 @@ timeout = "10s"
     #[test]
     fn the_example_of_the_issue_parses() {
         let p = parse(EXAMPLE).expect("parses");
-        assert_eq!(p.mode, Mode::Enforce);
+        assert_eq!(p.mode, Enforcement::Enforce);
         assert_eq!(p.rules.len(), 1);
         let r = &p.rules[0];
         assert_eq!(r.name, "remote-idle");

@@ -3,9 +3,9 @@
 //! greeters and service managers).
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 
 use crate::model::{Session, Uid};
+use crate::select::{HostSpec, names_user};
 
 /// The sessions a rule is for. Each field given must pass; a list means any of its values.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -18,7 +18,7 @@ pub struct Match {
     /// Came in over the network (`remote = true`), or not (`local = true`).
     pub remote: Option<bool>,
     /// Came from one of these hosts or networks.
-    pub from: Vec<From>,
+    pub from: Vec<HostSpec>,
     /// Has a terminal.
     pub tty: Option<bool>,
     /// Is a graphical session, as vouched for (logind's Type x11 or wayland, an xrdp
@@ -80,69 +80,6 @@ impl UidRange {
     }
 }
 
-/// A host (by the name or address the session's FROM shows) or a network (`10.0.0.0/8`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum From {
-    Host(String),
-    Network(IpAddr, u8),
-}
-
-impl From {
-    pub fn parse(text: &str) -> Result<From, String> {
-        let text = text.trim();
-        if text.is_empty() {
-            return Err("an empty host in from".into());
-        }
-        let Some((addr, bits)) = text.split_once('/') else {
-            return Ok(From::Host(text.to_string()));
-        };
-        let addr: IpAddr = addr
-            .parse()
-            .map_err(|_| format!("'{text}': '{addr}' is not an IP address"))?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let bits: u8 = bits
-            .parse()
-            .ok()
-            .filter(|b| *b <= max)
-            .ok_or_else(|| format!("'{text}': a prefix length is 0 to {max}"))?;
-        Ok(From::Network(addr, bits))
-    }
-
-    fn takes(&self, host: &str) -> bool {
-        match self {
-            From::Host(h) => h.eq_ignore_ascii_case(host),
-            From::Network(net, bits) => host
-                .parse::<IpAddr>()
-                .is_ok_and(|ip| in_network(ip, *net, *bits)),
-        }
-    }
-
-    fn describe(&self) -> String {
-        match self {
-            From::Host(h) => h.clone(),
-            From::Network(a, b) => format!("{a}/{b}"),
-        }
-    }
-}
-
-fn in_network(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
-    let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-        v4 => v4,
-    };
-    match (ip, net) {
-        (IpAddr::V4(a), IpAddr::V4(n)) => {
-            let mask = u32::MAX.checked_shl(32 - u32::from(bits)).unwrap_or(0);
-            u32::from(a) & mask == u32::from(n) & mask
-        }
-        (IpAddr::V6(a), IpAddr::V6(n)) => {
-            let mask = u128::MAX.checked_shl(128 - u32::from(bits)).unwrap_or(0);
-            u128::from(a) & mask == u128::from(n) & mask
-        }
-        _ => false,
-    }
-}
-
 /// Session classes no rule takes unless it names them: the login screen and the service
 /// managers of users.
 pub const PROTECTED_CLASSES: [&str; 4] = ["greeter", "lock-screen", "manager", "manager-early"];
@@ -173,11 +110,7 @@ impl Groups {
 }
 
 fn user_in(users: &[String], s: &Session) -> bool {
-    users.iter().any(|u| {
-        *u == s.user
-            || u.parse::<u32>()
-                .is_ok_and(|n| s.belongs_to(Uid::from_raw(n)))
-    })
+    users.iter().any(|u| names_user(u, s))
 }
 
 fn uid_in(uids: &[UidRange], s: &Session) -> bool {
@@ -195,10 +128,7 @@ impl Match {
             && (self.uids.is_empty() || uid_in(&self.uids, s))
             && (self.groups.is_empty() || groups.of(s).iter().any(|g| self.groups.contains(g)))
             && self.remote.is_none_or(|r| s.remote == r)
-            && (self.from.is_empty()
-                || s.remote_host
-                    .as_deref()
-                    .is_some_and(|h| self.from.iter().any(|f| f.takes(h))))
+            && (self.from.is_empty() || self.from.iter().any(|f| f.takes(s)))
             && self.tty.is_none_or(|t| s.tty.is_some() == t)
             && self.x11.is_none_or(|x| s.is_graphical() == x)
             && (self.services.is_empty() || any_in(&self.services, s.service.as_deref()))
@@ -247,7 +177,7 @@ impl Match {
             None => {}
         }
         if !self.from.is_empty() {
-            let f: Vec<String> = self.from.iter().map(From::describe).collect();
+            let f: Vec<String> = self.from.iter().map(ToString::to_string).collect();
             parts.push(format!("from {}", f.join(", ")));
         }
         for (name, v) in [
@@ -321,20 +251,6 @@ mod tests {
     }
 
     #[test]
-    fn networks_and_hosts() {
-        let net = From::parse("10.1.0.0/16").expect("net");
-        assert!(net.takes("10.1.2.3"));
-        assert!(net.takes("::ffff:10.1.2.3"));
-        assert!(!net.takes("10.2.0.1"));
-        assert!(!net.takes("laptop"));
-        assert!(From::parse("0.0.0.0/0").expect("all").takes("192.0.2.1"));
-        assert!(From::parse("fd00::/8").expect("v6").takes("fd12::1"));
-        assert!(From::Host("Laptop".into()).takes("laptop"));
-        assert!(From::parse("10.0.0.0/33").is_err());
-        assert!(From::parse("nonsense/8").is_err());
-    }
-
-    #[test]
     fn uid_ranges() {
         assert_eq!(
             UidRange::parse("1000-1999"),
@@ -383,7 +299,7 @@ mod tests {
         s.service = Some("sshd".into());
         let m = Match {
             remote: Some(true),
-            from: vec![From::parse("192.0.2.0/24").expect("net")],
+            from: vec![HostSpec::parse("192.0.2.0/24").expect("net")],
             services: vec!["sshd".into()],
             tty: Some(true),
             uids: vec![UidRange {

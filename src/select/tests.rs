@@ -162,7 +162,7 @@ fn filters_combine() {
     };
     assert_eq!(sel(&f, None), ["5"]);
     let f = Filters {
-        from: Some("10.0.0.5".into()),
+        from: Some(HostSpec::Host("10.0.0.5".into())),
         ..Filters::default()
     };
     assert_eq!(sel(&f, None), ["3"]);
@@ -229,4 +229,39 @@ fn ids_match_exactly() {
     let all = sample();
     assert!(resolve(&all, &args(&["03"]), None).is_err());
     assert!(resolve(&all, &args(&["C1"]), None).is_err());
+}
+
+#[test]
+fn hosts_and_networks_match_what_is_vouched_for() {
+    let from = |host: &str| Session {
+        remote_host: Some(host.into()),
+        ..Session::default()
+    };
+    let net = HostSpec::parse("10.1.0.0/16").expect("net");
+    assert!(net.takes(&from("10.1.2.3")));
+    assert!(net.takes(&from("::ffff:10.1.2.3")));
+    assert!(!net.takes(&from("10.2.0.1")));
+    assert!(!net.takes(&from("laptop")));
+    assert!(
+        HostSpec::parse("0.0.0.0/0")
+            .expect("all")
+            .takes(&from("192.0.2.1"))
+    );
+    assert!(
+        HostSpec::parse("fd00::/8")
+            .expect("v6")
+            .takes(&from("fd12::1"))
+    );
+    assert!(HostSpec::Host("Laptop".into()).takes(&from("laptop")));
+    assert!(HostSpec::parse("10.0.0.0/33").is_err());
+    assert!(HostSpec::parse("nonsense/8").is_err());
+    // A claim is no origin.
+    let claimed = Session {
+        remote_claim: Some(crate::model::Claim {
+            value: "10.1.2.3".into(),
+            source: "environment",
+        }),
+        ..Session::default()
+    };
+    assert!(!net.takes(&claimed));
 }

@@ -28,7 +28,7 @@ const THREADS: usize = 512;
 
 /// `f` on every item, on threads of their own, until `deadline`: the answers in order,
 /// `None` for those not done by then (or not started, while too many are stalled).
-pub fn map<T, R>(items: Vec<T>, f: fn(T) -> R, deadline: Deadline) -> Vec<Option<R>>
+pub fn map<T, R>(items: Vec<T>, f: fn(&T) -> R, deadline: Deadline) -> Vec<Option<R>>
 where
     T: Send + 'static,
     R: Send + 'static,
@@ -53,7 +53,7 @@ where
                     let next = queue.lock().ok().and_then(|mut q| q.pop());
                     let Some((at, item)) = next else { break };
                     RUNNING.fetch_add(1, Ordering::SeqCst);
-                    let answer = f(item);
+                    let answer = f(&item);
                     RUNNING.fetch_sub(1, Ordering::SeqCst);
                     if tx.send((at, answer)).is_err() {
                         break;
@@ -100,7 +100,7 @@ mod tests {
         let started = std::time::Instant::now();
         let got = map(
             vec![0u64, 3],
-            |s| std::thread::sleep(Duration::from_secs(s)),
+            |s| std::thread::sleep(Duration::from_secs(*s)),
             Deadline::after(Duration::from_millis(300)),
         );
         assert!(started.elapsed() < Duration::from_secs(2));

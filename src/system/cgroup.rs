@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use rustix::event::{PollFd, PollFlags};
 
 use crate::deadline::Deadline;
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::model::Pid;
 
 /// The mount points of the cgroup hierarchies that hold systemd's tree: cgroup2 first, then
@@ -62,10 +62,11 @@ pub fn pids(dir: &Path) -> Result<Vec<Pid>> {
             .map(Pid::from_raw)
             .collect()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(Error::system(format!(
-            "cannot read {}: {e}",
-            dir.join("cgroup.procs").display()
-        ))),
+        Err(e) => Err(Error::io(
+            Kind::System,
+            format!("cannot read {}", dir.join("cgroup.procs").display()),
+            e,
+        )),
     }
 }
 
@@ -84,10 +85,11 @@ pub fn wait_empty(dirs: &[&Path], deadline: Deadline) -> Result<Vec<bool>> {
             Ok(f) => files.push(Some(f)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => files.push(None),
             Err(e) => {
-                return Err(Error::system(format!(
-                    "cannot read {}: {e}",
-                    events.display()
-                )));
+                return Err(Error::io(
+                    Kind::System,
+                    format!("cannot read {}", events.display()),
+                    e,
+                ));
             }
         }
     }
@@ -105,10 +107,7 @@ pub fn wait_empty(dirs: &[&Path], deadline: Deadline) -> Result<Vec<bool>> {
             return Ok(empty);
         }
         let step = deadline.next_step();
-        let timeout = rustix::time::Timespec {
-            tv_sec: step.as_secs() as i64,
-            tv_nsec: i64::from(step.subsec_nanos()),
-        };
+        let timeout = crate::deadline::timespec(step);
         // kernfs signals a change of the file as POLLPRI (and POLLERR).
         let mut fds: Vec<PollFd<'_>> = files
             .iter()
@@ -118,7 +117,13 @@ pub fn wait_empty(dirs: &[&Path], deadline: Deadline) -> Result<Vec<bool>> {
             .collect();
         match rustix::event::poll(&mut fds, Some(&timeout)) {
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(Error::system(format!("cannot poll cgroup.events: {e}"))),
+            Err(e) => {
+                return Err(Error::io(
+                    Kind::System,
+                    "cannot poll cgroup.events",
+                    e.into(),
+                ));
+            }
         }
     }
 }

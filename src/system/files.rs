@@ -147,10 +147,7 @@ pub fn read_bounded(path: &str, max: usize, wait: Duration) -> io::Result<Vec<u8
                     )));
                 }
                 let step = deadline.next_step();
-                let timeout = rustix::time::Timespec {
-                    tv_sec: step.as_secs() as i64,
-                    tv_nsec: i64::from(step.subsec_nanos()),
-                };
+                let timeout = crate::deadline::timespec(step);
                 let mut fds = [PollFd::new(&fd, PollFlags::IN)];
                 match rustix::event::poll(&mut fds, Some(&timeout)) {
                     Ok(_) | Err(rustix::io::Errno::INTR) => {}

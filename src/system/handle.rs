@@ -159,10 +159,7 @@ impl Handle {
             match &self.fd {
                 Some(fd) => {
                     let step = deadline.next_step();
-                    let ts = rustix::time::Timespec {
-                        tv_sec: step.as_secs() as i64,
-                        tv_nsec: i64::from(step.subsec_nanos()),
-                    };
+                    let ts = crate::deadline::timespec(step);
                     let mut fds = [PollFd::new(fd, PollFlags::IN)];
                     match rustix::event::poll(&mut fds, Some(&ts)) {
                         Ok(n) if n > 0 => return true,
@@ -211,7 +208,7 @@ pub fn prepare_descriptors() {
         .saturating_sub(1);
     if let Ok(any) = rustix::fs::open("/", OFlags::PATH | OFlags::CLOEXEC, Mode::empty()) {
         // The table grows to hold the new descriptor; closing it leaves the table as it is.
-        let _ = rustix::io::fcntl_dupfd_cloexec(&any, top as i32);
+        let _ = rustix::io::fcntl_dupfd_cloexec(&any, i32::try_from(top).unwrap_or(i32::MAX));
     }
 }
 
@@ -223,7 +220,7 @@ fn fd_budget() -> i32 {
         let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
             .current
             .unwrap_or(u64::from(u32::MAX));
-        limit.saturating_sub(FD_RESERVE).min(i32::MAX as u64) as i32
+        i32::try_from(limit.saturating_sub(FD_RESERVE)).unwrap_or(i32::MAX)
     })
 }
 

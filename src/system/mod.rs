@@ -8,7 +8,6 @@ pub mod descriptors;
 pub mod files;
 pub mod handle;
 pub mod host;
-pub mod interrupt;
 pub mod process;
 pub mod sockets;
 pub mod tty;

@@ -26,7 +26,8 @@ pub fn name_from_tty_nr(tty_nr: i32) -> Option<String> {
     if tty_nr == 0 {
         return None;
     }
-    let dev = tty_nr as u32;
+    // The number as the kernel keeps it (dev_t's bits), not as a signed value.
+    let dev = u32::from_ne_bytes(tty_nr.to_ne_bytes());
     let major = (dev >> 8) & 0xfff;
     let minor = (dev & 0xff) | ((dev >> 12) & 0xfff00);
     if let Some(name) = known_name(major, minor) {
@@ -213,26 +214,6 @@ pub fn write_checked(terminal: &Terminal, owner: Option<Uid>, text: &[u8]) -> io
     Ok(())
 }
 
-/// Makes text fit for someone else's terminal, as wall(1) does: control characters (and so
-/// escape sequences) become `^X`, line ends become CR LF (the terminal may be in raw mode).
-pub fn sanitize(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        match c {
-            '\n' => out.push_str("\r\n"),
-            '\t' => out.push('\t'),
-            c if (c as u32) < 0x20 => {
-                out.push('^');
-                out.push(char::from(b'@' + c as u8));
-            }
-            '\u{7f}' => out.push_str("^?"),
-            c if crate::output::is_unsafe_char(c) => out.push('?'),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,16 +238,6 @@ mod tests {
         assert_eq!(name_from_tty_nr(nr(4, 2)).as_deref(), Some("tty2"));
         assert_eq!(name_from_tty_nr(nr(4, 64)).as_deref(), Some("ttyS0"));
         assert_eq!(name_from_tty_nr(nr(5, 1)).as_deref(), Some("console"));
-    }
-
-    #[test]
-    fn sanitizes_for_terminals() {
-        assert_eq!(sanitize("save\nnow"), "save\r\nnow");
-        assert_eq!(sanitize("\u{1b}[2Jgone"), "^[[2Jgone");
-        assert_eq!(sanitize("bell\u{7}"), "bell^G");
-        assert_eq!(sanitize("tab\tok"), "tab\tok");
-        assert_eq!(sanitize("\u{9b}31m"), "?31m");
-        assert_eq!(sanitize("abc\u{202e}fed"), "abc?fed");
     }
 
     #[test]

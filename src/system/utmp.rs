@@ -138,7 +138,8 @@ fn set_dead(buf: &mut [u8; layout::RECORD], now: Timestamp) {
     buf[layout::TYPE..layout::TYPE + 2].copy_from_slice(&layout::DEAD_PROCESS.to_ne_bytes());
     buf[layout::USER..layout::USER + layout::USER_LEN].fill(0);
     buf[layout::HOST..layout::HOST + layout::HOST_LEN].fill(0);
-    let secs = now.as_second() as i32;
+    // utmp's 32-bit time: after 2038 the record says the last moment it can.
+    let secs = i32::try_from(now.as_second()).unwrap_or(i32::MAX);
     let usecs = now.subsec_microsecond();
     buf[layout::TV..layout::TV + 4].copy_from_slice(&secs.to_ne_bytes());
     buf[layout::TV + 4..layout::TV + 8].copy_from_slice(&usecs.to_ne_bytes());

@@ -86,7 +86,9 @@ pub(crate) fn through_child(
     let grace = connect_timeout + Duration::from_secs(5);
     std::thread::spawn(move || {
         if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = watchdog.recv_timeout(grace)
-            && let Some(pid) = rustix::process::Pid::from_raw(child_pid as i32)
+            && let Some(pid) = i32::try_from(child_pid)
+                .ok()
+                .and_then(rustix::process::Pid::from_raw)
         {
             let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
         }

@@ -10,7 +10,7 @@ use super::props::{action_error, bus_error, failure_kind, no_such_unit, vanished
 use super::{Logind, for_each};
 use crate::backend::{Backend, Signalled};
 use crate::deadline::Deadline;
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::model::{ProcessInfo, Session};
 use crate::system::cgroup;
 use crate::system::handle::Handle;
@@ -63,7 +63,7 @@ impl Logind {
                 continue;
             }
             if let Err(e) = reply {
-                results[at] = Err(action_error(self.reach, e));
+                results[at] = Err(action_error(self.reach, &e));
                 continue;
             }
             // logind marks the session closing (`stopping`) before it answers
@@ -152,7 +152,7 @@ impl Logind {
                 if let Err(e) = zbus::block_on(manager.kill_session(session.id.as_str(), "all", 9))
                     && !vanished(&e)
                 {
-                    return Err(action_error(self.reach, e));
+                    return Err(action_error(self.reach, &e));
                 }
             }
             return Ok(Killed::ByAudit(id));
@@ -172,7 +172,7 @@ impl Logind {
             // the count above and KillSession (a session that ends by itself as the timeout
             // passes): whatever the scope may still hold is killed without logind.
             Err(e) if vanished(&e) => self.kill_scope(session, left).map(Killed::Done),
-            Err(e) => Err(action_error(self.reach, e)),
+            Err(e) => Err(action_error(self.reach, &e)),
         }
     }
 
@@ -191,7 +191,7 @@ impl Logind {
             ));
         }
         let systemd = zbus::block_on(SystemdProxy::new(&self.conn))
-            .map_err(|e| bus_error(self.reach, e, "cannot reach systemd"))?;
+            .map_err(|e| bus_error(self.reach, &e, "cannot reach systemd"))?;
         match zbus::block_on(systemd.kill_unit(&scope, "all", 9)) {
             Ok(()) => Ok(Signalled {
                 processes: Some(left),
@@ -201,7 +201,7 @@ impl Logind {
                 processes: Some(0),
                 ..Signalled::default()
             }),
-            Err(e) => Err(action_error(self.reach, e)),
+            Err(e) => Err(action_error(self.reach, &e)),
         }
     }
 
@@ -220,7 +220,13 @@ impl Logind {
                 Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
                     sent.refused.push(Proc::new(*pid).info());
                 }
-                Err(e) => return Err(Error::system(format!("cannot signal process {pid}: {e}"))),
+                Err(e) => {
+                    return Err(Error::io(
+                        Kind::System,
+                        format!("cannot signal process {pid}"),
+                        e,
+                    ));
+                }
             }
         }
         sent.processes = Some(count);

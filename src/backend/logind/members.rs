@@ -33,7 +33,7 @@ pub(super) enum Source {
 }
 
 /// What logoff knows of one session it is ending.
-pub(super) struct Tracker {
+pub(super) struct Followed {
     pub source: Source,
     /// pidfds on its processes (local cgroups only).
     pub watched: HashMap<Pid, Handle>,
@@ -66,12 +66,12 @@ pub(super) fn audit_view(session: &Session, id: u32) -> Session {
 
 impl Logind {
     /// How a session's processes are followed; found once per session.
-    pub(super) fn tracker(&mut self, session: &Session) -> Result<&mut Tracker> {
+    pub(super) fn tracker(&mut self, session: &Session) -> Result<&mut Followed> {
         if !self.trackers.contains_key(&session.id) {
             let source = self.source(session)?;
             self.trackers.insert(
                 session.id.clone(),
-                Tracker {
+                Followed {
                     source,
                     watched: HashMap::new(),
                     closing: false,
@@ -129,7 +129,7 @@ impl Logind {
             .path(unit_path(scope))
             .build()
             .await
-            .map_err(|e| bus_error(self.reach, e, "cannot reach systemd"))?;
+            .map_err(|e| bus_error(self.reach, &e, "cannot reach systemd"))?;
         let group = match proxy
             .get(
                 InterfaceName::from_static_str_unchecked("org.freedesktop.systemd1.Scope"),
@@ -193,21 +193,23 @@ impl Logind {
     async fn unit_processes(&self, scope: &str) -> Result<Vec<ProcessInfo>> {
         let systemd = SystemdProxy::new(&self.conn)
             .await
-            .map_err(|e| bus_error(self.reach, e, "cannot reach systemd"))?;
+            .map_err(|e| bus_error(self.reach, &e, "cannot reach systemd"))?;
         let here = self.reach == Reach::ThisHost;
         match systemd.get_unit_processes(scope).await {
             Ok(list) => Ok(list
                 .into_iter()
-                .map(|(_, pid, cmdline)| ProcessInfo {
-                    pid: Pid::from_raw(pid as i32),
-                    command: cmdline,
+                .filter_map(|(_, pid, cmdline)| {
+                    Some(ProcessInfo {
+                        pid: Pid::from_raw(i32::try_from(pid).ok()?),
+                        command: cmdline,
+                    })
                 })
                 .filter(|p| p.pid != self.own_pid || !here)
                 .collect()),
             Err(e) if no_such_unit(&e) => Ok(Vec::new()),
             Err(e) => Err(bus_error(
                 self.reach,
-                e,
+                &e,
                 &format!("cannot list the processes of {scope}"),
             )),
         }

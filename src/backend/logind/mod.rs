@@ -42,7 +42,7 @@ use crate::system::tty;
 use crate::system::users::Caller;
 use crate::transport::{Bus, Reach, Tunnel};
 use bus::{MANAGE_ACTION, ManagerProxy, PolkitProxy, properties, session_path};
-use members::{Source, Tracker, audit_view};
+use members::{Followed, Source, audit_view};
 use props::{bus_error, denied, get_str, session_from, unknown_method, vanished};
 
 /// How long to wait, once no process is left, for logind to mark the session closing.
@@ -58,7 +58,7 @@ pub struct Logind {
     reach: Reach,
     own_pid: Pid,
     /// Per session being ended: where its processes are read from, and pidfds on them.
-    trackers: HashMap<SessionId, Tracker>,
+    trackers: HashMap<SessionId, Followed>,
     /// The caller's own session, once asked.
     current: Option<Option<SessionId>>,
     /// The ssh (or bridge) process the connection runs through, if any: kept alive with it.
@@ -91,7 +91,7 @@ impl Logind {
                 .await?;
             proxy.ping().await
         })
-        .map_err(|e| bus_error(backend.reach, e, "logind does not answer on the bus"))?;
+        .map_err(|e| bus_error(backend.reach, &e, "logind does not answer on the bus"))?;
         Ok(backend)
     }
 
@@ -101,7 +101,7 @@ impl Logind {
         zbus::block_on(async {
             let manager = ManagerProxy::new(&self.conn)
                 .await
-                .map_err(|e| bus_error(reach, e, "cannot reach logind"))?;
+                .map_err(|e| bus_error(reach, &e, "cannot reach logind"))?;
             let listed: Vec<(String, OwnedObjectPath)> = match manager.list_sessions_ex().await {
                 Ok(list) => list.into_iter().map(|s| (s.0, s.9)).collect(),
                 // Older logind has no ListSessionsEx; the bus policy of some refuses what it
@@ -109,11 +109,11 @@ impl Logind {
                 Err(e) if unknown_method(&e) || denied(&e) => manager
                     .list_sessions()
                     .await
-                    .map_err(|e| bus_error(reach, e, "cannot list sessions"))?
+                    .map_err(|e| bus_error(reach, &e, "cannot list sessions"))?
                     .into_iter()
                     .map(|s| (s.0, s.4))
                     .collect(),
-                Err(e) => return Err(bus_error(reach, e, "cannot list sessions")),
+                Err(e) => return Err(bus_error(reach, &e, "cannot list sessions")),
             };
             // Every GetAll goes out before any reply is awaited.
             let replies = join_all(
@@ -129,7 +129,7 @@ impl Logind {
                     // Gone between the list and the question: it is not a session any more.
                     Err(e) if vanished(&e) => {}
                     Err(e) => {
-                        return Err(bus_error(reach, e, &format!("cannot read session {id}")));
+                        return Err(bus_error(reach, &e, &format!("cannot read session {id}")));
                     }
                 }
             }
@@ -139,7 +139,7 @@ impl Logind {
 
     fn manager(&self) -> Result<ManagerProxy<'_>> {
         zbus::block_on(ManagerProxy::new(&self.conn))
-            .map_err(|e| bus_error(self.reach, e, "cannot reach logind"))
+            .map_err(|e| bus_error(self.reach, &e, "cannot reach logind"))
     }
 
     fn is_own(&mut self, session: &Session) -> bool {
@@ -180,7 +180,7 @@ impl Logind {
             Err(e) if vanished(&e) => Ok(None),
             Err(e) => Err(bus_error(
                 self.reach,
-                e,
+                &e,
                 &format!("cannot read session {}", session.id),
             )),
         }
@@ -293,7 +293,7 @@ impl Backend for Logind {
             name: uid.to_string(),
             is_root: uid == 0,
         })
-        .map_err(|e| bus_error(self.reach, e, "cannot learn who the bus sees"))
+        .map_err(|e| bus_error(self.reach, &e, "cannot learn who the bus sees"))
     }
 
     fn check_access(&mut self, session: &Session, caller: &Caller) -> Result<()> {

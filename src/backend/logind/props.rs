@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use zbus::OwnedVariant;
 
 use crate::error::{Error, Kind};
-use crate::model::{Pid, Session, SessionId, Uid};
+use crate::model::{Pid, Session, SessionId, SessionState, Uid};
 use crate::transport::Reach;
 
 pub(super) fn get_str(props: &HashMap<String, OwnedVariant>, key: &str) -> String {
@@ -46,7 +46,7 @@ fn non_empty(s: String) -> Option<String> {
 
 fn timestamp_us(us: Option<u64>) -> Option<jiff::Timestamp> {
     us.filter(|&t| t > 0)
-        .and_then(|t| jiff::Timestamp::from_microsecond(t as i64).ok())
+        .and_then(|t| jiff::Timestamp::from_microsecond(i64::try_from(t).ok()?).ok())
 }
 
 /// A session from its `GetAll` properties. Strings stay strings: logind adds new classes,
@@ -70,7 +70,7 @@ pub(super) fn session_from(props: &HashMap<String, OwnedVariant>) -> Session {
         display: non_empty(get_str(props, "Display")),
         seat,
         vtnr: get_u32(props, "VTNr").filter(|&v| v > 0),
-        state: get_str(props, "State"),
+        state: SessionState::parse(&get_str(props, "State")),
         class: non_empty(get_str(props, "Class")),
         idle_since: idle_since(kind.as_deref(), idle_hint, get_u64(props, "IdleSinceHint")),
         kind,
@@ -81,7 +81,8 @@ pub(super) fn session_from(props: &HashMap<String, OwnedVariant>) -> Session {
         logon_time: timestamp_us(get_u64(props, "Timestamp")),
         leader: get_u32(props, "Leader")
             .filter(|&p| p > 0)
-            .map(|p| Pid::from_raw(p as i32)),
+            .and_then(|p| i32::try_from(p).ok())
+            .map(Pid::from_raw),
         processes: None,
         // LOGOFF_LOGIND_NO_SCOPES=1: as on elogind, which has no scopes (for testing).
         scope: non_empty(get_str(props, "Scope")).filter(|_| !ignore_scopes()),
@@ -154,7 +155,7 @@ pub(super) fn vanished(e: &zbus::Error) -> bool {
 
 /// A failure of the bus or of a service on it. On another host (or a machine) that is the
 /// remote host failing (exit status 6); here, the system (5).
-pub(super) fn bus_error(reach: Reach, e: zbus::Error, what: &str) -> Error {
+pub(super) fn bus_error(reach: Reach, e: &zbus::Error, what: &str) -> Error {
     Error::new(failure_kind(reach), format!("{what}: {e}"))
 }
 
@@ -173,8 +174,8 @@ pub(super) fn no_such_unit(e: &zbus::Error) -> bool {
 
 /// An error from TerminateSession, KillSession or KillUnit: what went wrong, for the flow
 /// to name the session it was ending (`cannot log off session 7 (bob): access denied`).
-pub(super) fn action_error(reach: Reach, e: zbus::Error) -> Error {
-    match error_name(&e).as_deref() {
+pub(super) fn action_error(reach: Reach, e: &zbus::Error) -> Error {
+    match error_name(e).as_deref() {
         Some(
             "org.freedesktop.DBus.Error.AccessDenied"
             | "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired",

@@ -15,7 +15,7 @@ use rustix::process::Signal;
 use super::facts::Member;
 use super::{Key, Procfs, proc_error};
 use crate::deadline::Deadline;
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::model::{Pid, ProcessInfo, Session, SessionId};
 use crate::system::handle::Handle;
 use crate::system::process::{self, Proc};
@@ -28,7 +28,7 @@ const POLITE: [Signal; 3] = [Signal::HUP, Signal::TERM, Signal::CONT];
 
 /// The processes a logoff has signalled in one session so far, by step.
 #[derive(Default)]
-pub(super) struct Tracker {
+pub(super) struct Ending {
     asked: HashMap<Pid, Handle>,
     killed: HashMap<Pid, Handle>,
     /// Processes the kernel would not let us signal: not worth waiting for.
@@ -43,7 +43,7 @@ struct Target {
     index: usize,
     key: Key,
     id: SessionId,
-    tracker: Tracker,
+    tracker: Ending,
     sent: Sent,
 }
 
@@ -80,13 +80,13 @@ impl Procfs {
         &mut self,
         targets: Vec<Target>,
         results: &mut [Result<crate::backend::Signalled>],
-        failed: Option<Error>,
+        failed: Option<&Error>,
     ) {
         for mut t in targets {
             t.tracker
                 .refused
                 .extend(t.sent.refused.iter().map(|p| p.pid));
-            results[t.index] = match &failed {
+            results[t.index] = match failed {
                 Some(e) => Err(e.clone()),
                 None => Ok(crate::backend::Signalled {
                     processes: Some(t.sent.signalled),
@@ -195,7 +195,7 @@ impl Procfs {
         let mut results: Vec<Result<_>> = sessions.iter().map(|_| Ok(Default::default())).collect();
         let mut targets = self.targets(sessions, &mut results);
         let failed = self.ask(&mut targets).err();
-        self.settle_sent(targets, &mut results, failed);
+        self.settle_sent(targets, &mut results, failed.as_ref());
         results
     }
 
@@ -239,7 +239,7 @@ impl Procfs {
         let mut results: Vec<Result<_>> = sessions.iter().map(|_| Ok(Default::default())).collect();
         let mut targets = self.targets(sessions, &mut results);
         let failed = self.kill_targets(&mut targets).err();
-        self.settle_sent(targets, &mut results, failed);
+        self.settle_sent(targets, &mut results, failed.as_ref());
         results
     }
 
@@ -426,10 +426,11 @@ fn send(handle: &Handle, signals: &[Signal], refused: &mut Vec<ProcessInfo>) -> 
                 return Ok(false);
             }
             Err(e) => {
-                return Err(Error::system(format!(
-                    "cannot signal process {}: {e}",
-                    handle.pid()
-                )));
+                return Err(Error::io(
+                    Kind::System,
+                    format!("cannot signal process {}", handle.pid()),
+                    e,
+                ));
             }
         }
     }

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use jiff::Timestamp;
 
 use super::{Grouping, Key};
-use crate::model::{Claim, Pid, Session, SessionId, Uid, is_virtual_terminal};
+use crate::model::{Claim, Pid, Session, SessionId, SessionState, Uid, is_virtual_terminal};
 use crate::system::handle::Handle;
 use crate::system::process::{Proc, Stat};
 use crate::system::sockets::{self, TcpTable};
@@ -254,7 +254,7 @@ fn build(
         uid: details.uid,
         idle_since: tty.as_deref().and_then(tty::idle_since),
         tty,
-        state: state.into(),
+        state,
         remote: remote_host.is_some(),
         remote_host,
         remote_claim,
@@ -335,11 +335,11 @@ impl Creator {
 /// `disconnected` when no process holds a terminal any more (what is left runs on without
 /// its login: a dropped connection's nohup jobs, say; see `select::State::Disconnected`);
 /// `online` for a virtual terminal in the background; else `active`.
-fn state(details: &Details, tty: Option<&str>, active_vt: Option<&str>) -> &'static str {
+fn state(details: &Details, tty: Option<&str>, active_vt: Option<&str>) -> SessionState {
     match (tty, active_vt) {
-        _ if !details.holds_terminal() => "disconnected",
-        (Some(t), Some(active)) if is_virtual_terminal(t) && t != active => "online",
-        _ => "active",
+        _ if !details.holds_terminal() => SessionState::Disconnected,
+        (Some(t), Some(active)) if is_virtual_terminal(t) && t != active => SessionState::Online,
+        _ => SessionState::Active,
     }
 }
 
@@ -352,13 +352,17 @@ pub(super) struct BootClock {
 impl BootClock {
     fn new() -> BootClock {
         BootClock {
-            boot: procfs::boot_time_secs().ok().map(|s| s as i64),
+            boot: procfs::boot_time_secs()
+                .ok()
+                .and_then(|s| i64::try_from(s).ok()),
             ticks: procfs::ticks_per_second().max(1),
         }
     }
 
     fn timestamp(&self, start_ticks: u64) -> Option<Timestamp> {
-        let secs = self.boot? + (start_ticks / self.ticks) as i64;
+        let secs = self
+            .boot?
+            .checked_add(i64::try_from(start_ticks / self.ticks).ok()?)?;
         Timestamp::from_second(secs).ok()
     }
 }

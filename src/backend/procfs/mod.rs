@@ -26,14 +26,14 @@ use std::time::Duration;
 use super::desktop::{Desktops, Look};
 use super::{Backend, Flavor, Purpose, Signalled, Warned, kernel_rule};
 use crate::deadline::Deadline;
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::model::{Claim, Pid, ProcessInfo, Session, SessionId};
 use crate::system::bounded;
 use crate::system::handle::Handle;
 use crate::system::process::{self, Membership, Proc, Stat};
 use crate::system::users::Caller;
 use crate::system::{tty, utmp};
-use end::Tracker;
+use end::Ending;
 use facts::{HostFacts, Listed, Member};
 
 /// Set to `1` to force the POSIX-session grouping even where audit session IDs exist
@@ -88,7 +88,7 @@ pub struct Procfs {
     members: HashMap<SessionId, Vec<Member>>,
     /// Whether the listing keeps a pidfd per member (for ending sessions).
     purpose: Purpose,
-    trackers: HashMap<SessionId, Tracker>,
+    trackers: HashMap<SessionId, Ending>,
     /// This host's displays: xrdp sessions, X servers, warning windows.
     desktops: Desktops,
 }
@@ -262,8 +262,8 @@ fn read_claims(sessions: &mut [Session]) {
 }
 
 /// The client's address in a process's `SSH_CONNECTION`.
-fn ssh_connection(pid: Pid) -> Option<String> {
-    let conn = Proc::new(pid).env_var("SSH_CONNECTION")?;
+fn ssh_connection(pid: &Pid) -> Option<String> {
+    let conn = Proc::new(*pid).env_var("SSH_CONNECTION")?;
     conn.split_whitespace().next().map(String::from)
 }
 
@@ -273,7 +273,7 @@ fn has_audit_sessions() -> bool {
 }
 
 fn proc_error(e: std::io::Error) -> Error {
-    Error::system(format!("cannot read /proc: {e}"))
+    Error::io(Kind::System, "cannot read /proc", e)
 }
 
 impl Backend for Procfs {

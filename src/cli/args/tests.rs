@@ -26,7 +26,8 @@ fn no_arguments_is_the_current_session() {
     assert!(a.sessions.is_empty());
     assert!(a.servers.is_empty());
     assert_eq!(a.timeout, Duration::from_secs(10));
-    assert!(!a.verbose && !a.vm && !a.console && !a.json);
+    assert!(!a.verbose && !a.vm && a.console == ConsolePolicy::Protect);
+    assert_eq!(a.output, Output::Table);
 }
 
 #[test]
@@ -73,8 +74,8 @@ fn filters_and_warnings() {
     assert_eq!(ok(&["--local"]).filters.remote, Some(false));
     assert!(ok(&["--all"]).filters.all);
     assert_eq!(
-        ok(&["--from", "10.0.0.5"]).filters.from.as_deref(),
-        Some("10.0.0.5")
+        ok(&["--from", "10.0.0.5"]).filters.from,
+        Some(crate::select::HostSpec::Host("10.0.0.5".into()))
     );
     let a = ok(&["--message", "bye", "--grace", "5m", "--dry-run"]);
     assert_eq!(a.message.as_deref(), Some("bye"));
@@ -103,8 +104,8 @@ fn many_servers() {
         ok(&["--connect-timeout", "2s"]).connect_timeout,
         Duration::from_secs(2)
     );
-    assert!(!ok(&[]).ask_password);
-    assert!(ok(&["--ask-password"]).ask_password);
+    assert_eq!(ok(&[]).auth, Auth::Batch);
+    assert_eq!(ok(&["--ask-password"]).auth, Auth::Interactive);
     invalid(&["/VM:a;b", "7"]);
 }
 
@@ -130,19 +131,37 @@ fn help_spellings() {
     assert_eq!(ok(&["--version"]).mode, Mode::Version);
 }
 
+/// Regression (issue 18): `logoff --version --user ''` said "empty user name". Help and
+/// version are answered before anything else is looked at.
+#[test]
+fn help_and_version_come_before_validation() {
+    assert_eq!(ok(&["--version", "--user", ""]).mode, Mode::Version);
+    assert_eq!(ok(&["--help", "--timeout", "soon"]).mode, Mode::Help);
+    assert_eq!(ok(&["/bogus", "/?"]).mode, Mode::SeedHelp);
+    assert_eq!(ok(&["--version", "/?"]).mode, Mode::SeedHelp);
+    // After `--`, they are session names.
+    invalid(&["--user", "", "--", "--version"]);
+}
+
 #[test]
 fn list_and_json() {
     let a = ok(&["-l", "--json"]);
     assert_eq!(a.mode, Mode::List);
-    assert!(a.json);
+    assert_eq!(a.output, Output::Json);
     assert_eq!(ok(&["--list", "--no-legend"]).mode, Mode::List);
 }
 
 #[test]
 fn backend_choice() {
-    assert_eq!(ok(&[]).backend, BackendArg::Auto);
-    assert_eq!(ok(&["--backend", "logind"]).backend, BackendArg::Logind);
-    assert_eq!(ok(&["--backend=procfs"]).backend, BackendArg::Procfs);
+    assert_eq!(ok(&[]).backend, crate::backend::Choice::Auto);
+    assert_eq!(
+        ok(&["--backend", "logind"]).backend,
+        crate::backend::Choice::Logind
+    );
+    assert_eq!(
+        ok(&["--backend=procfs"]).backend,
+        crate::backend::Choice::Procfs
+    );
     invalid(&["--backend", "consolekit"]);
 }
 

@@ -207,10 +207,7 @@ impl Stream for TimedStream {
             if left.is_zero() {
                 return Err(std::io::ErrorKind::TimedOut.into());
             }
-            let timeout = rustix::time::Timespec {
-                tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
-                tv_nsec: i64::from(left.subsec_nanos()),
-            };
+            let timeout = crate::deadline::timespec(left);
             let mut fds = [PollFd::new(&self.socket, flags)];
             match rustix::event::poll(&mut fds, Some(&timeout)) {
                 Ok(n) if n > 0 => return Ok(()),

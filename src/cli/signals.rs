@@ -1,6 +1,9 @@
-//! Ctrl-C, SIGTERM and SIGHUP (a dropped connection) while logoff works.
+//! Ctrl-C, SIGTERM and SIGHUP (a dropped connection) while the command logs sessions off: the
+//! command's [`Control`] of the flow.
 //!
 //! - Before anything is touched, one of them ends logoff at once (exit 130): nothing to undo.
+//!   The signal thread tells `main`, which returns that status; nothing below `main` exits
+//!   the process.
 //! - During a grace period, it cancels: the users are told, the records say `cancelled`.
 //! - Once logging off has begun, it must not abandon the work: a session left half ended,
 //!   with its utmp record and its audit record unwritten, is worse than a late exit. The
@@ -15,27 +18,19 @@
 //! taken under the same lock the signal thread decides under, so that no signal can end
 //! logoff between a decision to begin and the first signal to a session.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
+use crate::logoff::{Control, Stage};
+
 /// Set during a grace period: cancel it.
-pub static CANCEL: AtomicBool = AtomicBool::new(false);
+static CANCEL: AtomicBool = AtomicBool::new(false);
 
 /// Set by a second signal once logging off has begun: SIGKILL now.
-pub static HURRY: AtomicBool = AtomicBool::new(false);
-
-/// Where the command is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Stage {
-    /// Listing and checking: nothing touched yet.
-    Preparing,
-    /// Warned; waiting out the grace period.
-    Grace,
-    /// Signals are being sent.
-    LoggingOff,
-}
+static HURRY: AtomicBool = AtomicBool::new(false);
 
 struct State {
     stage: Stage,
@@ -43,12 +38,15 @@ struct State {
     received: usize,
     /// HUP and TERM come from ending our own session: not the caller's.
     own_session: bool,
+    /// Where to say "stop now, nothing was touched" (`main`).
+    stop: Option<Sender<u8>>,
 }
 
 static STATE: Mutex<State> = Mutex::new(State {
     stage: Stage::Preparing,
     received: 0,
     own_session: false,
+    stop: None,
 });
 
 fn state() -> std::sync::MutexGuard<'static, State> {
@@ -57,8 +55,13 @@ fn state() -> std::sync::MutexGuard<'static, State> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Receives SIGINT, SIGTERM and SIGHUP from now on (see the module's doc).
-pub fn install() -> std::io::Result<()> {
+/// The exit status of a command interrupted before anything was touched.
+pub const INTERRUPTED: u8 = 130;
+
+/// Receives SIGINT, SIGTERM and SIGHUP from now on (see the module's doc); a signal before
+/// anything is touched sends [`INTERRUPTED`] to `stop`.
+pub fn install(stop: Sender<u8>) -> std::io::Result<()> {
+    state().stop = Some(stop);
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
     std::thread::spawn(move || {
         for signal in signals.forever() {
@@ -90,8 +93,10 @@ fn on_signal(signal: i32) {
                 "interrupted by {}: nothing was touched",
                 name(signal)
             ));
-            // Under the lock: no worker can begin logging off meanwhile.
-            std::process::exit(130);
+            // Under the lock, and `received` is set: nothing can begin from now on.
+            if let Some(stop) = &state.stop {
+                let _ = stop.send(INTERRUPTED);
+            }
         }
         Stage::Grace => CANCEL.store(true, Ordering::SeqCst),
         Stage::LoggingOff if state.received == 1 => say(&format!(
@@ -121,15 +126,38 @@ impl State {
     }
 }
 
-/// Moves on to `stage`, unless the caller has already asked to stop: then `false`, and
-/// nothing may begin.
-pub fn begin(stage: Stage) -> bool {
-    state().begin(stage)
+/// The command's control of the flow: its signals.
+pub struct Signals;
+
+impl Control for Signals {
+    fn begin(&self, stage: Stage) -> bool {
+        state().begin(stage)
+    }
+
+    fn cancelled(&self) -> bool {
+        CANCEL.load(Ordering::SeqCst)
+    }
+
+    fn hurry(&self) -> Option<&'static AtomicBool> {
+        Some(&HURRY)
+    }
+
+    /// Replaces the default action of SIGHUP and SIGTERM (terminate) with a no-op handler,
+    /// and ignores them from now on: the hang-up of our own terminal and the backend's
+    /// SIGTERM to our own session must not end logoff before it has verified the others
+    /// are gone.
+    fn ending_own_session(&self) {
+        let flag = Arc::new(AtomicBool::new(false));
+        for signal in [SIGHUP, SIGTERM] {
+            let _ = signal_hook::flag::register(signal, Arc::clone(&flag));
+        }
+        state().own_session = true;
+    }
 }
 
-/// The session logoff runs in is among those it ends: its SIGHUP and SIGTERM are ignored.
-pub fn ending_own_session() {
-    state().own_session = true;
+/// Whether the grace period was cancelled (for the countdown).
+pub fn cancelled() -> bool {
+    CANCEL.load(Ordering::SeqCst)
 }
 
 #[cfg(test)]
@@ -142,6 +170,7 @@ mod tests {
             stage: Stage::Preparing,
             received: 0,
             own_session: false,
+            stop: None,
         };
         assert!(state.begin(Stage::Grace));
         state.received = 1;

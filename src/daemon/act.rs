@@ -1,0 +1,374 @@
+//! logoffd's decisions ([`plan`]) carried out: warnings written to sessions, warned logoffs
+//! called off, and at a deadline the command's own logoff — [`logoff::execute`], on a
+//! backend opened to end sessions, with the daemon's [`Steady`] control — after the session
+//! is read again, so that a user who became active at the last moment keeps it. Each logoff
+//! writes the audit record the command writes ([`audit`]), with the rule and the reason.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use super::log::Log;
+use super::notice::{cancel_text, left_until, warning_text};
+use super::plan::{self, Action, Delivery, Due, Notice, Tracking};
+use super::state::Memory;
+use crate::audit::{self, AuditLog};
+use crate::backend::{self, Backend, Choice, Purpose};
+use crate::error::Result;
+use crate::logoff::{self, ConsolePolicy, Effect, Hooks, Options, Steady, Warning};
+use crate::model::{Session, SessionKey};
+use crate::policy::{Limit, Policy, RuleId};
+use crate::select::Filters;
+use crate::system::users::Person;
+use crate::time;
+use crate::transport::{Auth, ConnectOptions, Place};
+
+/// What a pass's decisions are carried out against.
+pub struct Situation<'a> {
+    pub policy: &'a Policy,
+    pub memory: &'a Memory,
+    pub now: Timestamp,
+}
+
+/// What logoffd carries its decisions out with.
+pub struct Actor {
+    choice: Choice,
+    pub log: Log,
+    audit: AuditLog,
+    person: Person,
+    host: String,
+}
+
+/// How a logoff at a deadline went, for the tracking.
+#[derive(Clone, Copy)]
+pub enum Acted {
+    /// Logged off (or ended before): forget it.
+    Done,
+    /// Not due after all (activity at the last moment): the next pass sees it afresh.
+    NotDue,
+    /// Failed: not again before the next scan.
+    Failed,
+}
+
+impl Actor {
+    pub fn new(choice: Choice, log: Log) -> Actor {
+        Actor {
+            choice,
+            log,
+            audit: AuditLog::open(),
+            person: Person::current(),
+            host: crate::system::host::hostname(),
+        }
+    }
+
+    /// Carries out the actions of one pass on the sessions it saw (`lister`: the backend
+    /// they were listed with). Returns the tracking as the logoffs left it.
+    pub fn carry_out(
+        &mut self,
+        lister: &mut dyn Backend,
+        sessions: &[Session],
+        at: &Situation<'_>,
+        mut tracking: Tracking,
+        actions: Vec<Action>,
+    ) -> Tracking {
+        let by_key: HashMap<SessionKey, &Session> = sessions.iter().map(|s| (s.key(), s)).collect();
+        for action in actions {
+            match action {
+                Action::Warn { key, notice } => {
+                    if let Some(s) = by_key.get(&key) {
+                        self.warn(lister, s, at, &notice);
+                    }
+                }
+                Action::Cancel {
+                    key,
+                    rule_name,
+                    why,
+                    delivery,
+                } => {
+                    if let Some(s) = by_key.get(&key) {
+                        self.cancel(lister, s, &rule_name, &why, delivery);
+                    }
+                }
+                Action::WouldLogOff { key, due } => {
+                    if let Some(s) = by_key.get(&key) {
+                        self.log.info(&format!(
+                            "{}: would log off {} (rule {}, {}); touched nothing",
+                            at.policy.mode.as_str(),
+                            s.describe(),
+                            rule_name(at.policy, due.rule),
+                            due.limit.words()
+                        ));
+                    }
+                }
+                Action::LogOff { key, due } => {
+                    let acted = self.log_off(lister, at, &tracking, &key, &due);
+                    self.after(
+                        lister,
+                        &mut tracking,
+                        at,
+                        by_key.get(&key).copied(),
+                        &key,
+                        acted,
+                    );
+                }
+            }
+        }
+        tracking
+    }
+
+    /// The tracking of a session after a logoff at its deadline was tried.
+    fn after(
+        &self,
+        lister: &mut dyn Backend,
+        tracking: &mut Tracking,
+        at: &Situation<'_>,
+        session: Option<&Session>,
+        key: &SessionKey,
+        acted: Acted,
+    ) {
+        match acted {
+            Acted::Done => {
+                tracking.remove(key);
+            }
+            Acted::NotDue => {
+                if let (Some(t), Some(s)) = (tracking.remove(key), session)
+                    && !t.warned.is_empty()
+                {
+                    let why = "activity was seen in it";
+                    self.cancel(lister, s, &t.rule_name, why, Delivery::ToUsers);
+                }
+            }
+            Acted::Failed => {
+                if let Some(t) = tracking.get_mut(key) {
+                    t.quiet_until = Some(time::add(at.now, at.policy.scan_interval));
+                }
+            }
+        }
+    }
+
+    /// The warning, on the session's terminals and display (in dry-run: logged only).
+    fn warn(&self, backend: &mut dyn Backend, s: &Session, at: &Situation<'_>, notice: &Notice) {
+        let Some(r) = at.policy.rule(notice.rule) else {
+            return;
+        };
+        let limit = &notice.limit;
+        let left = left_until(at.now, notice.acts_at);
+        if notice.delivery == Delivery::LogOnly {
+            self.log.info(&format!(
+                "dry-run: would warn {} ({}, rule {}): logoff in {left}",
+                s.describe(),
+                limit.words(),
+                r.name
+            ));
+            return;
+        }
+        let text = warning_text(s, r, limit, notice.acts_at, at.now);
+        match backend.warn(s, &text) {
+            Ok(w) if !w.reached.is_empty() => self.log.info(&format!(
+                "warned {} on {} (rule {}, {}): logoff in {left}",
+                s.describe(),
+                w.reached.join(", "),
+                r.name,
+                limit.words()
+            )),
+            Ok(w) => self.log.warn(&format!(
+                "could not warn {} (rule {}): {}",
+                s.describe(),
+                r.name,
+                if w.missed.is_empty() {
+                    "no terminal or display to warn on".to_string()
+                } else {
+                    w.missed.join(", ")
+                }
+            )),
+            Err(e) => self
+                .log
+                .warn(&format!("could not warn {}: {e}", s.describe())),
+        }
+    }
+
+    /// Tells the users of a warned session that its logoff will not happen now.
+    pub fn cancel(
+        &self,
+        backend: &mut dyn Backend,
+        s: &Session,
+        rule_name: &str,
+        why: &str,
+        delivery: Delivery,
+    ) {
+        self.log.info(&format!(
+            "the logoff of {} (rule {rule_name}) is off: {why}",
+            s.describe()
+        ));
+        if delivery == Delivery::ToUsers {
+            let _ = backend.warn(s, &cancel_text(why));
+        }
+    }
+
+    /// Reads the session again and, if its limit still stands, logs it off as the command
+    /// does.
+    fn log_off(
+        &self,
+        lister: &mut dyn Backend,
+        at: &Situation<'_>,
+        tracking: &Tracking,
+        key: &SessionKey,
+        due: &Due,
+    ) -> Acted {
+        let fresh = match lister.list() {
+            Ok(sessions) => sessions,
+            Err(e) => {
+                self.log.error(&format!("cannot look at the sessions: {e}"));
+                return Acted::Failed;
+            }
+        };
+        let Some(session) = fresh.iter().find(|s| s.key() == *key) else {
+            self.log
+                .info(&format!("session {} ended before its deadline", key.id()));
+            return Acted::Done;
+        };
+        // The same decision on what is true now.
+        let again = plan::step(
+            at.policy,
+            std::slice::from_ref(session),
+            at.memory,
+            tracking,
+            Timestamp::now(),
+        );
+        if !again
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::LogOff { key: k, .. } if k == key))
+        {
+            return Acted::NotDue;
+        }
+        match self.execute(at.policy, session, due, tracking.get(key)) {
+            Ok(true) => Acted::Done,
+            Ok(false) => Acted::Failed,
+            Err(e) => {
+                self.log
+                    .error(&format!("could not log off {}: {e}", session.describe()));
+                Acted::Failed
+            }
+        }
+    }
+
+    /// The command's logoff of one session, on a backend opened to end sessions. Whether it
+    /// was logged off.
+    fn execute(
+        &self,
+        policy: &Policy,
+        session: &Session,
+        due: &Due,
+        tracked: Option<&plan::Tracked>,
+    ) -> Result<bool> {
+        let (limit, Some(r)) = (&due.limit, policy.rule(due.rule)) else {
+            return Ok(false);
+        };
+        let mut backend = open(self.choice, Purpose::EndSessions)?.backend;
+        // The console's protection is lifted only where the rule names the console.
+        let console = if r.matches.console == Some(true) {
+            ConsolePolicy::Allow
+        } else {
+            ConsolePolicy::Protect
+        };
+        let args = [session.id.to_string()];
+        let filters = Filters::default();
+        let flow = logoff::Plan {
+            sessions: &args,
+            filters: &filters,
+            ids_only: true,
+            elsewhere: None,
+            options: Options {
+                timeout: r.timeout,
+                console,
+                tick: None,
+            },
+            warning: Warning {
+                message: None,
+                grace: Duration::ZERO,
+                by: format!("logoffd@{}", self.host),
+            },
+            dry_run: false,
+        };
+        let warned_for = tracked
+            .and_then(|t| t.first_warned)
+            .map_or(Duration::ZERO, |first| {
+                time::between(first, Timestamp::now())
+            });
+        let mut hooks = Record {
+            actor: self,
+            context: audit::Context {
+                caller: &self.person,
+                host: &self.host,
+                machine: None,
+                grace: warned_for,
+                message: !r.warn.is_empty(),
+                console,
+                timeout: r.timeout,
+                policy: Some((r.name.as_str(), limit.reason)),
+            },
+            limit,
+            logged_off: false,
+        };
+        logoff::execute(backend.as_mut(), &flow, &Steady, &mut hooks)?;
+        Ok(hooks.logged_off)
+    }
+}
+
+fn rule_name(policy: &Policy, rule: RuleId) -> &str {
+    policy.rule(rule).map_or("?", |r| r.name.as_str())
+}
+
+/// The flow's hooks for the daemon: problems to the log, each attempt to the audit trail and
+/// the log; the rest unsaid (the record says it).
+struct Record<'a> {
+    actor: &'a Actor,
+    context: audit::Context<'a>,
+    limit: &'a Limit,
+    logged_off: bool,
+}
+
+impl Hooks for Record<'_> {
+    fn narrate(&mut self, _line: &str) {}
+
+    fn problem(&mut self, line: &str) {
+        self.actor.log.warn(line);
+    }
+
+    fn attempted(&mut self, s: &Session, result: &Result<Effect>) {
+        if let Err(e) = self.actor.audit.record(&self.context, s, result) {
+            self.actor.log.warn(e.message());
+        }
+        let rule = self.context.policy.map_or("?", |(r, _)| r);
+        match result {
+            Ok(Effect::LoggedOff(done)) => {
+                self.logged_off = true;
+                self.actor.log.info(&format!(
+                    "logged off {} (rule {rule}, {}): {} processes asked to end, {} killed",
+                    s.describe(),
+                    self.limit.words(),
+                    done.asked.unwrap_or(0),
+                    done.killed.unwrap_or(0)
+                ));
+            }
+            Ok(_) => {}
+            Err(e) => self.actor.log.error(&format!(
+                "logoff of {} (rule {rule}, {}) failed: {e}",
+                s.describe(),
+                self.limit.words()
+            )),
+        }
+    }
+}
+
+/// The backend for this host.
+pub fn open(choice: Choice, purpose: Purpose) -> Result<backend::Opened> {
+    let place = Place::here(crate::system::host::hostname());
+    let opts = ConnectOptions {
+        timeout: Duration::from_secs(10),
+        auth: Auth::Batch,
+    };
+    backend::open(&place, choice, purpose, &opts)
+}

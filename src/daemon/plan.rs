@@ -1,0 +1,289 @@
+//! logoffd's decisions, pure: given the policy, this pass's sessions, what is remembered of
+//! them, what the last pass left and the time, [`step`] says what to do now — warn, call a
+//! warned logoff off, log off, or report what would be done — and when to look again. It
+//! reads no clock and touches nothing: every verdict is tested at a fixed moment.
+//!
+//! The warnings of a rule are a promise: a session is never logged off sooner than the
+//! shortest of its rule's lead times after its first warning went out. A limit already past
+//! when a session is first seen (at a start, after a reload, when a fact changed) warns now
+//! and acts that lead time later.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use super::state::Memory;
+use crate::model::{Session, SessionKey};
+use crate::policy::published::Published;
+use crate::policy::{Enforcement, Limit, Policy, Reason, RuleId, Verdict};
+use crate::time;
+
+/// While a warning of an idle limit is out, how often the session is looked at for activity.
+pub const ACTIVITY_CHECK: Duration = Duration::from_secs(5);
+
+/// How soon the next pass comes at the earliest.
+const MIN_WAKE: Duration = Duration::from_millis(100);
+
+/// What logoffd keeps of a session under a limit between passes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tracked {
+    pub rule: RuleId,
+    /// The rule's name, for what users are told once it is gone (a reload).
+    pub rule_name: String,
+    pub reason: Reason,
+    /// When the policy says the limit acts (later after activity).
+    pub acts_at: Timestamp,
+    /// Lead times of the warnings given (or, in dry-run, logged).
+    pub warned: Vec<Duration>,
+    /// When the first warning went out.
+    pub first_warned: Option<Timestamp>,
+    /// Reported (dry-run, warn-only) or a logoff failed: not again before this time.
+    pub quiet_until: Option<Timestamp>,
+}
+
+/// Every session under a limit, by key.
+pub type Tracking = BTreeMap<SessionKey, Tracked>;
+
+/// Whether users are told, or only the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    ToUsers,
+    LogOnly,
+}
+
+/// What to do now.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Warn the session's users.
+    Warn { key: SessionKey, notice: Notice },
+    /// A warned session will not be logged off now (`why`).
+    Cancel {
+        key: SessionKey,
+        rule_name: String,
+        why: String,
+        delivery: Delivery,
+    },
+    /// Its limit has come: log it off (after reading it again).
+    LogOff { key: SessionKey, due: Due },
+    /// Its limit has come, and the mode says to touch nothing: say what would be done.
+    WouldLogOff { key: SessionKey, due: Due },
+}
+
+/// A warning: the limit of which rule acts when.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    pub rule: RuleId,
+    pub limit: Limit,
+    /// When it acts (the limit's moment, or later: see [`promised`]).
+    pub acts_at: Timestamp,
+    pub delivery: Delivery,
+}
+
+/// A limit that has come.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Due {
+    pub rule: RuleId,
+    pub limit: Limit,
+}
+
+/// One pass's decisions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub actions: Vec<Action>,
+    /// What is kept for the next pass.
+    pub tracking: Tracking,
+    /// Each session's deadline, for `logoff --list`, by key.
+    pub published: BTreeMap<String, Published>,
+    /// The verdict on each session, in order (for the log and `--check`).
+    pub verdicts: Vec<Verdict>,
+    /// When to look again.
+    pub wake: Timestamp,
+}
+
+/// The decisions of one pass over `sessions` at `now` (see the module's doc).
+pub fn step(
+    policy: &Policy,
+    sessions: &[Session],
+    memory: &Memory,
+    last: &Tracking,
+    now: Timestamp,
+) -> Step {
+    let verdicts = policy.evaluate(sessions, |s| memory.of(s), now);
+    let mut pass = Pass {
+        policy,
+        now,
+        actions: Vec::new(),
+        tracking: Tracking::new(),
+        published: BTreeMap::new(),
+        wake: time::add(now, policy.scan_interval),
+    };
+    for (s, verdict) in sessions.iter().zip(&verdicts) {
+        let key = s.key();
+        let before = last.get(&key);
+        match (verdict.rule(), verdict.limit()) {
+            (Some(rule), Some(limit)) => pass.limited(key, before, rule, limit),
+            _ => {
+                if let Some(t) = before.filter(|t| !t.warned.is_empty()) {
+                    let why = verdict.why_not().unwrap_or_default();
+                    pass.cancel(key, t, &format!("it is no longer under a limit: {why}"));
+                }
+            }
+        }
+    }
+    Step {
+        actions: pass.actions,
+        tracking: pass.tracking,
+        published: pass.published,
+        verdicts,
+        wake: pass.wake.max(time::add(now, MIN_WAKE)),
+    }
+}
+
+/// One pass under way.
+struct Pass<'a> {
+    policy: &'a Policy,
+    now: Timestamp,
+    actions: Vec<Action>,
+    tracking: Tracking,
+    published: BTreeMap<String, Published>,
+    wake: Timestamp,
+}
+
+impl Pass<'_> {
+    fn delivery(&self) -> Delivery {
+        match self.policy.mode {
+            Enforcement::DryRun => Delivery::LogOnly,
+            Enforcement::Enforce | Enforcement::WarnOnly => Delivery::ToUsers,
+        }
+    }
+
+    fn cancel(&mut self, key: SessionKey, t: &Tracked, why: &str) {
+        self.actions.push(Action::Cancel {
+            key,
+            rule_name: t.rule_name.clone(),
+            why: why.to_string(),
+            delivery: self.delivery(),
+        });
+    }
+
+    /// A session under `limit` of `rule`; `before`: what the last pass kept of it.
+    fn limited(&mut self, key: SessionKey, before: Option<&Tracked>, rule: RuleId, limit: &Limit) {
+        let Some(r) = self.policy.rule(rule) else {
+            return;
+        };
+        // Another rule or limit, or a deadline later than it was (the user was active): the
+        // warnings given are void, and the users are told.
+        let moved = before.is_some_and(|t| {
+            t.rule != rule
+                || t.reason != limit.reason
+                || limit.acts_at > time::add(t.acts_at, Duration::from_secs(1))
+        });
+        if let Some(t) = before.filter(|t| moved && !t.warned.is_empty()) {
+            self.cancel(key.clone(), t, "activity was seen in it");
+        }
+        let mut t = match before {
+            Some(t) if !moved => t.clone(),
+            _ => Tracked {
+                rule,
+                rule_name: r.name.clone(),
+                reason: limit.reason,
+                acts_at: limit.acts_at,
+                warned: Vec::new(),
+                first_warned: None,
+                quiet_until: None,
+            },
+        };
+        t.acts_at = limit.acts_at;
+        let due: Vec<Duration> = limit
+            .warnings
+            .iter()
+            .filter(|(lead, at)| *at <= self.now && !t.warned.contains(lead))
+            .map(|(lead, _)| *lead)
+            .collect();
+        if !due.is_empty() {
+            t.warned.extend(&due);
+            t.first_warned.get_or_insert(self.now);
+        }
+        let acts_at = promised(limit, &t, r.warn.last().copied());
+        self.published.insert(
+            key.to_string(),
+            Published {
+                rule: r.name.clone(),
+                reason: limit.reason,
+                logoff_at: acts_at,
+                warn_at: limit.warnings.iter().map(|(_, at)| *at).collect(),
+            },
+        );
+        if let Some(until) = t.quiet_until.filter(|until| *until > self.now) {
+            self.wake = self.wake.min(until);
+        } else if acts_at <= self.now {
+            self.act(&key, &mut t, rule, limit);
+        } else {
+            if !due.is_empty() {
+                self.actions.push(Action::Warn {
+                    key: key.clone(),
+                    notice: Notice {
+                        rule,
+                        limit: limit.clone(),
+                        acts_at,
+                        delivery: self.delivery(),
+                    },
+                });
+            }
+            self.wake_for(&t, limit, acts_at);
+        }
+        self.tracking.insert(key, t);
+    }
+
+    /// The limit has come: log off, or say what would be done (once).
+    fn act(&mut self, key: &SessionKey, t: &mut Tracked, rule: RuleId, limit: &Limit) {
+        let key = key.clone();
+        let due = Due {
+            rule,
+            limit: limit.clone(),
+        };
+        if self.policy.mode == Enforcement::Enforce {
+            self.actions.push(Action::LogOff { key, due });
+        } else {
+            self.actions.push(Action::WouldLogOff { key, due });
+            t.quiet_until = Some(Timestamp::MAX);
+        }
+    }
+
+    /// When this session needs a look again: its deadline, its next warning, and while a
+    /// warning of an idle limit is out, soon (activity calls the logoff off).
+    fn wake_for(&mut self, t: &Tracked, limit: &Limit, acts_at: Timestamp) {
+        let mut next = acts_at;
+        if let Some((_, at)) = limit.warnings.iter().find(|(_, at)| *at > self.now) {
+            next = next.min(*at);
+        }
+        if !t.warned.is_empty() && limit.reason == Reason::Idle {
+            next = next.min(time::add(self.now, ACTIVITY_CHECK));
+        }
+        self.wake = self.wake.min(next);
+    }
+}
+
+/// When a limit acts, given the warnings given: never sooner than the shortest lead time
+/// after the first warning (`shortest`: the rule's shortest lead, if it warns at all).
+fn promised(limit: &Limit, t: &Tracked, shortest: Option<Duration>) -> Timestamp {
+    match (t.first_warned, shortest) {
+        (Some(first), Some(lead)) => limit.acts_at.max(time::add(first, lead)),
+        _ => limit.acts_at,
+    }
+}
+
+/// The tracking of `last`, for a policy read again: each entry's rule found by its name in
+/// `policy` (a rule that is gone gets no place: the next pass calls its warned logoffs off).
+pub fn carry_over(last: Tracking, policy: &Policy) -> Tracking {
+    last.into_iter()
+        .map(|(key, mut t)| {
+            t.rule = policy.rule_named(&t.rule_name).unwrap_or(RuleId::NONE);
+            (key, t)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

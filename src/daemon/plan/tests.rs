@@ -1,0 +1,241 @@
+//! Every verdict of the planner at a fixed moment: what the root tests of the daemon used to
+//! show by sleeping.
+
+use super::*;
+use crate::model::{SessionId, Uid};
+use crate::policy::from_text;
+
+fn at(secs: i64) -> Timestamp {
+    Timestamp::from_second(1_800_000_000 + secs).expect("time")
+}
+
+const MIN: i64 = 60;
+
+fn bob(idle_since: i64) -> Session {
+    Session {
+        id: SessionId::new("7"),
+        uid: Some(Uid::from_raw(1000)),
+        user: "bob".into(),
+        tty: Some("pts/1".into()),
+        state: "active".into(),
+        logon_time: Some(at(0)),
+        idle_since: Some(at(idle_since)),
+        ..Session::default()
+    }
+}
+
+fn policy(extra: &str) -> Policy {
+    from_text(&format!(
+        "{extra}\n[[rule]]\nname = \"idle\"\nmatch = {{ users = [\"bob\"] }}\nidle = \"10m\"\n\
+         warn = [\"5m\", \"2m\"]\n"
+    ))
+    .expect("policy")
+}
+
+fn run(p: &Policy, s: &Session, last: &Tracking, now: Timestamp) -> Step {
+    step(p, std::slice::from_ref(s), &Memory::default(), last, now)
+}
+
+fn kinds(step: &Step) -> Vec<&'static str> {
+    step.actions
+        .iter()
+        .map(|a| match a {
+            Action::Warn { .. } => "warn",
+            Action::Cancel { .. } => "cancel",
+            Action::LogOff { .. } => "logoff",
+            Action::WouldLogOff { .. } => "would-logoff",
+        })
+        .collect()
+}
+
+#[test]
+fn before_its_first_warning_nothing_is_done_and_the_next_look_is_the_warning() {
+    let p = policy("");
+    let s = run(&p, &bob(0), &Tracking::new(), at(4 * MIN));
+    assert!(s.actions.is_empty(), "{:?}", s.actions);
+    assert_eq!(s.wake, at(5 * MIN));
+    let published = s.published.values().next().expect("published");
+    assert_eq!(published.logoff_at, at(10 * MIN));
+}
+
+#[test]
+fn warned_at_each_lead_time_then_logged_off_at_the_deadline() {
+    let p = policy("");
+    let first = run(&p, &bob(0), &Tracking::new(), at(5 * MIN));
+    assert_eq!(kinds(&first), ["warn"]);
+    let Action::Warn { notice, .. } = &first.actions[0] else {
+        panic!("a warning");
+    };
+    assert_eq!(
+        (notice.acts_at, notice.delivery),
+        (at(10 * MIN), Delivery::ToUsers)
+    );
+    // A warning is out on an idle limit: looked at again soon, for activity.
+    assert_eq!(first.wake, at(5 * MIN) + jiff::SignedDuration::from_secs(5));
+    let quiet = run(&p, &bob(0), &first.tracking, at(6 * MIN));
+    assert!(quiet.actions.is_empty(), "warned once: {:?}", quiet.actions);
+    let second = run(&p, &bob(0), &quiet.tracking, at(8 * MIN));
+    assert_eq!(kinds(&second), ["warn"]);
+    let end = run(&p, &bob(0), &second.tracking, at(10 * MIN));
+    assert_eq!(kinds(&end), ["logoff"]);
+}
+
+#[test]
+fn activity_during_the_warning_calls_the_logoff_off_and_says_so() {
+    let p = policy("");
+    let warned = run(&p, &bob(0), &Tracking::new(), at(5 * MIN));
+    // The user typed at 6 min: idle since then; the deadline moves to 16 min.
+    let back = run(&p, &bob(6 * MIN), &warned.tracking, at(6 * MIN));
+    assert_eq!(kinds(&back), ["cancel"]);
+    let Action::Cancel { why, .. } = &back.actions[0] else {
+        panic!("a cancellation");
+    };
+    assert!(why.contains("activity"), "{why}");
+    // Past the old deadline: nothing happens.
+    let later = run(&p, &bob(6 * MIN), &back.tracking, at(10 * MIN));
+    assert!(later.actions.is_empty(), "{:?}", later.actions);
+}
+
+const EXEMPT_BOB: &str = r#"
+[[rule]]
+name = "idle"
+match = { users = ["bob"] }
+exempt = { users = ["bob"] }
+idle = "10m"
+warn = ["5m"]
+"#;
+
+#[test]
+fn an_exempt_session_is_left_alone_and_a_warned_one_is_told() {
+    let exempt = from_text(EXEMPT_BOB).expect("policy");
+    let s = run(&exempt, &bob(0), &Tracking::new(), at(30 * MIN));
+    assert!(s.actions.is_empty() && s.tracking.is_empty(), "{s:?}");
+    assert!(matches!(&s.verdicts[0], Verdict::Exempt { .. }));
+    // Warned under a policy that did not exempt bob, then the policy is read again.
+    let warned = run(&policy(""), &bob(0), &Tracking::new(), at(5 * MIN));
+    let reloaded = carry_over(warned.tracking, &exempt);
+    let s = run(&exempt, &bob(0), &reloaded, at(6 * MIN));
+    assert_eq!(kinds(&s), ["cancel"]);
+    let Action::Cancel { why, .. } = &s.actions[0] else {
+        panic!("a cancellation");
+    };
+    assert!(why.contains("exempt"), "{why}");
+}
+
+/// Regression (issue 17, item 5): a limit already past when a session was first seen (a
+/// start, a reload, a fact that changed) logged it off with no warning. The warnings are a
+/// promise: it is warned now, and logged off the shortest lead time later.
+#[test]
+fn a_deadline_past_on_first_sight_warns_now_and_acts_the_shortest_lead_later() {
+    let p = policy("");
+    let first = run(&p, &bob(0), &Tracking::new(), at(60 * MIN));
+    assert_eq!(kinds(&first), ["warn"]);
+    let Action::Warn { notice, .. } = &first.actions[0] else {
+        panic!("a warning");
+    };
+    assert_eq!(notice.acts_at, at(62 * MIN));
+    let published = first.published.values().next().expect("published");
+    assert_eq!(published.logoff_at, at(62 * MIN));
+    let not_yet = run(&p, &bob(0), &first.tracking, at(61 * MIN));
+    assert!(not_yet.actions.is_empty(), "{:?}", not_yet.actions);
+    let end = run(&p, &bob(0), &not_yet.tracking, at(62 * MIN));
+    assert_eq!(kinds(&end), ["logoff"]);
+    // A rule that warns nobody promised nothing.
+    let silent =
+        from_text("[[rule]]\nname = \"r\"\nmatch = { users = [\"bob\"] }\nidle = \"10m\"\n")
+            .expect("policy");
+    assert_eq!(
+        kinds(&run(&silent, &bob(0), &Tracking::new(), at(60 * MIN))),
+        ["logoff"]
+    );
+}
+
+#[test]
+fn a_restart_keeps_the_disconnected_clock() {
+    let p = from_text(
+        "[[rule]]\nname = \"gone\"\nmatch = { users = [\"bob\"] }\ndisconnected = \"30m\"\n",
+    )
+    .expect("policy");
+    let mut gone = bob(0);
+    gone.state = "disconnected".into();
+    gone.tty = None;
+    let mut memory = Memory::default();
+    memory.observe(std::slice::from_ref(&gone), at(0));
+    // What a restarted daemon loads is what the stopped one saved.
+    let restarted: Memory =
+        serde_json::from_slice(&serde_json::to_vec(&memory).expect("saved")).expect("loaded");
+    let s = step(
+        &p,
+        std::slice::from_ref(&gone),
+        &restarted,
+        &Tracking::new(),
+        at(20 * MIN),
+    );
+    assert!(s.actions.is_empty());
+    let published = s.published.values().next().expect("published");
+    assert_eq!(published.logoff_at, at(30 * MIN));
+    let s = step(
+        &p,
+        std::slice::from_ref(&gone),
+        &restarted,
+        &s.tracking,
+        at(30 * MIN),
+    );
+    assert_eq!(kinds(&s), ["logoff"]);
+    // A daemon that forgot would start the clock again.
+    let s = step(
+        &p,
+        &[gone],
+        &Memory::default(),
+        &Tracking::new(),
+        at(30 * MIN),
+    );
+    assert!(s.actions.is_empty());
+}
+
+#[test]
+fn a_reload_keeps_the_warnings_given_under_the_same_rule() {
+    let p = policy("");
+    let warned = run(&p, &bob(0), &Tracking::new(), at(5 * MIN));
+    // The same rule, now second in the file.
+    let again =
+        policy("[[rule]]\nname = \"other\"\nmatch = { users = [\"carol\"] }\nidle = \"1h\"");
+    let carried = carry_over(warned.tracking, &again);
+    let s = run(&again, &bob(0), &carried, at(6 * MIN));
+    assert!(s.actions.is_empty(), "{:?}", s.actions);
+    let s = run(&again, &bob(0), &s.tracking, at(10 * MIN));
+    assert_eq!(kinds(&s), ["logoff"]);
+}
+
+#[test]
+fn dry_run_and_warn_only_touch_nothing_and_say_so_once() {
+    let dry = policy("mode = \"dry-run\"");
+    let w = run(&dry, &bob(0), &Tracking::new(), at(5 * MIN));
+    assert!(matches!(
+        &w.actions[..],
+        [Action::Warn { notice, .. }] if notice.delivery == Delivery::LogOnly
+    ));
+    let end = run(&dry, &bob(0), &w.tracking, at(10 * MIN));
+    assert_eq!(kinds(&end), ["would-logoff"]);
+    let after = run(&dry, &bob(0), &end.tracking, at(11 * MIN));
+    assert!(after.actions.is_empty(), "said once: {:?}", after.actions);
+    let only = policy("mode = \"warn-only\"");
+    let w = run(&only, &bob(0), &Tracking::new(), at(5 * MIN));
+    assert!(matches!(
+        &w.actions[..],
+        [Action::Warn { notice, .. }] if notice.delivery == Delivery::ToUsers
+    ));
+    assert_eq!(
+        kinds(&run(&only, &bob(0), &w.tracking, at(10 * MIN))),
+        ["would-logoff"]
+    );
+}
+
+#[test]
+fn a_session_gone_is_forgotten() {
+    let p = policy("");
+    let warned = run(&p, &bob(0), &Tracking::new(), at(5 * MIN));
+    let s = step(&p, &[], &Memory::default(), &warned.tracking, at(6 * MIN));
+    assert!(s.tracking.is_empty() && s.actions.is_empty());
+    assert_eq!(s.wake, at(6 * MIN) + jiff::SignedDuration::from_secs(60));
+}
