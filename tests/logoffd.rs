@@ -170,7 +170,6 @@ fn typing_during_the_warning_cancels_the_logoff_and_says_so() {
     }
     let user = TestUser::create("dty");
     let dir = TempDir::new("dty");
-    let started = Instant::now();
     let mut s = pty_login(&user, &dir.path("screen"));
     let d = Daemon::start("dty", &policy(&[&user], "idle = \"30s\"\nwarn = [\"20s\"]"));
     let warned = wait_for(Duration::from_secs(30), || {
@@ -188,10 +187,9 @@ fn typing_during_the_warning_cancels_the_logoff_and_says_so() {
         d.log()
     );
     assert!(screen(&dir.path("screen")).contains("got still here"));
-    // Past the deadline it had before the user came back (30 s after the login), before the
-    // new one (30 s after the typing): still there.
-    let past = Duration::from_secs(35).saturating_sub(started.elapsed());
-    std::thread::sleep(past);
+    // That it is then not logged off at the deadline it had before is the planner's
+    // (daemon::plan's unit test `activity_during_the_warning_calls_the_logoff_off_and_says_so`): no
+    // sleeping here to show it.
     assert!(!s.is_gone(), "logged off though active; log: {}", d.log());
 }
 
@@ -226,12 +224,6 @@ fn a_disconnected_session_is_logged_off_after_its_limit() {
     assert!(left, "the session never showed as disconnected");
     let d = Daemon::start("ddc", &policy(&[&user], "disconnected = \"8s\""));
     let since = Instant::now();
-    std::thread::sleep(Duration::from_secs(4));
-    assert!(
-        !s.is_gone(),
-        "logged off before its limit; log: {}",
-        d.log()
-    );
     assert!(
         wait_for(Duration::from_secs(25), || s.is_gone()),
         "still there; log: {}",
@@ -279,7 +271,8 @@ fn exempt_users_and_the_console_are_left_alone() {
         "the daemon logged nobody off; log: {}",
         d.log()
     );
-    std::thread::sleep(Duration::from_secs(3));
+    // Idle as long as b, and still there: exempt (the planner's unit tests show it does not
+    // come later either).
     assert!(
         !a.is_gone(),
         "the exempt user was logged off; log: {}",
@@ -384,4 +377,77 @@ fn regression_a_lone_brace_in_a_message_is_refused_by_check_and_the_daemon() {
             "{extra:?}: {err}"
         );
     }
+}
+
+/// Regression (issue 17, item 5): a limit already past when logoffd first saw a session (at
+/// its start, after a reload) logged the session off at once, with no warning. The rule's
+/// warnings are a promise: the user is warned, and logged off the shortest lead time later.
+#[test]
+#[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
+fn regression_a_deadline_past_on_first_sight_is_warned_first() {
+    if !root("logoffd_past") {
+        return;
+    }
+    let user = TestUser::create("dpa");
+    let dir = TempDir::new("dpa");
+    let s = pty_login(&user, &dir.path("screen"));
+    // Idle for an hour, as far as its terminal says.
+    let touched = Command::new("touch")
+        .args(["-a", "-d", "1 hour ago"])
+        .arg(format!("/dev/{}", s.pty()))
+        .status()
+        .expect("touch");
+    assert!(touched.success());
+    let d = Daemon::start("dpa", &policy(&[&user], "idle = \"1m\"\nwarn = [\"8s\"]"));
+    let started = Instant::now();
+    assert!(
+        wait_for(Duration::from_secs(10), || screen(&dir.path("screen"))
+            .contains("has been idle for 1m")),
+        "no warning; log: {}",
+        d.log()
+    );
+    assert!(
+        !s.is_gone(),
+        "logged off with the warning; log: {}",
+        d.log()
+    );
+    assert!(
+        wait_for(Duration::from_secs(20), || s.is_gone()),
+        "still there; log: {}",
+        d.log()
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(7),
+        "logged off {:?} after the daemon started",
+        started.elapsed()
+    );
+}
+
+/// Regression (issue 17, item 3): the max-age clock ran from the session's oldest process,
+/// which a user replaces at will (a process that forks and exits every few seconds): the
+/// logon time moved on and the user was never logged off. The earliest logon time logoffd
+/// has seen for the session (by boot ID and audit session ID) is kept.
+#[test]
+#[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
+fn regression_replacing_the_oldest_process_does_not_restart_the_clock() {
+    if !root("logoffd_replace") {
+        return;
+    }
+    let user = TestUser::create("drp");
+    let d = Daemon::start("drp", &policy(&[&user], "max_age = \"12s\""));
+    let started = Instant::now();
+    let s = TestSession::start(
+        SessionSpec {
+            user: Some(&user),
+            ..Default::default()
+        },
+        "exec perl -e 'while (1) { sleep 2; exit 0 if fork }'",
+    );
+    assert!(
+        wait_for(Duration::from_secs(40), || s.is_gone()),
+        "never logged off; log: {}",
+        d.log()
+    );
+    assert!(started.elapsed() >= Duration::from_secs(11));
+    assert!(d.logs("logged on for 12s"), "{}", d.log());
 }

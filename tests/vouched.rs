@@ -342,3 +342,70 @@ fn regression_displays_that_never_answer_cost_one_deadline() {
     assert!(took < Duration::from_secs(20), "--list took {took:?}");
     drop(sessions);
 }
+
+/// Regression (issue 17, item 5): `deadlines.json` was trusted while any process whose
+/// command name was `logoffd` held the PID in it: a user's process so named made a stale
+/// file of a stopped daemon say when sessions would be logged off. The file names its
+/// writer by PID, start time and boot, checked through a pidfd. (The file written here has
+/// both formats' fields, so that an older build reads it too.)
+#[test]
+#[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
+fn regression_a_process_named_logoffd_vouches_for_no_deadlines() {
+    if !require_root_or_skip("regression_a_process_named_logoffd_vouches_for_no_deadlines") {
+        return;
+    }
+    let eve = TestUser::create("sdl");
+    let s = TestSession::start(
+        SessionSpec {
+            user: Some(&eve),
+            pty: true,
+            ..Default::default()
+        },
+        "exec perl -e '$0 = \"logoffd\"; sleep 1000'",
+    );
+    let mut named = None;
+    assert!(wait_for(Duration::from_secs(5), || {
+        named = s.members().into_iter().find(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim() == "logoffd")
+        });
+        named.is_some()
+    }));
+    let pid = named.expect("a process named logoffd");
+    let r = row(s.id);
+    let logon = r["logon_time"]
+        .as_str()
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok());
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").expect("boot id");
+    let at = "2030-01-01T00:00:00Z";
+    let published = format!(
+        r#"{{"rule": "stale", "reason": "idle", "acts_at": "{at}", "logoff_at": "{at}", "warn_at": []}}"#
+    );
+    let file = format!(
+        r#"{{"pid": {pid}, "writer": {{"pid": {pid}, "start": 1, "boot": "{}"}}, "mode": "enforce",
+            "sessions": {{"{}@{}": {published}, "{}/{}": {published}}}}}"#,
+        boot.trim(),
+        s.id,
+        logon.map_or(0, jiff::Timestamp::as_second),
+        boot.trim(),
+        s.id
+    );
+    let dir = TempDir::new("sdl");
+    let state = dir.path("state");
+    std::fs::create_dir(&state).expect("mkdir");
+    set_mode(&state, 0o755);
+    std::fs::write(state.join("deadlines.json"), file).expect("write");
+    set_mode(&state.join("deadlines.json"), 0o644);
+    let out = logoff_as(
+        None,
+        &["--list", "--json"],
+        &[("LOGOFF_STATE_DIR", state.to_str().expect("path"))],
+    );
+    assert_ok(&out, "logoff --list");
+    let rows: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let mine = rows
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["id"] == s.id.to_string().as_str()))
+        .expect("listed");
+    assert_eq!(mine["time_limit"], Value::Null, "{mine}");
+}
