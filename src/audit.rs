@@ -14,6 +14,36 @@ use crate::model::Session;
 use crate::policy::Reason;
 use crate::system::users::Person;
 
+/// The record's fields, for `--help` and the man page: each means one thing, for the
+/// command and for logoffd alike (kept here, next to [`Entry::fields`]; a test checks every
+/// field is described).
+pub const FIELDS_HELP: &str = "\
+Audit record (one per attempt, to the journal, else syslog authpriv; SYSLOG_IDENTIFIER=logoff):
+  LOGOFF_CALLER, LOGOFF_CALLER_UID   the user logoff (or logoffd) runs as
+  LOGOFF_CALLER_LOGIN_UID, LOGOFF_CALLER_LOGIN_USER
+                                     the person who logged in (the kernel's login uid,
+                                     which sudo and su keep)
+  LOGOFF_SUDO_USER                   sudo's SUDO_USER (a claim unless sudo ran logoff)
+  LOGOFF_HOST, LOGOFF_MACHINE        where the session is (with /VM:NAME, the machine)
+  LOGOFF_SESSION, LOGOFF_USER, LOGOFF_UID, LOGOFF_TTY
+                                     the session: ID, user, uid, terminal or display
+  LOGOFF_REMOTE_HOST                 where it came from, as the system vouches for it
+  LOGOFF_REMOTE_HOST_CLAIM           where a user's text says it came from (and where
+                                     that was read), when nothing vouches for it
+  LOGOFF_GRACE_SECONDS               from the first warning to the logoff (--grace; for
+                                     logoffd, since its first warning)
+  LOGOFF_MESSAGE                     yes: its users were warned with a message first
+  LOGOFF_FORCED                      yes: SIGKILL was needed (or sent at once: --timeout 0),
+                                     or may have been sent by a logoff that failed on the
+                                     way; no for a refusal, a cancellation, a session not
+                                     found
+  LOGOFF_CONSOLE                     yes: another user's console session was allowed
+                                     (--console; for logoffd, a rule naming the console)
+  LOGOFF_RESULT                      logged-off, or what went wrong: access-denied,
+                                     survivors, cancelled, no-such-session, system, remote
+  LOGOFF_POLICY_RULE, LOGOFF_REASON  logoffd only: the rule, and the limit reached (idle,
+                                     disconnected, max-age)";
+
 /// What an attempt's record says beyond its session and result: who, where, how — the same
 /// for the command and for logoffd, so that each field means one thing (logoff(1) documents
 /// them).
@@ -340,6 +370,32 @@ mod tests {
         assert_eq!(get("LOGOFF_RESULT"), Some("logged-off"));
         assert_eq!(get("LOGOFF_FORCED"), Some("no"));
         assert_eq!(get("LOGOFF_CONSOLE"), Some("no"));
+    }
+
+    #[test]
+    fn every_field_is_described_once() {
+        let caller = Person::current();
+        let context = Context {
+            caller: &caller,
+            host: "h",
+            machine: None,
+            grace: Duration::ZERO,
+            message: false,
+            console: ConsolePolicy::Protect,
+            timeout: Duration::ZERO,
+            policy: Some(("r", Reason::Idle)),
+        };
+        let session = Session::default();
+        let result = Ok(Effect::LoggedOff(crate::logoff::Done::default()));
+        for (field, _) in Entry::of(&context, &session, &result).fields() {
+            assert_eq!(
+                FIELDS_HELP.matches(&format!("{field}\n")).count()
+                    + FIELDS_HELP.matches(&format!("{field} ")).count()
+                    + FIELDS_HELP.matches(&format!("{field},")).count(),
+                1,
+                "{field}"
+            );
+        }
     }
 
     /// One builder for both programs: a refusal sent nothing, a failure on the way may have

@@ -13,19 +13,19 @@
 // builds it with warnings denied), where links to private modules resolve.
 #![allow(rustdoc::private_intra_doc_links)]
 
-pub mod audit;
+mod audit;
 pub mod backend;
 pub mod cli;
 pub mod daemon;
-pub mod deadline;
-pub mod duration;
-pub mod error;
-pub mod logoff;
-pub mod model;
-pub mod output;
+mod deadline;
+mod duration;
+mod error;
+mod logoff;
+mod model;
+mod output;
 pub mod policy;
-pub mod select;
-pub mod system;
-pub mod text;
-pub mod time;
-pub mod transport;
+mod select;
+mod system;
+mod text;
+mod time;
+mod transport;

@@ -1,7 +1,8 @@
 //! Points in time for policies and the daemon: where "now" comes from ([`Clock`]: the
-//! system's in the programs, a fixed one in tests, so that a decision is tested at a chosen
-//! moment rather than by sleeping), and the arithmetic on them, which saturates instead of
-//! failing (a limit of 100 days after the end of time is the end of time).
+//! system's, read by the programs; decisions take "now" as a value — the planner is given
+//! it — so that they are tested at a chosen moment rather than by sleeping), and the
+//! arithmetic on them, which saturates instead of failing (a limit of 100 days after the
+//! end of time is the end of time).
 
 use std::time::Duration;
 
@@ -18,16 +19,6 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
         Timestamp::now()
-    }
-}
-
-/// A clock that says what it was set to.
-#[derive(Debug, Clone, Copy)]
-pub struct FixedClock(pub Timestamp);
-
-impl Clock for FixedClock {
-    fn now(&self) -> Timestamp {
-        self.0
     }
 }
 
@@ -66,6 +57,5 @@ mod tests {
             Duration::from_secs(5)
         );
         assert_eq!(between(add(t, Duration::from_secs(5)), t), Duration::ZERO);
-        assert_eq!(FixedClock(t).now(), t);
     }
 }

@@ -7,8 +7,8 @@
 //! still gets its own answer. The logoff flow ([`crate::logoff`]) is written once against
 //! this trait. A backend knows nothing of the command line, nor how it was chosen.
 
-pub mod desktop;
-pub mod logind;
+mod desktop;
+mod logind;
 pub mod procfs;
 
 use std::collections::BTreeSet;

@@ -13,6 +13,12 @@ use super::argv;
 use crate::backend::Choice;
 use crate::duration;
 use crate::error::{EXIT_STATUS_HELP, Error, Result};
+
+/// The exit statuses and the audit record's fields, after `--help` and in the man page.
+fn after_long_help() -> String {
+    format!("{EXIT_STATUS_HELP}\n\n{}", crate::audit::FIELDS_HELP)
+}
+
 use crate::logoff::ConsolePolicy;
 use crate::select::{Filters, HostSpec, State};
 use crate::transport::Auth;
@@ -57,7 +63,7 @@ org.freedesktop.login1.manage). Another user's console session is refused unless
     disable_help_flag = true,
     disable_version_flag = true,
     after_help = EXIT_STATUS_HELP,
-    after_long_help = EXIT_STATUS_HELP,
+    after_long_help = after_long_help(),
 )]
 // The clap definition: each flag is a bool; `validate` turns them into the enums of `Args`.
 #[allow(clippy::struct_excessive_bools)]

@@ -3,14 +3,14 @@
 //! failure calls for.
 
 pub mod args;
-pub mod argv;
+mod argv;
 pub mod docs;
-pub mod fleet;
-pub mod list;
-pub mod logoff;
-pub mod plan;
-pub mod progress;
-pub mod signals;
+mod fleet;
+mod list;
+mod logoff;
+mod plan;
+mod progress;
+mod signals;
 
 use std::process::ExitCode;
 

@@ -14,7 +14,7 @@ mod check;
 mod events;
 mod log;
 mod notice;
-pub mod plan;
+mod plan;
 mod state;
 
 use std::collections::BTreeMap;

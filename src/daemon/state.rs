@@ -3,7 +3,7 @@
 //! - `clocks.json` (0600): what logoffd remembers of each session beyond a listing
 //!   ([`Memory`]): since when it has been disconnected, and the earliest logon time seen for
 //!   it — so that neither a restart nor a user's replacing their oldest process resets
-//!   anyone's limit. Keyed by [`SessionKey`] (boot ID and session ID).
+//!   anyone's limit. Keyed by [`crate::model::SessionKey`] (boot ID and session ID).
 //! - `deadlines.json` (0644): the deadline each session is under, for `logoff --list`
 //!   ([`crate::policy::published`]).
 //!
@@ -200,10 +200,6 @@ impl Memory {
         changed
     }
 
-    /// The keys remembered (for tests and the log).
-    pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.first_logon.keys().map(String::as_str)
-    }
 }
 
 #[cfg(test)]
@@ -259,6 +255,6 @@ mod tests {
             Some(first)
         );
         memory.observe(&[], now);
-        assert_eq!(memory.keys().count(), 0, "a session gone is forgotten");
+        assert_eq!(memory, Memory::default(), "a session gone is forgotten");
     }
 }

@@ -6,11 +6,11 @@
 //! each session which rule applies and when it would warn and act. Nothing here touches the
 //! system but the name service (a session's user's groups).
 
-pub mod eval;
+pub(crate) mod eval;
 mod parse;
-pub mod published;
-pub mod rule;
-pub mod template;
+pub(crate) mod published;
+pub(crate) mod rule;
+pub(crate) mod template;
 
 use std::path::Path;
 use std::time::Duration;

@@ -96,7 +96,6 @@ pub fn holders(inodes: &HashSet<u32>) -> HashMap<u32, Vec<Pid>> {
 /// descriptors and credentials were read, and it was still running after, so what was read
 /// is that process's.
 pub struct Holder {
-    pub handle: Handle,
     /// Real, effective, saved and file-system uids.
     pub uids: [u32; 4],
 }
@@ -109,7 +108,7 @@ impl Holder {
             .ok()
             .flatten()?;
         let uids = proc.uids().ok().flatten()?;
-        (handle.has_pidfd() && !handle.has_exited()).then_some(Holder { handle, uids })
+        (handle.has_pidfd() && !handle.has_exited()).then_some(Holder { uids })
     }
 
     /// Whether every uid of it is one of `uids` (root, a service's user).

@@ -13,7 +13,7 @@ use std::time::Duration;
 use zbus::Connection;
 
 pub use child::Tunnel;
-pub use host::{Auth, Host, SSH_ENV};
+pub use host::{Auth, Host};
 
 use crate::error::{Error, Result};
 

@@ -29,7 +29,6 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use zbus::{Connection, OwnedObjectPath};
 
-pub use props::NO_SCOPES_ENV;
 
 use super::desktop::{Desktops, Look};
 use super::procfs::Procfs;
