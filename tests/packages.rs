@@ -1,6 +1,7 @@
 //! The packages, proven by installing them: the .deb into a test host with a real systemd
-//! (dpkg -i, use, dpkg -r, dpkg -P), lintian on it, the .rpm's layout and metadata read with
-//! rpm, and a second build of the same commit compared byte for byte.
+//! (dpkg -i, use, dpkg -r, dpkg -P), lintian on it and on cockpit-logoff's, the .rpms'
+//! layout and metadata read with rpm, and a second build of the same commit compared byte for
+//! byte. (cockpit-logoff at work in a browser: tests/cockpit.rs.)
 //!
 //! scripts/test builds the packages (scripts/package) before the tests run; these tests need
 //! them in target/packages/ (under CI=true their absence fails the test). Needs root.
@@ -46,6 +47,33 @@ fn deb_name() -> String {
 
 fn rpm_name() -> String {
     format!("logoff-{VERSION}-1.x86_64.rpm")
+}
+
+fn cockpit_deb_name() -> String {
+    format!("cockpit-logoff_{VERSION}_all.deb")
+}
+
+fn cockpit_rpm_name() -> String {
+    format!("cockpit-logoff-{VERSION}-1.noarch.rpm")
+}
+
+/// What the Cockpit page is made of, where Cockpit looks for packages.
+const COCKPIT_PAGE: [&str; 4] = [
+    "/usr/share/cockpit/logoff/index.html",
+    "/usr/share/cockpit/logoff/logoff.css",
+    "/usr/share/cockpit/logoff/logoff.js",
+    "/usr/share/cockpit/logoff/manifest.json",
+];
+
+/// `rpm ARGS FILE`'s output.
+fn rpm_query(rpm: &Path, args: &[&str]) -> String {
+    let out = Command::new("rpm")
+        .args(args)
+        .arg(rpm)
+        .output()
+        .expect("rpm");
+    assert!(out.status.success(), "rpm {args:?}: {}", text(&out.stderr));
+    text(&out.stdout)
 }
 
 /// What the .deb installs (files only), as `dpkg-deb -c` lists them.
@@ -152,20 +180,69 @@ fn the_deb_installs_works_and_goes_away_cleanly() {
 #[test]
 #[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
 fn lintian_finds_no_error_in_the_deb() {
-    let Some(deb) = package("lintian", &deb_name()) else {
+    for name in [deb_name(), cockpit_deb_name()] {
+        let Some(deb) = package("lintian", &name) else {
+            return;
+        };
+        let out = Command::new("lintian")
+            .args(["--fail-on", "error,warning", "--display-info"])
+            .arg(&deb)
+            .output()
+            .expect("lintian");
+        assert!(
+            out.status.success(),
+            "lintian {name}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
+fn the_cockpit_packages_hold_the_page_and_depend_on_logoff() {
+    let Some(deb) = package("cockpit_packages", &cockpit_deb_name()) else {
         return;
     };
-    let out = Command::new("lintian")
-        .args(["--fail-on", "error,warning", "--display-info"])
-        .arg(&deb)
-        .output()
-        .expect("lintian");
-    assert!(
-        out.status.success(),
-        "lintian: {}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    let mut files = deb_files(&deb);
+    files.retain(|f| f.starts_with("/usr/share/cockpit/"));
+    files.sort();
+    assert_eq!(files, COCKPIT_PAGE);
+    let field = |name: &str| {
+        let out = Command::new("dpkg-deb")
+            .args(["-f"])
+            .arg(&deb)
+            .arg(name)
+            .output()
+            .expect("dpkg-deb -f");
+        text(&out.stdout).trim().to_string()
+    };
+    assert_eq!(field("Architecture"), "all");
+    assert_eq!(field("Version"), VERSION);
+    assert_eq!(field("Depends"), "logoff, cockpit-bridge");
+
+    let rpm = packages().join(cockpit_rpm_name());
+    let mut files: Vec<String> = rpm_query(&rpm, &["-qlp"])
+        .lines()
+        .map(String::from)
+        .collect();
+    files.sort();
+    assert_eq!(files, COCKPIT_PAGE);
+    let info = rpm_query(&rpm, &["-qip"]);
+    for want in [
+        "Name        : cockpit-logoff",
+        &format!("Version     : {VERSION}"),
+        "Architecture: noarch",
+    ] {
+        assert!(info.contains(want), "no '{want}' in {info}");
+    }
+    let mut requires: Vec<String> = rpm_query(&rpm, &["-qp", "--requires"])
+        .lines()
+        .filter(|l| !l.starts_with("rpmlib("))
+        .map(String::from)
+        .collect();
+    requires.sort();
+    assert_eq!(requires, ["cockpit-bridge", "logoff"]);
 }
 
 #[test]
@@ -174,15 +251,7 @@ fn the_rpm_has_rhel_paths_and_metadata() {
     let Some(rpm) = package("rpm_layout", &rpm_name()) else {
         return;
     };
-    let query = |args: &[&str]| {
-        let out = Command::new("rpm")
-            .args(args)
-            .arg(&rpm)
-            .output()
-            .expect("rpm");
-        assert!(out.status.success(), "rpm {args:?}: {}", text(&out.stderr));
-        text(&out.stdout)
-    };
+    let query = |args: &[&str]| rpm_query(&rpm, args);
     let mut files: Vec<String> = query(&["-qlp"]).lines().map(String::from).collect();
     files.sort();
     let mut expected = vec![
@@ -216,10 +285,9 @@ fn the_rpm_has_rhel_paths_and_metadata() {
 #[test]
 #[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
 fn two_builds_of_one_commit_give_identical_packages() {
-    let Some(deb) = package("reproducible", &deb_name()) else {
+    if package("reproducible", &deb_name()).is_none() {
         return;
-    };
-    let rpm = packages().join(rpm_name());
+    }
     let dir = common::fixtures::TempDir::new("repro");
     let out = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/package"))
         .arg("--out")
@@ -227,14 +295,16 @@ fn two_builds_of_one_commit_give_identical_packages() {
         .output()
         .expect("scripts/package");
     assert_ok(&out, "scripts/package --out");
-    let again = std::fs::read(dir.path(&deb_name())).expect("the second .deb");
-    assert!(
-        again == std::fs::read(&deb).expect("the first .deb"),
-        "the .deb differs between two builds of one commit"
-    );
-    let again = std::fs::read(dir.path(&rpm_name())).expect("the second .rpm");
-    assert!(
-        again == std::fs::read(&rpm).expect("the first .rpm"),
-        "the .rpm differs between two builds of one commit"
-    );
+    for name in [
+        deb_name(),
+        rpm_name(),
+        cockpit_deb_name(),
+        cockpit_rpm_name(),
+    ] {
+        let again = std::fs::read(dir.path(&name)).expect("the second build");
+        assert!(
+            again == std::fs::read(packages().join(&name)).expect("the first build"),
+            "{name} differs between two builds of one commit"
+        );
+    }
 }

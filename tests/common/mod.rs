@@ -17,6 +17,7 @@ pub mod container;
 pub mod fixtures;
 pub mod session;
 pub mod users;
+pub mod webdriver;
 
 // Each test crate uses a part of these helpers.
 #[allow(unused_imports)]
