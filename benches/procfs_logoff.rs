@@ -85,9 +85,12 @@ fn main() {
         sizes = vec![1000, 10_000];
     }
     let logoff = env!("CARGO_BIN_EXE_logoff");
+    // Another build to compare with in the same run (an older one, say).
+    let other = std::env::var_os("LOGOFF_BENCH_OTHER");
     for n in sizes {
         let mut floor = Vec::new();
         let mut kill0 = Vec::new();
+        let mut other_kill0 = Vec::new();
         let mut polite = Vec::new();
         let mut baseline = Vec::new();
         for _ in 0..runs {
@@ -99,6 +102,11 @@ fn main() {
             polite.push(measure("logoff", n, |s| {
                 run(Command::new(logoff).arg(s.audit_id.to_string()));
             }));
+            if let Some(other) = &other {
+                other_kill0.push(measure("other --timeout 0", n, |s| {
+                    run(Command::new(other).args(["--timeout", "0", &s.audit_id.to_string()]));
+                }));
+            }
             baseline.push(measure("baseline", n, |s| {
                 let sid = s.sid.to_string();
                 run(Command::new("pkill").args(["-KILL", "-s", &sid]));
@@ -131,6 +139,14 @@ fn main() {
             ratio(b, f),
             ratio(b, k)
         );
+        if !other_kill0.is_empty() {
+            let o = median(&mut other_kill0);
+            println!(
+                "  $LOGOFF_BENCH_OTHER --timeout 0         {:>9.1} ms   {:.2}x floor",
+                ms(o),
+                ratio(o, f)
+            );
+        }
     }
 }
 

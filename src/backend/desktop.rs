@@ -20,10 +20,11 @@ use jiff::Timestamp;
 
 use crate::deadline::Deadline;
 use crate::model::{Pid, Session, SessionId, SessionState, Uid};
+use crate::system::bounded::{self, Threads};
 use crate::system::process::Membership;
 use crate::system::sockets::{self, UnixSockets};
 use crate::system::x11::{self, XServer, window::Window};
-use crate::system::{bounded, xrdp};
+use crate::system::xrdp;
 
 /// logind's Service for sessions xrdp's session manager opens.
 pub const XRDP_SERVICE: &str = "xrdp-sesman";
@@ -119,7 +120,8 @@ impl Desktops {
         }
         let (sessions, questions): (Vec<&mut Session>, Vec<Question>) = asked.into_iter().unzip();
         // Every server at once: one that never answers costs this listing DISPLAYS_WAIT.
-        let answers = bounded::map(questions, idle_of, Deadline::after(DISPLAYS_WAIT));
+        let deadline = Deadline::after(DISPLAYS_WAIT);
+        let answers = bounded::map(questions, idle_of, Threads::PerItem, deadline);
         for (session, answer) in sessions.into_iter().zip(answers) {
             if let Some(Some(since)) = answer {
                 session.idle_since = Some(since);
@@ -145,7 +147,12 @@ impl Desktops {
             membership: membership.clone(),
             sockets: Arc::new(UnixSockets::read()),
         };
-        let found = bounded::map(vec![question], find, Deadline::after(x11::X_WAIT));
+        let found = bounded::map(
+            vec![question],
+            find,
+            Threads::Few,
+            Deadline::after(x11::X_WAIT),
+        );
         let server = found.into_iter().next().flatten().flatten()?;
         Some(
             match Window::show(server, &window_text(text), WINDOW_LIFETIME) {

@@ -20,7 +20,6 @@ use crate::transport::{HostRef, Place};
 /// among them returned (for the exit status); with one place, a failure of the place as a
 /// whole is the command's error.
 pub fn run(plan: &Logoff, out: &mut Out) -> Result<Option<Kind>> {
-    crate::system::handle::prepare_descriptors();
     // The record and the warning name whoever runs logoff, here.
     let person = Person::current();
     let log = crate::audit::AuditLog::open();

@@ -59,6 +59,8 @@ pub fn main() -> ExitCode {
 /// A logoff, on a thread of its own: a signal before anything is touched ends the command
 /// at once, by way of this function (the only place that ends the process early).
 fn log_off(plan: plan::Logoff) -> ExitCode {
+    // While this is the only thread (see its doc): before the signal thread and the worker.
+    crate::system::handle::prepare_descriptors();
     let (tx, rx) = std::sync::mpsc::channel();
     if let Err(e) = signals::install(tx.clone()) {
         return failed(&Error::io(Kind::System, "cannot handle Ctrl-C", e));

@@ -199,7 +199,6 @@ impl Memory {
         self.first_logon = logons;
         changed
     }
-
 }
 
 #[cfg(test)]

@@ -22,13 +22,24 @@ static RUNNING: AtomicUsize = AtomicUsize::new(0);
 /// How many reads may be stalled before no new one starts.
 pub const STALLED_MAX: usize = 1024;
 
-/// How many threads one call uses at most: enough that a few hundred reads that each wait
-/// out their own deadline still end together.
-const THREADS: usize = 512;
+/// How many threads a call may use.
+#[derive(Debug, Clone, Copy)]
+pub enum Threads {
+    /// A few: reads that are quick unless a user stalls them.
+    Few,
+    /// One per item, up to 512: reads that each may wait out a deadline of their own (an X
+    /// server that never answers), so that a few hundred still end together.
+    PerItem,
+}
 
 /// `f` on every item, on threads of their own, until `deadline`: the answers in order,
 /// `None` for those not done by then (or not started, while too many are stalled).
-pub fn map<T, R>(items: Vec<T>, f: fn(&T) -> R, deadline: Deadline) -> Vec<Option<R>>
+pub fn map<T, R>(
+    items: Vec<T>,
+    f: fn(&T) -> R,
+    threads: Threads,
+    deadline: Deadline,
+) -> Vec<Option<R>>
 where
     T: Send + 'static,
     R: Send + 'static,
@@ -42,7 +53,11 @@ where
         items.into_iter().enumerate().collect::<Vec<_>>(),
     ));
     let (tx, rx) = mpsc::channel::<(usize, R)>();
-    for _ in 0..n.min(THREADS) {
+    let threads = match threads {
+        Threads::Few => 4,
+        Threads::PerItem => 512,
+    };
+    for _ in 0..n.min(threads) {
         let queue = Arc::clone(&queue);
         let tx = tx.clone();
         let spawned = std::thread::Builder::new()
@@ -89,6 +104,7 @@ mod tests {
         let got = map(
             (0..200u64).collect(),
             |i| i * 2,
+            Threads::Few,
             Deadline::after(Duration::from_secs(5)),
         );
         assert_eq!(got.len(), 200);
@@ -101,6 +117,7 @@ mod tests {
         let got = map(
             vec![0u64, 3],
             |s| std::thread::sleep(Duration::from_secs(*s)),
+            Threads::PerItem,
             Deadline::after(Duration::from_millis(300)),
         );
         assert!(started.elapsed() < Duration::from_secs(2));

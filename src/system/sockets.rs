@@ -1,7 +1,7 @@
 //! Sockets as the kernel shows them: which sockets a process holds, unix sockets' names and
-//! peers (netlink `sock_diag`), TCP connections' addresses (`/proc/PID/net/tcp{,6}`), and
-//! which process holds a given socket — checked through a pidfd, so a PID reused meanwhile
-//! never lends its identity.
+//! peers (netlink `sock_diag`), where a process's TCP connection comes from (asked of the
+//! socket itself), and which process holds a given socket — checked through a pidfd, so a
+//! PID reused meanwhile never lends its identity.
 //!
 //! Only what the kernel gives is used: a socket is known by its inode, read from the text
 //! the kernel writes for a socket's descriptor (`socket:[N]` in `/proc/PID/fd`: a file's
@@ -12,10 +12,10 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::OwnedFd;
 
-use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType, netlink};
+use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType, ipproto, netlink};
 
 use crate::model::Pid;
 use crate::system::handle::Handle;
@@ -117,77 +117,50 @@ impl Holder {
     }
 }
 
-/// An established TCP connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TcpConnection {
-    pub local_port: u16,
-    pub remote: IpAddr,
-}
-
-/// The established TCP connections of one network namespace, by socket inode.
-#[derive(Debug, Default)]
-pub struct TcpTable {
-    by_inode: HashMap<u32, TcpConnection>,
-}
-
-impl TcpTable {
-    /// The connections of the network namespace process `pid` is in
-    /// (`/proc/PID/net/tcp`, `tcp6`).
-    pub fn of_namespace_of(pid: Pid) -> TcpTable {
-        let mut by_inode = HashMap::new();
-        for table in ["tcp", "tcp6"] {
-            let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")) else {
-                continue;
-            };
-            by_inode.extend(text.lines().skip(1).filter_map(parse_tcp_line));
+/// Where the TCP connection that process `pid` holds comes from: the peer of the first
+/// connected TCP socket among its descriptors (by descriptor number), asked of the socket
+/// itself — a copy of the descriptor taken through a pidfd (`pidfd_getfd`, which root may),
+/// then `getpeername` — not read from a table of every connection of the host.
+///
+/// # Platform specific behavior
+/// Needs Linux 5.6 (pidfd_getfd) and the right to ptrace the process (root's, for root);
+/// elsewhere nothing is found.
+pub fn tcp_peer(pid: Pid) -> Option<IpAddr> {
+    let raw = rustix::process::Pid::from_raw(pid.as_raw())?;
+    let pidfd = rustix::process::pidfd_open(raw, rustix::process::PidfdFlags::empty()).ok()?;
+    let mut fds: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .flatten()
+        .filter(|fd| {
+            std::fs::read_link(fd.path())
+                .ok()
+                .is_some_and(|l| l.to_str().is_some_and(|t| t.starts_with("socket:[")))
+        })
+        .filter_map(|fd| fd.file_name().to_str()?.parse().ok())
+        .collect();
+    fds.sort_unstable();
+    fds.into_iter().find_map(|number| {
+        let fd =
+            rustix::process::pidfd_getfd(&pidfd, number, rustix::process::PidfdGetfdFlags::empty())
+                .ok()?;
+        let stream = rustix::net::sockopt::socket_type(&fd).ok()? == SocketType::STREAM;
+        let tcp = rustix::net::sockopt::socket_protocol(&fd).ok()? == Some(ipproto::TCP);
+        if !(stream && tcp) {
+            return None;
         }
-        TcpTable { by_inode }
-    }
-
-    /// The first of `inodes` that is an established connection.
-    pub fn established(&self, inodes: &[u32]) -> Option<TcpConnection> {
-        inodes.iter().find_map(|i| self.by_inode.get(i).copied())
-    }
-}
-
-/// One line of /proc/net/tcp{,6}: `sl local remote st ... inode`, established only.
-fn parse_tcp_line(line: &str) -> Option<(u32, TcpConnection)> {
-    let f: Vec<&str> = line.split_whitespace().collect();
-    let (local, remote, state, inode) = (f.get(1)?, f.get(2)?, f.get(3)?, f.get(9)?);
-    if *state != "01" {
-        return None;
-    }
-    let (_, port) = local.split_once(':')?;
-    Some((
-        inode.parse().ok()?,
-        TcpConnection {
-            local_port: u16::from_str_radix(port, 16).ok()?,
-            remote: address(remote)?,
-        },
-    ))
-}
-
-/// The address of `HEXADDR:HEXPORT` as /proc/net/tcp{,6} write it: each 32-bit word of the
-/// address as the number it is in memory (so its bytes in the host's order).
-fn address(field: &str) -> Option<IpAddr> {
-    let (addr, _port) = field.split_once(':')?;
-    let word = |i: usize| -> Option<[u8; 4]> {
-        u32::from_str_radix(addr.get(i * 8..i * 8 + 8)?, 16)
-            .ok()
-            .map(u32::to_ne_bytes)
-    };
-    match addr.len() {
-        8 => Some(IpAddr::V4(Ipv4Addr::from(word(0)?))),
-        32 => {
-            let mut bytes = [0u8; 16];
-            for i in 0..4 {
-                bytes[i * 4..i * 4 + 4].copy_from_slice(&word(i)?);
-            }
-            let v6 = Ipv6Addr::from(bytes);
-            Some(v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4))
+        let peer = rustix::net::getpeername(&fd).ok()??;
+        match peer.address_family() {
+            AddressFamily::INET => SocketAddrV4::try_from(peer)
+                .ok()
+                .map(|a| IpAddr::V4(*a.ip())),
+            AddressFamily::INET6 => SocketAddrV6::try_from(peer).ok().map(|a| {
+                a.ip()
+                    .to_ipv4_mapped()
+                    .map_or(IpAddr::V6(*a.ip()), IpAddr::V4)
+            }),
+            _ => None,
         }
-        _ => None,
-    }
+    })
 }
 
 /// The netlink socket sock_diag is asked through: close-on-exec (nothing logoff starts may
@@ -339,36 +312,17 @@ mod tests {
     use std::os::unix::net::{UnixListener, UnixStream};
 
     #[test]
-    fn addresses_as_proc_net_tcp_writes_them() {
+    fn the_peer_of_a_tcp_connection_a_process_holds() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let client =
+            std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        let (accepted, _) = listener.accept().expect("accept");
+        // This process holds the listener (no peer) and both ends: the first connected one.
         assert_eq!(
-            address("0100007F:AB2E"),
-            Some(IpAddr::V4(Ipv4Addr::LOCALHOST))
+            tcp_peer(Pid::own()),
+            Some(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
         );
-        assert_eq!(
-            address("0202A8C0:0016"),
-            Some("192.168.2.2".parse().expect("ip"))
-        );
-        assert_eq!(
-            address("0000000000000000FFFF00000100007F:0016"),
-            Some(IpAddr::V4(Ipv4Addr::LOCALHOST))
-        );
-        assert_eq!(
-            address("00000000000000000000000001000000:0016"),
-            Some(IpAddr::V6(Ipv6Addr::LOCALHOST))
-        );
-        let line = "   1: 0100007F:0016 0202A8C0:D431 01 00000000:00000000 02:000A7E8C \
-                    00000000     0        0 123456 4 0000000000000000 20 4 1 10 -1";
-        assert_eq!(
-            parse_tcp_line(line),
-            Some((
-                123_456,
-                TcpConnection {
-                    local_port: 22,
-                    remote: "192.168.2.2".parse().expect("ip")
-                }
-            ))
-        );
-        assert_eq!(parse_tcp_line(&line.replace(" 01 ", " 0A ")), None);
+        drop((client, accepted, listener));
     }
 
     /// Regression (issue 17, item 5): the sock_diag socket was not close-on-exec.

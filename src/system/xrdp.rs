@@ -18,7 +18,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::model::Pid;
-use crate::system::sockets::{self, Holder, TcpTable, UnixSockets};
+use crate::system::sockets::{self, Holder, UnixSockets};
 
 /// What the kernel says of an xrdp session's connection.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -116,9 +116,7 @@ pub fn connection(peers: &HashSet<u32>, holders: &HashMap<u32, Vec<Pid>>) -> Con
             if !holder.runs_as_one_of(&uids) {
                 continue;
             }
-            let client = TcpTable::of_namespace_of(pid)
-                .established(&sockets::inodes_of(pid))
-                .map(|c| c.remote.to_string());
+            let client = sockets::tcp_peer(pid).map(|ip| ip.to_string());
             return Connection {
                 connected: true,
                 client,

@@ -29,7 +29,6 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use zbus::{Connection, OwnedObjectPath};
 
-
 use super::desktop::{Desktops, Look};
 use super::procfs::Procfs;
 use super::{Backend, Flavor, Signalled, Warned, access_denied, deliver_locally};

@@ -6,7 +6,6 @@
 //! `--state disconnected` would sweep it).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 
 use jiff::Timestamp;
 
@@ -14,7 +13,7 @@ use super::{Grouping, Key};
 use crate::model::{Claim, Pid, Session, SessionId, SessionState, Uid, is_virtual_terminal};
 use crate::system::handle::Handle;
 use crate::system::process::{Proc, Stat};
-use crate::system::sockets::{self, TcpTable};
+use crate::system::sockets;
 use crate::system::users::{self, NameCache};
 use crate::system::{tty, utmp};
 
@@ -111,9 +110,6 @@ pub(super) struct HostFacts {
     pub utmp: HashMap<Pid, Vec<utmp::Record>>,
     pub clock: BootClock,
     pub active_vt: Option<String>,
-    /// The TCP connections of each network namespace a session's first process is in (by
-    /// the namespace's inode), read when first needed.
-    tcp: Mutex<HashMap<u64, Arc<TcpTable>>>,
 }
 
 impl HostFacts {
@@ -127,21 +123,7 @@ impl HostFacts {
                 }),
             clock: BootClock::new(),
             active_vt: tty::active_vt(),
-            tcp: Mutex::new(HashMap::new()),
         }
-    }
-
-    /// The TCP table of the network namespace process `pid` is in.
-    fn tcp_of(&self, pid: Pid) -> Arc<TcpTable> {
-        let ns = rustix::fs::stat(format!("/proc/{pid}/ns/net").as_str()).map_or(0, |s| s.st_ino);
-        let Ok(mut tables) = self.tcp.lock() else {
-            return Arc::new(TcpTable::of_namespace_of(pid));
-        };
-        Arc::clone(
-            tables
-                .entry(ns)
-                .or_insert_with(|| Arc::new(TcpTable::of_namespace_of(pid))),
-        )
     }
 }
 
@@ -233,7 +215,7 @@ fn build(
         let held = details.stats.iter().find(|s| s.tty_nr != 0)?;
         tty::name_from_tty_nr(held.tty_nr)
     });
-    let creator = earliest.and_then(|e| Creator::of(e.pid, host));
+    let creator = earliest.and_then(|e| Creator::of(e.pid));
     let remote_host = creator.as_ref().and_then(|c| c.peer.clone());
     let remote_claim = match (&remote_host, record) {
         (None, Some(r)) if !r.host.is_empty() => Some(Claim {
@@ -311,7 +293,7 @@ struct Creator {
 }
 
 impl Creator {
-    fn of(pid: Pid, host: &HostFacts) -> Option<Creator> {
+    fn of(pid: Pid) -> Option<Creator> {
         let proc = Proc::new(pid);
         if !proc.is_roots() {
             return None;
@@ -324,9 +306,7 @@ impl Creator {
         let peer = if xrdp {
             None
         } else {
-            host.tcp_of(pid)
-                .established(&sockets::inodes_of(pid))
-                .map(|c| c.remote.to_string())
+            sockets::tcp_peer(pid).map(|ip| ip.to_string())
         };
         Some(Creator { peer, xrdp })
     }

@@ -250,7 +250,12 @@ fn read_claims(sessions: &mut [Session]) {
         })
         .collect();
     let leaders = asked.iter().filter_map(|&at| sessions[at].leader).collect();
-    let answers = bounded::map(leaders, ssh_connection, Deadline::after(CLAIM_WAIT));
+    let answers = bounded::map(
+        leaders,
+        ssh_connection,
+        bounded::Threads::Few,
+        Deadline::after(CLAIM_WAIT),
+    );
     for (at, answer) in asked.into_iter().zip(answers) {
         if let Some(Some(value)) = answer {
             sessions[at].remote_claim = Some(Claim {
