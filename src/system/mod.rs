@@ -8,6 +8,7 @@ pub mod files;
 pub mod handle;
 pub mod host;
 pub mod interrupt;
+pub mod lines;
 pub mod process;
 pub mod tty;
 pub mod users;
