@@ -158,6 +158,21 @@ impl AuditLog {
         })
     }
 
+    /// A plain line where the records go (the journal, else syslog, facility authpriv),
+    /// with no `LOGOFF_*` fields: what a remote logoff did on this host at another's
+    /// request (`logoff --remote-agent`), for this host's own trail.
+    pub fn note(&self, message: &str) -> Result<()> {
+        let journal_error = match self.journal(message, &[], true) {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        self.syslog(message, &[], true).map_err(|syslog_error| {
+            Error::system(format!(
+                "cannot log what was done: journal: {journal_error}; syslog: {syslog_error}"
+            ))
+        })
+    }
+
     fn journal(
         &self,
         message: &str,
@@ -197,12 +212,16 @@ impl AuditLog {
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         // A line feed in a value would make a line of its own in the log.
+        let fields = if extra.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", crate::output::clean(&extra.join(" ")))
+        };
         let line = format!(
-            "<{}>logoff[{}]: {} [{}]",
+            "<{}>logoff[{}]: {}{fields}",
             AUTHPRIV * 8 + severity,
             std::process::id(),
             crate::output::clean(message),
-            crate::output::clean(&extra.join(" "))
         );
         socket.send_to(line.as_bytes(), "/dev/log").map(|_| ())
     }

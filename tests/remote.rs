@@ -1,6 +1,7 @@
 //! Remote hosts: `/SERVER` over ssh to real test hosts (systemd-nspawn, real sshd and logind),
 //! many at once, hosts that fail or hang, injection attempts, and `/VM` with a container
-//! registered with systemd-machined inside a test host.
+//! registered with systemd-machined inside a test host. Remote logoffs (`logoff
+//! --remote-agent`, for hosts without systemd-stdio-bridge) that answer nonsense.
 
 mod common;
 
@@ -368,15 +369,30 @@ fn vm_reaches_a_machine_registered_with_machined() {
         "cannot reach machine inner",
     );
 
-    // A host without systemd-stdio-bridge (as elogind hosts are) is named as such.
+    // A host without systemd-stdio-bridge (as elogind hosts are) is reached through its own
+    // logoff; a machine on it cannot be, and that is said.
     assert_ok(
         &h.exec(&["rm", "/usr/bin/systemd-stdio-bridge"]),
         "remove the bridge",
     );
+    let out = fleet.logoff(&["--list", "-v", "/SERVER:lt-m1"]);
+    assert_ok(&out, "list through the host's own logoff");
+    assert!(
+        text(&out.stdout).contains("lt-m1 over ssh, which has no systemd-stdio-bridge"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_fails(
+        &fleet.logoff(&["--list", "/SERVER:lt-m1", "/VM:inner"]),
+        6,
+        "no systemd-stdio-bridge",
+    );
+    // Without logoff either, that is said.
+    assert_ok(&h.exec(&["rm", "/usr/local/bin/logoff"]), "remove logoff");
     assert_fails(
         &fleet.logoff(&["--list", "/SERVER:lt-m1"]),
         6,
-        "no systemd-stdio-bridge",
+        "has neither systemd-stdio-bridge nor logoff",
     );
 }
 
@@ -512,4 +528,142 @@ fn regression_ssh_forwards_nothing_and_asks_nothing_unless_told() {
     let argv = run(&["--ask-password"]);
     assert!(!argv.contains("BatchMode"), "{argv}");
     assert!(argv.contains("ClearAllForwardings=yes"), "{argv}");
+}
+
+/// A remote "logoff --remote-agent" that answers as `LOGOFF_FAKE_AGENT` says (python3).
+const FAKE_AGENT: &str = r#"
+import json, os, sys, time
+mode = os.environ["LOGOFF_FAKE_AGENT"]
+if mode == "old":
+    sys.stderr.write("Invalid parameter(s)\nLOGOFF [sessionname | sessionid] ...\n")
+    sys.exit(2)
+def send(obj):
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+hello = {"reply": "hello", "protocol": 1, "version": "0.2.0", "backend": "logind",
+         "about": "org.freedesktop.login1; fake"}
+for line in sys.stdin:
+    op = json.loads(line)["op"]
+    if mode == "garbage":
+        sys.stdout.write("\x1b]0;pwned\x07 hello there\n")
+        sys.stdout.flush()
+    elif mode == "huge":
+        sys.stdout.write("x" * (17 << 20))
+        sys.stdout.flush()
+    elif mode == "silent":
+        pass
+    elif mode == "protocol":
+        send(dict(hello, protocol=99, version="9.0.0"))
+    elif mode == "version":
+        send(dict(hello, version="1.0\x1b[2J"))
+    elif op == "hello":
+        send(hello)
+    elif op == "list":
+        send({"reply": "sessions", "sessions": [{
+            "id": "7", "uid": 1001, "user": "\x1b[31mevil\u202e", "tty": "pts/0",
+            "display": None, "seat": None, "vtnr": None, "state": "active", "class": "user",
+            "kind": "tty", "service": "sshd", "remote_host": "\x1b]0;pwned\x07",
+            "remote": True, "idle_since": None, "idle_hint": None, "logon_time": None,
+            "leader": 4242, "processes": None, "scope": None, "audit": 7}]})
+    else:
+        send({"reply": "done"})
+time.sleep(30)
+"#;
+
+/// Regression guard for the relay (issue 22): what another host's logoff answers is hostile.
+/// Nonsense, a line without end, silence, another protocol, a logoff too old to know
+/// `--remote-agent`, and none at all each fail that host alone, in time, with the reason
+/// escaped, while the others answer; a session list with escape sequences in it is shown
+/// escaped, and kept exact in JSON. (Each fake host answers as its name says.)
+#[test]
+fn a_remote_logoff_that_answers_nonsense_fails_alone_and_is_shown_escaped() {
+    let dir = TempDir::new("fakeagent");
+    let agent = dir.path("agent.py");
+    std::fs::write(&agent, FAKE_AGENT).expect("fake agent");
+    let calls = dir.path("calls");
+    let fake_ssh = dir.path("ssh");
+    std::fs::write(
+        &fake_ssh,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> {calls}\n\
+             host=$(echo \"$*\" | sed 's/.* -- \\([^ ]*\\).*/\\1/')\n\
+             case \"$*\" in\n\
+             *systemd-stdio-bridge*) echo 'sh: 1: systemd-stdio-bridge: not found' >&2; exit 127;;\n\
+             esac\n\
+             [ \"$host\" = none ] && {{ echo 'sh: 1: logoff: not found' >&2; exit 127; }}\n\
+             LOGOFF_FAKE_AGENT=$host exec python3 {agent}\n",
+            calls = calls.display(),
+            agent = agent.display()
+        ),
+    )
+    .expect("fake ssh");
+    set_mode(&fake_ssh, 0o755);
+    let run = |args: &[&str]| {
+        let start = Instant::now();
+        let out = std::process::Command::new(logoff_bin())
+            .args(args)
+            .args(["--connect-timeout", "1s"])
+            .env("LOGOFF_SSH", &fake_ssh)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run");
+        (out, start.elapsed())
+    };
+    let failing = [
+        ("garbage", "outside logoff's remote protocol"),
+        ("huge", "a line longer than"),
+        ("silent", "did not answer within"),
+        ("protocol", "speaks remote protocol 99"),
+        ("version", "outside logoff's remote protocol: a version"),
+        ("old", "does not know --remote-agent"),
+        ("none", "has neither systemd-stdio-bridge nor logoff"),
+    ];
+    let names: Vec<&str> = failing.iter().map(|(m, _)| *m).collect();
+    let (out, took) = run(&["--list", &format!("/SERVER:hostile,{}", names.join(","))]);
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+    let err = text(&out.stderr);
+    for (mode, says) in failing {
+        assert!(
+            err.lines()
+                .any(|l| l.starts_with(&format!("logoff: {mode}: ")) && l.contains(says)),
+            "{mode}: {says:?} not in:\n{err}"
+        );
+    }
+    assert!(err.contains("7 of 8 hosts failed"), "{err}");
+    // A list with escape sequences and a bidi override in it: escaped in the table.
+    let table = text(&out.stdout);
+    assert!(table.contains("^[[31mevil\\u{202e}"), "{table}");
+    for said in [&table, &err] {
+        assert!(
+            !said.contains('\u{1b}') && !said.contains('\u{202e}'),
+            "an escape reached the terminal: {said:?}"
+        );
+    }
+    // The agent is reached as the bridge is: no forwarding, no prompt, `--` before the
+    // host, and fixed words after it.
+    let argv = std::fs::read_to_string(&calls).expect("calls");
+    let agent_call = argv
+        .lines()
+        .find(|l| l.contains("-- hostile logoff"))
+        .expect("the agent was called");
+    for want in ["-xTa", "ClearAllForwardings=yes", "BatchMode=yes"] {
+        assert!(agent_call.contains(want), "{want} missing: {agent_call}");
+    }
+    assert!(
+        agent_call.ends_with("-- hostile logoff --remote-agent"),
+        "{agent_call}"
+    );
+
+    // Exact, and escaped, in JSON.
+    let (out, _) = run(&["--list", "--json", "/SERVER:hostile"]);
+    assert_ok(&out, "JSON list from a hostile agent");
+    let raw = text(&out.stdout);
+    assert!(
+        !raw.contains('\u{1b}') && !raw.contains('\u{202e}'),
+        "{raw:?}"
+    );
+    let rows = json_rows(&out);
+    assert_eq!(rows[0]["user"], "\u{1b}[31mevil\u{202e}");
+    assert_eq!(rows[0]["remote_host"], "\u{1b}]0;pwned\u{7}");
 }
