@@ -1,14 +1,15 @@
 //! Remote hosts: `/SERVER` over ssh to real test hosts (systemd-nspawn, real sshd and logind),
 //! many at once, hosts that fail or hang, injection attempts, and `/VM` with a container
-//! registered with systemd-machined inside a test host. Remote logoffs (`logoff
-//! --remote-agent`, for hosts without systemd-stdio-bridge) that answer nonsense.
+//! registered with systemd-machined inside a test host. Fleets that mix systemd and elogind
+//! hosts (the latter reached through their own logoff, `logoff --remote-agent`), and remote
+//! logoffs that answer nonsense.
 
 mod common;
 
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use common::container::{self, Container, Fleet};
+use common::container::{self, Container, Fleet, Kind};
 use common::{TempDir, assert_fails, assert_ok, logoff_bin, set_mode, text, wait_for};
 use serde_json::Value;
 
@@ -199,6 +200,191 @@ fn one_command_for_three_hosts_and_a_failing_one_fails_alone() {
         text(&out.stderr)
     );
     assert!(text(&out.stdout).contains("lt-h1"), "{}", text(&out.stdout));
+}
+
+/// A fleet of two systemd hosts and one elogind host (no systemd-stdio-bridge there: it is
+/// reached through its own logoff, `logoff --remote-agent`): one command lists and logs off
+/// on all three; Ctrl-C during a grace period cancels there too; a logoff killed outright
+/// leaves nothing of itself running there.
+#[test]
+#[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
+fn a_mixed_fleet_with_an_elogind_host_lists_and_logs_off_on_all() {
+    let kinds = [Kind::Systemd, Kind::Systemd, Kind::Elogind];
+    let Some(hosts) = container::boot_kinds("mixed", &kinds) else {
+        return;
+    };
+    let refs: Vec<&Container> = hosts.iter().collect();
+    let fleet = Fleet::new(&refs, "lt-x");
+    let all = format!("/SERVER:{}", fleet.aliases.join(","));
+    let el = fleet.aliases[2].clone();
+    let (mut carols, mut daves) = (Vec::new(), Vec::new());
+    for h in &hosts {
+        h.add_user("carol");
+        h.add_user("dave");
+        carols.push(h.ssh("carol", "sleep 1030"));
+        daves.push(h.ssh("dave", "sleep 1031"));
+    }
+
+    // The table: each host's sessions (carol, dave, logoff's own ssh login) and backend.
+    let out = fleet.logoff(&["--list", &all]);
+    assert_ok(&out, "list the mixed fleet");
+    let table = text(&out.stdout);
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(header[..2], ["HOST", "BACKEND"], "{table}");
+    for alias in &fleet.aliases {
+        let rows: Vec<&str> = table
+            .lines()
+            .filter(|l| l.trim_start().starts_with(alias.as_str()))
+            .collect();
+        assert_eq!(rows.len(), 3, "{alias}:\n{table}");
+        let backend = if *alias == el {
+            "logind (agent)"
+        } else {
+            "logind"
+        };
+        assert!(
+            rows.iter()
+                .all(|r| r.contains(&format!("{alias}  {backend} "))),
+            "{alias}:\n{table}"
+        );
+    }
+    // JSON: the same backend everywhere, and the version of the logoff that answered.
+    let rows = json_rows(&fleet.logoff(&["--list", "--json", &all]));
+    for r in &rows {
+        let agent = if r["host"] == el.as_str() {
+            Value::from(env!("CARGO_PKG_VERSION"))
+        } else {
+            Value::Null
+        };
+        assert_eq!(r["backend"], "logind", "{r}");
+        assert_eq!(r["agent"], agent, "{r}");
+    }
+    assert!(
+        rows.iter().any(|r| r["host"] == el.as_str()
+            && r["id"] == carols[2].id.as_str()
+            && r["tty"] == "pts/0"),
+        "{rows:?}"
+    );
+
+    cancelled_on_all(&fleet, &all, &hosts, &mut daves);
+
+    // One command logs carol off on all three; dave stays everywhere.
+    let out = fleet.logoff(&["-v", &all, "pts/0"]);
+    assert_ok(&out, "logoff on the mixed fleet");
+    let said = text(&out.stdout);
+    for alias in &fleet.aliases {
+        assert!(said.contains(&format!("{alias}: session")), "{said}");
+    }
+    assert!(
+        said.contains(&format!("{el}: backend: logind (")) && said.contains("through the logoff"),
+        "{said}"
+    );
+    for c in &mut carols {
+        assert!(
+            c.wait_closed(Duration::from_secs(15)).is_some(),
+            "carol still connected"
+        );
+    }
+    for (h, d) in hosts.iter().zip(&mut daves) {
+        assert!(d.is_connected(), "dave's session ended on {}", h.name);
+    }
+    assert!(hosts[2].pids_matching("^sleep 1030$").is_empty());
+    // The elogind host keeps its own trail of what its logoff did, and for whom.
+    let trail = text(&hosts[2].exec(&["cat", "/var/log/auth.log"]).stdout);
+    for want in [
+        "logoff --remote-agent for root (uid 0, from 127.0.0.1): ".to_string(),
+        format!("asked session {} (carol on pts/0) to end", carols[2].id),
+        format!("session {} (carol on pts/0) has ended", carols[2].id),
+    ] {
+        assert!(trail.contains(&want), "{want:?} not in:\n{trail}");
+    }
+}
+
+/// Ctrl-C during a grace period on every host of `all`: nobody is logged off, each user is
+/// told, and no remote logoff is left running on the elogind host (`hosts[2]`). Then a
+/// logoff killed outright there: its remote logoff goes too, having done nothing.
+fn cancelled_on_all(
+    fleet: &Fleet,
+    all: &str,
+    hosts: &[Container],
+    daves: &mut [common::container::SshSession],
+) {
+    let spawn = |args: &[&str]| {
+        container::Background(
+            std::process::Command::new(logoff_bin())
+                .args(args)
+                .env("LOGOFF_SSH", fleet.ssh())
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("spawn logoff"),
+        )
+    };
+    let warned = |d: &common::container::SshSession, times: usize| {
+        wait_for(Duration::from_secs(20), || {
+            d.output().matches("fleet maintenance").count() >= times
+        })
+    };
+    let no_agent_left = || {
+        wait_for(Duration::from_secs(10), || {
+            hosts[2].pids_matching("logoff --remote-agent").is_empty()
+        })
+    };
+    let mut logoff = spawn(&[
+        "--grace",
+        "60s",
+        "--message",
+        "fleet maintenance",
+        all,
+        "pts/1",
+    ]);
+    for d in daves.iter() {
+        assert!(warned(d, 1), "no warning: {}", d.output());
+    }
+    assert!(!hosts[2].pids_matching("logoff --remote-agent").is_empty());
+    let pid = rustix::process::Pid::from_raw(logoff.0.id() as i32).expect("pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).expect("SIGINT");
+    let status = logoff.wait(Duration::from_secs(20)).expect("logoff ended");
+    assert_eq!(status.code(), Some(130), "{status:?}");
+    for d in daves.iter_mut() {
+        assert!(
+            wait_for(Duration::from_secs(5), || d
+                .output()
+                .contains("cancelled the logoff")),
+            "{}",
+            d.output()
+        );
+        assert!(d.is_connected(), "dave was logged off anyway");
+    }
+    assert!(
+        no_agent_left(),
+        "the elogind host's logoff --remote-agent still runs"
+    );
+
+    let el = format!("/SERVER:{}", fleet.aliases[2]);
+    let mut logoff = spawn(&[
+        "--grace",
+        "60s",
+        "--message",
+        "fleet maintenance",
+        &el,
+        "pts/1",
+    ]);
+    assert!(warned(&daves[2], 2), "no warning: {}", daves[2].output());
+    let _ = logoff.0.kill();
+    let _ = logoff.0.wait();
+    assert!(
+        no_agent_left(),
+        "the remote logoff outlived the one that started it"
+    );
+    assert!(daves[2].is_connected(), "dave was logged off by an orphan");
+    assert_eq!(hosts[2].pids_matching("^sleep 1031$").len(), 1);
 }
 
 #[test]
@@ -666,4 +852,5 @@ fn a_remote_logoff_that_answers_nonsense_fails_alone_and_is_shown_escaped() {
     let rows = json_rows(&out);
     assert_eq!(rows[0]["user"], "\u{1b}[31mevil\u{202e}");
     assert_eq!(rows[0]["remote_host"], "\u{1b}]0;pwned\u{7}");
+    assert_eq!(rows[0]["agent"], "0.2.0");
 }
