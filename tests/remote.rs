@@ -7,6 +7,7 @@
 mod common;
 
 use std::io::Write;
+use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant};
 
 use common::container::{self, Container, Fleet, Kind};
@@ -319,6 +320,7 @@ fn cancelled_on_all(
             std::process::Command::new(logoff_bin())
                 .args(args)
                 .env("LOGOFF_SSH", fleet.ssh())
+                .process_group(0)
                 .stdin(std::process::Stdio::null())
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
@@ -348,8 +350,9 @@ fn cancelled_on_all(
         assert!(warned(d, 1), "no warning: {}", d.output());
     }
     assert!(!hosts[2].pids_matching("logoff --remote-agent").is_empty());
-    let pid = rustix::process::Pid::from_raw(logoff.0.id() as i32).expect("pid");
-    rustix::process::kill_process(pid, rustix::process::Signal::INT).expect("SIGINT");
+    // Ctrl-C as a terminal sends it: SIGINT to logoff's whole process group.
+    let group = rustix::process::Pid::from_raw(logoff.0.id() as i32).expect("pid");
+    rustix::process::kill_process_group(group, rustix::process::Signal::INT).expect("SIGINT");
     let status = logoff.wait(Duration::from_secs(20)).expect("logoff ended");
     assert_eq!(status.code(), Some(130), "{status:?}");
     for d in daves.iter_mut() {

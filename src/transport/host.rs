@@ -6,6 +6,7 @@
 //! configuration, agent and known_hosts) does the connecting; `LOGOFF_SSH` may name another
 //! ssh binary.
 
+use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::Duration;
 
@@ -147,8 +148,15 @@ pub(crate) fn ssh_command(
     let handshake = match auth {
         Auth::Batch => {
             cmd.args(["-o", "BatchMode=yes"]);
+            // A process group of its own: the Ctrl-C of the terminal logoff runs on is
+            // logoff's to handle (a grace period is cancelled, and the users are told so over
+            // this very connection), not ssh's to die of. ssh asks nothing on the terminal
+            // here, so it needs no foreground.
+            cmd.process_group(0);
             connect_timeout
         }
+        // ssh asks for a password on the terminal: it stays in the foreground with logoff,
+        // and a Ctrl-C ends it too.
         Auth::Interactive => connect_timeout + TYPING_TIME,
     };
     if let Some(port) = host.port {
