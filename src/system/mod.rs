@@ -10,6 +10,7 @@ pub mod host;
 pub mod interrupt;
 pub mod lines;
 pub mod process;
+pub mod syslog;
 pub mod tty;
 pub mod users;
 pub mod utmp;
