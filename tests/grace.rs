@@ -1,8 +1,8 @@
 //! Logoff without losing work, on a real logind with real terminals (test hosts booted with
 //! systemd-nspawn): the warning on the session's pty, the grace period that lets a program
 //! save, Ctrl-C that cancels, selection filters, dry runs, and the audit record in the
-//! journal. The warning, Ctrl-C and audit tests run on an elogind test host too (named
-//! `elogind_...`), where the record goes to syslog.
+//! journal. They run on an elogind test host too (named `elogind_...`), where the record
+//! goes to syslog.
 
 mod common;
 
@@ -159,7 +159,17 @@ fn ids(rows: &[Value]) -> Vec<String> {
 #[test]
 #[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
 fn filters_dry_run_and_cleaning_up_a_user() {
-    let Some(h) = container::boot("filters") else {
+    filters_dry_run("filters", Kind::Systemd);
+}
+
+#[test]
+#[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
+fn elogind_filters_dry_run_and_cleaning_up_a_user() {
+    filters_dry_run("elfilter", Kind::Elogind);
+}
+
+fn filters_dry_run(test: &str, kind: Kind) {
+    let Some(h) = container::boot_as(test, kind) else {
         return;
     };
     h.add_user("gina");

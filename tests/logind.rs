@@ -281,6 +281,11 @@ fn users_end_their_own(test: &str, kind: Kind) {
         1,
         "bob's process was touched"
     );
+    // polkit judged it (the bus started it to answer logoff's question).
+    assert!(
+        !c.pids_matching("polkitd").is_empty(),
+        "polkit never ran on the {kind:?} host"
+    );
 
     // alice runs plain logoff in her own session: that session ends, her other one stays.
     let mut own = c.ssh(
