@@ -272,6 +272,25 @@ fn a_mixed_fleet_with_an_elogind_host_lists_and_logs_off_on_all() {
         "{rows:?}"
     );
 
+    // --backend procfs on another host: that host's own logoff, with its procfs backend.
+    let rows = json_rows(&fleet.logoff(&[
+        "--list",
+        "--json",
+        "--backend",
+        "procfs",
+        &format!("/SERVER:{}", fleet.aliases[0]),
+    ]));
+    assert!(
+        rows.iter()
+            .all(|r| r["backend"] == "procfs" && r["agent"] == env!("CARGO_PKG_VERSION")),
+        "{rows:?}"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r["id"] == carols[0].id.as_str() && r["user"] == "carol"),
+        "{rows:?}"
+    );
+
     cancelled_on_all(&fleet, &all, &hosts, &mut daves);
 
     // One command logs carol off on all three; dave stays everywhere.
@@ -719,54 +738,10 @@ fn regression_ssh_forwards_nothing_and_asks_nothing_unless_told() {
     assert!(argv.contains("ClearAllForwardings=yes"), "{argv}");
 }
 
-/// A remote "logoff --remote-agent" that answers as `LOGOFF_FAKE_AGENT` says (python3).
-const FAKE_AGENT: &str = r#"
-import json, os, sys, time
-mode = os.environ["LOGOFF_FAKE_AGENT"]
-if mode == "old":
-    sys.stderr.write("Invalid parameter(s)\nLOGOFF [sessionname | sessionid] ...\n")
-    sys.exit(2)
-def send(obj):
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
-hello = {"reply": "hello", "protocol": 1, "version": "0.2.0", "backend": "logind",
-         "about": "org.freedesktop.login1; fake"}
-for line in sys.stdin:
-    op = json.loads(line)["op"]
-    if mode == "garbage":
-        sys.stdout.write("\x1b]0;pwned\x07 hello there\n")
-        sys.stdout.flush()
-    elif mode == "huge":
-        sys.stdout.write("x" * (17 << 20))
-        sys.stdout.flush()
-    elif mode == "silent":
-        pass
-    elif mode == "protocol":
-        send(dict(hello, protocol=99, version="9.0.0"))
-    elif mode == "version":
-        send(dict(hello, version="1.0\x1b[2J"))
-    elif op == "hello":
-        send(hello)
-    elif op == "list":
-        send({"reply": "sessions", "sessions": [{
-            "id": "7", "uid": 1001, "user": "\x1b[31mevil\u202e", "tty": "pts/0",
-            "display": None, "seat": None, "vtnr": None, "state": "active", "class": "user",
-            "kind": "tty", "service": "sshd", "remote_host": "\x1b]0;pwned\x07",
-            "remote": True, "idle_since": None, "idle_hint": None, "logon_time": None,
-            "leader": 4242, "processes": None, "scope": None, "audit": 7}]})
-    else:
-        send({"reply": "done"})
-time.sleep(30)
-"#;
-
-/// Regression guard for the relay (issue 22): what another host's logoff answers is hostile.
-/// Nonsense, a line without end, silence, another protocol, a logoff too old to know
-/// `--remote-agent`, and none at all each fail that host alone, in time, with the reason
-/// escaped, while the others answer; a session list with escape sequences in it is shown
-/// escaped, and kept exact in JSON. (Each fake host answers as its name says.)
-#[test]
-fn a_remote_logoff_that_answers_nonsense_fails_alone_and_is_shown_escaped() {
-    let dir = TempDir::new("fakeagent");
+/// An "ssh" for which no host has systemd-stdio-bridge, and every host's `logoff
+/// --remote-agent` is [`FAKE_AGENT`] answering as the host's name says (`none`: no logoff
+/// either); and the file where it writes its command lines.
+fn fake_agent_ssh(dir: &TempDir) -> (std::path::PathBuf, std::path::PathBuf) {
     let agent = dir.path("agent.py");
     std::fs::write(&agent, FAKE_AGENT).expect("fake agent");
     let calls = dir.path("calls");
@@ -787,6 +762,106 @@ fn a_remote_logoff_that_answers_nonsense_fails_alone_and_is_shown_escaped() {
     )
     .expect("fake ssh");
     set_mode(&fake_ssh, 0o755);
+    (fake_ssh, calls)
+}
+
+/// While logoff waits out a grace period, it pings the remote logoff (which gives up on a
+/// silent one after a minute): a grace period longer than that keeps the connection.
+#[test]
+fn a_grace_period_keeps_the_remote_logoff_with_pings() {
+    let dir = TempDir::new("keepalive");
+    let (fake_ssh, _) = fake_agent_ssh(&dir);
+    let ops = dir.path("ops");
+    let logoff = std::process::Command::new(logoff_bin())
+        .args(["--grace", "5m", "--message", "hi", "/SERVER:record", "7"])
+        .env("LOGOFF_SSH", &fake_ssh)
+        .env("LOGOFF_FAKE_OPS", &ops)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn logoff");
+    let mut logoff = container::Background(logoff);
+    let ops_now = || std::fs::read_to_string(&ops).unwrap_or_default();
+    assert!(
+        wait_for(Duration::from_secs(30), || ops_now().contains("ping")),
+        "no ping: {}",
+        ops_now()
+    );
+    let pid = rustix::process::Pid::from_raw(logoff.0.id() as i32).expect("pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).expect("SIGINT");
+    let status = logoff.wait(Duration::from_secs(20)).expect("logoff ended");
+    assert_eq!(status.code(), Some(130), "{status:?}");
+    let seen: Vec<String> = ops_now().lines().map(String::from).collect();
+    assert_eq!(
+        seen.iter().filter(|o| *o == "warn").count(),
+        2,
+        "the warning and its cancellation: {seen:?}"
+    );
+    assert!(!seen.iter().any(|o| o == "terminate"), "{seen:?}");
+}
+
+/// A remote "logoff --remote-agent" that answers as `LOGOFF_FAKE_AGENT` says (python3).
+const FAKE_AGENT: &str = r#"
+import json, os, sys, time
+mode = os.environ["LOGOFF_FAKE_AGENT"]
+if mode == "old":
+    sys.stderr.write("Invalid parameter(s)\nLOGOFF [sessionname | sessionid] ...\n")
+    sys.exit(2)
+def send(obj):
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+hello = {"reply": "hello", "protocol": 1, "version": "0.2.0", "backend": "logind",
+         "about": "org.freedesktop.login1; fake"}
+session = {"id": "7", "uid": 1001, "user": "bob", "tty": "pts/0", "display": None,
+           "seat": None, "vtnr": None, "state": "active", "class": "user", "kind": "tty",
+           "service": "sshd", "remote_host": "192.0.2.7", "remote": True, "idle_since": None,
+           "idle_hint": None, "logon_time": None, "leader": 4242, "processes": None,
+           "scope": None, "audit": 7}
+for line in sys.stdin:
+    op = json.loads(line)["op"]
+    if mode == "garbage":
+        sys.stdout.write("\x1b]0;pwned\x07 hello there\n")
+        sys.stdout.flush()
+    elif mode == "huge":
+        sys.stdout.write("x" * (17 << 20))
+        sys.stdout.flush()
+    elif mode == "silent":
+        pass
+    elif mode == "protocol":
+        send(dict(hello, protocol=99, version="9.0.0"))
+    elif mode == "version":
+        send(dict(hello, version="1.0\x1b[2J"))
+    elif op == "hello":
+        send(hello)
+    elif mode == "record":
+        with open(os.environ["LOGOFF_FAKE_OPS"], "a") as f:
+            f.write(op + "\n")
+        if op == "caller":
+            send({"reply": "caller", "uid": 0, "name": "root", "is_root": True})
+        elif op == "list":
+            send({"reply": "sessions", "sessions": [session]})
+        elif op == "warn":
+            send({"reply": "warned", "reached": ["pts/0"], "missed": []})
+        else:
+            send({"reply": "done"})
+    elif op == "list":
+        send({"reply": "sessions", "sessions": [dict(session,
+            user="\x1b[31mevil\u202e", remote_host="\x1b]0;pwned\x07")]})
+    else:
+        send({"reply": "done"})
+time.sleep(30 if mode != "record" else 0)
+"#;
+
+/// Regression guard for the relay (issue 22): what another host's logoff answers is hostile.
+/// Nonsense, a line without end, silence, another protocol, a logoff too old to know
+/// `--remote-agent`, and none at all each fail that host alone, in time, with the reason
+/// escaped, while the others answer; a session list with escape sequences in it is shown
+/// escaped, and kept exact in JSON. (Each fake host answers as its name says.)
+#[test]
+fn a_remote_logoff_that_answers_nonsense_fails_alone_and_is_shown_escaped() {
+    let dir = TempDir::new("fakeagent");
+    let (fake_ssh, calls) = fake_agent_ssh(&dir);
     let run = |args: &[&str]| {
         let start = Instant::now();
         let out = std::process::Command::new(logoff_bin())

@@ -39,7 +39,7 @@ use crate::transport::{Auth, CALL_TIMEOUT, ConnectOptions, Place};
 pub const MAX_REQUEST: usize = 1 << 20;
 
 /// How long it waits for the next request before it takes the other side for gone.
-pub const IDLE: Duration = Duration::from_secs(KEEPALIVE.as_secs() * 4);
+pub const IDLE: Duration = Duration::from_secs(KEEPALIVE.as_secs() * 6);
 
 /// The longest wait one request for what is left may ask for.
 const MAX_WAIT: Duration = Duration::from_secs(60);

@@ -39,7 +39,7 @@ pub const MAX_REPLY: usize = 16 << 20;
 pub const MAX_SAID: usize = 64 << 10;
 
 /// How often an idle connection is told it is still wanted.
-pub const KEEPALIVE: Duration = Duration::from_secs(30);
+pub const KEEPALIVE: Duration = Duration::from_secs(10);
 
 /// A running remote logoff, and the ssh that carries it.
 pub struct Agent {
