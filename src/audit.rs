@@ -5,13 +5,13 @@
 //! where there is no journald, to syslog (`/dev/log`, facility authpriv). They are written on
 //! the host logoff runs on; for another host's session the record names that host.
 
-use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 
 use crate::error::{Error, Kind, Result};
 use crate::logoff::{ConsolePolicy, Effect};
 use crate::model::Session;
 use crate::policy::Reason;
+use crate::system::syslog::{Facility, Severity, Syslog};
 use crate::system::users::Person;
 
 /// The record's fields, for `--help` and the man page: each means one thing, for the
@@ -201,15 +201,13 @@ impl<'a> Entry<'a> {
 /// Where the records of a run go: the journal's socket, else syslog's, each made once.
 pub struct AuditLog {
     journal: std::io::Result<systemd_journal_logger::JournalLog>,
-    syslog: std::io::Result<UnixDatagram>,
+    syslog: Syslog,
 }
 
 impl AuditLog {
     pub fn open() -> AuditLog {
-        let syslog = UnixDatagram::unbound().and_then(|s| {
-            // A syslog daemon that has stopped reading must not hold logoff up.
-            s.set_write_timeout(Some(SYSLOG_WAIT)).map(|()| s)
-        });
+        // A syslog daemon that has stopped reading holds logoff up 2 s at most.
+        let syslog = Syslog::open();
         AuditLog {
             journal: systemd_journal_logger::JournalLog::empty()
                 .map(|j| j.with_syslog_identifier("logoff".to_string())),
@@ -245,6 +243,21 @@ impl AuditLog {
         })
     }
 
+    /// A plain line where the records go (the journal, else syslog, facility authpriv),
+    /// with no `LOGOFF_*` fields: what a remote logoff did on this host at another's
+    /// request (`logoff --remote-agent`), for this host's own trail.
+    pub fn note(&self, message: &str) -> Result<()> {
+        let journal_error = match self.journal(message, &[], true) {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        self.syslog(message, &[], true).map_err(|syslog_error| {
+            Error::system(format!(
+                "cannot log what was done: journal: {journal_error}; syslog: {syslog_error}"
+            ))
+        })
+    }
+
     fn journal(
         &self,
         message: &str,
@@ -268,30 +281,31 @@ impl AuditLog {
         )
     }
 
-    /// RFC 3164 to `/dev/log`, facility authpriv: notice, or warning for a failure.
+    /// RFC 3164 to `/dev/log`, facility authpriv: notice, or warning for a failure; the
+    /// fields after the message, in brackets.
     fn syslog(
         &self,
         message: &str,
         fields: &[(&'static str, String)],
         ok: bool,
     ) -> std::io::Result<()> {
-        const AUTHPRIV: u8 = 10;
-        let socket = self.syslog.as_ref().map_err(copy)?;
-        let severity = if ok { 5 } else { 4 };
         let extra: Vec<String> = fields
             .iter()
             .filter(|(_, v)| !v.is_empty())
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
-        // A line feed in a value would make a line of its own in the log.
-        let line = format!(
-            "<{}>logoff[{}]: {} [{}]",
-            AUTHPRIV * 8 + severity,
-            std::process::id(),
-            crate::output::clean(message),
-            crate::output::clean(&extra.join(" "))
-        );
-        socket.send_to(line.as_bytes(), "/dev/log").map(|_| ())
+        let line = if extra.is_empty() {
+            message.to_string()
+        } else {
+            format!("{message} [{}]", extra.join(" "))
+        };
+        let severity = if ok {
+            Severity::Notice
+        } else {
+            Severity::Warning
+        };
+        self.syslog
+            .send(Facility::AuthPriv, severity, "logoff", &line)
     }
 }
 
@@ -299,9 +313,6 @@ impl AuditLog {
 fn copy(e: &std::io::Error) -> std::io::Error {
     std::io::Error::new(e.kind(), e.to_string())
 }
-
-/// How long a record may take to be handed to syslog.
-const SYSLOG_WAIT: Duration = Duration::from_secs(2);
 
 #[cfg(test)]
 mod tests {

@@ -1,13 +1,14 @@
 //! Logoff without losing work, on a real logind with real terminals (test hosts booted with
 //! systemd-nspawn): the warning on the session's pty, the grace period that lets a program
 //! save, Ctrl-C that cancels, selection filters, dry runs, and the audit record in the
-//! journal.
+//! journal. They run on an elogind test host too (named `elogind_...`), where the record
+//! goes to syslog.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::container::{self, Fleet};
+use common::container::{self, Fleet, Kind};
 use common::{assert_ok, text, wait_for};
 use serde_json::Value;
 
@@ -18,7 +19,19 @@ const SAVER: &str = "sh -c 'trap \"echo saved-buffer > $HOME/saved; exit 0\" HUP
 #[test]
 #[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
 fn a_grace_period_lets_programs_save_and_the_message_reaches_the_pty() {
-    let Some(h) = container::boot("grace") else {
+    a_grace_period_lets_programs_save("grace", Kind::Systemd);
+}
+
+/// On elogind the warning from another host goes through that host's own logoff (it has no
+/// systemd-stdio-bridge).
+#[test]
+#[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
+fn elogind_a_grace_period_lets_programs_save_and_the_message_reaches_the_pty() {
+    a_grace_period_lets_programs_save("elgrace", Kind::Elogind);
+}
+
+fn a_grace_period_lets_programs_save(test: &str, kind: Kind) {
+    let Some(h) = container::boot_as(test, kind) else {
         return;
     };
     h.add_user("frank");
@@ -74,7 +87,17 @@ fn a_grace_period_lets_programs_save_and_the_message_reaches_the_pty() {
 #[test]
 #[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
 fn ctrl_c_in_the_grace_period_cancels_and_says_so() {
-    let Some(h) = container::boot("cancel") else {
+    ctrl_c_cancels("cancel", Kind::Systemd);
+}
+
+#[test]
+#[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
+fn elogind_ctrl_c_in_the_grace_period_cancels_and_says_so() {
+    ctrl_c_cancels("elcancel", Kind::Elogind);
+}
+
+fn ctrl_c_cancels(test: &str, kind: Kind) {
+    let Some(h) = container::boot_as(test, kind) else {
         return;
     };
     h.add_user("ivy");
@@ -136,7 +159,17 @@ fn ids(rows: &[Value]) -> Vec<String> {
 #[test]
 #[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
 fn filters_dry_run_and_cleaning_up_a_user() {
-    let Some(h) = container::boot("filters") else {
+    filters_dry_run("filters", Kind::Systemd);
+}
+
+#[test]
+#[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
+fn elogind_filters_dry_run_and_cleaning_up_a_user() {
+    filters_dry_run("elfilter", Kind::Elogind);
+}
+
+fn filters_dry_run(test: &str, kind: Kind) {
+    let Some(h) = container::boot_as(test, kind) else {
         return;
     };
     h.add_user("gina");
@@ -217,7 +250,18 @@ fn filters_dry_run_and_cleaning_up_a_user() {
 #[test]
 #[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
 fn the_journal_holds_one_record_per_logoff() {
-    let Some(h) = container::boot("journal") else {
+    one_record_per_logoff("journal", Kind::Systemd);
+}
+
+/// Where there is no journal, the record goes to syslog (facility authpriv).
+#[test]
+#[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
+fn elogind_syslog_holds_one_record_per_logoff() {
+    one_record_per_logoff("elsyslog", Kind::Elogind);
+}
+
+fn one_record_per_logoff(test: &str, kind: Kind) {
+    let Some(h) = container::boot_as(test, kind) else {
         return;
     };
     h.add_user("jack");
@@ -243,18 +287,7 @@ fn the_journal_holds_one_record_per_logoff() {
     assert!(j.wait_closed(Duration::from_secs(10)).is_some());
     assert!(k.is_connected());
 
-    let out = h.exec(&[
-        "journalctl",
-        "--no-pager",
-        "-o",
-        "json",
-        "SYSLOG_IDENTIFIER=logoff",
-    ]);
-    assert_ok(&out, "journalctl");
-    let records: Vec<Value> = text(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
+    let records = h.audit_records(&[]);
     assert_eq!(records.len(), 2, "{records:?}");
     let refused = &records[0];
     assert_eq!(refused["LOGOFF_CALLER"], "kate", "{refused}");

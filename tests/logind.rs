@@ -1,12 +1,15 @@
 //! The logind backend on a real systemd-logind with real PAM logins (sshd, `su -l`), in test
-//! hosts booted with systemd-nspawn (see `common/container.rs`). Needs root; under CI=true a
+//! hosts booted with systemd-nspawn (see `common/container/`). Needs root; under CI=true a
 //! test host that cannot be built fails the test.
+//!
+//! The tests that do not depend on systemd itself run on an elogind test host too (sysvinit,
+//! elogind, no scopes: sessions followed by their audit session ID), named `elogind_...`.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::container::{self, Container};
+use common::container::{self, Container, Kind};
 use common::{assert_ok, text, wait_for};
 use serde_json::Value;
 
@@ -44,7 +47,17 @@ fn blank_is_null(v: &Value) -> Value {
 #[test]
 #[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
 fn the_list_agrees_with_loginctl_and_with_the_procfs_backend() {
-    let Some(c) = container::boot("agree") else {
+    the_list_agrees("agree", Kind::Systemd);
+}
+
+#[test]
+#[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
+fn elogind_the_list_agrees_with_loginctl_and_with_the_procfs_backend() {
+    the_list_agrees("elagree", Kind::Elogind);
+}
+
+fn the_list_agrees(test: &str, kind: Kind) {
+    let Some(c) = container::boot_as(test, kind) else {
         return;
     };
     c.add_user("alice");
@@ -95,12 +108,23 @@ fn the_list_agrees_with_loginctl_and_with_the_procfs_backend() {
 #[test]
 #[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
 fn root_ends_ssh_sessions_by_id_and_by_terminal_and_sigkills_what_ignores_sigterm() {
-    let Some(c) = container::boot("ssh") else {
+    root_ends_ssh_sessions("ssh", Kind::Systemd);
+}
+
+#[test]
+#[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
+fn elogind_root_ends_ssh_sessions_by_id_and_by_terminal_and_sigkills_what_ignores_sigterm() {
+    root_ends_ssh_sessions("elssh", Kind::Elogind);
+}
+
+fn root_ends_ssh_sessions(test: &str, kind: Kind) {
+    let Some(c) = container::boot_as(test, kind) else {
         return;
     };
     c.add_user("alice");
     let mut by_id = c.ssh("alice", "sleep 1000 & setsid sleep 1001 & wait");
     let mut by_tty = c.ssh("alice", "sleep 1002");
+    let mut by_name = c.ssh("alice", "sleep 1009");
     let mut bystander = c.ssh("alice", "sleep 1003");
 
     let out = c.logoff(&["-v", &by_id.id]);
@@ -130,21 +154,32 @@ fn root_ends_ssh_sessions_by_id_and_by_terminal_and_sigkills_what_ignores_sigter
     assert!(!c.session_alive(&by_tty.id));
     assert!(c.pids_matching("sleep 1002").is_empty());
 
+    // By its name: the terminal as `who` shows it.
+    let out = c.logoff(&["-v", &by_name.tty]);
+    assert_ok(&out, "logoff pts/N");
+    assert!(by_name.wait_closed(Duration::from_secs(10)).is_some());
+    assert!(!c.session_alive(&by_name.id));
+    assert!(c.pids_matching("sleep 1009").is_empty());
+
     assert!(
         bystander.is_connected(),
         "the bystander's connection closed"
     );
     assert!(c.session_alive(&bystander.id));
 
-    // A process that ignores SIGTERM and SIGHUP is ended by SIGKILL after the timeout.
+    // A process that ignores SIGTERM and SIGHUP is ended by SIGKILL after the timeout; so is
+    // a loop that left the terminal's session (setsid) and keeps starting processes that
+    // ignore them too.
     let mut stubborn = c.ssh(
         "alice",
-        "sh -c 'trap \"\" HUP TERM; exec sleep 1004' & sh -c 'trap \"\" HUP TERM; exec sleep 1004' & wait",
+        "sh -c 'trap \"\" HUP TERM; exec sleep 1004' & sh -c 'trap \"\" HUP TERM; exec sleep 1004' & \
+         setsid sh -c 'trap \"\" HUP TERM; while :; do sleep 0.21; done' & wait",
     );
     // (Anchored: the login shell's own command line holds the text too.)
     assert!(
         wait_for(Duration::from_secs(5), || {
             c.pids_matching("^sleep 1004$").len() == 2
+                && c.pids_matching("^sh -c trap .. HUP TERM; while").len() == 1
         }),
         "the stubborn processes never started"
     );
@@ -157,7 +192,7 @@ fn root_ends_ssh_sessions_by_id_and_by_terminal_and_sigkills_what_ignores_sigter
     assert!(verbose.contains("sent SIGKILL"), "{verbose}");
     assert!(took >= Duration::from_secs(1), "{took:?}");
     assert!(
-        c.pids_matching("sleep 1004").is_empty(),
+        c.pids_matching("sleep 1004|sleep 0.21").is_empty(),
         "the stubborn ones survived"
     );
     assert!(stubborn.wait_closed(Duration::from_secs(10)).is_some());
@@ -210,7 +245,18 @@ fn root_ends_a_thousand_process_su_session_with_an_escapee() {
 #[test]
 #[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
 fn users_end_their_own_session_and_are_refused_on_others() {
-    let Some(c) = container::boot("users") else {
+    users_end_their_own("users", Kind::Systemd);
+}
+
+/// Cross-user refusal on elogind is polkit's too (polkitd runs there, on libpam-elogind).
+#[test]
+#[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
+fn elogind_users_end_their_own_session_and_are_refused_on_others() {
+    users_end_their_own("elusers", Kind::Elogind);
+}
+
+fn users_end_their_own(test: &str, kind: Kind) {
+    let Some(c) = container::boot_as(test, kind) else {
         return;
     };
     c.add_user("alice");
@@ -234,6 +280,11 @@ fn users_end_their_own_session_and_are_refused_on_others() {
         c.pids_matching("sleep 1005").len(),
         1,
         "bob's process was touched"
+    );
+    // polkit judged it (the bus started it to answer logoff's question).
+    assert!(
+        !c.pids_matching("polkitd").is_empty(),
+        "polkit never ran on the {kind:?} host"
     );
 
     // alice runs plain logoff in her own session: that session ends, her other one stays.

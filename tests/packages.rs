@@ -1,5 +1,6 @@
 //! The packages, proven by installing them: the .deb into a test host with a real systemd
-//! (dpkg -i, use, dpkg -r, dpkg -P), lintian on it and on cockpit-logoff's, the .rpms'
+//! (dpkg -i, use, dpkg -r, dpkg -P) and into an elogind test host (sysvinit, no journal),
+//! where its init script runs logoffd; lintian on it and on cockpit-logoff's, the .rpms'
 //! layout and metadata read with rpm, and a second build of the same commit compared byte for
 //! byte. (cockpit-logoff at work in a browser: tests/cockpit.rs.)
 //!
@@ -12,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::container;
+use common::container::{self, Container, Kind};
 use common::{assert_ok, require, require_root_or_skip, text, wait_for};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -161,13 +162,21 @@ fn the_deb_installs_works_and_goes_away_cleanly() {
         files.contains(&"/etc/logoff/policy.toml".to_string()),
         "{files:?}"
     );
+    remove_and_purge(&c, &files);
+}
+
+/// dpkg -r leaves the conffiles only (the policy, the init script); dpkg -P takes them too,
+/// and the init script's links.
+fn remove_and_purge(c: &Container, files: &[String]) {
     let out = c.exec(&["dpkg", "-r", "logoff"]);
     assert_ok(&out, "dpkg -r");
-    let left: Vec<&String> = files
+    let mut left: Vec<&str> = files
         .iter()
         .filter(|f| c.root.join(f.trim_start_matches('/')).exists())
+        .map(String::as_str)
         .collect();
-    assert_eq!(left, [&"/etc/logoff/policy.toml".to_string()]);
+    left.sort_unstable();
+    assert_eq!(left, ["/etc/init.d/logoffd", "/etc/logoff/policy.toml"]);
     let out = c.exec(&["dpkg", "-P", "logoff"]);
     assert_ok(&out, "dpkg -P");
     assert!(!c.root.join("etc/logoff/policy.toml").exists());
@@ -175,6 +184,137 @@ fn the_deb_installs_works_and_goes_away_cleanly() {
         !c.root.join("etc/logoff").exists(),
         "dpkg -P leaves /etc/logoff"
     );
+    let links = c.sh("ls /etc/rc?.d | grep logoffd");
+    assert_eq!(
+        text(&links.stdout),
+        "",
+        "dpkg -P leaves the init script's links"
+    );
+}
+
+/// Issue 22: logoffd on a host without systemd. The .deb installs on an elogind test host
+/// (sysvinit, elogind, syslog; dpkg -i with no systemd running), registered but not
+/// enabled; its init script starts logoffd, which warns an idle ssh login and logs it off
+/// as it does under systemd, with its messages in syslog and the audit record in
+/// auth.log; reload refuses a broken policy, and SIGHUP keeps the policy in force; stop,
+/// remove and purge leave nothing running or linked.
+#[test]
+#[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
+fn on_an_elogind_host_the_init_script_runs_logoffd_from_the_deb() {
+    let Some(deb) = package("deb_elogind", &deb_name()) else {
+        return;
+    };
+    let Some(c) = container::boot_as("debelogind", Kind::Elogind) else {
+        return;
+    };
+    assert!(
+        !c.root.join("run/systemd/system").exists(),
+        "systemd runs there"
+    );
+    std::fs::copy(&deb, c.root.join("root/logoff.deb")).expect("copy the .deb");
+    assert_ok(&c.exec(&["dpkg", "-i", "/root/logoff.deb"]), "dpkg -i");
+    let out = c.exec(&["/usr/sbin/logoffd", "--version"]);
+    assert_eq!(text(&out.stdout).trim(), format!("logoffd {VERSION}"));
+    // Registered, not enabled: stop links only; not running.
+    let links = text(&c.sh("ls /etc/rc?.d | grep logoffd").stdout);
+    assert!(links.contains("K01logoffd"), "{links}");
+    assert!(!links.contains("S01logoffd"), "enabled at install: {links}");
+    let out = c.exec(&["service", "logoffd", "status"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stdout));
+
+    c.add_user("idler");
+    c.add_user("bystander");
+    let mut idle = c.ssh("idler", "cat");
+    let mut other = c.ssh("bystander", "cat");
+    write_policy(
+        &c,
+        "scan_interval = \"2s\"\n[[rule]]\nname = \"short\"\n\
+         match = { users = [\"idler\"] }\ntimeout = \"2s\"\nidle = \"12s\"\nwarn = [\"6s\"]\n",
+    );
+    let out = c.exec(&["/usr/sbin/logoffd", "--check", "--json"]);
+    assert_ok(&out, "logoffd --check --json");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(
+        report["sessions"].as_array().is_some_and(|s| s
+            .iter()
+            .any(|s| s["id"] == idle.id.as_str() && s["rule"] == "short" && s["reason"] == "idle")),
+        "{report:#}"
+    );
+    let out = c.exec(&["service", "logoffd", "start"]);
+    assert_ok(&out, "service logoffd start");
+    assert_ok(&c.exec(&["service", "logoffd", "status"]), "status");
+
+    let syslog = || text(&c.exec(&["cat", "/var/log/daemon.log"]).stdout);
+    let warned = wait_for(Duration::from_secs(30), || {
+        idle.output().contains("has been idle for 12s")
+    });
+    assert!(
+        warned,
+        "no warning: {}
+{}",
+        idle.output(),
+        syslog()
+    );
+    assert!(
+        idle.wait_closed(Duration::from_secs(30)).is_some(),
+        "not logged off: {}",
+        syslog()
+    );
+    assert!(other.is_connected(), "the bystander was touched");
+    assert!(!c.session_alive(&idle.id));
+    assert!(syslog().contains("logoffd["), "no messages in syslog");
+    assert!(
+        wait_for(Duration::from_secs(10), || syslog()
+            .contains(&format!("logged off session {} (idler", idle.id))),
+        "{}",
+        syslog()
+    );
+    let records = c.audit_records(&[("LOGOFF_SESSION", idle.id.as_str())]);
+    assert!(
+        records.iter().any(|r| r["LOGOFF_POLICY_RULE"] == "short"
+            && r["LOGOFF_REASON"] == "idle"
+            && r["LOGOFF_RESULT"] == "logged-off"),
+        "{records:?}"
+    );
+    reload_and_stop(&c, syslog);
+    remove_and_purge(&c, &deb_files(&deb));
+}
+
+/// The init script's reload refuses a broken policy (saying where it is broken) and leaves
+/// logoffd alone; SIGHUP itself keeps the policy in force; stop stops it.
+fn reload_and_stop(c: &Container, syslog: impl Fn() -> String) {
+    write_policy(c, "[[rule]]\nname = \"broken\"\nidle = \"soon\"\n");
+    let out = c.exec(&["service", "logoffd", "reload"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(said.contains("line 3, column 8"), "{said}");
+    let pid = text(&c.exec(&["cat", "/run/logoffd.pid"]).stdout)
+        .trim()
+        .to_string();
+    assert_ok(&c.exec(&["kill", "-HUP", &pid]), "SIGHUP");
+    assert!(
+        wait_for(Duration::from_secs(10), || syslog()
+            .contains("the policy in force stays")),
+        "{}",
+        syslog()
+    );
+    assert_ok(&c.exec(&["service", "logoffd", "status"]), "still running");
+    assert_ok(
+        &c.exec(&["service", "logoffd", "stop"]),
+        "service logoffd stop",
+    );
+    assert!(
+        c.pids_matching("^/usr/sbin/logoffd").is_empty(),
+        "logoffd still runs"
+    );
+    let out = c.exec(&["service", "logoffd", "status"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stdout));
+}
+
+fn write_policy(c: &Container, policy: &str) {
+    let path = c.root.join("etc/logoff/policy.toml");
+    std::fs::write(&path, policy).expect("policy");
+    common::set_mode(&path, 0o644);
 }
 
 #[test]

@@ -10,6 +10,7 @@
 mod desktop;
 mod logind;
 pub mod procfs;
+pub mod relay;
 
 use std::collections::BTreeSet;
 
@@ -171,6 +172,9 @@ pub enum Purpose {
 pub struct Opened {
     pub backend: Box<dyn Backend>,
     pub why: String,
+    /// The version of the remote host's logoff the backend works through, if it does
+    /// ([`relay`]).
+    pub agent: Option<String>,
 }
 
 impl Opened {
@@ -182,18 +186,28 @@ impl Opened {
 }
 
 /// Opens the backend for `place`: on this host the one `choice` asks for (logind where it
-/// answers, with `auto`); elsewhere (another host, a machine) logind over the place's bus.
+/// answers, with `auto`); on another host logind over its bus, or, where the host has no
+/// bus bridge (elogind hosts) or with `--backend procfs`, that host's own backend through
+/// its logoff ([`relay`]); in a machine, logind over the machine's bus.
 pub fn open(
     place: &Place,
     choice: Choice,
     purpose: Purpose,
     opts: &ConnectOptions,
 ) -> Result<Opened> {
+    let opened = |backend: Box<dyn Backend>, why: String| Opened {
+        backend,
+        why,
+        agent: None,
+    };
+    if let (transport::HostRef::Ssh(host), None) = (&place.host, &place.machine) {
+        return open_host(host, choice, purpose, opts);
+    }
     if !place.is_this_host() {
         if choice == Choice::Procfs {
             return Err(Error::invalid(
-                "the procfs backend reads this host's /proc: it cannot reach another host or \
-                 a machine (use --backend logind or auto)",
+                "the procfs backend reads this host's /proc: it cannot reach a machine (use \
+                 --backend logind or auto)",
             ));
         }
         let why = match (&place.host, &place.machine) {
@@ -204,29 +218,55 @@ pub fn open(
             (_, None) => format!("{} over ssh", place.label),
         };
         let bus = transport::connect(place, opts)?;
-        let backend = Box::new(logind::Logind::new(bus)?);
-        return Ok(Opened { backend, why });
+        return Ok(opened(Box::new(logind::Logind::new(bus)?), why));
     }
     let logind = || -> Result<Box<dyn Backend>> {
         let bus = transport::connect(place, opts)?;
         Ok(Box::new(logind::Logind::new(bus)?))
     };
-    let procfs = |why: String| Opened {
-        backend: Box::new(procfs::Procfs::new(purpose)),
-        why,
-    };
+    let procfs = |why: String| opened(Box::new(procfs::Procfs::new(purpose)), why);
     match choice {
         Choice::Procfs => Ok(procfs("chosen with --backend procfs".into())),
-        Choice::Logind => Ok(Opened {
-            backend: logind().map_err(|e| e.context("cannot use logind"))?,
-            why: "chosen with --backend logind".into(),
-        }),
+        Choice::Logind => Ok(opened(
+            logind().map_err(|e| e.context("cannot use logind"))?,
+            "chosen with --backend logind".into(),
+        )),
         Choice::Auto => match logind() {
-            Ok(backend) => Ok(Opened {
+            Ok(backend) => Ok(opened(
                 backend,
-                why: "org.freedesktop.login1 answers on the system bus".into(),
-            }),
+                "org.freedesktop.login1 answers on the system bus".into(),
+            )),
             Err(e) => Ok(procfs(format!("no logind: {e}"))),
         },
     }
+}
+
+/// Another host: its logind over ssh through `systemd-stdio-bridge`; where it has none
+/// (elogind hosts), or with `--backend procfs`, its own backend through its logoff.
+fn open_host(
+    host: &transport::Host,
+    choice: Choice,
+    purpose: Purpose,
+    opts: &ConnectOptions,
+) -> Result<Opened> {
+    let why = if choice == Choice::Procfs {
+        format!("{} over ssh, with --backend procfs", host.label)
+    } else {
+        match transport::bridged(host, opts)? {
+            Some(bus) => {
+                return Ok(Opened {
+                    backend: Box::new(logind::Logind::new(bus)?),
+                    why: format!("{} over ssh", host.label),
+                    agent: None,
+                });
+            }
+            None => format!("{} over ssh, which has no systemd-stdio-bridge", host.label),
+        }
+    };
+    let relay = relay::Relay::open(host, choice, purpose, opts)?;
+    Ok(Opened {
+        agent: Some(relay.version.clone()),
+        backend: Box::new(relay),
+        why,
+    })
 }

@@ -119,6 +119,7 @@ fn rows(
         .map(|s| {
             let is_current = current.as_ref() == Some(&s.id);
             let mut row = SessionRow::new(&place.label, flavor.as_str(), s, is_current, now);
+            row.agent = opened.agent.clone();
             row.time_limit = limits.as_ref().and_then(|l| l.of(&s.key())).cloned();
             row
         })

@@ -1,7 +1,9 @@
 //! The command line front end: parse ([`args`]), plan ([`plan`]), run the plan on every
 //! place ([`fleet`], [`list`], [`logoff`]), print, and exit with the status the most severe
-//! failure calls for.
+//! failure calls for. `logoff --remote-agent` serves another host's logoff instead
+//! ([`agent`]).
 
+mod agent;
 pub mod args;
 mod argv;
 pub mod docs;
@@ -28,6 +30,11 @@ pub fn main() -> ExitCode {
              polkit with logind"
         ));
         return exit(Some(Kind::InvalidParameters));
+    }
+    // `logoff --remote-agent`, and nothing else: another host's logoff asking this one to
+    // act here (`agent`). A protocol entry point, not an option: not in the help.
+    if is_agent(std::env::args_os()) {
+        return agent::serve();
     }
     let plan = match args::parse(std::env::args_os()).and_then(Invocation::from_args) {
         Ok(plan) => plan,
@@ -80,6 +87,12 @@ fn log_off(plan: plan::Logoff) -> ExitCode {
     }
     // The worker (or the signal thread) always answers; a worker that died answers nothing.
     ExitCode::from(rx.recv().unwrap_or(Kind::System.exit_status()))
+}
+
+/// Whether the arguments are exactly `--remote-agent`.
+fn is_agent(args: impl Iterator<Item = std::ffi::OsString>) -> bool {
+    let rest: Vec<std::ffi::OsString> = args.skip(1).collect();
+    rest.len() == 1 && rest[0] == crate::transport::agent::REMOTE_COMMAND[1]
 }
 
 /// The exit status for the most severe failure, if any.

@@ -1,14 +1,18 @@
 //! logoffd's own messages: to standard error always (a supervisor's log, or the journal
 //! through systemd's stream), and to the journal directly where there is one and standard
-//! error does not already go there. And its word to systemd (`sd_notify`).
+//! error does not already go there; where there is no journal at all (sysvinit, OpenRC),
+//! to syslog (facility daemon). And its word to systemd (`sd_notify`).
 
 use std::os::unix::net::UnixDatagram;
 
 use crate::output::clean;
+use crate::system::syslog::{self, Facility, Severity, Syslog};
 
 /// Where messages go.
 pub struct Log {
     journal: Option<systemd_journal_logger::JournalLog>,
+    /// Where no journal runs: syslog.
+    syslog: Option<Syslog>,
 }
 
 /// How much a message matters.
@@ -21,15 +25,18 @@ pub enum Level {
 
 impl Log {
     pub fn open() -> Log {
+        let journald = std::path::Path::new("/run/systemd/journal/socket").exists();
         let journal = if systemd_journal_logger::connected_to_journal() {
             None
         } else {
             systemd_journal_logger::JournalLog::new()
                 .ok()
                 .map(|j| j.with_syslog_identifier("logoffd".to_string()))
-                .filter(|_| std::path::Path::new("/run/systemd/journal/socket").exists())
+                .filter(|_| journald)
         };
-        Log { journal }
+        let syslog =
+            (!journald && std::path::Path::new(syslog::SOCKET).exists()).then(Syslog::open);
+        Log { journal, syslog }
     }
 
     pub fn say(&self, level: Level, message: &str) {
@@ -40,6 +47,14 @@ impl Log {
             Level::Error => "error: ",
         };
         eprintln!("logoffd: {prefix}{message}");
+        if let Some(syslog) = &self.syslog {
+            let severity = match level {
+                Level::Info => Severity::Info,
+                Level::Warn => Severity::Warning,
+                Level::Error => Severity::Error,
+            };
+            let _ = syslog.send(Facility::Daemon, severity, "logoffd", &message);
+        }
         if let Some(journal) = &self.journal {
             let level = match level {
                 Level::Info => log::Level::Info,

@@ -56,9 +56,10 @@ Root's sessions, the console and greeter or service-manager sessions are left al
 rule names them. mode = \"dry-run\" logs what would happen and touches nothing; mode = \
 \"warn-only\" warns but logs nobody off.
 
-logoffd runs in the foreground, logging to standard error and the journal; SIGHUP reloads the \
-policy (a broken file is reported and the policy in force stays), SIGTERM stops. Under \
-systemd, logoffd.service runs it (Type=notify).";
+logoffd runs in the foreground, logging to standard error and the journal (where no journal \
+runs, to syslog, facility daemon); SIGHUP reloads the policy (a broken file is reported and \
+the policy in force stays), SIGTERM stops. Under systemd, logoffd.service runs it \
+(Type=notify); under sysvinit, /etc/init.d/logoffd (start, stop, reload, status).";
 
 /// The command line of `logoffd`.
 #[derive(Debug, Parser)]

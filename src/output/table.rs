@@ -43,6 +43,9 @@ pub struct SessionRow {
     pub processes: Option<usize>,
     pub current: bool,
     pub backend: String,
+    /// The version of the host's own logoff that listed it, where the host was reached
+    /// through it (`logoff --remote-agent`: hosts without systemd-stdio-bridge).
+    pub agent: Option<String>,
     /// The deadline logoffd has this session under, where it runs (this host only).
     pub time_limit: Option<Published>,
 }
@@ -76,6 +79,7 @@ impl SessionRow {
             processes: s.processes,
             current,
             backend: backend.to_string(),
+            agent: None,
             time_limit: None,
         }
     }
@@ -130,6 +134,10 @@ fn cells(r: &SessionRow, with_host: bool, limits: bool, tz: &TimeZone) -> Vec<St
     let mut cells = Vec::new();
     if with_host {
         cells.push(r.host.clone());
+        cells.push(match r.agent {
+            Some(_) => format!("{} (agent)", r.backend),
+            None => r.backend.clone(),
+        });
     }
     let marker = if r.current { ">" } else { " " };
     let from = match (&r.remote_host, r.remote) {
@@ -209,7 +217,7 @@ pub fn session_table(rows: &[SessionRow], with_host: bool, legend: bool, tz: &Ti
     }
     let mut header = Vec::new();
     if with_host {
-        header.push("HOST");
+        header.extend(["HOST", "BACKEND"]);
     }
     header.extend([
         " SESSIONNAME",
@@ -228,7 +236,7 @@ pub fn session_table(rows: &[SessionRow], with_host: bool, legend: bool, tz: &Ti
         .iter()
         .map(|r| cells(r, with_host, limits, tz))
         .collect();
-    let id_column = if with_host { 3 } else { 2 };
+    let id_column = if with_host { 4 } else { 2 };
     let mut out = render(legend.then_some(header.as_slice()), &cells, &[id_column]);
     if legend {
         out.push('\n');
@@ -333,6 +341,29 @@ mod tests {
     }
 
     #[test]
+    fn several_hosts_show_each_ones_backend() {
+        let mut relayed = row("85", false);
+        relayed.host = "h2".into();
+        relayed.backend = "logind".into();
+        relayed.agent = Some("0.2.0".into());
+        let text = session_table(&[row("7", false), relayed], true, true, &TimeZone::UTC);
+        let lines: Vec<Vec<&str>> = text
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(lines[0][..3], ["HOST", "BACKEND", "SESSIONNAME"], "{text}");
+        assert_eq!(lines[1][..3], ["h1", "procfs", "pts/3"], "{text}");
+        assert_eq!(
+            lines[2][..4],
+            ["h2", "logind", "(agent)", "pts/3"],
+            "{text}"
+        );
+        // One host: no such column.
+        let one = session_table(&[row("7", false)], false, true, &TimeZone::UTC);
+        assert!(!one.contains("BACKEND"), "{one}");
+    }
+
+    #[test]
     fn json_keys_are_stable() {
         let v = serde_json::to_value(row("7", true)).expect("json");
         for key in [
@@ -358,6 +389,7 @@ mod tests {
             "processes",
             "current",
             "backend",
+            "agent",
         ] {
             assert!(v.get(key).is_some(), "key {key} missing");
         }

@@ -6,6 +6,7 @@
 //! configuration, agent and known_hosts) does the connecting; `LOGOFF_SSH` may name another
 //! ssh binary.
 
+use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::Duration;
 
@@ -126,16 +127,16 @@ pub enum Auth {
 /// How long an interactive login may take beyond the connect timeout: a person types.
 const TYPING_TIME: Duration = Duration::from_secs(120);
 
-/// Connects to the system bus of `host` over ssh: `ssh -xTa -o ClearAllForwardings=yes
-/// [-o BatchMode=yes] [-p PORT] -- DEST systemd-stdio-bridge [BRIDGE_ARGS]`, the bus
-/// connection running over its standard input and output. No forwarding of any kind (X11,
-/// agent, ports from the user's configuration): the connection carries logind's bus only.
-pub fn over_ssh(
+/// The ssh command that runs something on `host`: `ssh -xTa -o ClearAllForwardings=yes
+/// [-o BatchMode=yes] -o ConnectTimeout=N [-p PORT] -- DEST`, the remote command's words to
+/// be appended. No forwarding of any kind (X11, agent, ports from the user's
+/// configuration), and no terminal. Also how long the connection may take to answer: the
+/// connect timeout, and typing time when ssh may ask for a password.
+pub(crate) fn ssh_command(
     host: &Host,
-    bridge_args: &[&str],
     connect_timeout: Duration,
     auth: Auth,
-) -> Result<(Connection, Tunnel)> {
+) -> (Command, Duration) {
     let ssh = std::env::var_os(SSH_ENV).unwrap_or_else(|| "ssh".into());
     let mut cmd = Command::new(&ssh);
     cmd.args(["-xTa", "-o", "ClearAllForwardings=yes"])
@@ -147,35 +148,73 @@ pub fn over_ssh(
     let handshake = match auth {
         Auth::Batch => {
             cmd.args(["-o", "BatchMode=yes"]);
+            // A process group of its own: the Ctrl-C of the terminal logoff runs on is
+            // logoff's to handle (a grace period is cancelled, and the users are told so over
+            // this very connection), not ssh's to die of. ssh asks nothing on the terminal
+            // here, so it needs no foreground.
+            cmd.process_group(0);
             connect_timeout
         }
+        // ssh asks for a password on the terminal: it stays in the foreground with logoff,
+        // and a Ctrl-C ends it too.
         Auth::Interactive => connect_timeout + TYPING_TIME,
     };
     if let Some(port) = host.port {
         cmd.arg("-p").arg(port.to_string());
     }
-    cmd.arg("--")
-        .arg(host.destination())
-        .arg(BRIDGE)
-        .args(bridge_args);
-    through_child(cmd, handshake).map_err(|(e, said)| {
-        let why = if said.contains(BRIDGE) && said.contains("not found")
-            || said.contains("exited with exit status: 127")
-        {
-            format!(
-                "{said}: the host has no systemd-stdio-bridge (an elogind host?), which \
-                 logoff needs to reach logind over ssh"
-            )
-        } else if said.is_empty() {
-            e.to_string()
-        } else {
-            said
-        };
-        Error::new(
+    cmd.arg("--").arg(host.destination());
+    (cmd, handshake)
+}
+
+/// What [`over_ssh`] found.
+pub enum Bridged {
+    /// The bus of the host, through its bridge.
+    Bus(Connection, Tunnel),
+    /// The host has no `systemd-stdio-bridge` (an elogind host, say); what ssh said.
+    NoBridge(String),
+}
+
+/// Connects to the system bus of `host` over ssh: [`ssh_command`] running
+/// `systemd-stdio-bridge [BRIDGE_ARGS]`, the bus connection over its standard input and
+/// output: the connection carries logind's bus only.
+pub fn over_ssh(
+    host: &Host,
+    bridge_args: &[&str],
+    connect_timeout: Duration,
+    auth: Auth,
+) -> Result<Bridged> {
+    let (mut cmd, handshake) = ssh_command(host, connect_timeout, auth);
+    cmd.arg(BRIDGE).args(bridge_args);
+    match through_child(cmd, handshake) {
+        Ok((conn, tunnel)) => Ok(Bridged::Bus(conn, tunnel)),
+        Err((_, said)) if lacks_bridge(&said) => Ok(Bridged::NoBridge(said)),
+        Err((e, said)) => Err(Error::new(
             Kind::Remote,
-            format!("cannot connect to {}: {why}", host.label),
-        )
-    })
+            format!(
+                "cannot connect to {}: {}",
+                host.label,
+                if said.is_empty() { e.to_string() } else { said }
+            ),
+        )),
+    }
+}
+
+/// Whether what ssh said (and how it ended) means the remote shell found no bridge.
+fn lacks_bridge(said: &str) -> bool {
+    said.contains(BRIDGE) && said.contains("not found")
+        || said.contains("exited with exit status: 127")
+}
+
+/// The error for a host without a bridge where nothing else will do (a machine on it).
+pub fn no_bridge(host: &Host, said: &str) -> Error {
+    Error::new(
+        Kind::Remote,
+        format!(
+            "cannot connect to {}: {said}: the host has no systemd-stdio-bridge (an elogind \
+             host?), which logoff needs to reach logind over ssh",
+            host.label
+        ),
+    )
 }
 
 #[cfg(test)]

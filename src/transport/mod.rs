@@ -2,8 +2,10 @@
 //! does not care how it was made ([`connect`]): this host's system bus; another host's, over
 //! ssh, as `loginctl -H` does ([`host`]); a machine's registered with systemd-machined, as
 //! `loginctl -M` does ([`machine`]). A [`Place`] says which, and is checked as data before
-//! anything runs.
+//! anything runs. A host with no bus bridge (elogind hosts) is reached through its own
+//! logoff instead ([`agent`]), over the same ssh.
 
+pub mod agent;
 pub mod child;
 pub mod host;
 pub mod machine;
@@ -102,13 +104,28 @@ pub fn connect(place: &Place, opts: &ConnectOptions) -> Result<Bus> {
         (HostRef::Ssh(host), machine) => {
             let arg = machine.map(|m| format!("--machine={m}"));
             let bridge_args: Vec<&str> = arg.iter().map(String::as_str).collect();
-            let (conn, tunnel) = host::over_ssh(host, &bridge_args, opts.timeout, opts.auth)?;
-            Ok(Bus {
-                conn,
-                reach: Reach::Elsewhere,
-                tunnel: Some(tunnel),
-            })
+            match host::over_ssh(host, &bridge_args, opts.timeout, opts.auth)? {
+                host::Bridged::Bus(conn, tunnel) => Ok(Bus {
+                    conn,
+                    reach: Reach::Elsewhere,
+                    tunnel: Some(tunnel),
+                }),
+                host::Bridged::NoBridge(said) => Err(host::no_bridge(host, &said)),
+            }
         }
+    }
+}
+
+/// The bus of `host` through its `systemd-stdio-bridge`, over ssh; `None` when the host has
+/// no bridge (an elogind host: see [`agent`]).
+pub fn bridged(host: &Host, opts: &ConnectOptions) -> Result<Option<Bus>> {
+    match host::over_ssh(host, &[], opts.timeout, opts.auth)? {
+        host::Bridged::Bus(conn, tunnel) => Ok(Some(Bus {
+            conn,
+            reach: Reach::Elsewhere,
+            tunnel: Some(tunnel),
+        })),
+        host::Bridged::NoBridge(_) => Ok(None),
     }
 }
 

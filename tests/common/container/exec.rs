@@ -3,7 +3,7 @@
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use super::Container;
+use super::{Container, Kind};
 use crate::common::{text, wait_for};
 
 impl Container {
@@ -42,6 +42,50 @@ impl Container {
                 return None;
             }
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The last `n` lines of the test host's log (its journal, or what syslog wrote), for
+    /// diagnostics.
+    pub fn log_tail(&self, n: usize) -> String {
+        let n = n.to_string();
+        let out = match self.kind {
+            Kind::Systemd => self.exec(&["journalctl", "--no-pager", "-n", &n]),
+            Kind::Elogind => self.exec(&["tail", "-n", &n, "/var/log/syslog", "/var/log/auth.log"]),
+        };
+        text(&out.stdout)
+    }
+
+    /// logoff's audit records on the test host, oldest first, each as the journal gives it
+    /// (`MESSAGE` and the `LOGOFF_*` fields). On an elogind host they are read back from
+    /// where syslog wrote them (`/var/log/auth.log`: facility authpriv), with `LOGOFF_HOST`
+    /// and `LOGOFF_SESSION` restricting them as `journalctl` matches would.
+    pub fn audit_records(&self, matches: &[(&str, &str)]) -> Vec<serde_json::Value> {
+        match self.kind {
+            Kind::Systemd => {
+                let mut args = vec![
+                    "journalctl".to_string(),
+                    "--no-pager".into(),
+                    "-o".into(),
+                    "json".into(),
+                    "SYSLOG_IDENTIFIER=logoff".into(),
+                ];
+                args.extend(matches.iter().map(|(k, v)| format!("{k}={v}")));
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                let out = self.exec(&args);
+                text(&out.stdout)
+                    .lines()
+                    .filter_map(|l| serde_json::from_str(l).ok())
+                    .collect()
+            }
+            Kind::Elogind => {
+                let out = self.exec(&["cat", "/var/log/auth.log"]);
+                text(&out.stdout)
+                    .lines()
+                    .filter_map(|l| syslog_record(l, "logoff"))
+                    .filter(|r| matches.iter().all(|(k, v)| r[*k] == *v))
+                    .collect()
+            }
         }
     }
 
@@ -113,4 +157,39 @@ impl Container {
             Some("online" | "active")
         )
     }
+}
+
+/// One record logoff (or logoffd) wrote to syslog, as a journal entry would have it:
+/// `... IDENT[PID]: MESSAGE [LOGOFF_A=x LOGOFF_B=y]` gives `MESSAGE` and the fields.
+pub fn syslog_record(line: &str, ident: &str) -> Option<serde_json::Value> {
+    let at = line.find(&format!(" {ident}["))?;
+    let rest = &line[at + ident.len() + 2..];
+    let (_, rest) = rest.split_once("]: ")?;
+    let mut record = serde_json::Map::new();
+    let (message, fields) = match rest.rfind(" [LOGOFF_") {
+        Some(i) if rest.ends_with(']') => (&rest[..i], &rest[i + 2..rest.len() - 1]),
+        _ => (rest, ""),
+    };
+    record.insert("MESSAGE".into(), message.into());
+    let mut key: Option<String> = None;
+    let mut value = String::new();
+    for word in fields.split(' ') {
+        match word.split_once('=') {
+            Some((k, v)) if k.starts_with("LOGOFF_") => {
+                if let Some(k) = key.take() {
+                    record.insert(k, std::mem::take(&mut value).into());
+                }
+                key = Some(k.to_string());
+                value = v.to_string();
+            }
+            _ => {
+                value.push(' ');
+                value.push_str(word);
+            }
+        }
+    }
+    if let Some(k) = key {
+        record.insert(k, value.into());
+    }
+    Some(serde_json::Value::Object(record))
 }

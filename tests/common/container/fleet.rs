@@ -3,18 +3,27 @@
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
-use super::Container;
+use super::{Container, Kind};
 use crate::common::{TempDir, logoff_bin, require, set_mode};
 
-/// Boots `n` test hosts at once (each boot mostly waits); `None` as for [`boot`].
+/// Boots `n` (systemd) test hosts at once (each boot mostly waits); `None` as for
+/// [`super::boot`].
 pub fn boot_many(test: &str, n: usize) -> Option<Vec<Container>> {
+    boot_kinds(test, &vec![Kind::Systemd; n])
+}
+
+/// Boots one test host of each of `kinds` at once, in that order; `None` as for
+/// [`super::boot`].
+pub fn boot_kinds(test: &str, kinds: &[Kind]) -> Option<Vec<Container>> {
     if !crate::common::require_root_or_skip(test) {
         return None;
     }
     // Launched from this thread (nspawn dies with the thread that starts it), then waited
     // for together: they boot at the same time.
-    let launched: Vec<Result<Container, String>> = (0..n)
-        .map(|i| Container::launch(&format!("{test}{i}")))
+    let launched: Vec<Result<Container, String>> = kinds
+        .iter()
+        .enumerate()
+        .map(|(i, &kind)| Container::launch(&format!("{test}{i}"), kind))
         .collect();
     let results: Vec<Result<Container, String>> = launched
         .into_iter()

@@ -9,10 +9,14 @@
 //! with the reason printed. `Drop` stops the container, unmounts and removes everything, also
 //! when the test fails; nspawn gets SIGTERM if the test thread dies first (PR_SET_PDEATHSIG).
 //!
+//! A test host is of one [`Kind`]: systemd (the machine's own init, logind and journal) or
+//! elogind (sysvinit, elogind and a syslog daemon instead, see [`elogind`]).
+//!
 //! [`rootfs`] prepares and starts a host, [`exec`] runs things inside it, [`ssh`] logs in
 //! to it (sshd, `su -l`), [`fleet`] boots several and names them for ssh.
 
 mod cgroup;
+pub mod elogind;
 mod exec;
 pub mod fleet;
 pub mod rdp;
@@ -27,7 +31,7 @@ use std::time::{Duration, Instant};
 
 // Each test crate uses a part of these.
 #[allow(unused_imports)]
-pub use fleet::{Fleet, boot_many};
+pub use fleet::{Fleet, boot_kinds, boot_many};
 #[allow(unused_imports)]
 pub use ssh::{Background, SshSession};
 
@@ -46,8 +50,18 @@ AllowIsolate=yes
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
+/// What runs a test host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// systemd as init, systemd-logind, journald: this machine's own root as it is.
+    Systemd,
+    /// sysvinit, elogind and a syslog daemon, as on Devuan (see [`elogind`]).
+    Elogind,
+}
+
 pub struct Container {
     pub name: String,
+    pub kind: Kind,
     base: PathBuf,
     /// The container's root as the host sees it (the overlay mount).
     pub root: PathBuf,
@@ -60,12 +74,17 @@ pub struct Container {
     pub key: PathBuf,
 }
 
-/// Boots a test host, or explains why it cannot (skip outside CI, fail under CI).
+/// Boots a (systemd) test host, or explains why it cannot (skip outside CI, fail under CI).
 pub fn boot(test: &str) -> Option<Container> {
+    boot_as(test, Kind::Systemd)
+}
+
+/// Boots a test host of `kind`, or explains why it cannot (skip outside CI, fail under CI).
+pub fn boot_as(test: &str, kind: Kind) -> Option<Container> {
     if !super::require_root_or_skip(test) {
         return None;
     }
-    match Container::boot(test) {
+    match Container::boot(test, kind) {
         Ok(c) => Some(c),
         Err(why) => {
             require(test, Err(format!("cannot boot a test host: {why}")));
@@ -95,11 +114,11 @@ fn free_port() -> Result<u16, String> {
 }
 
 impl Container {
-    pub fn boot(test: &str) -> Result<Container, String> {
-        Container::boot_inner(test, true)
+    pub fn boot(test: &str, kind: Kind) -> Result<Container, String> {
+        Container::boot_inner(test, kind, true)
     }
 
-    fn boot_inner(test: &str, wait: bool) -> Result<Container, String> {
+    fn boot_inner(test: &str, kind: Kind, wait: bool) -> Result<Container, String> {
         for tool in [
             "systemd-nspawn",
             "nsenter",
@@ -133,8 +152,12 @@ impl Container {
         for d in ["upper", "work", "root"] {
             std::fs::create_dir_all(base.join(d)).map_err(|e| format!("mkdir: {e}"))?;
         }
+        if kind == Kind::Elogind {
+            elogind::seed_upper(&base.join("upper"))?;
+        }
         let mut c = Container {
             name: name.clone(),
+            kind,
             base: base.clone(),
             root: root.clone(),
             nspawn: None,
@@ -165,12 +188,20 @@ impl Container {
 
     /// Prepares and starts a test host without waiting for it to come up (see
     /// [`Container::wait_ready`]). nspawn dies with the thread that calls this.
-    pub(super) fn launch(test: &str) -> Result<Container, String> {
-        Container::boot_inner(test, false)
+    pub(super) fn launch(test: &str, kind: Kind) -> Result<Container, String> {
+        Container::boot_inner(test, kind, false)
+    }
+
+    /// Waits until the test host is up and its sshd listens.
+    pub(super) fn wait_ready(&mut self) -> Result<(), String> {
+        match self.kind {
+            Kind::Systemd => self.wait_ready_systemd(),
+            Kind::Elogind => self.wait_ready_sysv(),
+        }
     }
 
     /// Waits until the test host's systemd is up and its sshd listens.
-    pub(super) fn wait_ready(&mut self) -> Result<(), String> {
+    fn wait_ready_systemd(&mut self) -> Result<(), String> {
         let nspawn_pid = self.nspawn.as_ref().map_or(0, |c| c.id() as i32);
         let mut pid1 = None;
         wait_for(Duration::from_secs(30), || {
@@ -281,11 +312,18 @@ fn child_named(parent: i32, comm: &str) -> Option<i32> {
 
 impl Drop for Container {
     fn drop(&mut self) {
+        // sysvinit does not halt on nspawn's SIGTERM (systemd's SIGRTMIN+3): it is told.
+        if self.kind == Kind::Elogind {
+            self.halt_sysv();
+        }
         if let Some(mut nspawn) = self.nspawn.take() {
             let pid = nspawn.id() as i32;
-            let _ = Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status();
+            let ended = matches!(nspawn.try_wait(), Ok(Some(_)));
+            let _ = (!ended).then(|| {
+                Command::new("kill")
+                    .args(["-TERM", &pid.to_string()])
+                    .status()
+            });
             let stopped = wait_for(Duration::from_secs(15), || {
                 matches!(nspawn.try_wait(), Ok(Some(_)))
             });

@@ -6,7 +6,7 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use super::{Container, TARGET, run};
+use super::{Container, Kind, TARGET, run};
 use crate::common::{logoff_bin, set_mode};
 
 impl Container {
@@ -34,7 +34,9 @@ impl Container {
                 self.ssh_port
             ),
         )?;
-        self.write("/etc/systemd/system/logoff-test.target", TARGET)?;
+        if self.kind == Kind::Systemd {
+            self.write("/etc/systemd/system/logoff-test.target", TARGET)?;
+        }
         // The host may not have host keys (sshd never ran here): make them for the guest.
         if !Path::new("/etc/ssh/ssh_host_ed25519_key").exists() {
             run(Command::new("ssh-keygen").args(["-A", "-f", &self.root.display().to_string()]))?;
@@ -80,7 +82,8 @@ impl Container {
                 String::new()
             }
         };
-        let child = Command::new("sh")
+        let mut nspawn = Command::new("sh");
+        nspawn
             .args([
                 "-c",
                 r#"for f in $LOGOFF_TEST_CGROUPS; do echo $$ > "$f" || exit 97; done; exec "$@""#,
@@ -98,9 +101,17 @@ impl Container {
                 "--link-journal=no",
                 "-b",
                 "--console=pipe",
-                "--",
-                "systemd.unit=logoff-test.target",
-            ])
+            ]);
+        match self.kind {
+            Kind::Systemd => {
+                nspawn.args(["--", "systemd.unit=logoff-test.target"]);
+            }
+            // elogind needs a cgroup2 hierarchy of its own, whatever this machine mounts.
+            Kind::Elogind => {
+                nspawn.env("SYSTEMD_NSPAWN_UNIFIED_HIERARCHY", "1");
+            }
+        }
+        let child = nspawn
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2)

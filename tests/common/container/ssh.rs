@@ -66,24 +66,22 @@ impl Container {
         if !first.id.is_empty() {
             return first;
         }
-        let journal = self.exec(&["journalctl", "--no-pager", "-n", "40"]);
         eprintln!(
-            "the ssh login of {user} has no logind session; logging in again. Journal of the \
+            "the ssh login of {user} has no logind session; logging in again. Log of the \
              test host:\n{}",
-            text(&journal.stdout)
+            self.log_tail(40)
         );
         // It exits by itself (97). Not checked: the next login does not need it gone, only
         // its terminal's number might differ, and the tests check the terminal they get.
         first.wait_closed(Duration::from_secs(10));
         let session = self.login(user, script);
         if session.id.is_empty() {
-            let journal = self.exec(&["journalctl", "--no-pager", "-n", "60"]);
             panic!(
                 "the ssh login of {user} has no logind session, twice (pam_systemd did not \
-                 register it; terminal {:?}); it said: {}\njournal of the test host:\n{}",
+                 register it; terminal {:?}); it said: {}\nlog of the test host:\n{}",
                 session.tty,
                 session.output(),
-                text(&journal.stdout)
+                self.log_tail(60)
             );
         }
         session
@@ -141,14 +139,13 @@ impl Container {
                 Ok(Some(status)) => format!("the ssh client exited ({status})"),
                 _ => "the ssh client is still waiting".to_string(),
             };
-            let journal = self.exec(&["journalctl", "--no-pager", "-n", "30"]);
             let jobs = self.exec(&["systemctl", "list-jobs", "--no-pager"]);
             panic!(
                 "the ssh session of {user} never started: {client}; it said: {}\n\
-                 jobs in the test host:\n{}\njournal of the test host:\n{}",
+                 jobs in the test host:\n{}\nlog of the test host:\n{}",
                 session.output(),
                 text(&jobs.stdout),
-                text(&journal.stdout)
+                self.log_tail(30)
             );
         }
         session
