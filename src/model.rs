@@ -115,14 +115,24 @@ impl fmt::Display for SessionKey {
     }
 }
 
-/// This boot's ID (`/proc/sys/kernel/random/boot_id`), read once; empty where it cannot be
-/// read.
+/// This boot's ID, read once; empty where it cannot be read.
+///
+/// As init sees it (through `/proc/1/root`, where root may look): the same in logoff, in
+/// logoffd and in `logoffd --check`, whatever a service's sandbox shows. A container's
+/// manager gives it its own boot ID (systemd-nspawn mounts one over the kernel's), which a
+/// sandboxed service there does not see (`ProtectKernelTunables` shows the kernel's): the
+/// daemon and the commands reading its files would key sessions differently.
 pub fn boot_id() -> &'static str {
     static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     ID.get_or_init(|| {
-        std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-            .map(|s| s.trim().to_string())
-            .unwrap_or_default()
+        [
+            "/proc/1/root/proc/sys/kernel/random/boot_id",
+            "/proc/sys/kernel/random/boot_id",
+        ]
+        .iter()
+        .find_map(|path| std::fs::read_to_string(path).ok())
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
     })
 }
 

@@ -90,6 +90,15 @@ fn under_systemd_an_idle_ssh_login_is_warned_and_logged_off_as_check_said() {
         .parse()
         .expect("time");
     assert!(find(&other.id)["rule"].is_null(), "{report:#}");
+    // Regression: logoff --list shows the deadline the daemon published. (The daemon, in
+    // its sandbox, read another boot ID than logoff in a container, and logoff took the
+    // published deadlines for another boot's.)
+    let published = wait_for(Duration::from_secs(10), || {
+        c.sessions(&[])
+            .iter()
+            .any(|s| s["id"] == idle.id.as_str() && s["time_limit"]["rule"] == "short")
+    });
+    assert!(published, "--list shows no deadline: {:?}", c.sessions(&[]));
 
     let warned = wait_for(Duration::from_secs(40), || {
         idle.output().contains("has been idle for 30s")
