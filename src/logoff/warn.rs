@@ -30,6 +30,12 @@ impl Warning<'_> {
 /// When, before the end of a grace period, the warning is repeated.
 const REMINDERS: [Duration; 2] = [Duration::from_secs(60), Duration::from_secs(10)];
 
+/// With a message and no grace period, how long logoff waits after the warning before the
+/// logoff: the text written to a pseudo-terminal reaches the user only once the program
+/// holding its other end (sshd, a terminal emulator) has read and forwarded it, and a
+/// session ended at once takes that program with it.
+pub const SETTLE: Duration = Duration::from_secs(1);
+
 /// Warns the users of `targets` and waits out the grace period, repeating the warning a
 /// minute and ten seconds before its end when the period is longer than that. Cancelled
 /// (`Kind::Cancelled`): nothing is logged off, and the users are told.
@@ -43,7 +49,7 @@ pub fn warn_and_wait(
     if !warning.is_some() {
         return Ok(());
     }
-    let deadline = Instant::now() + warning.grace;
+    let deadline = Instant::now() + warning.grace.max(SETTLE);
     let at = Timestamp::now() + warning.grace;
     notify(backend, targets, hooks, |s| {
         notice(warning, s, warning.grace, at)

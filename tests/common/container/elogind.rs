@@ -360,8 +360,8 @@ fn tail(text: &str, lines: usize) -> String {
 }
 
 impl Container {
-    /// Waits until the elogind test host's init has reached runlevel 2 and elogind and sshd
-    /// run (sshd listening on its port).
+    /// Waits until the elogind test host's init has reached runlevel 2, elogind and sshd
+    /// run (sshd listening on its port) and the syslog daemon's socket is there.
     pub(super) fn wait_ready_sysv(&mut self) -> Result<(), String> {
         let nspawn_pid = self.nspawn.as_ref().map_or(0, |c| c.id() as i32);
         let mut pid1 = None;
@@ -381,6 +381,8 @@ impl Container {
                     .status
                     .success()
                 && self.exec(&["pgrep", "-x", "sshd"]).status.success()
+                // The syslog daemon's socket: logoff's audit record goes there.
+                && self.exec(&["test", "-S", "/dev/log"]).status.success()
         });
         if !up {
             let ps = self.exec(&["ps", "-ef"]);
