@@ -248,6 +248,87 @@ pub struct Session {
     /// What the listing saw and set aside (a utmp record that disagrees with the kernel),
     /// for `/V`.
     pub notes: Vec<String>,
+    /// What its users did last, from everything the session is (terminals, displays, tmux
+    /// and screen, CPU, idle locks): filled in by [`crate::backend::Backend::observe`].
+    pub activity: Activity,
+}
+
+/// What a session's users did last, and where.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Activity {
+    /// The latest input, and where it was.
+    pub input: Option<Seen>,
+    /// The latest output on a terminal it holds.
+    pub output: Option<Timestamp>,
+    /// How much CPU time its processes have used so far.
+    pub cpu: Option<std::time::Duration>,
+    /// An idle lock (`systemd-inhibit --what=idle`) one of its processes holds.
+    pub inhibitor: Option<Inhibitor>,
+    /// The live session of the same user that uses it (a tmux or screen client attached to
+    /// a server of this one): it is in use, not disconnected.
+    pub in_use_by: Option<SessionId>,
+}
+
+/// When and where input was seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    pub at: Timestamp,
+    pub source: IdleSource,
+}
+
+/// What told a session's idle time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdleSource {
+    /// A terminal its processes hold (`pts/3`).
+    Terminal(String),
+    /// Its X display (`:10`).
+    Display(String),
+    /// A client attached to its tmux or screen server from another session of the user's.
+    Multiplexer {
+        kind: &'static str,
+        by: SessionId,
+        terminal: Option<String>,
+    },
+    /// logind's idle hint.
+    Logind,
+    /// What another host's logoff (its remote agent) said: shown, as it said it.
+    Reported(String),
+}
+
+/// The `kind` of an [`IdleSource::Multiplexer`] that is no tmux or screen: a program of
+/// the session holding another session's terminal.
+pub const MULTIPLEXED_BY_A_PROGRAM: &str = "program";
+
+impl fmt::Display for IdleSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IdleSource::Terminal(t) => write!(f, "terminal {t}"),
+            IdleSource::Display(d) => write!(f, "display {d}"),
+            IdleSource::Multiplexer {
+                kind: MULTIPLEXED_BY_A_PROGRAM,
+                by,
+                terminal: Some(t),
+            } => write!(f, "terminal {t} of session {by}"),
+            IdleSource::Multiplexer {
+                kind,
+                by,
+                terminal: Some(t),
+            } => write!(f, "{kind} client in session {by} ({t})"),
+            IdleSource::Multiplexer { kind, by, .. } => write!(f, "{kind} client in session {by}"),
+            IdleSource::Logind => f.write_str("logind's idle hint"),
+            IdleSource::Reported(text) => f.write_str(text),
+        }
+    }
+}
+
+/// An idle lock, and who holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inhibitor {
+    pub pid: Pid,
+    /// The holder's command name (its own choice: shown, never matched).
+    pub command: String,
+    /// Why, in the holder's words.
+    pub why: String,
 }
 
 /// What a user's text says, and where it was read.

@@ -49,8 +49,10 @@ impl State {
             State::Idle => {
                 s.idle_hint == Some(true) || s.idle_for(now).is_some_and(|d| d >= IDLE_AFTER)
             }
+            // A session in use through tmux or screen from another is not disconnected.
             State::Disconnected => {
                 matches!(s.state, SessionState::Closing | SessionState::Disconnected)
+                    && s.activity.in_use_by.is_none()
             }
         }
     }
@@ -151,6 +153,16 @@ pub struct Filters {
 }
 
 impl Filters {
+    /// Whether the filters read what sessions' users did ([`Session::activity`]): idle
+    /// time, and whether a session is in use from another.
+    pub fn need_activity(&self) -> bool {
+        self.idle_for.is_some()
+            || self
+                .states
+                .iter()
+                .any(|s| matches!(s, State::Idle | State::Disconnected))
+    }
+
     /// Whether any filter (or `--all`) was given.
     pub fn given(&self) -> bool {
         self.all

@@ -11,52 +11,26 @@ use common::container::{self, Container};
 use common::{assert_ok, text, wait_for};
 use serde_json::Value;
 
-const UNIT: &str = include_str!("../packaging/systemd/logoffd.service");
-
-/// Installs logoffd in the test host as a package would (binary, unit, policy) and starts
-/// it with systemd.
+/// Installs logoffd in the test host as a package would and starts it with systemd.
 fn install(c: &Container, policy: &str) {
-    let bin = c.root.join("usr/sbin/logoffd");
-    std::fs::copy(common::logoffd_bin(), &bin).expect("copy logoffd");
-    common::set_mode(&bin, 0o755);
-    std::fs::write(c.root.join("etc/systemd/system/logoffd.service"), UNIT).expect("unit");
-    write_policy(c, policy);
-    let out = c.sh("systemctl daemon-reload && systemctl start logoffd");
-    assert!(
-        out.status.success(),
-        "logoffd did not start: {}\n{}",
-        text(&out.stderr),
-        journal(c)
-    );
-    assert_eq!(active(c), "active", "{}", journal(c));
+    c.install_logoffd(policy, "");
 }
 
 fn write_policy(c: &Container, policy: &str) {
-    let dir = c.root.join("etc/logoff");
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    std::fs::write(dir.join("policy.toml"), policy).expect("policy");
-    common::set_mode(&dir.join("policy.toml"), 0o644);
+    c.write_policy(policy);
 }
 
 fn active(c: &Container) -> String {
-    text(&c.exec(&["systemctl", "is-active", "logoffd"]).stdout)
-        .trim()
-        .to_string()
+    c.logoffd_state()
 }
 
 /// logoffd's own lines in the test host's journal.
 fn journal(c: &Container) -> String {
-    text(
-        &c.exec(&["journalctl", "--no-pager", "-u", "logoffd", "-o", "cat"])
-            .stdout,
-    )
+    c.logoffd_journal()
 }
 
 fn policy_for(user: &str, limits: &str) -> String {
-    format!(
-        "scan_interval = \"2s\"\n[[rule]]\nname = \"short\"\nmatch = {{ users = [\"{user}\"] }}\n\
-         timeout = \"2s\"\n{limits}\n"
-    )
+    container::logoffd::policy_for(&[user], limits)
 }
 
 #[test]

@@ -18,8 +18,9 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
+pub use super::activity::Look;
 use crate::deadline::Deadline;
-use crate::model::{Pid, Session, SessionId, SessionState, Uid};
+use crate::model::{IdleSource, Pid, Seen, Session, SessionId, SessionState, Uid};
 use crate::system::bounded::{self, Threads};
 use crate::system::process::Membership;
 use crate::system::sockets::{self, UnixSockets};
@@ -37,13 +38,6 @@ const WINDOW_LIFETIME: Duration = Duration::from_secs(600);
 
 /// The longest text shown in a window.
 const WINDOW_TEXT_MAX: usize = 4096;
-
-/// One session whose display is looked at: its processes, and what makes a process its own.
-pub struct Look<'a> {
-    pub session: &'a mut Session,
-    pub members: Vec<Pid>,
-    pub membership: Membership,
-}
 
 /// What logoff knows of this host's displays: the unix sockets of the latest listing, and
 /// the warning windows it shows.
@@ -124,7 +118,12 @@ impl Desktops {
         let answers = bounded::map(questions, idle_of, Threads::PerItem, deadline);
         for (session, answer) in sessions.into_iter().zip(answers) {
             if let Some(Some(since)) = answer {
+                // The X server knows the session's input better than any hint.
                 session.idle_since = Some(since);
+                session.activity.input = Some(Seen {
+                    at: since,
+                    source: IdleSource::Display(session.display.clone().unwrap_or_default()),
+                });
             }
         }
     }
@@ -246,6 +245,7 @@ mod tests {
             session: &mut session,
             members: vec![Pid::own()],
             membership: membership.clone(),
+            cgroup: None,
         }]);
         assert_eq!(session, before);
         assert!(desktops.warn(&session, &membership, "hi").is_none());

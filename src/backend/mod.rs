@@ -7,10 +7,11 @@
 //! still gets its own answer. The logoff flow ([`crate::logoff`]) is written once against
 //! this trait. A backend knows nothing of the command line, nor how it was chosen.
 
+mod activity;
 mod desktop;
 mod logind;
 pub mod procfs;
-pub mod relay;
+pub(crate) mod relay;
 
 use std::collections::BTreeSet;
 
@@ -20,6 +21,7 @@ use crate::model::{ProcessInfo, Session, SessionId, Uid};
 use crate::system::tty::{self, Terminal};
 use crate::system::users::Caller;
 use crate::transport::{self, ConnectOptions, Place};
+pub use activity::Sources;
 
 /// Which backend a session list comes from (JSON's `backend`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +76,18 @@ pub trait Backend {
 
     /// Every session of the host, in no particular order.
     fn list(&mut self) -> Result<Vec<Session>>;
+
+    /// Fills in what the users of `sessions` (as [`Backend::list`] just gave them) did last:
+    /// [`Session::activity`], and their idle time from it.
+    ///
+    /// # Platform specific behavior
+    /// On this host: every terminal their processes hold, their displays, tmux and screen
+    /// servers attached from other sessions, and as `sources` asks, CPU time and (logind)
+    /// idle locks ([`activity`]). Elsewhere what the backend's listing said stays.
+    fn observe(&mut self, sessions: &mut [Session], sources: Sources) -> Result<()> {
+        let _ = (sessions, sources);
+        Ok(())
+    }
 
     /// The session the caller runs in, if any.
     fn current(&mut self) -> Result<Option<SessionId>>;

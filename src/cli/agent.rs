@@ -237,6 +237,9 @@ impl Served {
     /// Every session, or, to end sessions, every session but the agent's own.
     fn list(&mut self) -> Result<Reply> {
         let mut sessions = self.backend.list()?;
+        // What set each one's idle time, and who uses it: read here, where its processes are.
+        self.backend
+            .observe(&mut sessions, backend::Sources::default())?;
         if self.purpose == Purpose::EndSessions {
             sessions.retain(|s| Some(&s.id) != self.own.as_ref());
         }

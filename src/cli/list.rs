@@ -8,7 +8,7 @@ use jiff::tz::TimeZone;
 use super::fleet::{Narrator, for_each_place};
 use super::plan::Listing;
 use super::progress::{HostTicket, Progress};
-use crate::backend::{self, Purpose};
+use crate::backend::{self, Purpose, Sources};
 use crate::error::{Error, Kind, Result, most_severe};
 use crate::logoff::Hooks;
 use crate::model::Session;
@@ -86,7 +86,8 @@ fn rows(
     let mut narrator = Narrator::new(reach.verbose, reach.several(), place, out, None, progress);
     narrator.narrate(&format!("backend: {}", opened.describe()));
     let backend = opened.backend.as_mut();
-    let sessions = backend.list()?;
+    let mut sessions = backend.list()?;
+    backend.observe(&mut sessions, Sources::default())?;
     for s in &sessions {
         for note in &s.notes {
             narrator.narrate(&format!("session {}: {note}", s.id));

@@ -216,7 +216,11 @@ impl Actor {
         key: &SessionKey,
         due: &Due,
     ) -> Acted {
-        let fresh = match lister.list() {
+        let listed = lister.list().and_then(|mut sessions| {
+            lister.observe(&mut sessions, at.policy.sources())?;
+            Ok(sessions)
+        });
+        let fresh = match listed {
             Ok(sessions) => sessions,
             Err(e) => {
                 self.log.error(&format!("cannot look at the sessions: {e}"));

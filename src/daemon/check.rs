@@ -47,7 +47,15 @@ struct CheckRow {
     acts_at: Option<Timestamp>,
     /// Why no limit runs (no rule, exempt, protected, unknown idle time).
     why_not: Option<String>,
+    /// For an idle limit: what its clock runs from (`in use through tmux from session 12,
+    /// idle 3s`, `busy: 2.0 CPU-seconds in the last 5s`, `idle lock held by ...`).
+    activity: Option<String>,
 }
+
+/// Where a rule counts CPU time as activity, `--check` measures each session's use since the
+/// daemon's last reading if that is at least this old (else it takes the daemon's rate);
+/// with no daemon's reading, the use is not measured yet (as for a daemon starting).
+pub const CPU_WINDOW: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What the daemon remembers, if its state directory exists (read only).
 pub fn memory(dir: &Path) -> Memory {
@@ -89,6 +97,7 @@ pub fn report(
                 warn_at: published.map(|p| p.warn_at.clone()).unwrap_or_default(),
                 acts_at: published.map(|p| p.logoff_at),
                 why_not: v.why_not(),
+                activity: limit.and_then(|l| l.cause.clone()),
             }
         })
         .collect();
@@ -174,6 +183,7 @@ fn text(
                     warns.join(", ")
                 },
                 acts,
+                r.activity.clone().unwrap_or_else(|| "-".into()),
             ]
         })
         .collect();
@@ -185,6 +195,7 @@ fn text(
         "LIMIT",
         "WARNS AT",
         "LOGS OFF AT",
+        "ACTIVITY",
     ];
     out.push('\n');
     out.push_str(&render(Some(&header), &cells, &[]));

@@ -123,14 +123,22 @@ pub fn main() -> ExitCode {
 }
 
 fn check(args: &DaemonArgs, policy: &Policy) -> ExitCode {
-    let sessions = match act::open(args.backend, Purpose::List).and_then(|mut o| o.backend.list()) {
+    let mut memory = check::memory(&args.state_dir);
+    let sources = policy.sources();
+    let listed = act::open(args.backend, Purpose::List).and_then(|mut o| {
+        let mut sessions = o.backend.list()?;
+        o.backend.observe(&mut sessions, sources)?;
+        // A CPU rate needs two readings: the daemon's last, and this one.
+        memory.observe_cpu(&sessions, SystemClock.now(), check::CPU_WINDOW);
+        Ok(sessions)
+    });
+    let sessions = match listed {
         Ok(s) => s,
         Err(e) => {
             eprintln!("logoffd: {e}");
             return ExitCode::from(1);
         }
     };
-    let memory = check::memory(&args.state_dir);
     let out = check::report(
         &args.policy,
         policy,
@@ -181,7 +189,8 @@ impl Daemon {
 
     /// Looks at every session, decides, acts; returns when to look again.
     fn pass(&mut self, now: Timestamp) -> Result<Timestamp> {
-        let sessions = self.lister.list()?;
+        let mut sessions = self.lister.list()?;
+        self.lister.observe(&mut sessions, self.policy.sources())?;
         if self.memory.observe(&sessions, now)
             && let Err(e) = self.memory.save(&self.state)
         {

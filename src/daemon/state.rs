@@ -13,6 +13,7 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use jiff::Timestamp;
 use rustix::fs::{FileType, Mode, OFlags};
@@ -20,9 +21,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Kind, Result};
 use crate::model::Session;
+use crate::policy::eval::{self, CpuRate, Remembered};
 use crate::policy::published::{self, Deadlines};
-use crate::policy::{Remembered, eval};
 use crate::system::files::{self, Expect, Owner};
+use crate::time;
 
 /// The state directory, where nothing else is said.
 pub use published::DEFAULT_DIR;
@@ -137,7 +139,23 @@ pub struct Memory {
     disconnected_since: BTreeMap<String, Timestamp>,
     #[serde(default)]
     first_logon: BTreeMap<String, Timestamp>,
+    /// Each session's CPU time at a look, and its rate since the look before (kept where a
+    /// rule counts CPU time: `logoffd --check` and a daemon started again measure from it).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    cpu: BTreeMap<String, CpuSeen>,
 }
+
+/// A session's CPU time as last read, and how busy it was before.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct CpuSeen {
+    at: Timestamp,
+    total: Duration,
+    rate: Option<CpuRate>,
+}
+
+/// The shortest time over which a CPU rate is measured (passes come closer together than
+/// this while a warning is out).
+const CPU_WINDOW: Duration = Duration::from_secs(5);
 
 impl Memory {
     /// What is kept in `dir` (nothing if there is nothing, or the file is unusable: the
@@ -171,6 +189,7 @@ impl Memory {
         Remembered {
             disconnected_since: self.disconnected_since.get(&key).copied(),
             first_logon: self.first_logon.get(&key).copied(),
+            cpu: self.cpu.get(&key).and_then(|c| c.rate),
         }
     }
 
@@ -194,10 +213,50 @@ impl Memory {
                 logons.insert(key, logon);
             }
         }
-        let changed = disconnected != self.disconnected_since || logons != self.first_logon;
+        let before = std::mem::take(&mut self.cpu);
+        self.cpu = before.clone();
+        self.observe_cpu(sessions, now, CPU_WINDOW);
+        let changed = disconnected != self.disconnected_since
+            || logons != self.first_logon
+            || self.cpu != before;
         self.disconnected_since = disconnected;
         self.first_logon = logons;
         changed
+    }
+
+    /// Takes in the sessions' CPU time only, with rates over as little as `window` (what
+    /// `logoffd --check` measures over: it cannot wait as long as a daemon's passes).
+    pub fn observe_cpu(&mut self, sessions: &[Session], now: Timestamp, window: Duration) {
+        self.cpu = sessions
+            .iter()
+            .filter_map(|s| {
+                let key = s.key().to_string();
+                let total = s.activity.cpu?;
+                let seen = self.cpu_seen(&key, total, now, window);
+                Some((key, seen))
+            })
+            .collect();
+    }
+
+    /// A session's CPU reading at `now`, with its rate since the last one that is at least
+    /// `window` old.
+    fn cpu_seen(&self, key: &str, total: Duration, now: Timestamp, window: Duration) -> CpuSeen {
+        match self.cpu.get(key) {
+            Some(last) if time::between(last.at, now) < window => *last,
+            Some(last) => CpuSeen {
+                at: now,
+                total,
+                rate: Some(CpuRate {
+                    used: total.saturating_sub(last.total),
+                    over: time::between(last.at, now),
+                }),
+            },
+            None => CpuSeen {
+                at: now,
+                total,
+                rate: None,
+            },
+        }
     }
 }
 
@@ -255,5 +314,41 @@ mod tests {
         );
         memory.observe(&[], now);
         assert_eq!(memory, Memory::default(), "a session gone is forgotten");
+    }
+
+    /// A CPU rate needs two readings at least [`CPU_WINDOW`] apart; the readings are kept, so
+    /// that `logoffd --check` (another process) measures from the daemon's last one.
+    #[test]
+    fn cpu_rates_come_from_two_readings_and_are_kept() {
+        let dir = std::env::temp_dir().join(format!("logoff-cpu-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let state = StateDir::open(&dir).expect("state dir");
+        let t = |s: i64| Timestamp::from_second(1_800_000_000 + s).expect("t");
+        let mut s = session("1", "active", 0);
+        s.activity.cpu = Some(Duration::from_secs(10));
+        let mut memory = Memory::default();
+        memory.observe(std::slice::from_ref(&s), t(0));
+        assert_eq!(memory.of(&s).cpu, None, "one reading is no rate");
+        s.activity.cpu = Some(Duration::from_secs(13));
+        memory.observe(std::slice::from_ref(&s), t(2));
+        assert_eq!(memory.of(&s).cpu, None, "too soon");
+        assert!(memory.observe(std::slice::from_ref(&s), t(6)));
+        let rate = memory.of(&s).cpu.expect("a rate");
+        assert_eq!(
+            (rate.used, rate.over),
+            (Duration::from_secs(3), Duration::from_secs(6))
+        );
+        memory.save(&state).expect("save");
+        let (mut loaded, problem) = Memory::load(&state);
+        assert_eq!(problem, None);
+        assert_eq!(loaded.of(&s).cpu, Some(rate));
+        s.activity.cpu = Some(Duration::from_secs(15));
+        loaded.observe_cpu(std::slice::from_ref(&s), t(8), Duration::from_secs(1));
+        let rate = loaded.of(&s).cpu.expect("a rate");
+        assert_eq!(
+            (rate.used, rate.over),
+            (Duration::from_secs(2), Duration::from_secs(2))
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

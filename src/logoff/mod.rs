@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, Sources};
 use crate::error::{Error, Kind, Result};
 use crate::model::{ProcessInfo, Session, SessionId};
 use crate::select::{self, Filters, OwnSession};
@@ -137,7 +137,10 @@ pub fn execute(
     hooks: &mut dyn Hooks,
 ) -> Result<Vec<Outcome>> {
     let caller = backend.caller()?;
-    let sessions = backend.list()?;
+    let mut sessions = backend.list()?;
+    if plan.filters.need_activity() {
+        backend.observe(&mut sessions, Sources::default())?;
+    }
     let current = backend.current()?;
     let targets = select_targets(&sessions, plan, current.as_ref())?;
     if targets.is_empty() {

@@ -38,6 +38,11 @@ pub struct SessionRow {
     pub remote_host_claim_source: Option<String>,
     pub idle_since: Option<Timestamp>,
     pub idle_seconds: Option<u64>,
+    /// What told its idle time: `terminal pts/3`, `display :10`, `tmux client in session 12
+    /// (pts/5)`, `logind's idle hint`.
+    pub idle_source: Option<String>,
+    /// The session of the same user that uses it through tmux or screen.
+    pub in_use_by: Option<String>,
     pub logon_time: Option<Timestamp>,
     pub leader: Option<i32>,
     pub processes: Option<usize>,
@@ -71,6 +76,8 @@ impl SessionRow {
             remote_host_claim: s.remote_claim.as_ref().map(|c| c.value.clone()),
             remote_host_claim_source: s.remote_claim.as_ref().map(|c| c.source.to_string()),
             idle_since: s.idle_since,
+            idle_source: s.activity.input.as_ref().map(|i| i.source.to_string()),
+            in_use_by: s.activity.in_use_by.as_ref().map(ToString::to_string),
             idle_seconds: s
                 .idle_since
                 .map(|t| u64::try_from(now.duration_since(t).as_secs()).unwrap_or(0)),

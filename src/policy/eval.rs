@@ -9,8 +9,8 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::rule::Groups;
-use super::{Policy, Rule};
-use crate::model::Session;
+use super::{Counts, Policy, Rule};
+use crate::model::{IdleSource, Session};
 use crate::select::State;
 use crate::time;
 
@@ -65,6 +65,9 @@ pub struct Limit {
     pub acts_at: Timestamp,
     /// When each warning goes out, with its lead time, earliest first.
     pub warnings: Vec<(Duration, Timestamp)>,
+    /// For an idle limit: what its clock runs from, in words (`last input on terminal pts/3,
+    /// idle 3s`; `in use through tmux from session 12, idle 3s`).
+    pub cause: Option<String>,
 }
 
 impl Limit {
@@ -129,6 +132,25 @@ impl Verdict {
 pub struct Remembered {
     pub disconnected_since: Option<Timestamp>,
     pub first_logon: Option<Timestamp>,
+    /// How much CPU its processes used between the last two looks.
+    pub cpu: Option<CpuRate>,
+}
+
+/// CPU time used over a while.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CpuRate {
+    pub used: Duration,
+    pub over: Duration,
+}
+
+impl CpuRate {
+    /// The share of one CPU.
+    pub fn share(self) -> f64 {
+        if self.over.is_zero() {
+            return 0.0;
+        }
+        self.used.as_secs_f64() / self.over.as_secs_f64()
+    }
 }
 
 /// Whether the session counts as disconnected (as `--state disconnected` says).
@@ -198,16 +220,16 @@ impl Rule {
         let mut candidates = Vec::new();
         let mut why = Vec::new();
         if let Some(limit) = self.idle {
-            match s.idle_since {
+            match self.idle_since(s, remembered, now) {
                 _ if disconnected => why.push("it is disconnected, not idle"),
-                Some(since) => candidates.push((Reason::Idle, limit, since)),
+                Some((since, cause)) => candidates.push((Reason::Idle, limit, since, Some(cause))),
                 None => why.push("its idle time is unknown"),
             }
         }
         if let Some(limit) = self.disconnected {
             if disconnected {
                 let since = remembered.disconnected_since.unwrap_or(now);
-                candidates.push((Reason::Disconnected, limit, since));
+                candidates.push((Reason::Disconnected, limit, since, None));
             } else {
                 why.push("it is not disconnected");
             }
@@ -218,13 +240,13 @@ impl Rule {
                 (a, b) => a.or(b),
             };
             match logon {
-                Some(since) => candidates.push((Reason::MaxAge, limit, since)),
+                Some(since) => candidates.push((Reason::MaxAge, limit, since, None)),
                 None => why.push("its logon time is unknown"),
             }
         }
-        let (reason, limit, since) = candidates
+        let (reason, limit, since, cause) = candidates
             .into_iter()
-            .min_by_key(|(_, limit, since)| time::add(*since, *limit))
+            .min_by_key(|(_, limit, since, _)| time::add(*since, *limit))
             .ok_or_else(|| why.join("; "))?;
         let acts_at = time::add(since, limit);
         let mut warnings: Vec<(Duration, Timestamp)> = self
@@ -239,122 +261,78 @@ impl Rule {
             since,
             acts_at,
             warnings,
+            cause,
         })
+    }
+
+    /// Since when `s` has been idle as this rule counts activity (its `activity`), and
+    /// what says so; `None` when nothing it counts is known.
+    fn idle_since(
+        &self,
+        s: &Session,
+        remembered: Remembered,
+        now: Timestamp,
+    ) -> Option<(Timestamp, String)> {
+        let idle = |at: Timestamp| crate::duration::display(time::between(at, now));
+        let mut seen: Vec<(Timestamp, String)> = Vec::new();
+        for counts in &self.activity {
+            match counts {
+                Counts::Input => {
+                    if let Some(input) = &s.activity.input {
+                        let words = match (&input.source, &s.activity.in_use_by) {
+                            (
+                                IdleSource::Multiplexer {
+                                    kind: crate::model::MULTIPLEXED_BY_A_PROGRAM,
+                                    by,
+                                    ..
+                                },
+                                _,
+                            ) => format!("in use through a terminal of session {by}"),
+                            (IdleSource::Multiplexer { kind, by, .. }, _) => {
+                                format!("in use through {kind} from session {by}")
+                            }
+                            (source, _) => format!("last input on {source}"),
+                        };
+                        seen.push((input.at, format!("{words}, idle {}", idle(input.at))));
+                    } else if let Some(at) = s.idle_since {
+                        seen.push((at, format!("idle {}", idle(at))));
+                    }
+                }
+                Counts::Output => {
+                    if let Some(at) = s.activity.output {
+                        seen.push((at, format!("last output on a terminal {} ago", idle(at))));
+                    }
+                }
+                Counts::Cpu => match remembered.cpu {
+                    Some(rate) if rate.share() >= self.busy_cpu => seen.push((
+                        now,
+                        format!(
+                            "busy: {:.1} CPU-seconds in the last {}",
+                            rate.used.as_secs_f64(),
+                            crate::duration::display(rate.over)
+                        ),
+                    )),
+                    Some(_) => {}
+                    // A rate needs two looks: until then the session may be busy, and is
+                    // not acted on (a daemon just started must not end a running job).
+                    None if s.activity.cpu.is_some() => {
+                        seen.push((now, "CPU use not measured yet".to_string()));
+                    }
+                    None => {}
+                },
+                Counts::Inhibit => {
+                    if let Some(lock) = &s.activity.inhibitor {
+                        seen.push((
+                            now,
+                            format!("idle lock held by `{}` (pid {})", lock.command, lock.pid),
+                        ));
+                    }
+                }
+            }
+        }
+        seen.into_iter().max_by_key(|(at, _)| *at)
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::{SessionId, Uid};
-    use crate::policy::from_text;
-
-    fn at(secs: i64) -> Timestamp {
-        Timestamp::from_second(1_800_000_000 + secs).expect("time")
-    }
-
-    fn session(id: &str, user: &str, uid: u32) -> Session {
-        Session {
-            id: SessionId::new(id),
-            uid: Some(Uid::from_raw(uid)),
-            user: user.into(),
-            tty: Some("pts/1".into()),
-            state: "active".into(),
-            remote: true,
-            logon_time: Some(at(0)),
-            idle_since: Some(at(100)),
-            ..Session::default()
-        }
-    }
-
-    const POLICY: &str = r#"
-[[rule]]
-name = "staff"
-match = { users = ["carol"] }
-exempt = { users = ["carol"] }
-idle = "1h"
-[[rule]]
-name = "remote"
-match = { remote = true }
-idle = "10m"
-disconnected = "5m"
-max_age = "1h"
-warn = ["2m", "30s"]
-"#;
-
-    #[test]
-    fn the_first_matching_rule_and_the_earliest_limit() {
-        let p = from_text(POLICY).expect("policy");
-        let bob = session("1", "bob", 1000);
-        let mut gone = session("2", "dave", 1001);
-        gone.state = "disconnected".into();
-        gone.tty = None;
-        let carol = session("3", "carol", 1002);
-        let mut local = session("4", "erin", 1003);
-        local.remote = false;
-        let root = session("5", "root", 0);
-        let mut unknown = session("6", "frank", 1004);
-        unknown.idle_since = None;
-        unknown.logon_time = None;
-        let sessions = [bob, gone, carol, local, root, unknown];
-        let v = p.evaluate(
-            &sessions,
-            |s| Remembered {
-                disconnected_since: (s.id.as_str() == "2").then(|| at(50)),
-                first_logon: None,
-            },
-            at(200),
-        );
-        let remote = p.rule_named("remote");
-        // bob: idle since 100 + 10m = 700, before max age at 3600.
-        let d = v[0].limit().expect("limited");
-        assert_eq!((d.reason, d.acts_at), (Reason::Idle, at(700)));
-        assert_eq!(v[0].rule(), remote);
-        assert_eq!(
-            d.warnings,
-            [
-                (Duration::from_secs(120), at(580)),
-                (Duration::from_secs(30), at(670))
-            ]
-        );
-        // dave: disconnected since 50 (the clock), + 5m.
-        let d = v[1].limit().expect("limited");
-        assert_eq!((d.reason, d.acts_at), (Reason::Disconnected, at(350)));
-        assert!(
-            matches!(&v[2], Verdict::Exempt { rule, .. } if Some(*rule) == p.rule_named("staff"))
-        );
-        assert_eq!(v[3], Verdict::NoRule);
-        assert!(matches!(&v[4], Verdict::Protected { .. }));
-        assert!(matches!(&v[5], Verdict::Unlimited { why, .. } if why.contains("idle time")));
-    }
-
-    #[test]
-    fn a_clock_not_yet_started_starts_now_and_warnings_never_precede_it() {
-        let p = from_text("[[rule]]\nname = \"r\"\ndisconnected = \"1m\"\nwarn = [\"5m\"]\n")
-            .expect("policy");
-        let mut s = session("1", "bob", 1000);
-        s.state = "closing".into();
-        let v = p.evaluate(&[s], |_| Remembered::default(), at(10));
-        let d = v[0].limit().expect("limited");
-        assert_eq!(d.acts_at, at(70));
-        assert_eq!(d.warnings, [(Duration::from_secs(300), at(10))]);
-    }
-
-    /// Regression (issue 17, item 3): replacing a session's oldest process moved the logon
-    /// time a listing shows; the max-age clock runs from the earliest logon ever seen.
-    #[test]
-    fn max_age_runs_from_the_earliest_logon_remembered() {
-        let p = from_text("[[rule]]\nname = \"r\"\nmax_age = \"1h\"\n").expect("policy");
-        let mut s = session("1", "bob", 1000);
-        s.logon_time = Some(at(3000));
-        let v = p.evaluate(
-            std::slice::from_ref(&s),
-            |_| Remembered {
-                disconnected_since: None,
-                first_logon: Some(at(0)),
-            },
-            at(3100),
-        );
-        assert_eq!(v[0].limit().map(|l| l.acts_at), Some(at(3600)));
-    }
-}
+mod tests;

@@ -74,6 +74,54 @@ pub struct Rule {
     pub message: Option<template::Template>,
     /// From SIGTERM to SIGKILL.
     pub timeout: Duration,
+    /// What counts as activity for the idle limit (`activity`): input by default.
+    pub activity: Vec<Counts>,
+    /// With `cpu` counted: the share of one CPU above which the session is busy.
+    pub busy_cpu: f64,
+}
+
+/// What a rule counts as activity (`activity = ["input", "output", "cpu", "inhibit"]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counts {
+    /// Input on a terminal, display or multiplexer client of the session (RDS's meaning).
+    Input,
+    /// Output on a terminal of the session (a build that prints).
+    Output,
+    /// Its processes used more CPU than `busy_cpu` since the last look.
+    Cpu,
+    /// One of its processes holds an idle lock (`systemd-inhibit --what=idle`).
+    Inhibit,
+}
+
+impl Counts {
+    pub const ALL: [Counts; 4] = [Counts::Input, Counts::Output, Counts::Cpu, Counts::Inhibit];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Counts::Input => "input",
+            Counts::Output => "output",
+            Counts::Cpu => "cpu",
+            Counts::Inhibit => "inhibit",
+        }
+    }
+}
+
+/// Where `activity` says nothing: input only.
+pub const DEFAULT_ACTIVITY: [Counts; 1] = [Counts::Input];
+
+/// Where `busy_cpu` says nothing: a tenth of one CPU.
+pub const DEFAULT_BUSY_CPU: f64 = 0.1;
+
+impl Policy {
+    /// Which costlier sources of activity the rules count.
+    pub fn sources(&self) -> crate::backend::Sources {
+        let counts = |c: Counts| self.rules.iter().any(|r| r.activity.contains(&c));
+        crate::backend::Sources {
+            cpu: counts(Counts::Cpu),
+            inhibitors: counts(Counts::Inhibit),
+            ..crate::backend::Sources::default()
+        }
+    }
 }
 
 /// How long programs get between SIGTERM and SIGKILL where a rule says nothing (as

@@ -70,6 +70,20 @@ pub fn pids(dir: &Path) -> Result<Vec<Pid>> {
     }
 }
 
+/// The CPU time the processes of cgroup `dir` have used, those that have ended included
+/// (`usage_usec` in its `cpu.stat`, which cgroup2 keeps whether or not the cpu controller
+/// is on); `None` where there is none (cgroup v1, the cgroup gone).
+pub fn cpu_time(dir: &Path) -> Option<std::time::Duration> {
+    let text = std::fs::read_to_string(dir.join("cpu.stat")).ok()?;
+    let usec = text
+        .lines()
+        .find_map(|l| l.strip_prefix("usage_usec "))?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(std::time::Duration::from_micros(usec))
+}
+
 /// Whether `dir` can be waited on through `cgroup.events` (cgroup2).
 pub fn has_events(dir: &Path) -> bool {
     dir.join("cgroup.events").exists()

@@ -214,8 +214,11 @@ impl Proc {
         }
     }
 
-    /// Whether the process is in the systemd unit `unit` (`session-3.scope`): a path
-    /// component of one of its cgroups (`/proc/PID/cgroup`, which the kernel keeps).
+    /// Whether the process is in the systemd unit `unit` (`session-3.scope`), as systemd
+    /// places a session's scope: its cgroup (`/proc/PID/cgroup`, which the kernel keeps) is
+    /// that unit, in slices only. A cgroup of that name deeper down — in a user's own
+    /// delegated tree (`user@1000.service/…`) or a container's (`machine-x.scope/…`), where
+    /// anyone may name a cgroup `session-3.scope` — is not it.
     pub fn in_unit(&self, unit: &str) -> io::Result<bool> {
         let Some(bytes) = self.read_whole("cgroup")? else {
             return Ok(false);
@@ -224,7 +227,7 @@ impl Proc {
         Ok(text.lines().any(|line| {
             line.splitn(3, ':')
                 .nth(2)
-                .is_some_and(|cgroup| cgroup.split('/').any(|part| part == unit))
+                .is_some_and(|cgroup| is_unit_in_slices(cgroup, unit))
         }))
     }
 
@@ -360,6 +363,13 @@ pub fn scan_and_stat<T>(
     })
 }
 
+/// Whether cgroup path `cgroup` is systemd's unit `unit` placed in slices: `/a.slice/
+/// b.slice/unit`.
+fn is_unit_in_slices(cgroup: &str, unit: &str) -> bool {
+    let mut parts: Vec<&str> = cgroup.split('/').filter(|p| !p.is_empty()).collect();
+    parts.pop() == Some(unit) && parts.iter().all(|p| p.ends_with(".slice"))
+}
+
 /// What logoff reads of `/proc/PID/stat`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stat {
@@ -369,6 +379,12 @@ pub struct Stat {
     /// The controlling terminal's device number (0: none).
     pub tty_nr: i32,
     pub num_threads: i64,
+    /// CPU time used in user and in system mode, in clock ticks.
+    pub utime: u64,
+    pub stime: u64,
+    /// The same of its children that have ended and been waited for.
+    pub cutime: u64,
+    pub cstime: u64,
     /// Start time, in clock ticks since boot.
     pub starttime: u64,
     /// Its command name starts with `X` (Xorg, Xvfb, Xwayland, Xvnc): it may be an X server.
@@ -393,16 +409,32 @@ impl Stat {
         let state = char::from(*fields.next()?.first()?);
         let session = i32::try_from(number(fields.nth(2))?).ok()?;
         let tty_nr = i32::try_from(number(fields.next())?).ok()?;
-        let num_threads = number(fields.nth(12))?;
+        let utime = u64::try_from(number(fields.nth(6))?).ok()?;
+        let stime = u64::try_from(number(fields.next())?).ok()?;
+        let cutime = u64::try_from(number(fields.next())?).ok()?;
+        let cstime = u64::try_from(number(fields.next())?).ok()?;
+        let num_threads = number(fields.nth(2))?;
         let starttime = u64::try_from(number(fields.nth(1))?).ok()?;
         Some(Stat {
             state,
             session,
             tty_nr,
             num_threads,
+            utime,
+            stime,
+            cutime,
+            cstime,
             starttime,
             x_like_name,
         })
+    }
+
+    /// The CPU time it and its children that have ended used, in clock ticks.
+    pub fn cpu_ticks(&self) -> u64 {
+        self.utime
+            .saturating_add(self.stime)
+            .saturating_add(self.cutime)
+            .saturating_add(self.cstime)
     }
 
     /// Whether the process's thread group runs: not a zombie or dead — or a zombie leader
@@ -474,15 +506,39 @@ mod tests {
         assert!(failed.is_err());
     }
 
+    /// A cgroup named like another's session scope, in a user's delegated tree or a
+    /// container's, is not that scope.
+    #[test]
+    fn a_unit_is_known_by_where_systemd_puts_it() {
+        let unit = "session-3.scope";
+        assert!(is_unit_in_slices(
+            "/user.slice/user-1000.slice/session-3.scope",
+            unit
+        ));
+        assert!(is_unit_in_slices("/session-3.scope", unit));
+        for elsewhere in [
+            "/user.slice/user-1000.slice/user@1000.service/app.slice/session-3.scope",
+            "/machine.slice/machine-x.scope/user.slice/user-0.slice/session-3.scope",
+            "/user.slice/user-1000.slice/session-3.scope/sub",
+            "/user.slice/user-1000.slice/session-33.scope",
+            "",
+        ] {
+            assert!(!is_unit_in_slices(elsewhere, unit), "{elsewhere}");
+        }
+    }
+
     #[test]
     fn stat_is_parsed_from_the_last_parenthesis() {
-        let line = b"4242 (a) b (c) S 1 4242 4242 34816 4242 4194560 1 0 0 0 2 3 0 0 20 0 3 0 \
+        let line = b"4242 (a) b (c) S 1 4242 4242 34816 4242 4194560 1 0 0 0 2 3 5 7 20 0 3 0 \
                      12345 1000 200 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n";
         let stat = Stat::parse(line).expect("parses");
         assert_eq!(stat.state, 'S');
         assert_eq!(stat.session, 4242);
         assert_eq!(stat.tty_nr, 34816);
         assert_eq!(stat.num_threads, 3);
+        assert_eq!((stat.utime, stat.stime), (2, 3));
+        assert_eq!((stat.cutime, stat.cstime), (5, 7));
+        assert_eq!(stat.cpu_ticks(), 17);
         assert_eq!(stat.starttime, 12345);
         assert!(stat.thread_group_runs());
         let zombie_leader = Stat { state: 'Z', ..stat };

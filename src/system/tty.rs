@@ -125,9 +125,47 @@ pub struct Terminal {
     node: (u64, u64),
 }
 
+impl Terminal {
+    /// Whether this is process `stat`'s controlling terminal (which only one POSIX session
+    /// can have: the kernel's word on whose terminal it is).
+    pub fn controls(&self, stat: &crate::system::process::Stat) -> bool {
+        device_of_name(&self.name).is_some_and(|(major, minor)| {
+            u64::try_from(stat.tty_nr).is_ok_and(|nr| {
+                nr != 0 && (rustix::fs::major(nr), rustix::fs::minor(nr)) == (major, minor)
+            })
+        })
+    }
+}
+
+/// When a terminal last saw input (a read: its access time) and output (a write: its
+/// modification time), as the kernel keeps them (to 8 seconds).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Times {
+    pub input: Option<Timestamp>,
+    pub output: Option<Timestamp>,
+}
+
+/// A terminal as the processes looked at hold it: its times, and which of them hold it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Held {
+    pub times: Times,
+    pub holders: Vec<crate::model::Pid>,
+}
+
+impl Times {
+    fn latest(self, other: Times) -> Times {
+        Times {
+            input: self.input.max(other.input),
+            output: self.output.max(other.output),
+        }
+    }
+}
+
 /// The terminals that `procs` hold open (`/proc/PID/fd`): the shell's terminal, but also those
-/// of a tmux or screen server. Each file is judged by `stat` of the open file itself (a
-/// character device that is a terminal), never by the text of its link.
+/// of a tmux or screen server, or of a second ssh channel. Each file is judged by `statx` of
+/// the open file itself (a character device that is a terminal), never by the text of its
+/// link, and without asking its file system to refresh what it knows (a user's FUSE server
+/// cannot make the look wait).
 ///
 /// Each process is read between a pidfd opened first and `still_member`, which re-reads /proc
 /// afterwards: a process that is still running after both read the same process, so a PID
@@ -136,40 +174,128 @@ pub fn held_by(
     procs: impl IntoIterator<Item = Proc>,
     still_member: impl Fn(&Proc) -> io::Result<bool>,
 ) -> BTreeSet<Terminal> {
-    let mut found = BTreeSet::new();
+    held_with_times(procs, still_member)
+        .terminals
+        .into_keys()
+        .collect()
+}
+
+/// What a session's processes hold: terminals, and the master sides of pseudo-terminals.
+#[derive(Debug, Default)]
+pub struct Holdings {
+    pub terminals: std::collections::BTreeMap<Terminal, Held>,
+    /// The pseudo-terminals whose master side a process holds (a tmux or screen server's
+    /// panes, sshd's and a terminal emulator's terminals): the process, and the
+    /// pseudo-terminal's index (`pts/N`), as the kernel tells it (`tty-index` in fdinfo).
+    pub masters: Vec<(crate::model::Pid, u32)>,
+}
+
+/// [`held_by`], with each terminal's [`Times`] and holders, and the masters held.
+pub fn held_with_times(
+    procs: impl IntoIterator<Item = Proc>,
+    still_member: impl Fn(&Proc) -> io::Result<bool>,
+) -> Holdings {
+    let mut found = Holdings::default();
     for proc in procs.into_iter().take(HOLDERS_LOOKED_AT) {
         let Ok(Some(handle)) = Handle::open(&proc, |_| Ok(true)) else {
             continue;
         };
-        let held = terminals_of(&proc);
+        let (held, masters) = terminals_of(&proc);
         if !still_member(&proc).unwrap_or(false) || handle.has_exited() {
             continue;
         }
-        found.extend(held);
+        for (terminal, times) in held {
+            let seen: &mut Held = found.terminals.entry(terminal).or_default();
+            seen.times = seen.times.latest(times);
+            if !seen.holders.contains(&proc.pid()) {
+                seen.holders.push(proc.pid());
+            }
+        }
+        found
+            .masters
+            .extend(masters.into_iter().map(|index| (proc.pid(), index)));
     }
     found
 }
 
-/// The terminals among one process's open files.
-fn terminals_of(proc: &Proc) -> Vec<Terminal> {
+/// The terminals among one process's open files, with their times; and the indices of the
+/// pseudo-terminals whose master side it holds.
+fn terminals_of(proc: &Proc) -> (Vec<(Terminal, Times)>, Vec<u32>) {
+    use rustix::fs::{AtFlags, StatxFlags};
     let Ok(fds) = std::fs::read_dir(format!("/proc/{}/fd", proc.pid())) else {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     };
-    fds.flatten()
-        .filter_map(|fd| {
-            // stat(2) of the magic link is the open file's own inode.
-            let st = rustix::fs::stat(fd.path()).ok()?;
-            if FileType::from_raw_mode(st.st_mode) != FileType::CharacterDevice {
-                return None;
+    let mut terminals = Vec::new();
+    let mut masters = Vec::new();
+    for fd in fds.flatten() {
+        // statx of the magic link is the open file's own inode; DONT_SYNC: the attributes
+        // the kernel has, without a round trip to a (user's) file system.
+        let Ok(st) = rustix::fs::statx(
+            rustix::fs::CWD,
+            fd.path(),
+            AtFlags::STATX_DONT_SYNC,
+            StatxFlags::TYPE | StatxFlags::INO | StatxFlags::ATIME | StatxFlags::MTIME,
+        ) else {
+            continue;
+        };
+        if FileType::from_raw_mode(u32::from(st.stx_mode)) != FileType::CharacterDevice {
+            continue;
+        }
+        if (st.stx_rdev_major, st.stx_rdev_minor) == PTMX {
+            if let Some(index) = master_index(proc, &fd.file_name()) {
+                masters.push(index);
             }
-            let rdev = st.st_rdev;
-            let name = known_name(rustix::fs::major(rdev), rustix::fs::minor(rdev))?;
-            Some(Terminal {
+            continue;
+        }
+        let Some(name) = known_name(st.stx_rdev_major, st.stx_rdev_minor) else {
+            continue;
+        };
+        let dev = rustix::fs::makedev(st.stx_dev_major, st.stx_dev_minor);
+        let at = |t: rustix::fs::StatxTimestamp| {
+            Timestamp::new(t.tv_sec, i32::try_from(t.tv_nsec).unwrap_or(0))
+                .ok()
+                .map(|t| t.min(Timestamp::now()))
+        };
+        terminals.push((
+            Terminal {
                 name,
-                node: (st.st_dev, st.st_ino),
-            })
-        })
-        .collect()
+                node: (dev, st.stx_ino),
+            },
+            Times {
+                input: at(st.stx_atime),
+                output: at(st.stx_mtime),
+            },
+        ));
+    }
+    (terminals, masters)
+}
+
+/// The index of the pseudo-terminal (`pts/N`) whose device number is `nr` (as
+/// `/proc/PID/stat`'s `tty_nr` gives it); `None` for any other terminal.
+pub fn pts_index(nr: u64) -> Option<u32> {
+    let (major, minor) = (rustix::fs::major(nr), rustix::fs::minor(nr));
+    (UNIX98_PTY_SLAVES.contains(&major)).then(|| (major - 136) * 256 + minor)
+}
+
+/// The majors of devpts's terminals.
+const UNIX98_PTY_SLAVES: std::ops::RangeInclusive<u32> = 136..=143;
+
+/// The device number of `/dev/ptmx` (and of each devpts instance's `ptmx`).
+const PTMX: (u32, u32) = (5, 2);
+
+/// The index of the pseudo-terminal whose master is `proc`'s descriptor `fd`: the kernel's
+/// `tty-index` line in its fdinfo.
+fn master_index(proc: &Proc, fd: &std::ffi::OsStr) -> Option<u32> {
+    let path = std::path::Path::new("/proc")
+        .join(proc.pid().to_string())
+        .join("fdinfo")
+        .join(fd);
+    let info = std::fs::read_to_string(path).ok()?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("tty-index:"))?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Writes a warning to a terminal the session holds, as write(1) does: opened by its name
@@ -211,6 +337,20 @@ pub fn write_checked(terminal: &Terminal, owner: Option<Uid>, text: &[u8]) -> io
             Err(e) => return Err(e.into()),
         }
     }
+    // A warning is not the session's output: the terminal's modification time goes back to
+    // what it was, so that a rule counting output as activity is not kept from acting by the
+    // warnings it gives (a write does not touch the access time: input).
+    let untouched = rustix::fs::Timestamps {
+        last_access: rustix::fs::Timespec {
+            tv_sec: 0,
+            tv_nsec: rustix::fs::UTIME_OMIT,
+        },
+        last_modification: rustix::fs::Timespec {
+            tv_sec: st.st_mtime,
+            tv_nsec: i64::try_from(st.st_mtime_nsec).unwrap_or(0),
+        },
+    };
+    let _ = rustix::fs::futimens(&fd, &untouched);
     Ok(())
 }
 
@@ -220,6 +360,16 @@ mod tests {
 
     fn nr(major: u32, minor: u32) -> i32 {
         ((major << 8) | (minor & 0xff) | ((minor & !0xff) << 12)) as i32
+    }
+
+    #[test]
+    fn pseudo_terminal_indices_from_tty_nr() {
+        let nr = |major: u32, minor: u32| rustix::fs::makedev(major, minor);
+        assert_eq!(pts_index(nr(136, 3)), Some(3));
+        assert_eq!(pts_index(nr(136, 300)), Some(300));
+        assert_eq!(pts_index(nr(137, 1)), Some(257));
+        assert_eq!(pts_index(nr(4, 1)), None, "tty1 is no pseudo-terminal");
+        assert_eq!(pts_index(0), None);
     }
 
     #[test]

@@ -43,6 +43,10 @@ pub(super) trait Manager {
 
     fn terminate_session(&self, session_id: &str) -> zbus::Result<()>;
 
+    /// What, who, why, mode, uid, pid of every inhibitor lock.
+    #[allow(clippy::type_complexity)]
+    fn list_inhibitors(&self) -> zbus::Result<Vec<(String, String, String, String, u32, u32)>>;
+
     fn kill_session(&self, session_id: &str, who: &str, signal: i32) -> zbus::Result<()>;
 }
 

@@ -177,15 +177,24 @@ impl Logind {
     /// The session's processes on this host, for a look at its display (none where they
     /// cannot be read here).
     pub(super) fn pids_here(&mut self, session: &Session) -> Vec<Pid> {
+        self.here(session).0
+    }
+
+    /// The session's processes on this host, and its scope's cgroup directory where it has
+    /// one here.
+    pub(super) fn here(&mut self, session: &Session) -> (Vec<Pid>, Option<PathBuf>) {
         match self.source(session) {
-            Ok(Source::Cgroup(dir)) => cgroup::pids(&dir).unwrap_or_default(),
-            Ok(Source::Audit(id)) => self
-                .with_audit(|p| p.members_of(id))
-                .ok()
-                .and_then(Result::ok)
-                .map(|m| m.into_iter().map(|p| p.pid).collect())
-                .unwrap_or_default(),
-            _ => Vec::new(),
+            Ok(Source::Cgroup(dir)) => (cgroup::pids(&dir).unwrap_or_default(), Some(dir)),
+            Ok(Source::Audit(id)) => {
+                let pids = self
+                    .with_audit(|p| p.members_of(id))
+                    .ok()
+                    .and_then(Result::ok)
+                    .map(|m| m.into_iter().map(|p| p.pid).collect())
+                    .unwrap_or_default();
+                (pids, None)
+            }
+            _ => (Vec::new(), None),
         }
     }
 

@@ -29,12 +29,13 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use zbus::{Connection, OwnedObjectPath};
 
-use super::desktop::{Desktops, Look};
+use super::activity::{self, Look};
+use super::desktop::Desktops;
 use super::procfs::Procfs;
-use super::{Backend, Flavor, Signalled, Warned, access_denied, deliver_locally};
+use super::{Backend, Flavor, Signalled, Sources, Warned, access_denied, deliver_locally};
 use crate::deadline::Deadline;
 use crate::error::{Error, Result};
-use crate::model::{Pid, ProcessInfo, Session, SessionId, Uid};
+use crate::model::{Inhibitor, Pid, ProcessInfo, Session, SessionId, Uid};
 use crate::system::process::{Membership, Proc};
 use crate::system::tty;
 use crate::system::users::Caller;
@@ -211,6 +212,27 @@ impl Logind {
         Ok(())
     }
 
+    /// The idle locks (`systemd-inhibit --what=idle`, mode block) logind holds, by holder.
+    fn idle_locks(&self) -> Result<Vec<Inhibitor>> {
+        let listed =
+            zbus::block_on(async { ManagerProxy::new(&self.conn).await?.list_inhibitors().await })
+                .map_err(|e| bus_error(self.reach, &e, "cannot list logind's inhibitors"))?;
+        Ok(listed
+            .into_iter()
+            .filter(|(what, _, _, mode, _, _)| {
+                mode == "block" && what.split(':').any(|w| w == "idle")
+            })
+            .filter_map(|(_, _, why, _, _, pid)| {
+                let pid = Pid::from_raw(i32::try_from(pid).ok()?);
+                Some(Inhibitor {
+                    pid,
+                    command: Proc::new(pid).command_name(),
+                    why,
+                })
+            })
+            .collect())
+    }
+
     /// polkit's answer to whether the bus name we are may manage other users' sessions.
     fn polkit_allows(&self) -> zbus::Result<bool> {
         let unique = self
@@ -258,12 +280,39 @@ impl Backend for Logind {
                         session,
                         members,
                         membership,
+                        cgroup: None,
                     });
                 }
             }
             self.desktops.enrich(looks);
         }
         Ok(sessions)
+    }
+
+    fn observe(&mut self, sessions: &mut [Session], sources: Sources) -> Result<()> {
+        if self.reach != Reach::ThisHost {
+            return Ok(());
+        }
+        let inhibitors = if sources.inhibitors {
+            self.idle_locks()?
+        } else {
+            Vec::new()
+        };
+        let mut looks = Vec::with_capacity(sessions.len());
+        for session in sessions.iter_mut() {
+            let Some(membership) = membership(session) else {
+                continue;
+            };
+            let (members, cgroup) = self.here(session);
+            looks.push(Look {
+                session,
+                members,
+                membership,
+                cgroup,
+            });
+        }
+        activity::observe(&mut looks, sources, &inhibitors);
+        Ok(())
     }
 
     fn current(&mut self) -> Result<Option<SessionId>> {

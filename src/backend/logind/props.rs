@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use zbus::OwnedVariant;
 
 use crate::error::{Error, Kind};
-use crate::model::{Pid, Session, SessionId, SessionState, Uid};
+use crate::model::{Activity, IdleSource, Pid, Seen, Session, SessionId, SessionState, Uid};
 use crate::transport::Reach;
 
 pub(super) fn get_str(props: &HashMap<String, OwnedVariant>, key: &str) -> String {
@@ -62,6 +62,7 @@ pub(super) fn session_from(props: &HashMap<String, OwnedVariant>) -> Session {
     let remote_host = non_empty(get_str(props, "RemoteHost"));
     let kind = non_empty(get_str(props, "Type"));
     let idle_hint = props.get("IdleHint").and_then(|v| bool::try_from(v).ok());
+    let idle_since = idle_since(kind.as_deref(), idle_hint, get_u64(props, "IdleSinceHint"));
     Session {
         id: SessionId::new(get_str(props, "Id")),
         uid,
@@ -72,7 +73,14 @@ pub(super) fn session_from(props: &HashMap<String, OwnedVariant>) -> Session {
         vtnr: get_u32(props, "VTNr").filter(|&v| v > 0),
         state: SessionState::parse(&get_str(props, "State")),
         class: non_empty(get_str(props, "Class")),
-        idle_since: idle_since(kind.as_deref(), idle_hint, get_u64(props, "IdleSinceHint")),
+        idle_since,
+        activity: Activity {
+            input: idle_since.map(|at| Seen {
+                at,
+                source: IdleSource::Logind,
+            }),
+            ..Activity::default()
+        },
         kind,
         service: non_empty(get_str(props, "Service")),
         remote: get_bool(props, "Remote") || remote_host.is_some(),

@@ -10,7 +10,10 @@ use std::collections::HashMap;
 use jiff::Timestamp;
 
 use super::{Grouping, Key};
-use crate::model::{Claim, Pid, Session, SessionId, SessionState, Uid, is_virtual_terminal};
+use crate::model::{
+    Activity, Claim, IdleSource, Pid, Seen, Session, SessionId, SessionState, Uid,
+    is_virtual_terminal,
+};
 use crate::system::handle::Handle;
 use crate::system::process::{Proc, Stat};
 use crate::system::sockets;
@@ -183,22 +186,7 @@ fn build(
     host: &HostFacts,
 ) -> Built {
     let earliest = details.stats.first();
-    let mut notes = Vec::new();
-    let records: Vec<&utmp::Record> = members
-        .iter()
-        .filter_map(|m| host.utmp.get(&m.pid))
-        .flatten()
-        .filter(|r| match disagreement(r, details, host) {
-            None => true,
-            Some(why) => {
-                notes.push(format!(
-                    "utmp record for {} (pid {}, user {}) ignored: {why}",
-                    r.line, r.pid, r.user
-                ));
-                false
-            }
-        })
-        .collect();
+    let (records, notes) = records_of(members, details, host);
     // The earliest; of records as old, the first in the file.
     let record = records.iter().min_by_key(|r| (r.time, r.index)).copied();
     let leader = record
@@ -231,10 +219,19 @@ fn build(
         (r, s) => r.or(s),
     };
     let state = state(details, tty.as_deref(), host.active_vt.as_deref());
+    let idle_since = tty.as_deref().and_then(tty::idle_since);
+    let activity = Activity {
+        input: idle_since.zip(tty.clone()).map(|(at, t)| Seen {
+            at,
+            source: IdleSource::Terminal(t),
+        }),
+        ..Activity::default()
+    };
     let session = Session {
         id: SessionId::new(key.to_string()),
         uid: details.uid,
-        idle_since: tty.as_deref().and_then(tty::idle_since),
+        idle_since,
+        activity,
         tty,
         state,
         remote: remote_host.is_some(),
@@ -252,6 +249,32 @@ fn build(
         utmp_pids: records.iter().map(|r| r.pid).collect(),
         may_be_graphical: details.may_be_graphical(),
     }
+}
+
+/// The utmp records of the members' PIDs that describe the session, and a note on each that
+/// does not.
+fn records_of<'h>(
+    members: &[Member],
+    details: &Details,
+    host: &'h HostFacts,
+) -> (Vec<&'h utmp::Record>, Vec<String>) {
+    let mut notes = Vec::new();
+    let records = members
+        .iter()
+        .filter_map(|m| host.utmp.get(&m.pid))
+        .flatten()
+        .filter(|r| match disagreement(r, details, host) {
+            None => true,
+            Some(why) => {
+                notes.push(format!(
+                    "utmp record for {} (pid {}, user {}) ignored: {why}",
+                    r.line, r.pid, r.user
+                ));
+                false
+            }
+        })
+        .collect();
+    (records, notes)
 }
 
 /// Why a utmp record of a member's PID does not describe this session, if it does not.

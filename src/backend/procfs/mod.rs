@@ -23,8 +23,9 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::desktop::{Desktops, Look};
-use super::{Backend, Flavor, Purpose, Signalled, Warned, kernel_rule};
+use super::activity::{self, Look};
+use super::desktop::Desktops;
+use super::{Backend, Flavor, Purpose, Signalled, Sources, Warned, kernel_rule};
 use crate::deadline::Deadline;
 use crate::error::{Error, Kind, Result};
 use crate::model::{Claim, Pid, ProcessInfo, Session, SessionId};
@@ -336,12 +337,39 @@ impl Backend for Procfs {
                     session,
                     members,
                     membership,
+                    cgroup: None,
                 })
             })
             .collect();
         self.desktops.enrich(looks);
         read_claims(&mut sessions);
         Ok(sessions)
+    }
+
+    fn observe(&mut self, sessions: &mut [Session], sources: Sources) -> Result<()> {
+        let mut looks = Vec::with_capacity(sessions.len());
+        for session in sessions.iter_mut() {
+            let Ok(key) = Key::parse(&session.id) else {
+                continue;
+            };
+            let members = self
+                .members
+                .get(&session.id)
+                .map(|m| m.iter().map(|m| m.pid).collect())
+                .unwrap_or_default();
+            looks.push(Look {
+                membership: self.membership(key),
+                members,
+                session,
+                cgroup: None,
+            });
+        }
+        let sources = Sources {
+            states_from_processes: true,
+            ..sources
+        };
+        activity::observe(&mut looks, sources, &[]);
+        Ok(())
     }
 
     /// # Platform specific behavior

@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::{Flavor, Signalled, Warned};
 use crate::error::{Error, Kind, Result};
-use crate::model::{Claim, Pid, ProcessInfo, Session, SessionId, SessionState, Uid};
+use crate::model::{
+    Activity, Claim, IdleSource, Pid, ProcessInfo, Seen, Session, SessionId, SessionState, Uid,
+};
 use crate::system::users::Caller;
 
 /// The protocol's version: both sides must speak the same one. Bumped on any change to the
@@ -160,6 +162,13 @@ pub struct WireSession {
     #[serde(default)]
     pub xrdp: bool,
     pub idle_since: Option<Timestamp>,
+    /// What the agent saw that input on (its words, for display).
+    #[serde(default)]
+    pub idle_source: Option<String>,
+    /// The session whose tmux or screen client is attached to this one's server, as the
+    /// agent found it.
+    #[serde(default)]
+    pub in_use_by: Option<String>,
     pub idle_hint: Option<bool>,
     pub logon_time: Option<Timestamp>,
     pub leader: Option<i32>,
@@ -188,6 +197,8 @@ impl WireSession {
             remote: s.remote,
             xrdp: s.xrdp,
             idle_since: s.idle_since,
+            idle_source: s.activity.input.as_ref().map(|i| i.source.to_string()),
+            in_use_by: s.activity.in_use_by.as_ref().map(ToString::to_string),
             idle_hint: s.idle_hint,
             logon_time: s.logon_time,
             leader: s.leader.map(Pid::as_raw),
@@ -213,6 +224,8 @@ impl WireSession {
             self.remote_host_claim.as_ref(),
             self.remote_host_claim_source.as_ref(),
             self.scope.as_ref(),
+            self.idle_source.as_ref(),
+            self.in_use_by.as_ref(),
         ];
         for t in texts.into_iter().flatten() {
             check_text(t)?;
@@ -247,6 +260,17 @@ impl WireSession {
             scope: self.scope,
             audit: self.audit,
             notes: Vec::new(),
+            activity: Activity {
+                input: self
+                    .idle_since
+                    .zip(self.idle_source)
+                    .map(|(at, text)| Seen {
+                        at,
+                        source: IdleSource::Reported(text),
+                    }),
+                in_use_by: self.in_use_by.map(SessionId::new),
+                ..Activity::default()
+            },
         })
     }
 }

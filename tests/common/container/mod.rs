@@ -19,6 +19,7 @@ mod cgroup;
 pub mod elogind;
 mod exec;
 pub mod fleet;
+pub mod logoffd;
 pub mod rdp;
 mod rootfs;
 pub mod ssh;

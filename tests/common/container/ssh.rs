@@ -96,29 +96,7 @@ impl Container {
             "echo \"LOGOFF-TEST-SESSION=[$XDG_SESSION_ID] [$(tty)]\"; \
              [ -n \"$XDG_SESSION_ID\" ] || exit 97; {script}"
         );
-        let mut child = self
-            .ssh_command(user)
-            .arg("-tt")
-            .arg(marked)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn ssh");
-        let stdin = child.stdin.take();
-        let output = Arc::new(Mutex::new(String::new()));
-        let sink = Arc::clone(&output);
-        let stdout = child.stdout.take().expect("ssh stdout");
-        let stderr = child.stderr.take().expect("ssh stderr");
-        collect(stdout, Arc::clone(&sink));
-        collect(stderr, sink);
-        let mut session = SshSession {
-            child,
-            _stdin: stdin,
-            output,
-            id: String::new(),
-            tty: String::new(),
-        };
+        let mut session = SshSession::spawn(self.ssh_command(user).arg("-tt").arg(marked));
         // The first login into a cold test host (a fresh machine booting several at once on
         // two cores) has taken over 20 s here.
         let mut seen = false;
@@ -149,6 +127,19 @@ impl Container {
             );
         }
         session
+    }
+
+    /// A second channel with a terminal (`ssh -S socket -tt`) over the connection of the
+    /// `ssh -M -S socket` master already running: the same logind session, a new terminal.
+    /// Its `id` is empty (the session is the master's).
+    pub fn ssh_channel(&self, user: &str, socket: &std::path::Path, script: &str) -> SshSession {
+        SshSession::spawn(
+            self.ssh_command(user)
+                .arg("-S")
+                .arg(socket)
+                .arg("-tt")
+                .arg(script),
+        )
     }
 
     /// Starts `su -l user -c script` in the background: a PAM session pam_systemd registers
@@ -215,7 +206,7 @@ impl Drop for Background {
 /// An ssh client connected to a test host with a terminal.
 pub struct SshSession {
     child: Child,
-    _stdin: Option<ChildStdin>,
+    stdin: Option<ChildStdin>,
     output: Arc<Mutex<String>>,
     /// logind's session ID (`$XDG_SESSION_ID` on the far side).
     pub id: String,
@@ -224,6 +215,31 @@ pub struct SshSession {
 }
 
 impl SshSession {
+    /// Runs `ssh` (a command [`Container::ssh_command`] made), its input piped, its output
+    /// collected.
+    fn spawn(ssh: &mut Command) -> SshSession {
+        let mut child = ssh
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ssh");
+        let stdin = child.stdin.take();
+        let output = Arc::new(Mutex::new(String::new()));
+        let sink = Arc::clone(&output);
+        let stdout = child.stdout.take().expect("ssh stdout");
+        let stderr = child.stderr.take().expect("ssh stderr");
+        collect(stdout, Arc::clone(&sink));
+        collect(stderr, sink);
+        SshSession {
+            child,
+            stdin,
+            output,
+            id: String::new(),
+            tty: String::new(),
+        }
+    }
+
     pub fn output(&self) -> String {
         self.output.lock().map(|o| o.clone()).unwrap_or_default()
     }
@@ -235,6 +251,15 @@ impl SshSession {
 
     pub fn is_connected(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Types `line` and Enter on the session's terminal (what the login reads from it).
+    pub fn type_line(&mut self, line: &str) {
+        use std::io::Write;
+        if let Some(input) = self.stdin.as_mut() {
+            let _ = input.write_all(format!("{line}\r").as_bytes());
+            let _ = input.flush();
+        }
     }
 }
 
