@@ -1,9 +1,11 @@
 //! Benchmark of logoffd against `logoff --list` on the same host, in the same run (this
 //! machine is shared and noisy: only ratios within one run mean much):
 //!
-//! 1. One evaluation pass over N sessions (default 1000, 2 processes each, one user):
-//!    `logoffd --check` (list, evaluate the policy, print) against `logoff --list`; and in
-//!    process, the daemon's pass (list + evaluate) against a listing alone. Goal: within 2x.
+//! 1. One evaluation pass over N sessions (default 1000, 2 processes each, one user), with a
+//!    rule counting input, output and CPU time (the terminals, tmux/screen and CPU sources
+//!    on): `logoffd --check` (list, observe, evaluate the policy, print) against `logoff
+//!    --list`; and in process, the daemon's pass (list + observe + evaluate) against a
+//!    listing alone. Goal: within 2x.
 //! 2. The daemon at rest: CPU time of logoffd over 60 s with 100 idle sessions and no deadline
 //!    due (the sum of its threads' `schedstat` run time, start-up excluded). Goal: < 10 ms.
 //! 3. Its resident memory (VmRSS, VmHWM). Goal: < 15 MiB.
@@ -50,7 +52,8 @@ fn main() {
         &policy,
         format!(
             "[[rule]]\nname = \"bench\"\nmatch = {{ users = [\"{}\"] }}\nidle = \"1h\"\n\
-             disconnected = \"1h\"\nmax_age = \"1d\"\nwarn = [\"10m\", \"1m\"]\n",
+             disconnected = \"1h\"\nmax_age = \"1d\"\nwarn = [\"10m\", \"1m\"]\n\
+             activity = [\"input\", \"output\", \"cpu\"]\n",
             user.name
         ),
     )
@@ -98,7 +101,9 @@ fn evaluation_pass(n: usize, runs: usize, policy: &std::path::Path) {
         let listed = logoff::backend::Backend::list(&mut backend).expect("list");
         lib_list.push(start.elapsed());
         let start = Instant::now();
-        let listed2 = logoff::backend::Backend::list(&mut backend).expect("list");
+        let mut listed2 = logoff::backend::Backend::list(&mut backend).expect("list");
+        logoff::backend::Backend::observe(&mut backend, &mut listed2, p.sources())
+            .expect("observe");
         let verdicts = p.evaluate(
             &listed2,
             |_| logoff::policy::Remembered::default(),
@@ -118,7 +123,7 @@ fn evaluation_pass(n: usize, runs: usize, policy: &std::path::Path) {
     );
     println!("  in process: list                 {:>8.1} ms", ms(ll));
     println!(
-        "  in process: list + evaluate      {:>8.1} ms   {:.2}x list",
+        "  in process: list + observe + evaluate {:>8.1} ms   {:.2}x list",
         ms(lp),
         lp.as_secs_f64() / ll.as_secs_f64()
     );

@@ -448,6 +448,11 @@ fn regression_replacing_the_oldest_process_does_not_restart_the_clock() {
         "never logged off; log: {}",
         d.log()
     );
-    assert!(started.elapsed() >= Duration::from_secs(11));
+    assert!(
+        started.elapsed() >= Duration::from_secs(11),
+        "gone after {:?}; log: {}",
+        started.elapsed(),
+        d.log()
+    );
     assert!(d.logs("logged on for 12s"), "{}", d.log());
 }

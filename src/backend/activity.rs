@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use crate::model::{IdleSource, Inhibitor, Pid, Seen, Session, SessionState};
 use crate::system::process::{Membership, Proc};
-use crate::system::sockets::{self, Holder, UnixSockets};
+use crate::system::sockets::{Holder, UnixSockets};
 use crate::system::tty::{self, Holdings, Terminal};
 
 /// One session looked at: its processes on this host, and what makes a process its own.
@@ -70,7 +70,7 @@ pub fn observe(looks: &mut [Look<'_>], sources: Sources, inhibitors: &[Inhibitor
         .flat_map(|(at, l)| l.members.iter().map(move |p| (*p, at)))
         .collect();
     let sockets = UnixSockets::read();
-    multiplexers(looks, &by_pid, &sockets);
+    multiplexers(looks, &held, &by_pid, &sockets);
     shared_terminals(looks, &held, &sockets);
     if sources.states_from_processes {
         for (look, holdings) in looks.iter_mut().zip(&held) {
@@ -161,12 +161,17 @@ fn multiplexer(name: &str) -> Option<&'static str> {
 
 /// Sessions whose tmux or screen server has a client attached from another live session of
 /// the same user: in use by it, and idle as long as it is.
-fn multiplexers(looks: &mut [Look<'_>], by_pid: &HashMap<Pid, usize>, sockets: &UnixSockets) {
+fn multiplexers(
+    looks: &mut [Look<'_>],
+    held: &[Holdings],
+    by_pid: &HashMap<Pid, usize>,
+    sockets: &UnixSockets,
+) {
     // The other ends of every server's connections, by the session that serves them.
     let mut served: Vec<(usize, &'static str, u32)> = Vec::new();
-    for (at, look) in looks.iter().enumerate() {
-        for ino in look.members.iter().flat_map(|p| sockets::inodes_of(*p)) {
-            let Some(s) = sockets.get(ino).filter(|s| !s.listening && s.peer != 0) else {
+    for (at, holdings) in held.iter().enumerate() {
+        for (_, ino) in &holdings.sockets {
+            let Some(s) = sockets.get(*ino).filter(|s| !s.listening && s.peer != 0) else {
                 continue;
             };
             if let Some(kind) = s.name.as_deref().and_then(multiplexer) {
@@ -177,8 +182,14 @@ fn multiplexers(looks: &mut [Look<'_>], by_pid: &HashMap<Pid, usize>, sockets: &
     if served.is_empty() {
         return;
     }
+    // A client is a process of a session looked at: who holds each peer, among them.
     let peers: HashSet<u32> = served.iter().map(|(_, _, peer)| *peer).collect();
-    let holders = sockets::holders(&peers);
+    let mut holders: HashMap<u32, Vec<Pid>> = HashMap::new();
+    for (pid, ino) in held.iter().flat_map(|h| &h.sockets) {
+        if peers.contains(ino) {
+            holders.entry(*ino).or_default().push(*pid);
+        }
+    }
     for (server, kind, peer) in served {
         let client = holders
             .get(&peer)
@@ -242,7 +253,11 @@ fn shared_terminals(looks: &mut [Look<'_>], held: &[Holdings], sockets: &UnixSoc
                 continue;
             }
             let by = looks[home].session.id.clone();
-            let kind = served_kind(&held[guest].terminals[terminal].holders, sockets);
+            let kind = served_kind(
+                &held[guest].terminals[terminal].holders,
+                &held[guest],
+                sockets,
+            );
             let activity = &mut looks[guest].session.activity;
             activity.in_use_by = Some(by.clone());
             if let Some(at) = held[guest].terminals[terminal].times.input
@@ -264,52 +279,64 @@ fn shared_terminals(looks: &mut [Look<'_>], held: &[Holdings], sockets: &UnixSoc
 /// What serves a terminal its holders hold for another session: `tmux` or `screen` when
 /// one of them listens on such a server's socket (by its name: a label only), else a
 /// program of the session.
-fn served_kind(holders: &[Pid], sockets: &UnixSockets) -> &'static str {
-    holders
+fn served_kind(holders: &[Pid], holdings: &Holdings, sockets: &UnixSockets) -> &'static str {
+    holdings
+        .sockets
         .iter()
-        .flat_map(|p| sockets::inodes_of(*p))
-        .filter_map(|ino| sockets.get(ino))
+        .filter(|(pid, _)| holders.contains(pid))
+        .filter_map(|(_, ino)| sockets.get(*ino))
         .filter(|s| s.listening)
         .find_map(|s| s.name.as_deref().and_then(multiplexer))
         .unwrap_or(crate::model::MULTIPLEXED_BY_A_PROGRAM)
 }
 
 /// Whether every controlling terminal of the session's processes is a pseudo-terminal whose
-/// master a process of the session itself holds with no connection to anyone (no socket
-/// connected, none but unix ones): a tmux or screen server's panes, with no client attached
-/// — what is left of a session whose login has gone. sshd holds its terminals' masters
-/// with the client's connection, a terminal emulator with its X server's.
+/// master a process of the session itself holds, a server with no client
+/// ([`serves_nobody`]): a tmux or screen server's panes, with no client attached — what is
+/// left of a session whose login has gone.
 fn serves_only_itself(look: &Look<'_>, holdings: &Holdings, sockets: &UnixSockets) -> bool {
-    let mut controlling: Vec<u64> = look
+    // The pseudo-terminals served from within, to nobody: their masters' holders all
+    // unconnected. Only then are the processes' controlling terminals read.
+    let mut lone: Vec<u32> = holdings.masters.iter().map(|(_, index)| *index).collect();
+    lone.retain(|index| {
+        holdings
+            .masters
+            .iter()
+            .filter(|(_, i)| i == index)
+            .all(|(pid, _)| serves_nobody(*pid, holdings, sockets))
+    });
+    if lone.is_empty() {
+        return false;
+    }
+    let mut controlling = look
         .members
         .iter()
         .filter_map(|p| Proc::new(*p).stat())
         .filter_map(|s| u64::try_from(s.tty_nr).ok())
         .filter(|&nr| nr != 0)
-        .collect();
-    controlling.sort_unstable();
-    controlling.dedup();
-    !controlling.is_empty()
-        && controlling.iter().all(|&nr| {
-            let Some(index) = tty::pts_index(nr) else {
-                return false;
-            };
-            let holders: Vec<Pid> = holdings
-                .masters
-                .iter()
-                .filter(|(_, i)| *i == index)
-                .map(|(pid, _)| *pid)
-                .collect();
-            !holders.is_empty() && holders.iter().all(|p| !connected(*p, sockets))
-        })
+        .peekable();
+    controlling.peek().is_some()
+        && controlling.all(|nr| tty::pts_index(nr).is_some_and(|index| lone.contains(&index)))
 }
 
-/// Whether process `pid` holds a socket connected to anyone: a unix socket with a peer,
-/// or any socket that is no unix socket this listing knows (TCP, say).
-fn connected(pid: Pid, sockets: &UnixSockets) -> bool {
-    sockets::inodes_of(pid)
-        .into_iter()
-        .any(|ino| sockets.get(ino).is_none_or(|s| !s.listening && s.peer != 0))
+/// Whether process `pid` is a server with no client: it listens on a unix socket (as tmux,
+/// screen, dtach do) and is connected to nobody — no unix socket with a peer, no socket
+/// of another kind (TCP, say). `script`, sshd and terminal emulators listen on nothing.
+fn serves_nobody(pid: Pid, holdings: &Holdings, sockets: &UnixSockets) -> bool {
+    let mut held = holdings
+        .sockets
+        .iter()
+        .filter(|(holder, _)| *holder == pid)
+        .map(|(_, ino)| sockets.get(*ino));
+    let mut listens = false;
+    for s in held.by_ref() {
+        match s {
+            Some(s) if s.listening => listens = true,
+            Some(s) if s.peer == 0 => {}
+            _ => return false,
+        }
+    }
+    listens
 }
 
 /// Whether `client`'s session can vouch for `server`'s: the same user, and live itself.

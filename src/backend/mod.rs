@@ -133,6 +133,29 @@ pub trait Backend {
     fn finish(&mut self, session: &Session) -> Result<Vec<String>>;
 }
 
+/// [`Backend::observe`] on the sessions `wanted` picks only (their order kept): the rest keep
+/// what their listing said. A look at a session's processes costs: logoffd looks only where
+/// its policy can act.
+pub fn observe_some(
+    backend: &mut dyn Backend,
+    sessions: &mut [Session],
+    sources: Sources,
+    wanted: impl Fn(&Session) -> bool,
+) -> Result<()> {
+    let picked: Vec<usize> = (0..sessions.len())
+        .filter(|&i| wanted(&sessions[i]))
+        .collect();
+    let mut looked: Vec<Session> = picked
+        .iter()
+        .map(|&i| std::mem::take(&mut sessions[i]))
+        .collect();
+    let observed = backend.observe(&mut looked, sources);
+    for (i, s) in picked.into_iter().zip(looked) {
+        sessions[i] = s;
+    }
+    observed
+}
+
 /// The kernel's rule for signalling: root may end any session, a user their own.
 pub fn kernel_rule(session: &Session, caller: &Caller) -> Result<()> {
     if caller.is_root || session.belongs_to(caller.uid) {

@@ -4,7 +4,7 @@
 //! is read again, so that a user who became active at the last moment keeps it. Each logoff
 //! writes the audit record the command writes ([`audit`]), with the rule and the reason.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -17,7 +17,7 @@ use crate::audit::{self, AuditLog};
 use crate::backend::{self, Backend, Choice, Purpose};
 use crate::error::Result;
 use crate::logoff::{self, ConsolePolicy, Effect, Hooks, Options, Steady, Warning};
-use crate::model::{Session, SessionKey};
+use crate::model::{Session, SessionKey, Uid};
 use crate::policy::{Limit, Policy, RuleId};
 use crate::select::Filters;
 use crate::system::users::Person;
@@ -216,10 +216,7 @@ impl Actor {
         key: &SessionKey,
         due: &Due,
     ) -> Acted {
-        let listed = lister.list().and_then(|mut sessions| {
-            lister.observe(&mut sessions, at.policy.sources())?;
-            Ok(sessions)
-        });
+        let listed = look(lister, at.policy, None).map(|(sessions, _)| sessions);
         let fresh = match listed {
             Ok(sessions) => sessions,
             Err(e) => {
@@ -368,6 +365,28 @@ impl Hooks for Record<'_> {
 }
 
 /// The backend for this host.
+/// Picks, among the users a policy watches, those whose sessions are read now.
+pub type DueUsers<'a> = &'a dyn Fn(&[Session], &HashSet<Uid>) -> HashSet<Uid>;
+
+/// Every session, with what its users did last where the policy can act on it: read now
+/// for the users `due` picks among those the policy watches (all of them: `None`).
+pub fn look(
+    lister: &mut dyn Backend,
+    policy: &Policy,
+    due: Option<DueUsers<'_>>,
+) -> Result<(Vec<Session>, HashSet<Uid>)> {
+    let mut sessions = lister.list()?;
+    let watched = policy.watched_users(&sessions);
+    let fresh = match due {
+        Some(due) => due(&sessions, &watched),
+        None => watched,
+    };
+    backend::observe_some(lister, &mut sessions, policy.sources(), |s| {
+        s.uid.is_some_and(|u| fresh.contains(&u))
+    })?;
+    Ok((sessions, fresh))
+}
+
 pub fn open(choice: Choice, purpose: Purpose) -> Result<backend::Opened> {
     let place = Place::here(crate::system::host::hostname());
     let opts = ConnectOptions {

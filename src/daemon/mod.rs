@@ -13,11 +13,12 @@ mod act;
 mod check;
 mod events;
 mod log;
+mod looks;
 mod notice;
 mod plan;
 mod state;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::mpsc::RecvTimeoutError;
@@ -28,12 +29,14 @@ use jiff::Timestamp;
 
 use crate::backend::{Backend, Choice, Flavor, Purpose};
 use crate::error::Result;
+use crate::model::{Session, Uid};
 use crate::policy::published::{Deadlines, Published, Writer};
 use crate::policy::{self, Policy};
 use crate::time::{self, Clock, SystemClock};
 use act::Actor;
 use events::Event;
 use log::{Log, notify};
+use looks::Looks;
 use plan::{Delivery, Tracking};
 use state::{Memory, StateDir};
 
@@ -124,10 +127,8 @@ pub fn main() -> ExitCode {
 
 fn check(args: &DaemonArgs, policy: &Policy) -> ExitCode {
     let mut memory = check::memory(&args.state_dir);
-    let sources = policy.sources();
     let listed = act::open(args.backend, Purpose::List).and_then(|mut o| {
-        let mut sessions = o.backend.list()?;
-        o.backend.observe(&mut sessions, sources)?;
+        let (sessions, _) = act::look(o.backend.as_mut(), policy, None)?;
         // A CPU rate needs two readings: the daemon's last, and this one.
         memory.observe_cpu(&sessions, SystemClock.now(), check::CPU_WINDOW);
         Ok(sessions)
@@ -161,6 +162,7 @@ struct Daemon {
     state: StateDir,
     memory: Memory,
     tracking: Tracking,
+    looks: Looks,
     published: Option<BTreeMap<String, Published>>,
     actor: Actor,
 }
@@ -178,6 +180,7 @@ impl Daemon {
             state,
             memory,
             tracking: Tracking::new(),
+            looks: Looks::default(),
             published: None,
             actor: Actor::new(choice, log),
         })
@@ -189,14 +192,27 @@ impl Daemon {
 
     /// Looks at every session, decides, acts; returns when to look again.
     fn pass(&mut self, now: Timestamp) -> Result<Timestamp> {
-        let mut sessions = self.lister.list()?;
-        self.lister.observe(&mut sessions, self.policy.sources())?;
+        let looks = &self.looks;
+        let due = |sessions: &[Session], watched: &HashSet<Uid>| looks.due(sessions, watched, now);
+        let (mut sessions, fresh) = act::look(self.lister.as_mut(), &self.policy, Some(&due))?;
+        let fresh = |s: &Session| s.uid.is_some_and(|u| fresh.contains(&u));
+        for s in sessions.iter_mut().filter(|s| !fresh(s)) {
+            self.looks.carry(s);
+        }
         if self.memory.observe(&sessions, now)
             && let Err(e) = self.memory.save(&self.state)
         {
             self.log().warn(&format!("cannot keep the clocks: {e}"));
         }
         let step = plan::step(&self.policy, &sessions, &self.memory, &self.tracking, now);
+        self.looks.remember(
+            &sessions,
+            &step.verdicts,
+            &step.tracking,
+            &self.policy,
+            fresh,
+            now,
+        );
         self.publish(step.published);
         let at = act::Situation {
             policy: &self.policy,

@@ -227,13 +227,18 @@ impl Memory {
     /// Takes in the sessions' CPU time only, with rates over as little as `window` (what
     /// `logoffd --check` measures over: it cannot wait as long as a daemon's passes).
     pub fn observe_cpu(&mut self, sessions: &[Session], now: Timestamp, window: Duration) {
+        // A session listed but not read this time keeps its last reading.
         self.cpu = sessions
             .iter()
             .filter_map(|s| {
                 let key = s.key().to_string();
-                let total = s.activity.cpu?;
-                let seen = self.cpu_seen(&key, total, now, window);
-                Some((key, seen))
+                match s.activity.cpu {
+                    Some(total) => {
+                        let seen = self.cpu_seen(&key, total, now, window);
+                        Some((key, seen))
+                    }
+                    None => self.cpu.get(&key).map(|seen| (key, *seen)),
+                }
             })
             .collect();
     }

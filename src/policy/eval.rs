@@ -68,6 +68,11 @@ pub struct Limit {
     /// For an idle limit: what its clock runs from, in words (`last input on terminal pts/3,
     /// idle 3s`; `in use through tmux from session 12, idle 3s`).
     pub cause: Option<String>,
+    /// Whether `since` can only move later: its clock runs from the session's own input or
+    /// output (or from what logoffd remembers), not from what can stop at any moment — a
+    /// client attached from another session, a busy CPU, an idle lock — after which the
+    /// session would have been idle since earlier.
+    pub firm: bool,
 }
 
 impl Limit {
@@ -222,7 +227,12 @@ impl Rule {
         if let Some(limit) = self.idle {
             match self.idle_since(s, remembered, now) {
                 _ if disconnected => why.push("it is disconnected, not idle"),
-                Some((since, cause)) => candidates.push((Reason::Idle, limit, since, Some(cause))),
+                Some(idle) => candidates.push((
+                    Reason::Idle,
+                    limit,
+                    idle.since,
+                    Some((idle.cause, idle.firm)),
+                )),
                 None => why.push("its idle time is unknown"),
             }
         }
@@ -255,6 +265,7 @@ impl Rule {
             .map(|lead| (*lead, time::sub(acts_at, *lead).max(since)))
             .collect();
         warnings.sort_by_key(|(_, at)| *at);
+        let (cause, firm) = cause.map_or((None, true), |(c, firm)| (Some(c), firm));
         Ok(Limit {
             reason,
             limit,
@@ -262,49 +273,60 @@ impl Rule {
             acts_at,
             warnings,
             cause,
+            firm,
         })
     }
 
     /// Since when `s` has been idle as this rule counts activity (its `activity`), and
     /// what says so; `None` when nothing it counts is known.
-    fn idle_since(
-        &self,
-        s: &Session,
-        remembered: Remembered,
-        now: Timestamp,
-    ) -> Option<(Timestamp, String)> {
+    fn idle_since(&self, s: &Session, remembered: Remembered, now: Timestamp) -> Option<Idle> {
         let idle = |at: Timestamp| crate::duration::display(time::between(at, now));
-        let mut seen: Vec<(Timestamp, String)> = Vec::new();
+        let mut seen: Vec<Idle> = Vec::new();
+        let firm = |since, cause| Idle {
+            since,
+            cause,
+            firm: true,
+        };
+        let passing = |since, cause| Idle {
+            since,
+            cause,
+            firm: false,
+        };
         for counts in &self.activity {
             match counts {
                 Counts::Input => {
                     if let Some(input) = &s.activity.input {
-                        let words = match (&input.source, &s.activity.in_use_by) {
-                            (
-                                IdleSource::Multiplexer {
-                                    kind: crate::model::MULTIPLEXED_BY_A_PROGRAM,
-                                    by,
-                                    ..
-                                },
-                                _,
-                            ) => format!("in use through a terminal of session {by}"),
-                            (IdleSource::Multiplexer { kind, by, .. }, _) => {
-                                format!("in use through {kind} from session {by}")
+                        let (words, own) = match &input.source {
+                            IdleSource::Multiplexer {
+                                kind: crate::model::MULTIPLEXED_BY_A_PROGRAM,
+                                by,
+                                ..
+                            } => (format!("in use through a terminal of session {by}"), false),
+                            IdleSource::Multiplexer { kind, by, .. } => {
+                                (format!("in use through {kind} from session {by}"), false)
                             }
-                            (source, _) => format!("last input on {source}"),
+                            source => (format!("last input on {source}"), true),
                         };
-                        seen.push((input.at, format!("{words}, idle {}", idle(input.at))));
+                        let cause = format!("{words}, idle {}", idle(input.at));
+                        seen.push(if own {
+                            firm(input.at, cause)
+                        } else {
+                            passing(input.at, cause)
+                        });
                     } else if let Some(at) = s.idle_since {
-                        seen.push((at, format!("idle {}", idle(at))));
+                        seen.push(firm(at, format!("idle {}", idle(at))));
                     }
                 }
                 Counts::Output => {
                     if let Some(at) = s.activity.output {
-                        seen.push((at, format!("last output on a terminal {} ago", idle(at))));
+                        seen.push(firm(
+                            at,
+                            format!("last output on a terminal {} ago", idle(at)),
+                        ));
                     }
                 }
                 Counts::Cpu => match remembered.cpu {
-                    Some(rate) if rate.share() >= self.busy_cpu => seen.push((
+                    Some(rate) if rate.share() >= self.busy_cpu => seen.push(passing(
                         now,
                         format!(
                             "busy: {:.1} CPU-seconds in the last {}",
@@ -316,13 +338,13 @@ impl Rule {
                     // A rate needs two looks: until then the session may be busy, and is
                     // not acted on (a daemon just started must not end a running job).
                     None if s.activity.cpu.is_some() => {
-                        seen.push((now, "CPU use not measured yet".to_string()));
+                        seen.push(passing(now, "CPU use not measured yet".to_string()));
                     }
                     None => {}
                 },
                 Counts::Inhibit => {
                     if let Some(lock) = &s.activity.inhibitor {
-                        seen.push((
+                        seen.push(passing(
                             now,
                             format!("idle lock held by `{}` (pid {})", lock.command, lock.pid),
                         ));
@@ -330,8 +352,16 @@ impl Rule {
                 }
             }
         }
-        seen.into_iter().max_by_key(|(at, _)| *at)
+        seen.into_iter().max_by_key(|i| i.since)
     }
+}
+
+/// Since when a session is idle as a rule counts activity, why, and whether that can only
+/// move later ([`Limit::firm`]).
+struct Idle {
+    since: Timestamp,
+    cause: String,
+    firm: bool,
 }
 
 #[cfg(test)]

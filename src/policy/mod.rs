@@ -18,6 +18,7 @@ use std::time::Duration;
 pub use eval::{Limit, Reason, Remembered, RuleId, Verdict};
 pub use rule::{Exempt, Match};
 
+use crate::model::{Session, Uid};
 use crate::system::files::{self, Expect, Owner};
 
 /// The policy file, where nothing else is said.
@@ -114,6 +115,27 @@ pub const DEFAULT_BUSY_CPU: f64 = 0.1;
 
 impl Policy {
     /// Which costlier sources of activity the rules count.
+    /// The users whose sessions need a look at their activity: those with a session a
+    /// rule limits by idle or disconnected time (and so all of theirs: another session of
+    /// the same user may be the one that uses it through tmux or screen).
+    pub fn watched_users(&self, sessions: &[Session]) -> std::collections::HashSet<Uid> {
+        let mut groups = rule::Groups::default();
+        sessions
+            .iter()
+            .filter(|s| {
+                self.rules
+                    .iter()
+                    .find(|r| r.matches.takes(s, &mut groups))
+                    .is_some_and(|r| {
+                        (r.idle.is_some() || r.disconnected.is_some())
+                            && r.matches.protects(s).is_none()
+                            && r.exempt.exempts(s, &mut groups).is_none()
+                    })
+            })
+            .filter_map(|s| s.uid)
+            .collect()
+    }
+
     pub fn sources(&self) -> crate::backend::Sources {
         let counts = |c: Counts| self.rules.iter().any(|r| r.activity.contains(&c));
         crate::backend::Sources {

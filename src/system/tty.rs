@@ -188,6 +188,8 @@ pub struct Holdings {
     /// panes, sshd's and a terminal emulator's terminals): the process, and the
     /// pseudo-terminal's index (`pts/N`), as the kernel tells it (`tty-index` in fdinfo).
     pub masters: Vec<(crate::model::Pid, u32)>,
+    /// The sockets the processes hold, by inode (what sock_diag names them by).
+    pub sockets: Vec<(crate::model::Pid, u32)>,
 }
 
 /// [`held_by`], with each terminal's [`Times`] and holders, and the masters held.
@@ -200,7 +202,7 @@ pub fn held_with_times(
         let Ok(Some(handle)) = Handle::open(&proc, |_| Ok(true)) else {
             continue;
         };
-        let (held, masters) = terminals_of(&proc);
+        let (held, masters, sockets) = terminals_of(&proc);
         if !still_member(&proc).unwrap_or(false) || handle.has_exited() {
             continue;
         }
@@ -214,35 +216,67 @@ pub fn held_with_times(
         found
             .masters
             .extend(masters.into_iter().map(|index| (proc.pid(), index)));
+        found
+            .sockets
+            .extend(sockets.into_iter().map(|ino| (proc.pid(), ino)));
     }
     found
 }
 
-/// The terminals among one process's open files, with their times; and the indices of the
-/// pseudo-terminals whose master side it holds.
-fn terminals_of(proc: &Proc) -> (Vec<(Terminal, Times)>, Vec<u32>) {
-    use rustix::fs::{AtFlags, StatxFlags};
-    let Ok(fds) = std::fs::read_dir(format!("/proc/{}/fd", proc.pid())) else {
-        return (Vec::new(), Vec::new());
-    };
+/// What one walk of a process's descriptors finds: the terminals among them, with their
+/// times; the indices of the pseudo-terminals whose master side it holds; the inodes of its
+/// sockets.
+type Walked = (Vec<(Terminal, Times)>, Vec<u32>, Vec<u32>);
+
+fn terminals_of(proc: &Proc) -> Walked {
+    use rustix::fs::{AtFlags, Dir, StatxFlags};
     let mut terminals = Vec::new();
     let mut masters = Vec::new();
-    for fd in fds.flatten() {
+    let mut sockets = Vec::new();
+    // The directory is opened once and each entry looked up in it: no walk of the path from
+    // /proc for every descriptor (a look at every session's processes is mostly this).
+    let Ok(dir) = rustix::fs::open(
+        format!("/proc/{}/fd", proc.pid()).as_str(),
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return (terminals, masters, sockets);
+    };
+    let Ok(mut entries) = Dir::new(dir) else {
+        return (terminals, masters, sockets);
+    };
+    let mut names = Vec::new();
+    while let Some(Ok(entry)) = entries.next() {
+        if !entry.file_name().to_bytes().starts_with(b".") {
+            names.push(entry.file_name().to_owned());
+        }
+    }
+    let Ok(dir) = entries.fd() else {
+        return (terminals, masters, sockets);
+    };
+    for fd in &names {
         // statx of the magic link is the open file's own inode; DONT_SYNC: the attributes
         // the kernel has, without a round trip to a (user's) file system.
         let Ok(st) = rustix::fs::statx(
-            rustix::fs::CWD,
-            fd.path(),
+            dir,
+            fd.as_c_str(),
             AtFlags::STATX_DONT_SYNC,
             StatxFlags::TYPE | StatxFlags::INO | StatxFlags::ATIME | StatxFlags::MTIME,
         ) else {
             continue;
         };
-        if FileType::from_raw_mode(u32::from(st.stx_mode)) != FileType::CharacterDevice {
-            continue;
+        match FileType::from_raw_mode(u32::from(st.stx_mode)) {
+            FileType::CharacterDevice => {}
+            FileType::Socket => {
+                if let Ok(ino) = u32::try_from(st.stx_ino) {
+                    sockets.push(ino);
+                }
+                continue;
+            }
+            _ => continue,
         }
         if (st.stx_rdev_major, st.stx_rdev_minor) == PTMX {
-            if let Some(index) = master_index(proc, &fd.file_name()) {
+            if let Some(index) = master_index(proc, fd) {
                 masters.push(index);
             }
             continue;
@@ -267,7 +301,7 @@ fn terminals_of(proc: &Proc) -> (Vec<(Terminal, Times)>, Vec<u32>) {
             },
         ));
     }
-    (terminals, masters)
+    (terminals, masters, sockets)
 }
 
 /// The index of the pseudo-terminal (`pts/N`) whose device number is `nr` (as
@@ -285,11 +319,8 @@ const PTMX: (u32, u32) = (5, 2);
 
 /// The index of the pseudo-terminal whose master is `proc`'s descriptor `fd`: the kernel's
 /// `tty-index` line in its fdinfo.
-fn master_index(proc: &Proc, fd: &std::ffi::OsStr) -> Option<u32> {
-    let path = std::path::Path::new("/proc")
-        .join(proc.pid().to_string())
-        .join("fdinfo")
-        .join(fd);
+fn master_index(proc: &Proc, fd: &std::ffi::CStr) -> Option<u32> {
+    let path = format!("/proc/{}/fdinfo/{}", proc.pid(), fd.to_str().ok()?);
     let info = std::fs::read_to_string(path).ok()?;
     info.lines()
         .find_map(|l| l.strip_prefix("tty-index:"))?

@@ -348,24 +348,35 @@ fn state(details: &Details, tty: Option<&str>, active_vt: Option<&str>) -> Sessi
 
 /// Converts process start times (clock ticks since boot) into timestamps.
 pub(super) struct BootClock {
-    boot: Option<i64>,
+    /// The moment of boot, in nanoseconds since the epoch.
+    boot: Option<i128>,
     ticks: u64,
 }
 
 impl BootClock {
+    /// The moment of boot to the nanosecond: now on the wall clock less the time since boot
+    /// (`CLOCK_BOOTTIME`, which process start times count in); `btime` in /proc/stat is
+    /// whole seconds only, and made logon times up to a second early.
     fn new() -> BootClock {
+        use rustix::time::{ClockId, DynamicClockId, clock_gettime, clock_gettime_dynamic};
+        let ns = |t: rustix::time::Timespec| {
+            i128::from(t.tv_sec) * 1_000_000_000 + i128::from(t.tv_nsec)
+        };
+        let since_boot = clock_gettime_dynamic(DynamicClockId::Boottime).ok().map(ns);
+        let boot = since_boot
+            .map(|b| ns(clock_gettime(ClockId::Realtime)) - b)
+            .or_else(|| {
+                let secs = procfs::boot_time_secs().ok()?;
+                Some(i128::from(secs) * 1_000_000_000)
+            });
         BootClock {
-            boot: procfs::boot_time_secs()
-                .ok()
-                .and_then(|s| i64::try_from(s).ok()),
+            boot,
             ticks: procfs::ticks_per_second().max(1),
         }
     }
 
     fn timestamp(&self, start_ticks: u64) -> Option<Timestamp> {
-        let secs = self
-            .boot?
-            .checked_add(i64::try_from(start_ticks / self.ticks).ok()?)?;
-        Timestamp::from_second(secs).ok()
+        let since = i128::from(start_ticks) * 1_000_000_000 / i128::from(self.ticks);
+        Timestamp::from_nanosecond(self.boot?.checked_add(since)?).ok()
     }
 }
