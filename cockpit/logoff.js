@@ -28,6 +28,7 @@ const EXIT_STATUS = {
     4: "access denied; nothing was touched",
     5: "the session backend or the system failed",
     6: "a remote host could not be reached or failed",
+    7: "the session has no connection to end; nothing was touched",
     130: "cancelled; nobody was logged off",
 };
 

@@ -23,7 +23,7 @@ _logoff() {
 
     case "${cmd}" in
         logoff)
-            opts="-v -l -h --server --servers-file --parallel --connect-timeout --ask-password --verbose --vm --machine --list --json --no-legend --timeout --console --message --grace --user --state --idle-for --from --remote --local --all --dry-run --backend --help --seed-help --version"
+            opts="-v -l -h --server --servers-file --parallel --connect-timeout --ask-password --verbose --vm --machine --list --disconnect --warn-only --json --no-legend --timeout --console --message --grace --user --state --idle-for --from --remote --local --all --dry-run --backend --help --seed-help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

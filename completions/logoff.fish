@@ -21,6 +21,8 @@ complete -c logoff -l ask-password -d 'Let ssh ask for passwords and passphrases
 complete -c logoff -s v -l verbose -d 'Print one line per action performed (/V)'
 complete -c logoff -l vm -d 'Log off a session on a server or within a virtual machine; needs a session ID (/VM)'
 complete -c logoff -s l -l list -d 'List the sessions instead of logging off'
+complete -c logoff -l disconnect -d 'End the sessions\' connections only (an ssh connection, an RDP client), as Remote Desktop\'s disconnect: their programs keep running, their users reconnect (tsdiscon)'
+complete -c logoff -l warn-only -d 'Write --message to the sessions\' terminals and displays, and end nothing (as msg)'
 complete -c logoff -l json -d 'Print JSON instead of a table or messages'
 complete -c logoff -l no-legend -d 'Do not print the header and the "N sessions listed." line'
 complete -c logoff -l console -d 'Allow logging off another user\'s console (console, ttyN) session'

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use crate::error::{Error, Kind, Result};
-use crate::logoff::{ConsolePolicy, Effect};
+use crate::logoff::{Action, ConsolePolicy, Effect};
 use crate::model::Session;
 use crate::policy::Reason;
 use crate::system::syslog::{Facility, Severity, Syslog};
@@ -19,6 +19,8 @@ use crate::system::users::Person;
 /// field is described).
 pub const FIELDS_HELP: &str = "\
 Audit record (one per attempt, to the journal, else syslog authpriv; SYSLOG_IDENTIFIER=logoff):
+  LOGOFF_ACTION                      logoff, disconnect (--disconnect, tsdiscon, a rule's
+                                     action) or message (--warn-only)
   LOGOFF_CALLER, LOGOFF_CALLER_UID   the user logoff (or logoffd) runs as
   LOGOFF_CALLER_LOGIN_UID, LOGOFF_CALLER_LOGIN_USER
                                      the person who logged in (the kernel's login uid,
@@ -39,8 +41,9 @@ Audit record (one per attempt, to the journal, else syslog authpriv; SYSLOG_IDEN
                                      found
   LOGOFF_CONSOLE                     yes: another user's console session was allowed
                                      (--console; for logoffd, a rule naming the console)
-  LOGOFF_RESULT                      logged-off, or what went wrong: access-denied,
-                                     survivors, cancelled, no-such-session, system, remote
+  LOGOFF_RESULT                      logged-off, disconnected, messaged, or what went
+                                     wrong: access-denied, survivors, cancelled,
+                                     no-such-session, no-connection, system, remote
   LOGOFF_POLICY_RULE, LOGOFF_REASON  logoffd only: the rule, and the limit reached (idle,
                                      disconnected, max-age)";
 
@@ -49,6 +52,8 @@ Audit record (one per attempt, to the journal, else syslog authpriv; SYSLOG_IDEN
 /// them).
 #[derive(Clone, Copy)]
 pub struct Context<'a> {
+    /// Log off, disconnect, or a message only.
+    pub action: Action,
     pub caller: &'a Person,
     /// The host the session is (or was) on.
     pub host: &'a str,
@@ -86,6 +91,8 @@ impl<'a> Entry<'a> {
         let (result, detail, forced) = match result {
             Ok(Effect::LoggedOff(done)) => ("logged-off", None, done.forced(context.timeout)),
             Ok(Effect::Planned { .. }) => ("planned", None, false),
+            Ok(Effect::Disconnected(cut)) => ("disconnected", None, cut.forced),
+            Ok(Effect::Messaged) => ("messaged", None, false),
             Err(e) => (
                 e.kind().as_str(),
                 Some(e.message()),
@@ -137,8 +144,13 @@ impl<'a> Entry<'a> {
             .policy
             .map(|(rule, reason)| format!(" by policy rule {rule} ({})", reason.as_str()))
             .unwrap_or_default();
+        let did = match self.context.action {
+            Action::LogOff => "logged off",
+            Action::Disconnect => "disconnected",
+            Action::Message => "sent a message to",
+        };
         format!(
-            "{} (uid {}{behind}) logged off session {} ({}{from}) on {on}{why}: {}{detail}",
+            "{} (uid {}{behind}) {did} session {} ({}{from}) on {on}{why}: {}{detail}",
             me.name,
             me.uid,
             s.id,
@@ -153,6 +165,7 @@ impl<'a> Entry<'a> {
         let yes = |b: bool| if b { "yes" } else { "no" }.to_string();
         let me = c.caller;
         let mut fields = vec![
+            ("LOGOFF_ACTION", c.action.as_str().to_string()),
             ("LOGOFF_CALLER", me.caller.name.clone()),
             ("LOGOFF_CALLER_UID", me.caller.uid.to_string()),
             (
@@ -340,6 +353,7 @@ mod tests {
             ..Session::default()
         };
         let context = Context {
+            action: Action::LogOff,
             caller: &caller,
             host: "web1",
             machine: None,
@@ -387,6 +401,7 @@ mod tests {
     fn every_field_is_described_once() {
         let caller = Person::current();
         let context = Context {
+            action: Action::LogOff,
             caller: &caller,
             host: "h",
             machine: None,
@@ -415,6 +430,7 @@ mod tests {
     fn forced_means_the_same_for_every_result() {
         let caller = Person::current();
         let context = Context {
+            action: Action::LogOff,
             caller: &caller,
             host: "h",
             machine: None,

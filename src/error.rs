@@ -25,11 +25,14 @@ pub enum Kind {
     Remote,
     /// The logoff was cancelled during its grace period (exit 130, as for SIGINT).
     Cancelled,
+    /// `--disconnect`: the session has no connection to end (a console, a local X
+    /// session); nothing was touched (exit 7).
+    NoConnection,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Survivors,
         Kind::InvalidParameters,
         Kind::NoSuchSession,
@@ -37,6 +40,7 @@ impl Kind {
         Kind::System,
         Kind::Remote,
         Kind::Cancelled,
+        Kind::NoConnection,
     ];
 
     /// The process exit status for this kind of failure.
@@ -49,6 +53,7 @@ impl Kind {
             Kind::System => 5,
             Kind::Remote => 6,
             Kind::Cancelled => 130,
+            Kind::NoConnection => 7,
         }
     }
 
@@ -59,11 +64,12 @@ impl Kind {
     /// for (see [`EXIT_STATUS_HELP`]).
     fn severity(self) -> u8 {
         match self {
-            Kind::InvalidParameters => 7,
-            Kind::System => 6,
-            Kind::Remote => 5,
-            Kind::AccessDenied => 4,
-            Kind::NoSuchSession => 3,
+            Kind::InvalidParameters => 8,
+            Kind::System => 7,
+            Kind::Remote => 6,
+            Kind::AccessDenied => 5,
+            Kind::NoSuchSession => 4,
+            Kind::NoConnection => 3,
             Kind::Survivors => 2,
             Kind::Cancelled => 1,
         }
@@ -79,6 +85,7 @@ impl Kind {
             Kind::System => "system",
             Kind::Remote => "remote",
             Kind::Cancelled => "cancelled",
+            Kind::NoConnection => "no-connection",
         }
     }
 }
@@ -86,16 +93,19 @@ impl Kind {
 /// The exit statuses, for `--help`, the man page and README (kept here, next to the mapping).
 pub const EXIT_STATUS_HELP: &str = "\
 Exit status:
-  0    every targeted session was logged off and verified gone (or the list was printed)
+  0    every targeted session was logged off and verified gone (or, with --disconnect,
+       its connection ended; with --warn-only, the message written; or the list printed)
   1    some process of a targeted session could not be ended (the survivors are named)
   2    invalid parameters (or run setuid, which logoff refuses); nothing was touched
   3    no such session (or a name matched more than one); nothing was touched
   4    access denied, or a protected console session; nothing was touched
   5    the session backend or the system failed (D-Bus, /proc, ...)
   6    a remote host could not be reached or failed
+  7    --disconnect: a session has no connection to end (a console, a local X session);
+       nothing was touched
   130  cancelled (Ctrl-C, SIGTERM, SIGHUP) before logging off began; nothing was logged off
 When sessions or hosts fail in different ways, the most severe decides, in this order:
-  2, 5, 6, 4, 3, 1, 130";
+  2, 5, 6, 4, 3, 7, 1, 130";
 
 /// An error with its kind and a complete, human-readable message, and the system error
 /// behind it where there is one (as uutils' `UIoError`: the cause kept, the context beside
@@ -219,7 +229,7 @@ mod tests {
         assert_eq!(most_severe(&mixed), Some(Kind::System));
         assert_eq!(most_severe(&[]), None);
         // The documented order is the order of severity.
-        let order = "2, 5, 6, 4, 3, 1, 130";
+        let order = "2, 5, 6, 4, 3, 7, 1, 130";
         let mut kinds = Kind::ALL;
         kinds.sort_by_key(|k| std::cmp::Reverse(k.severity()));
         let listed: Vec<String> = kinds.iter().map(|k| k.exit_status().to_string()).collect();

@@ -201,3 +201,25 @@ fn sighup_with_a_broken_policy_keeps_the_old_one_and_says_why() {
         journal(&c)
     );
 }
+
+/// Regression: under its unit's sandbox, logoffd could not ask sshd's socket where a session
+/// came from (pidfd_getfd is not in @system-service): with the procfs backend a rule
+/// matching `remote = true` never took an ssh login, and a disconnect found no connection.
+#[test]
+#[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
+fn regression_in_its_sandbox_logoffd_sees_where_an_ssh_login_comes_from() {
+    let Some(c) = container::boot("dfrom") else {
+        return;
+    };
+    c.add_user("farther");
+    let mut s = c.ssh("farther", "cat");
+    let policy = "scan_interval = \"2s\"\n[[rule]]\nname = \"remote\"\n\
+                  match = { users = [\"farther\"], remote = true }\nidle = \"5s\"\n\
+                  timeout = \"2s\"\n";
+    c.install_logoffd(policy, "--backend procfs");
+    assert!(
+        s.wait_closed(Duration::from_secs(30)).is_some(),
+        "the remote rule never took it: {}",
+        journal(&c)
+    );
+}

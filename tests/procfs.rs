@@ -474,6 +474,15 @@ fn console_sessions_of_others_need_the_console_flag() {
     assert!(text(&out.stderr).contains("--console"));
     assert_eq!(s.members(), before);
 
+    // Disconnect refuses it likewise; allowed, a console has no connection to end (7),
+    // and nothing is touched either way.
+    let out = logoff(&["--disconnect", &id]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    let out = logoff(&["--disconnect", "--console", &id]);
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("no connection to end"));
+    assert_eq!(s.members(), before);
+
     let out = logoff(&["--console", &id]);
     assert_ok(&out, "--console");
     assert!(s.is_gone());

@@ -8,6 +8,7 @@
 //! this trait. A backend knows nothing of the command line, nor how it was chosen.
 
 mod activity;
+mod connection;
 mod desktop;
 mod logind;
 pub mod procfs;
@@ -70,6 +71,18 @@ pub struct Signalled {
     pub refused: Vec<ProcessInfo>,
 }
 
+/// A connection ended (`logoff --disconnect`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cut {
+    /// How many processes made the connection (and ended).
+    pub ended: usize,
+    /// Where its client was.
+    pub client: Option<String>,
+    /// SIGKILL was needed.
+    pub forced: bool,
+    pub elapsed: std::time::Duration,
+}
+
 pub trait Backend {
     /// Which backend this is, and what it groups sessions by (for `/V`).
     fn about(&self) -> (Flavor, String);
@@ -129,8 +142,42 @@ pub trait Backend {
         until: Deadline,
     ) -> Vec<Result<Vec<ProcessInfo>>>;
 
+    /// Ends each session's connection — an RDP client's, an ssh connection's — and nothing
+    /// else: SIGTERM to the processes that make it, `timeout`, SIGKILL. One answer per
+    /// session, in order; a session with no connection is [`Kind::NoConnection`].
+    ///
+    /// # Platform specific behavior
+    /// On this host, the connection's processes are found and ended through pidfds
+    /// ([`connection`]); another host's bus offers no way to tell them, and only its own
+    /// logoff (the remote agent) can.
+    fn disconnect(
+        &mut self,
+        sessions: &[&Session],
+        timeout: std::time::Duration,
+    ) -> Vec<Result<Cut>> {
+        let _ = timeout;
+        disconnect_elsewhere(sessions)
+    }
+
     /// Bookkeeping once a session is empty (utmp); returns notes for `/V`.
     fn finish(&mut self, session: &Session) -> Result<Vec<String>>;
+}
+
+/// The answer of a backend that cannot tell a session's connection from where it runs.
+pub fn disconnect_elsewhere(sessions: &[&Session]) -> Vec<Result<Cut>> {
+    sessions
+        .iter()
+        .map(|s| {
+            Err(Error::new(
+                Kind::Remote,
+                format!(
+                    "cannot disconnect {} from here: which processes make its connection can \
+                     be told only on its host (install logoff there: /SERVER then asks it)",
+                    s.describe()
+                ),
+            ))
+        })
+        .collect()
 }
 
 /// [`Backend::observe`] on the sessions `wanted` picks only (their order kept): the rest keep

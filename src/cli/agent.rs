@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 
 use crate::audit::AuditLog;
 use crate::backend::relay::wire::{
-    self, Answer, PROTOCOL, Reply, Request, WireError, WireProcess, WireSession, WireSignalled,
+    self, Answer, PROTOCOL, Reply, Request, WireCut, WireError, WireProcess, WireSession,
+    WireSignalled,
 };
 use crate::backend::{self, Backend, Choice, Purpose, Signalled};
 use crate::deadline::Deadline;
@@ -222,6 +223,10 @@ impl Served {
             Request::Terminate { sessions } => self.signal(&sessions, Step::Ask),
             Request::Kill { sessions } => self.signal(&sessions, Step::Force),
             Request::Remaining { sessions, wait_ms } => self.remaining(&sessions, wait_ms),
+            Request::Disconnect {
+                sessions,
+                timeout_ms,
+            } => self.disconnect(&sessions, timeout_ms),
             Request::Finish { session } => {
                 let s = self.known(&session)?;
                 let notes = self.backend.finish(&s)?;
@@ -290,6 +295,27 @@ impl Served {
                 .iter()
                 .map(|r| match r {
                     Ok(s) => Answer::Ok(WireSignalled::of(s)),
+                    Err(e) => Answer::Err(WireError::of(e)),
+                })
+                .collect(),
+        })
+    }
+
+    fn disconnect(&mut self, ids: &[String], timeout_ms: u64) -> Result<Reply> {
+        let targets = self.targets(ids)?;
+        let refs: Vec<&Session> = targets.iter().collect();
+        let timeout = Duration::from_millis(timeout_ms).min(MAX_WAIT);
+        let results = self.backend.disconnect(&refs, timeout);
+        for (s, r) in targets.iter().zip(&results) {
+            if r.is_ok() {
+                self.note(&format!("ended the connection of {}", s.describe()));
+            }
+        }
+        Ok(Reply::Disconnected {
+            results: results
+                .iter()
+                .map(|r| match r {
+                    Ok(c) => Answer::Ok(WireCut::of(c)),
                     Err(e) => Answer::Err(WireError::of(e)),
                 })
                 .collect(),

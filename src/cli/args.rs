@@ -19,7 +19,7 @@ fn after_long_help() -> String {
     format!("{EXIT_STATUS_HELP}\n\n{}", crate::audit::FIELDS_HELP)
 }
 
-use crate::logoff::ConsolePolicy;
+use crate::logoff::{Action, ConsolePolicy};
 use crate::select::{Filters, HostSpec, State};
 use crate::transport::Auth;
 
@@ -37,6 +37,39 @@ LOGOFF [sessionname | sessionid] [/SERVER:servername] [/V] [/VM]
   /V                  Displays information about the actions performed.
   /VM                 Logs off a session on server or within virtual machine. The unique ID of the session needs to be specified.
 ";
+
+/// tsdiscon's usage block: the same command as `logoff --disconnect`, under the name users
+/// of Remote Desktop know it by (a link named `tsdiscon` to logoff).
+pub const TSDISCON_USAGE: &str = "\
+Disconnects a session: its connection ends, its programs keep running.
+
+TSDISCON [sessionid | sessionname] [/SERVER:servername] [/V] [/VM]
+
+  sessionid           The ID of the session.
+  sessionname         The name of the session.
+  /SERVER:servername  Specifies the Remote Desktop server containing the user
+                      session to disconnect (default is current).
+  /V                  Displays information about the actions performed.
+  /VM                 Disconnects a session on server or within virtual machine. The unique ID of the session needs to be specified.
+";
+
+/// The name logoff answers to as tsdiscon.
+pub const TSDISCON: &str = "tsdiscon";
+
+/// Whether logoff runs as tsdiscon (the program's file name, as it was invoked).
+pub fn as_tsdiscon(program: &std::ffi::OsStr) -> bool {
+    std::path::Path::new(program)
+        .file_name()
+        .is_some_and(|n| n.eq_ignore_ascii_case(TSDISCON))
+}
+
+/// The usage block of the front logoff runs as.
+pub fn usage() -> &'static str {
+    match std::env::args_os().next() {
+        Some(p) if as_tsdiscon(&p) => TSDISCON_USAGE,
+        _ => SEED_USAGE,
+    }
+}
 
 /// The first line of standard error for invalid parameters, as the original prints it.
 pub const INVALID_PARAMETERS: &str = "Invalid parameter(s)";
@@ -108,6 +141,27 @@ struct Cli {
     /// List the sessions instead of logging off
     #[arg(short, long)]
     list: bool,
+
+    /// End the sessions' connections only (an ssh connection, an RDP client), as Remote
+    /// Desktop's disconnect: their programs keep running, their users reconnect (tsdiscon)
+    ///
+    /// An RDP session: xrdp's process for the client's connection ends; the X server, the
+    /// desktop and its programs keep running, and the user's next RDP login is given the
+    /// same display. An ssh session: sshd's processes for the connection end (its monitor
+    /// and its child, found by the TCP connection they hold, never by name); what runs
+    /// detached from the terminal — tmux, screen, nohup jobs — keeps running, and the user
+    /// reattaches from a new login. A shell that is not under tmux or screen, and whatever
+    /// runs in the foreground on that terminal, gets SIGHUP as the terminal goes, exactly as
+    /// when a network connection drops: most shells exit, and programs that do not catch or
+    /// ignore SIGHUP end. A session with no connection to end (a console, a local X
+    /// session) is left untouched, exit status 7. Needs root for other users' sessions (as
+    /// logoff does) and, for an RDP session, root on its host.
+    #[arg(long, conflicts_with_all = ["list", "warn_only"])]
+    disconnect: bool,
+
+    /// Write --message to the sessions' terminals and displays, and end nothing (as msg)
+    #[arg(long, requires = "message", conflicts_with = "list")]
+    warn_only: bool,
 
     /// Print JSON instead of a table or messages
     #[arg(long)]
@@ -204,6 +258,7 @@ pub struct Args {
     pub message: Option<String>,
     pub grace: Duration,
     pub dry_run: bool,
+    pub action: Action,
 }
 
 /// How results are printed.
@@ -246,7 +301,11 @@ pub fn long_help() -> String {
 pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Args> {
     let mut argv = argv.into_iter();
     let program = argv.next().unwrap_or_else(|| "logoff".into());
-    let argv: Vec<OsString> = argv.collect();
+    let mut argv: Vec<OsString> = argv.collect();
+    // tsdiscon is logoff --disconnect.
+    if as_tsdiscon(&program) {
+        argv.insert(0, "--disconnect".into());
+    }
     if let Some(mode) = asked_for_help_or_version(&argv) {
         let cli = Cli::try_parse_from([program]).map_err(|e| clap_error(&e))?;
         return Ok(Args {
@@ -347,6 +406,13 @@ fn validate(cli: Cli) -> Result<Args> {
         message: cli.message,
         grace: cli.grace,
         dry_run: cli.dry_run,
+        action: if cli.disconnect {
+            Action::Disconnect
+        } else if cli.warn_only {
+            Action::Message
+        } else {
+            Action::LogOff
+        },
     })
 }
 
@@ -366,6 +432,11 @@ fn check_values(cli: &Cli) -> Result<()> {
     }
     if cli.message.as_deref().is_some_and(blank) {
         return refuse("--message");
+    }
+    if cli.warn_only && !cli.grace.is_zero() {
+        return Err(Error::invalid(
+            "--warn-only ends nothing: a --grace period before nothing means nothing",
+        ));
     }
     if cli.servers_file.as_deref().is_some_and(str::is_empty) {
         return refuse("servers file name");

@@ -28,6 +28,7 @@ pub fn run(plan: &Logoff, out: &mut Out) -> Result<Option<Kind>> {
         log: &log,
         lost: &lost,
         context: crate::audit::Context {
+            action: plan.action,
             caller: &person,
             host: "",
             machine: None,
@@ -142,6 +143,7 @@ fn run_flow(
     );
     hooks.narrate(&format!("backend: {}", opened.describe()));
     let warning = Warning {
+        action: plan.action,
         message: plan.message.as_deref(),
         grace: plan.grace,
         by: format!(
@@ -162,6 +164,7 @@ fn run_flow(
         },
         warning,
         dry_run: plan.dry_run,
+        action: plan.action,
     };
     logoff::execute(opened.backend.as_mut(), &flow, &Signals, &mut hooks)
 }
@@ -177,12 +180,12 @@ fn print(
 ) -> Option<Kind> {
     let several = hosts.len() > 1;
     if plan.reach.json {
-        match report::json(hosts, plan.dry_run) {
+        match report::json(hosts, plan.dry_run, plan.action) {
             Ok(text) => out.print(&format!("{text}\n")),
             Err(e) => output::error_line(&format!("cannot write JSON: {e}")),
         }
     } else if plan.dry_run {
-        for line in report::dry_run_lines(hosts) {
+        for line in report::dry_run_lines(hosts, plan.action) {
             out.line(&line);
         }
     }

@@ -43,7 +43,7 @@ pub fn main() -> ExitCode {
     let mut out = Out::default();
     let ran = match plan {
         Invocation::SeedHelp => {
-            out.print(args::SEED_USAGE);
+            out.print(args::usage());
             Ok(None)
         }
         Invocation::Help => {
@@ -116,7 +116,7 @@ fn report(e: &Error) -> u8 {
         output::stderr_text(&format!(
             "{}\n{}\nlogoff: {}\n",
             args::INVALID_PARAMETERS,
-            args::SEED_USAGE,
+            args::usage(),
             output::clean(e.message())
         ));
     } else {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::args::{Args, Mode, Output};
 use crate::backend::Choice;
 use crate::error::{Error, Result};
-use crate::logoff::ConsolePolicy;
+use crate::logoff::{Action, ConsolePolicy};
 use crate::select::Filters;
 use crate::system::host;
 use crate::transport::{ConnectOptions, Host, HostRef, Place};
@@ -62,6 +62,7 @@ pub struct Logoff {
     pub message: Option<String>,
     pub grace: Duration,
     pub dry_run: bool,
+    pub action: Action,
 }
 
 impl Invocation {
@@ -84,6 +85,7 @@ impl Invocation {
                 console: args.console,
                 grace: args.grace,
                 dry_run: args.dry_run,
+                action: args.action,
                 message: args.message,
                 sessions: args.sessions,
                 filters: args.filters,

@@ -83,11 +83,12 @@ impl Actor {
                 Action::Cancel {
                     key,
                     rule_name,
+                    action,
                     why,
                     delivery,
                 } => {
                     if let Some(s) = by_key.get(&key) {
-                        self.cancel(lister, s, &rule_name, &why, delivery);
+                        self.cancel(lister, s, (&rule_name, action), &why, delivery);
                     }
                 }
                 Action::WouldLogOff { key, due } => {
@@ -136,7 +137,7 @@ impl Actor {
                     && !t.warned.is_empty()
                 {
                     let why = "activity was seen in it";
-                    self.cancel(lister, s, &t.rule_name, why, Delivery::ToUsers);
+                    self.cancel(lister, s, (&t.rule_name, t.action), why, Delivery::ToUsers);
                 }
             }
             Acted::Failed => {
@@ -193,16 +194,17 @@ impl Actor {
         &self,
         backend: &mut dyn Backend,
         s: &Session,
-        rule_name: &str,
+        (rule_name, action): (&str, logoff::Action),
         why: &str,
         delivery: Delivery,
     ) {
         self.log.info(&format!(
-            "the logoff of {} (rule {rule_name}) is off: {why}",
+            "the {} of {} (rule {rule_name}) is off: {why}",
+            action.as_str(),
             s.describe()
         ));
         if delivery == Delivery::ToUsers {
-            let _ = backend.warn(s, &cancel_text(why));
+            let _ = backend.warn(s, &cancel_text(why, action));
         }
     }
 
@@ -290,8 +292,10 @@ impl Actor {
                 message: None,
                 grace: Duration::ZERO,
                 by: format!("logoffd@{}", self.host),
+                action: limit.action,
             },
             dry_run: false,
+            action: limit.action,
         };
         let warned_for = tracked
             .and_then(|t| t.first_warned)
@@ -301,6 +305,7 @@ impl Actor {
         let mut hooks = Record {
             actor: self,
             context: audit::Context {
+                action: limit.action,
                 caller: &self.person,
                 host: &self.host,
                 machine: None,
@@ -354,9 +359,23 @@ impl Hooks for Record<'_> {
                     done.killed.unwrap_or(0)
                 ));
             }
+            Ok(Effect::Disconnected(cut)) => {
+                self.logged_off = true;
+                self.actor.log.info(&format!(
+                    "disconnected {} (rule {rule}, {}): its connection ended{}; its programs \
+                     keep running",
+                    s.describe(),
+                    self.limit.words(),
+                    cut.client
+                        .as_deref()
+                        .map(|c| format!(" (client {c})"))
+                        .unwrap_or_default()
+                ));
+            }
             Ok(_) => {}
             Err(e) => self.actor.log.error(&format!(
-                "logoff of {} (rule {rule}, {}) failed: {e}",
+                "{} of {} (rule {rule}, {}) failed: {e}",
+                self.limit.action.as_str(),
                 s.describe(),
                 self.limit.words()
             )),
@@ -364,7 +383,6 @@ impl Hooks for Record<'_> {
     }
 }
 
-/// The backend for this host.
 /// Picks, among the users a policy watches, those whose sessions are read now.
 pub type DueUsers<'a> = &'a dyn Fn(&[Session], &HashSet<Uid>) -> HashSet<Uid>;
 
@@ -387,6 +405,7 @@ pub fn look(
     Ok((sessions, fresh))
 }
 
+/// The backend for this host.
 pub fn open(choice: Choice, purpose: Purpose) -> Result<backend::Opened> {
     let place = Place::here(crate::system::host::hostname());
     let opts = ConnectOptions {

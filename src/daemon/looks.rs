@@ -146,6 +146,7 @@ mod tests {
                 warnings: vec![],
                 cause: None,
                 firm,
+                action: crate::logoff::Action::LogOff,
             },
         }
     }

@@ -258,17 +258,17 @@ impl Daemon {
             .tracking
             .iter()
             .filter(|(_, t)| !t.warned.is_empty())
-            .map(|(k, t)| (k.clone(), t.rule_name.clone()))
+            .map(|(k, t)| (k.clone(), t.rule_name.clone(), t.action))
             .collect();
         if !warned.is_empty()
             && let Ok(sessions) = self.lister.list()
         {
-            for (key, rule) in warned {
+            for (key, rule, action) in warned {
                 if let Some(s) = sessions.iter().find(|s| s.key() == key) {
                     self.actor.cancel(
                         self.lister.as_mut(),
                         s,
-                        &rule,
+                        (&rule, action),
                         "the time-limit service stopped",
                         Delivery::ToUsers,
                     );

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
+use crate::logoff::Action;
 use crate::logoff::warn::banner;
 use crate::model::Session;
 use crate::policy::template::Field;
@@ -35,9 +36,16 @@ pub fn warning_text(
         .to_zoned_datetime(jiff::tz::TimeZone::system())
         .strftime("%H:%M:%S")
         .to_string();
+    let (done, after) = match limit.action {
+        Action::Disconnect => (
+            "disconnected",
+            "; your programs keep running: reconnect to continue",
+        ),
+        Action::LogOff | Action::Message => ("logged off", ""),
+    };
     let mut text = banner(&sanitize(&format!(
-        "this session ({}, {}) has been {}: it will be logged off in {left} (at {at}), by the \
-         policy rule '{}'",
+        "this session ({}, {}) has been {}: it will be {done} in {left} (at {at}), by the \
+         policy rule '{}'{after}",
         s.id,
         s.owner_and_place(),
         limit.words(),
@@ -55,7 +63,7 @@ pub fn warning_text(
             Field::Left => left.clone(),
             Field::At => at.clone(),
             Field::Session => s.id.to_string(),
-            Field::Action => "logged off".to_string(),
+            Field::Action => done.to_string(),
         });
         text.push_str(&sanitize(&filled));
         text.push_str("\r\n");
@@ -63,10 +71,14 @@ pub fn warning_text(
     text
 }
 
-/// The word that a warned session will not be logged off now, and why.
-pub fn cancel_text(why: &str) -> String {
+/// The word that a warned session will not be logged off (or disconnected) now, and why.
+pub fn cancel_text(why: &str, action: Action) -> String {
+    let done = match action {
+        Action::Disconnect => "disconnected",
+        Action::LogOff | Action::Message => "logged off",
+    };
     banner(&sanitize(&format!(
-        "{why}: this session will not be logged off now; carry on"
+        "{why}: this session will not be {done} now; carry on"
     )))
 }
 

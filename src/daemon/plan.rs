@@ -32,6 +32,8 @@ pub struct Tracked {
     /// The rule's name, for what users are told once it is gone (a reload).
     pub rule_name: String,
     pub reason: Reason,
+    /// What reaching it does (log off, disconnect).
+    pub action: crate::logoff::Action,
     /// When the policy says the limit acts (later after activity).
     pub acts_at: Timestamp,
     /// Lead times of the warnings given (or, in dry-run, logged).
@@ -61,6 +63,7 @@ pub enum Action {
     Cancel {
         key: SessionKey,
         rule_name: String,
+        action: crate::logoff::Action,
         why: String,
         delivery: Delivery,
     },
@@ -162,6 +165,7 @@ impl Pass<'_> {
         self.actions.push(Action::Cancel {
             key,
             rule_name: t.rule_name.clone(),
+            action: t.action,
             why: why.to_string(),
             delivery: self.delivery(),
         });
@@ -177,6 +181,7 @@ impl Pass<'_> {
         let moved = before.is_some_and(|t| {
             t.rule != rule
                 || t.reason != limit.reason
+                || t.action != limit.action
                 || limit.acts_at > time::add(t.acts_at, Duration::from_secs(1))
         });
         if let Some(t) = before.filter(|t| moved && !t.warned.is_empty()) {
@@ -188,6 +193,7 @@ impl Pass<'_> {
                 rule,
                 rule_name: r.name.clone(),
                 reason: limit.reason,
+                action: limit.action,
                 acts_at: limit.acts_at,
                 warned: Vec::new(),
                 first_warned: None,

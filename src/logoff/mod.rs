@@ -45,6 +45,31 @@ pub struct Options {
     pub tick: Option<Duration>,
 }
 
+/// What a run does to its targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Action {
+    /// Log off: every process of the session ends.
+    #[default]
+    LogOff,
+    /// End the session's connection only (`--disconnect`, `tsdiscon`): an RDP client's, an
+    /// ssh connection's; its programs keep running and its user reconnects to them.
+    Disconnect,
+    /// Write the message only (`--warn-only`, as `msg` does): nothing ends.
+    Message,
+}
+
+impl Action {
+    /// `logoff`, `disconnect`, `message` (the audit record's `LOGOFF_ACTION`, JSON's
+    /// `action`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::LogOff => "logoff",
+            Action::Disconnect => "disconnect",
+            Action::Message => "message",
+        }
+    }
+}
+
 /// What to do on one host.
 pub struct Plan<'a> {
     /// Session arguments (IDs or names); none: the current session, or the filters'.
@@ -57,6 +82,7 @@ pub struct Plan<'a> {
     pub options: Options,
     pub warning: Warning<'a>,
     pub dry_run: bool,
+    pub action: Action,
 }
 
 /// How one session's logoff went.
@@ -73,6 +99,10 @@ pub enum Effect {
     LoggedOff(Done),
     /// `--dry-run`: nothing was done; it has this many processes.
     Planned { processes: usize },
+    /// `--disconnect`: its connection ended; its programs run on.
+    Disconnected(crate::backend::Cut),
+    /// `--warn-only`: the message was written (where, the warning's notes say).
+    Messaged,
 }
 
 /// How a logoff went.
@@ -163,13 +193,12 @@ pub fn execute(
         }
         e
     };
-    let checked = check::check(
-        backend,
-        &targets,
-        &caller,
-        current.as_ref(),
-        plan.options.console,
-    );
+    // A message ends nothing: the console needs no protection from it.
+    let console = match plan.action {
+        Action::Message => ConsolePolicy::Allow,
+        Action::LogOff | Action::Disconnect => plan.options.console,
+    };
+    let checked = check::check(backend, &targets, &caller, current.as_ref(), console);
     if plan.dry_run {
         checked?;
         return Ok(planned(backend, &targets));
@@ -184,14 +213,59 @@ pub fn execute(
     if !control.begin(Stage::LoggingOff) {
         return Err(refused(hooks, interrupted()));
     }
-    if targets.iter().any(|s| current.as_ref() == Some(&s.id)) {
-        control.ending_own_session();
-    }
-    let outcomes = end::end_sessions(backend, &targets, &plan.options, control, hooks);
+    let outcomes = match plan.action {
+        Action::LogOff => {
+            if targets.iter().any(|s| current.as_ref() == Some(&s.id)) {
+                control.ending_own_session();
+            }
+            end::end_sessions(backend, &targets, &plan.options, control, hooks)
+        }
+        Action::Disconnect => disconnect(backend, &targets, &plan.options, hooks),
+        Action::Message => targets
+            .iter()
+            .map(|s| Outcome {
+                session: s.clone(),
+                result: Ok(Effect::Messaged),
+            })
+            .collect(),
+    };
     for o in &outcomes {
         hooks.attempted(&o.session, &o.result);
     }
     Ok(outcomes)
+}
+
+/// Ends the targets' connections, each on its own (the backend finds what makes each).
+fn disconnect(
+    backend: &mut dyn Backend,
+    targets: &[Session],
+    options: &Options,
+    hooks: &mut dyn Hooks,
+) -> Vec<Outcome> {
+    let refs: Vec<&Session> = targets.iter().collect();
+    let results = backend.disconnect(&refs, options.timeout);
+    targets
+        .iter()
+        .zip(results)
+        .map(|(s, result)| {
+            if let Ok(cut) = &result {
+                hooks.narrate(&format!(
+                    "session {}: connection ended ({}{}){}",
+                    s.id,
+                    plural(cut.ended, "process", "processes"),
+                    if cut.forced { ", SIGKILL needed" } else { "" },
+                    cut.client
+                        .as_deref()
+                        .map(|c| format!("; its client was {c}"))
+                        .unwrap_or_default()
+                ));
+            }
+            Outcome {
+                session: s.clone(),
+                result: result.map(Effect::Disconnected),
+            }
+        })
+        .collect()
 }
 
 /// The sessions `plan` means on this host (see [`select`]), checked for `/VM`'s IDs.

@@ -174,8 +174,10 @@ fn run(
             message,
             grace: Duration::ZERO,
             by: "root@h".into(),
+            action: Action::LogOff,
         },
         dry_run: false,
+        action: Action::LogOff,
     };
     let mut record = Record::default();
     let result = execute(fake, &plan, &Steady, &mut record);
@@ -310,6 +312,7 @@ fn a_cancelled_grace_period_tells_the_users_and_ends_nothing() {
         message: Some("bye"),
         grace: Duration::from_secs(3600),
         by: "root@h".into(),
+        action: Action::LogOff,
     };
     let e = warn::warn_and_wait(
         &mut fake,

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 
-use super::{Control, Hooks};
+use super::{Action, Control, Hooks};
 use crate::backend::Backend;
 use crate::duration;
 use crate::error::{Error, Kind, Result};
@@ -18,6 +18,8 @@ pub struct Warning<'a> {
     pub grace: Duration,
     /// Who logs them off: `root@host`.
     pub by: String,
+    /// What comes after the warning (its words, and whether to wait for it to be read).
+    pub action: Action,
 }
 
 impl Warning<'_> {
@@ -49,7 +51,12 @@ pub fn warn_and_wait(
     if !warning.is_some() {
         return Ok(());
     }
-    let deadline = Instant::now() + warning.grace.max(SETTLE);
+    // A message alone needs no time before an end that does not come.
+    let settle = match warning.action {
+        Action::Message => Duration::ZERO,
+        Action::LogOff | Action::Disconnect => SETTLE,
+    };
+    let deadline = Instant::now() + warning.grace.max(settle);
     let at = Timestamp::now() + warning.grace;
     notify(backend, targets, hooks, |s| {
         notice(warning, s, warning.grace, at)
@@ -124,9 +131,20 @@ fn notice(w: &Warning<'_>, s: &Session, left: Duration, at: Timestamp) -> String
                 .strftime("%H:%M:%S %Z")
         )
     };
+    let what = match w.action {
+        Action::LogOff => format!("{} is logging off this session", w.by),
+        Action::Disconnect => format!("{} is disconnecting this session", w.by),
+        Action::Message => format!("message from {} to this session", w.by),
+    };
+    let when = match w.action {
+        Action::LogOff => format!(" {when}"),
+        Action::Disconnect => {
+            format!(" {when}: your programs keep running; reconnect to continue")
+        }
+        Action::Message => String::new(),
+    };
     let mut text = banner(&sanitize(&format!(
-        "{} is logging off this session ({}, {}) {when}",
-        w.by,
+        "{what} ({}, {}){when}",
         s.id,
         s.owner_and_place()
     )));
@@ -138,8 +156,12 @@ fn notice(w: &Warning<'_>, s: &Session, left: Duration, at: Timestamp) -> String
 }
 
 fn cancelled(w: &Warning<'_>) -> String {
+    let what = match w.action {
+        Action::Disconnect => "disconnect",
+        Action::LogOff | Action::Message => "logoff",
+    };
     banner(&sanitize(&format!(
-        "{} cancelled the logoff of this session; carry on",
+        "{} cancelled the {what} of this session; carry on",
         w.by
     )))
 }
@@ -161,6 +183,7 @@ mod tests {
             message: Some("bye\u{1b}[2J"),
             grace: Duration::from_secs(300),
             by: "root@h".into(),
+            action: Action::LogOff,
         };
         let s = Session {
             id: SessionId::new("7"),

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::logoff::{Effect, Outcome, plural};
+use crate::logoff::{Action, Effect, Outcome, plural};
 
 /// What happened on one host: its outcomes, or why nothing could be done there.
 pub struct HostResult<'a> {
@@ -18,7 +18,13 @@ struct OutcomeJson<'a> {
     id: Option<&'a str>,
     user: Option<&'a str>,
     name: Option<&'a str>,
+    /// `logoff`, `disconnect`, `message`.
+    action: &'static str,
     logged_off: bool,
+    /// `--disconnect`: its connection ended.
+    disconnected: bool,
+    /// Where its client was (`--disconnect`).
+    client: Option<&'a str>,
     dry_run: bool,
     processes: Option<usize>,
     asked: Option<usize>,
@@ -43,9 +49,13 @@ impl<'a> ErrorJson<'a> {
 }
 
 impl<'a> OutcomeJson<'a> {
-    fn of(host: &'a str, o: &'a Outcome, dry_run: bool) -> OutcomeJson<'a> {
+    fn of(host: &'a str, o: &'a Outcome, dry_run: bool, action: Action) -> OutcomeJson<'a> {
         let done = match &o.result {
             Ok(Effect::LoggedOff(done)) => Some(done),
+            _ => None,
+        };
+        let cut = match &o.result {
+            Ok(Effect::Disconnected(cut)) => Some(cut),
             _ => None,
         };
         let processes = match &o.result {
@@ -57,24 +67,33 @@ impl<'a> OutcomeJson<'a> {
             id: Some(o.session.id.as_str()),
             user: Some(&o.session.user),
             name: o.session.name(),
+            action: action.as_str(),
             logged_off: done.is_some(),
+            disconnected: cut.is_some(),
+            client: cut.and_then(|c| c.client.as_deref()),
             dry_run,
             processes,
-            asked: done.and_then(|d| d.asked),
+            asked: done.and_then(|d| d.asked).or(cut.map(|c| c.ended)),
             killed: done.and_then(|d| d.killed),
-            seconds: done.map(|d| d.elapsed.as_secs_f64()),
+            seconds: done
+                .map(|d| d.elapsed)
+                .or(cut.map(|c| c.elapsed))
+                .map(|e| e.as_secs_f64()),
             error: o.result.as_ref().err().map(ErrorJson::of),
         }
     }
 
     /// A host that failed as a whole: one object, with no session.
-    fn failed(host: &'a str, e: &'a Error, dry_run: bool) -> OutcomeJson<'a> {
+    fn failed(host: &'a str, e: &'a Error, dry_run: bool, action: Action) -> OutcomeJson<'a> {
         OutcomeJson {
             host,
             id: None,
             user: None,
             name: None,
+            action: action.as_str(),
             logged_off: false,
+            disconnected: false,
+            client: None,
             dry_run,
             processes: None,
             asked: None,
@@ -86,23 +105,28 @@ impl<'a> OutcomeJson<'a> {
 }
 
 /// One JSON object per target, and one per host that failed as a whole.
-pub fn json(hosts: &[HostResult<'_>], dry_run: bool) -> serde_json::Result<String> {
+pub fn json(hosts: &[HostResult<'_>], dry_run: bool, action: Action) -> serde_json::Result<String> {
     let mut rows: Vec<OutcomeJson> = Vec::new();
     for h in hosts {
         match h.result {
             Ok(outcomes) => rows.extend(
                 outcomes
                     .iter()
-                    .map(|o| OutcomeJson::of(h.label, o, dry_run)),
+                    .map(|o| OutcomeJson::of(h.label, o, dry_run, action)),
             ),
-            Err(e) => rows.push(OutcomeJson::failed(h.label, e, dry_run)),
+            Err(e) => rows.push(OutcomeJson::failed(h.label, e, dry_run, action)),
         }
     }
     super::json(&rows)
 }
 
 /// `would log off session 7 (bob on pts/2) on h1: 3 processes`, per planned target.
-pub fn dry_run_lines(hosts: &[HostResult<'_>]) -> Vec<String> {
+pub fn dry_run_lines(hosts: &[HostResult<'_>], action: Action) -> Vec<String> {
+    let would = match action {
+        Action::LogOff => "would log off",
+        Action::Disconnect => "would disconnect",
+        Action::Message => "would write the message to",
+    };
     let multi = hosts.len() > 1;
     let mut lines = Vec::new();
     for h in hosts {
@@ -118,10 +142,7 @@ pub fn dry_run_lines(hosts: &[HostResult<'_>]) -> Vec<String> {
             } else {
                 String::new()
             };
-            lines.push(format!(
-                "would log off {}{on}{processes}",
-                o.session.describe()
-            ));
+            lines.push(format!("{would} {}{on}{processes}", o.session.describe()));
         }
     }
     lines

@@ -6,10 +6,12 @@
 use std::time::Duration;
 
 use jiff::Timestamp;
+
 use serde::{Deserialize, Serialize};
 
 use super::rule::Groups;
 use super::{Counts, Policy, Rule};
+use crate::logoff::Action;
 use crate::model::{IdleSource, Session};
 use crate::select::State;
 use crate::time;
@@ -73,6 +75,8 @@ pub struct Limit {
     /// client attached from another session, a busy CPU, an idle lock — after which the
     /// session would have been idle since earlier.
     pub firm: bool,
+    /// What reaching it does: log off, or (an idle limit whose rule says so) disconnect.
+    pub action: crate::logoff::Action,
 }
 
 impl Limit {
@@ -227,6 +231,10 @@ impl Rule {
         if let Some(limit) = self.idle {
             match self.idle_since(s, remembered, now) {
                 _ if disconnected => why.push("it is disconnected, not idle"),
+                // Only a connection over the network (an RDP client, ssh) can be ended alone.
+                _ if self.action == Action::Disconnect && !(s.remote || s.xrdp) => {
+                    why.push("it has no connection to end (action = \"disconnect\")");
+                }
                 Some(idle) => candidates.push((
                     Reason::Idle,
                     limit,
@@ -274,6 +282,10 @@ impl Rule {
             warnings,
             cause,
             firm,
+            action: match reason {
+                Reason::Idle => self.action,
+                Reason::Disconnected | Reason::MaxAge => Action::LogOff,
+            },
         })
     }
 

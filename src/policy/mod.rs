@@ -79,6 +79,9 @@ pub struct Rule {
     pub activity: Vec<Counts>,
     /// With `cpu` counted: the share of one CPU above which the session is busy.
     pub busy_cpu: f64,
+    /// What the idle limit does (`action`): log off (default), or disconnect — the other
+    /// limits always log off.
+    pub action: crate::logoff::Action,
 }
 
 /// What a rule counts as activity (`activity = ["input", "output", "cpu", "inhibit"]`).

@@ -9,10 +9,10 @@ use toml::Spanned;
 
 use super::rule::{Exempt, Match, UidRange};
 use super::template::Template;
-use super::{
-    Counts, DEFAULT_ACTIVITY, DEFAULT_BUSY_CPU, DEFAULT_SCAN_INTERVAL, DEFAULT_TIMEOUT,
-    Enforcement, Policy, PolicyError, Rule,
-};
+use activity::{action, activity, busy_cpu};
+
+mod activity;
+use super::{DEFAULT_SCAN_INTERVAL, DEFAULT_TIMEOUT, Enforcement, Policy, PolicyError, Rule};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -40,6 +40,7 @@ struct RawRule {
     timeout: Option<Spanned<String>>,
     activity: Option<Spanned<Vec<Spanned<String>>>>,
     busy_cpu: Option<Spanned<String>>,
+    action: Option<Spanned<String>>,
 }
 
 /// One value or a list of them (`users = "bob"` or `users = ["bob", "carol"]`).
@@ -228,63 +229,7 @@ fn rule(text: &str, raw: RawRule) -> Result<Rule, PolicyError> {
         timeout,
         activity: activity(text, raw.activity)?,
         busy_cpu: busy_cpu(text, raw.busy_cpu)?,
-    })
-}
-
-/// `activity = ["input", "cpu"]`: what counts, each once; at least one.
-fn activity(
-    text: &str,
-    raw: Option<Spanned<Vec<Spanned<String>>>>,
-) -> Result<Vec<Counts>, PolicyError> {
-    let Some(raw) = raw else {
-        return Ok(DEFAULT_ACTIVITY.to_vec());
-    };
-    let at = |span: Range<usize>, message: String| PolicyError {
-        at: Some(line_col(text, span.start)),
-        message,
-    };
-    let whole = raw.span();
-    let mut counts = Vec::new();
-    for word in raw.into_inner() {
-        let Some(c) = Counts::ALL
-            .into_iter()
-            .find(|c| c.as_str() == word.get_ref())
-        else {
-            return Err(at(
-                word.span(),
-                format!(
-                    "activity '{}' is not one of input, output, cpu, inhibit",
-                    word.get_ref()
-                ),
-            ));
-        };
-        if !counts.contains(&c) {
-            counts.push(c);
-        }
-    }
-    if counts.is_empty() {
-        return Err(at(whole, "activity must name at least one kind".into()));
-    }
-    Ok(counts)
-}
-
-/// `busy_cpu = "25%"`: a share of one CPU, above 0%.
-fn busy_cpu(text: &str, raw: Option<Spanned<String>>) -> Result<f64, PolicyError> {
-    let Some(raw) = raw else {
-        return Ok(DEFAULT_BUSY_CPU);
-    };
-    let share = raw
-        .get_ref()
-        .trim()
-        .strip_suffix('%')
-        .and_then(|n| n.trim().parse::<f64>().ok())
-        .filter(|p| p.is_finite() && *p > 0.0 && *p <= 100_000.0);
-    share.map(|p| p / 100.0).ok_or_else(|| PolicyError {
-        at: Some(line_col(text, raw.span().start)),
-        message: format!(
-            "busy_cpu '{}' is not a share of a CPU such as \"10%\" (above 0%)",
-            raw.get_ref()
-        ),
+        action: action(text, raw.action, idle.is_some())?,
     })
 }
 

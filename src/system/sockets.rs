@@ -126,6 +126,26 @@ impl Holder {
 /// Needs Linux 5.6 (pidfd_getfd) and the right to ptrace the process (root's, for root);
 /// elsewhere nothing is found.
 pub fn tcp_peer(pid: Pid) -> Option<IpAddr> {
+    tcp_connection(pid).map(|(ip, _)| ip)
+}
+
+/// [`tcp_peer`], with the inode of the socket (which every process holding that very
+/// connection holds). Asked of the socket itself; where that is refused — a container
+/// whose manager forbids pidfd_getfd (systemd-nspawn does) — of the kernel's table of TCP
+/// connections (sock_diag), by the inodes of the sockets the process holds.
+pub fn tcp_connection(pid: Pid) -> Option<(IpAddr, u64)> {
+    asked_of_the_socket(pid).or_else(|| {
+        let held = inodes_of(pid);
+        if held.is_empty() {
+            return None;
+        }
+        let table = tcp_established().ok()?;
+        held.into_iter()
+            .find_map(|ino| table.get(&ino).map(|ip| (*ip, u64::from(ino))))
+    })
+}
+
+fn asked_of_the_socket(pid: Pid) -> Option<(IpAddr, u64)> {
     let raw = rustix::process::Pid::from_raw(pid.as_raw())?;
     let pidfd = rustix::process::pidfd_open(raw, rustix::process::PidfdFlags::empty()).ok()?;
     let mut fds: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/fd"))
@@ -149,7 +169,7 @@ pub fn tcp_peer(pid: Pid) -> Option<IpAddr> {
             return None;
         }
         let peer = rustix::net::getpeername(&fd).ok()??;
-        match peer.address_family() {
+        let ip = match peer.address_family() {
             AddressFamily::INET => SocketAddrV4::try_from(peer)
                 .ok()
                 .map(|a| IpAddr::V4(*a.ip())),
@@ -159,7 +179,8 @@ pub fn tcp_peer(pid: Pid) -> Option<IpAddr> {
                     .map_or(IpAddr::V6(*a.ip()), IpAddr::V4)
             }),
             _ => None,
-        }
+        }?;
+        Some((ip, rustix::fs::fstat(&fd).ok()?.st_ino))
     })
 }
 
@@ -226,6 +247,67 @@ fn unix_sockets() -> io::Result<HashMap<u32, UnixSocket>> {
     }
 }
 
+/// Netlink sock_diag: every established TCP connection of this network namespace (IPv4 and
+/// IPv6), by inode, with its peer's address.
+fn tcp_established() -> io::Result<HashMap<u32, IpAddr>> {
+    const SOCK_DIAG_BY_FAMILY: u16 = 20;
+    const NLM_F_REQUEST: u16 = 0x1;
+    const NLM_F_DUMP: u16 = 0x300;
+    const TCP_ESTABLISHED: u32 = 1;
+    const IPPROTO_TCP: u8 = 6;
+    let mut found = HashMap::new();
+    for family in [2u8, 10] {
+        let fd = diag_socket()?;
+        // struct nlmsghdr, then struct inet_diag_req_v2 (its socket ID all zeros: any).
+        let mut req = Vec::with_capacity(72);
+        req.extend_from_slice(&72u32.to_ne_bytes());
+        req.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+        req.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+        req.extend_from_slice(&1u32.to_ne_bytes());
+        req.extend_from_slice(&0u32.to_ne_bytes());
+        req.extend_from_slice(&[family, IPPROTO_TCP, 0, 0]);
+        req.extend_from_slice(&(1u32 << TCP_ESTABLISHED).to_ne_bytes());
+        req.extend_from_slice(&[0u8; 48]);
+        rustix::net::sendto(
+            &fd,
+            &req,
+            SendFlags::empty(),
+            &netlink::SocketAddrNetlink::new(0, 0),
+        )?;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let (n, _) = rustix::net::recv(&fd, &mut buf[..], RecvFlags::empty())?;
+            if n == 0 {
+                break;
+            }
+            match each_message(&buf[..n], |msg| {
+                if let Some((inode, ip)) = parse_inet(msg) {
+                    found.insert(inode, ip);
+                }
+            }) {
+                Parsed::More => {}
+                Parsed::Done => break,
+                Parsed::Failed => return Err(io::Error::other("sock_diag refused the request")),
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// `struct inet_diag_msg`: the family, the socket ID (whose `dst` is the peer) and the inode.
+fn parse_inet(msg: &[u8]) -> Option<(u32, IpAddr)> {
+    let dst = msg.get(24..40)?;
+    let ip = match msg.first()? {
+        2 => IpAddr::V4(std::net::Ipv4Addr::new(dst[0], dst[1], dst[2], dst[3])),
+        10 => {
+            let v6 = std::net::Ipv6Addr::from(<[u8; 16]>::try_from(dst).ok()?);
+            v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4)
+        }
+        _ => return None,
+    };
+    Some((u32_at(msg, 68)?, ip))
+}
+
 /// A socket's name as `ss` writes it: a file's path, or `@` and an abstract name.
 fn socket_name(data: &[u8]) -> String {
     match data.split_first() {
@@ -252,7 +334,16 @@ fn u16_at(b: &[u8], at: usize) -> Option<u16> {
 }
 
 /// One datagram of netlink messages: `struct unix_diag_msg` and its attributes each.
-fn parse_messages(mut b: &[u8], found: &mut HashMap<u32, UnixSocket>) -> Parsed {
+fn parse_messages(b: &[u8], found: &mut HashMap<u32, UnixSocket>) -> Parsed {
+    each_message(b, |msg| {
+        if let Some((inode, socket)) = parse_message(msg) {
+            found.insert(inode, socket);
+        }
+    })
+}
+
+/// Each message of one datagram of netlink messages, its header taken off.
+fn each_message(mut b: &[u8], mut each: impl FnMut(&[u8])) -> Parsed {
     const NLMSG_ERROR: u16 = 2;
     const NLMSG_DONE: u16 = 3;
     while b.len() >= 16 {
@@ -268,9 +359,7 @@ fn parse_messages(mut b: &[u8], found: &mut HashMap<u32, UnixSocket>) -> Parsed 
             NLMSG_ERROR => return Parsed::Failed,
             _ => {}
         }
-        if let Some((inode, socket)) = parse_message(&b[16..len]) {
-            found.insert(inode, socket);
-        }
+        each(&b[16..len]);
         b = b.get(len.next_multiple_of(4)..).unwrap_or_default();
     }
     Parsed::More
@@ -310,6 +399,21 @@ fn parse_message(msg: &[u8]) -> Option<(u32, UnixSocket)> {
 mod tests {
     use super::*;
     use std::os::unix::net::{UnixListener, UnixStream};
+
+    /// The kernel's table of TCP connections (what is asked where a container forbids
+    /// pidfd_getfd) names this process's connection by its socket's inode.
+    #[test]
+    fn the_table_of_tcp_connections_has_ours_by_inode() {
+        use std::os::fd::AsFd;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let client =
+            std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        let (_accepted, _) = listener.accept().expect("accept");
+        let ino = rustix::fs::fstat(client.as_fd()).expect("fstat").st_ino;
+        let table = tcp_established().expect("sock_diag");
+        let ours = u32::try_from(ino).ok().and_then(|i| table.get(&i));
+        assert_eq!(ours, Some(&IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)));
+    }
 
     #[test]
     fn the_peer_of_a_tcp_connection_a_process_holds() {

@@ -18,6 +18,7 @@
 //! InteractiveAuthorizationRequired from logind itself mean the same "access denied".
 
 mod bus;
+mod disconnect;
 mod end;
 mod members;
 mod props;
@@ -396,6 +397,15 @@ impl Backend for Logind {
         until: Deadline,
     ) -> Vec<Result<Vec<ProcessInfo>>> {
         self.remaining_all(sessions, until)
+    }
+
+    /// On this host, as root, as on procfs ([`super::connection`]); elsewhere, or for a
+    /// user's own session, an ssh login's leader, through logind ([`disconnect`]).
+    fn disconnect(&mut self, sessions: &[&Session], timeout: Duration) -> Vec<Result<super::Cut>> {
+        sessions
+            .iter()
+            .map(|s| self.disconnect_one(s, timeout))
+            .collect()
     }
 
     fn finish(&mut self, session: &Session) -> Result<Vec<String>> {

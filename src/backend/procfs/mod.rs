@@ -418,6 +418,20 @@ impl Backend for Procfs {
         self.remaining_all(sessions, until)
     }
 
+    fn disconnect(&mut self, sessions: &[&Session], timeout: Duration) -> Vec<Result<super::Cut>> {
+        sessions
+            .iter()
+            .map(|s| {
+                let members: Vec<Pid> = self
+                    .members
+                    .get(&s.id)
+                    .map(|m| m.iter().map(|m| m.pid).collect())
+                    .unwrap_or_default();
+                super::connection::cut(s, &members, timeout)
+            })
+            .collect()
+    }
+
     fn finish(&mut self, session: &Session) -> Result<Vec<String>> {
         self.trackers.remove(&session.id);
         let pids = self.utmp_pids.remove(&session.id).unwrap_or_default();

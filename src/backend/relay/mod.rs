@@ -23,7 +23,7 @@ pub mod wire;
 
 use std::time::Duration;
 
-use super::{Backend, Choice, Flavor, Purpose, Signalled, Warned};
+use super::{Backend, Choice, Cut, Flavor, Purpose, Signalled, Warned};
 use crate::deadline::Deadline;
 use crate::error::{Error, Result};
 use crate::model::{ProcessInfo, Session, SessionId, Uid};
@@ -39,6 +39,9 @@ const SLICE: Duration = Duration::from_secs(1);
 /// How long the remote logoff may take, beyond the connect timeout, to answer the greeting
 /// (as long as a bus bridge's handshake may take: [`crate::transport::child`]).
 const HELLO_GRACE: Duration = Duration::from_secs(5);
+
+/// How long, beyond its timeout, a disconnect may take there: the SIGKILL step's wait.
+const DISCONNECT_EXTRA: Duration = Duration::from_secs(10);
 
 /// Another host's backend, through its logoff.
 pub struct Relay {
@@ -322,6 +325,25 @@ impl Backend for Relay {
             sessions: ids(sessions),
         };
         self.signal(&request, sessions.len())
+    }
+
+    /// Asks the host's own logoff, which can tell the connections' processes there; waits
+    /// as long as the timeout and the SIGKILL step may take.
+    fn disconnect(&mut self, sessions: &[&Session], timeout: Duration) -> Vec<Result<Cut>> {
+        let request = Request::Disconnect {
+            sessions: ids(sessions),
+            timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+        };
+        self.per_session(
+            &request,
+            CALL_TIMEOUT + timeout + DISCONNECT_EXTRA,
+            sessions.len(),
+            |r| match r {
+                Reply::Disconnected { results } => Some(results),
+                _ => None,
+            },
+            wire::WireCut::into_cut,
+        )
     }
 
     fn kill(&mut self, sessions: &[&Session]) -> Vec<Result<Signalled>> {

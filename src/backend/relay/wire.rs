@@ -64,6 +64,11 @@ pub enum Request {
     Finish {
         session: String,
     },
+    /// Ends the sessions' connections (`--disconnect`): SIGTERM, `timeout_ms`, SIGKILL.
+    Disconnect {
+        sessions: Vec<String>,
+        timeout_ms: u64,
+    },
     /// Nothing to do: the connection is alive (sent while logoff waits out a grace period).
     Ping {},
 }
@@ -102,6 +107,9 @@ pub enum Reply {
     Notes {
         notes: Vec<String>,
     },
+    Disconnected {
+        results: Vec<Answer<WireCut>>,
+    },
     Failed {
         error: WireError,
     },
@@ -136,6 +144,39 @@ pub struct WireSignalled {
     pub processes: Option<usize>,
     pub frozen: Option<usize>,
     pub refused: Vec<WireProcess>,
+}
+
+/// A connection ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireCut {
+    pub ended: usize,
+    pub client: Option<String>,
+    pub forced: bool,
+    pub elapsed_ms: u64,
+}
+
+impl WireCut {
+    pub fn of(c: &crate::backend::Cut) -> WireCut {
+        WireCut {
+            ended: c.ended,
+            client: c.client.clone(),
+            forced: c.forced,
+            elapsed_ms: u64::try_from(c.elapsed.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+
+    pub fn into_cut(self) -> Result<crate::backend::Cut> {
+        if let Some(c) = &self.client {
+            check_text(c)?;
+        }
+        Ok(crate::backend::Cut {
+            ended: self.ended,
+            client: self.client,
+            forced: self.forced,
+            elapsed: std::time::Duration::from_millis(self.elapsed_ms),
+        })
+    }
 }
 
 /// A session, every field of [`Session`].
@@ -364,6 +405,7 @@ impl WireError {
             "no-such-session" => Kind::NoSuchSession,
             "survivors" => Kind::Survivors,
             "cancelled" => Kind::Cancelled,
+            "no-connection" => Kind::NoConnection,
             _ => Kind::Remote,
         };
         Error::new(kind, message)

@@ -168,6 +168,11 @@ impl Drop for Screen {
 pub struct RdpClient(Child);
 
 impl RdpClient {
+    /// Whether the client exits (its connection ended) within `timeout`.
+    pub fn exited(&mut self, timeout: Duration) -> bool {
+        crate::common::wait_exit(&mut self.0, timeout).is_some()
+    }
+
     pub fn disconnect(mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
