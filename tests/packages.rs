@@ -155,6 +155,19 @@ fn the_deb_installs_works_and_goes_away_cleanly() {
     assert_ok(&out, "the installed logoff");
     assert!(s.wait_closed(Duration::from_secs(10)).is_some());
     assert!(wait_for(Duration::from_secs(5), || !c.session_alive(&s.id)));
+    // tsdiscon, as RDS users know it: the package's link, which disconnects.
+    let out = c.exec(&["readlink", "/usr/bin/tsdiscon"]);
+    assert_eq!(text(&out.stdout).trim(), "logoff");
+    let mut s = c.ssh("pkguser", "sleep 1001");
+    let out = c.exec(&["/usr/bin/tsdiscon", &s.id]);
+    assert_ok(&out, "the installed tsdiscon");
+    assert!(s.wait_closed(Duration::from_secs(10)).is_some());
+    let out = c.exec(&["/usr/bin/tsdiscon", "/?"]);
+    assert!(
+        text(&out.stdout).contains("TSDISCON [sessionid"),
+        "{}",
+        text(&out.stdout)
+    );
 
     // dpkg -r leaves the conffile only; dpkg -P takes it too.
     let files = deb_files(&deb);

@@ -12,6 +12,7 @@ pub fn files() -> Vec<(&'static str, Vec<u8>)> {
     vec![
         ("doc/logoff.1", man_page()),
         ("doc/logoffd.8", daemon_man_page()),
+        ("doc/tsdiscon.1", tsdiscon_man_page()),
         ("completions/logoff.bash", completion(Shell::Bash)),
         ("completions/_logoff", completion(Shell::Zsh)),
         ("completions/logoff.fish", completion(Shell::Fish)),
@@ -29,6 +30,33 @@ pub fn man_page() -> Vec<u8> {
     // Writing to a Vec cannot fail.
     let _ = clap_mangen::Man::new(cmd)
         .date("2026-11-24")
+        .manual("User Commands")
+        .render(&mut out);
+    out
+}
+
+/// tsdiscon(1): logoff under the name Remote Desktop's users know disconnect by. Its
+/// options are logoff's (tsdiscon is `logoff --disconnect`).
+pub fn tsdiscon_man_page() -> Vec<u8> {
+    let cmd = args::command()
+        .name(args::TSDISCON)
+        .bin_name(args::TSDISCON)
+        .about("Disconnects a session: its connection ends, its programs keep running")
+        .long_about(format!(
+            "tsdiscon is logoff --disconnect (a link to logoff(1)): it ends a session's \
+             connection and nothing else. An RDP session's xrdp connection process ends; \
+             Xorg, the desktop and the user's programs keep running and the user's next RDP \
+             login reconnects to them. An ssh session's sshd connection processes end; what \
+             runs under tmux, screen or nohup keeps running, and a shell that is not under \
+             one of them gets SIGHUP, as when a network drops. A session with no connection \
+             to end (a console, a local X session) is left untouched (exit status 7). Every \
+             option of logoff(1) is accepted.\n\nThe original's syntax:\n\n{}",
+            args::TSDISCON_USAGE
+        ));
+    let mut out = Vec::new();
+    // Writing to a Vec cannot fail.
+    let _ = clap_mangen::Man::new(cmd)
+        .date("2026-12-05")
         .manual("User Commands")
         .render(&mut out);
     out
