@@ -223,3 +223,138 @@ fn regression_in_its_sandbox_logoffd_sees_where_an_ssh_login_comes_from() {
         journal(&c)
     );
 }
+
+/// One scrape of the node exporter's `/metrics` on loopback: the body.
+fn scrape(port: u16) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut conn) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+    let _ =
+        conn.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\nAccept: text/plain\r\n\r\n");
+    let mut body = Vec::new();
+    let _ = conn.read_to_end(&mut body);
+    String::from_utf8_lossy(&body).into_owned()
+}
+
+/// The value of one sample line (`name{labels}`) in a scrape.
+fn sample(scraped: &str, series: &str) -> Option<f64> {
+    scraped.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+/// Issue 21: Debian's node exporter, with its own default textfile directory, serves
+/// logoffd's figures; the counters move when the policy logs a session off, and a restart
+/// of logoffd keeps them.
+#[test]
+#[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
+fn the_node_exporter_serves_logoffds_counters_and_they_move_with_a_policy_logoff() {
+    let Some(c) = container::boot("dprom") else {
+        return;
+    };
+    let exporter = "/usr/bin/prometheus-node-exporter";
+    if !common::require(
+        "the_node_exporter_serves_logoffds_counters",
+        if c.root.join(exporter.trim_start_matches('/')).exists() {
+            Ok(())
+        } else {
+            Err("prometheus-node-exporter is not installed (scripts/test installs it)".into())
+        },
+    ) {
+        return;
+    }
+    // On a loopback port of its own (the test hosts share this machine's network), as the
+    // package's user, with Debian's default textfile directory (not named here: logoffd's
+    // default must be the one the node exporter reads).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let out = c.exec(&[
+        "systemd-run",
+        "--unit=node-exporter",
+        "-p",
+        "User=prometheus",
+        exporter,
+        &format!("--web.listen-address=127.0.0.1:{port}"),
+        "--collector.disable-defaults",
+        "--collector.textfile",
+    ]);
+    assert_ok(&out, "systemd-run the node exporter");
+    assert!(
+        wait_for(Duration::from_secs(20), || scrape(port).contains("200 OK")),
+        "the node exporter never answered on {port}"
+    );
+
+    c.add_user("counted");
+    let mut s = c.ssh("counted", "cat");
+    install(
+        &c,
+        &policy_for("counted", "idle = \"25s\"\nwarn = [\"8s\"]"),
+    );
+    let logoffs = "logoff_logoffs_total{reason=\"idle\",rule=\"short\"}";
+    let warnings = "logoff_warnings_total{reason=\"idle\",rule=\"short\"}";
+    let served = wait_for(Duration::from_secs(20), || {
+        let m = scrape(port);
+        m.lines()
+            .any(|l| l.starts_with("logoff_sessions{") && l.contains("class=\"user\""))
+    });
+    let m = scrape(port);
+    assert!(
+        served,
+        "no logoffd figures in the scrape:\n{m}\n{}",
+        journal(&c)
+    );
+    assert_eq!(
+        sample(&m, logoffs),
+        None,
+        "counted before anything was done:\n{m}"
+    );
+    assert!(sample(&m, "logoff_pass_duration_seconds").is_some(), "{m}");
+    assert!(
+        m.contains("node_textfile_scrape_error 0"),
+        "the node exporter could not read the file:\n{m}"
+    );
+
+    assert!(
+        s.wait_closed(Duration::from_secs(40)).is_some(),
+        "not logged off: {}",
+        journal(&c)
+    );
+    let moved = wait_for(Duration::from_secs(15), || {
+        sample(&scrape(port), logoffs) == Some(1.0)
+    });
+    let m = scrape(port);
+    assert!(moved, "the logoff was not counted:\n{m}\n{}", journal(&c));
+    assert!(sample(&m, warnings).is_some_and(|n| n >= 1.0), "{m}");
+
+    // A restart: the counters come back as they were.
+    let out = c.exec(&["systemctl", "restart", "logoffd"]);
+    assert_ok(&out, "systemctl restart logoffd");
+    let before = sample(&m, "logoff_last_pass_timestamp_seconds");
+    let again = wait_for(Duration::from_secs(15), || {
+        let m = scrape(port);
+        sample(&m, "logoff_last_pass_timestamp_seconds") > before
+    });
+    let m = scrape(port);
+    assert!(again, "no pass after the restart:\n{m}\n{}", journal(&c));
+    assert_eq!(
+        sample(&m, logoffs),
+        Some(1.0),
+        "the counter did not survive:\n{m}"
+    );
+    // Stopped, logoffd takes its figures away (they would go stale).
+    assert_ok(&c.exec(&["systemctl", "stop", "logoffd"]), "stop logoffd");
+    assert!(
+        !c.root
+            .join("var/lib/prometheus/node-exporter/logoffd.prom")
+            .exists(),
+        "the metrics file stayed after logoffd stopped"
+    );
+}

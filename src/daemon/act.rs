@@ -10,15 +10,16 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::log::Log;
+use super::metrics::{Counters, Event};
 use super::notice::{cancel_text, left_until, warning_text};
-use super::plan::{self, Action, Delivery, Due, Notice, Tracking};
+use super::plan::{self, Action, Delivery, Due, Notice, Tracking, WarningOf};
 use super::state::Memory;
 use crate::audit::{self, AuditLog};
 use crate::backend::{self, Backend, Choice, Purpose};
 use crate::error::Result;
 use crate::logoff::{self, ConsolePolicy, Effect, Hooks, Options, Steady, Warning};
 use crate::model::{Session, SessionKey, Uid};
-use crate::policy::{Limit, Policy, RuleId};
+use crate::policy::{Limit, Policy, Reason, RuleId};
 use crate::select::Filters;
 use crate::system::users::Person;
 use crate::time;
@@ -38,6 +39,8 @@ pub struct Actor {
     audit: AuditLog,
     person: Person,
     host: String,
+    /// What was done, counted for the metrics.
+    pub tally: std::cell::RefCell<Counters>,
 }
 
 /// How a logoff at a deadline went, for the tracking.
@@ -52,13 +55,14 @@ pub enum Acted {
 }
 
 impl Actor {
-    pub fn new(choice: Choice, log: Log) -> Actor {
+    pub fn new(choice: Choice, log: Log, tally: Counters) -> Actor {
         Actor {
             choice,
             log,
             audit: AuditLog::open(),
             person: Person::current(),
             host: crate::system::host::hostname(),
+            tally: std::cell::RefCell::new(tally),
         }
     }
 
@@ -82,13 +86,12 @@ impl Actor {
                 }
                 Action::Cancel {
                     key,
-                    rule_name,
-                    action,
+                    of,
                     why,
                     delivery,
                 } => {
                     if let Some(s) = by_key.get(&key) {
-                        self.cancel(lister, s, (&rule_name, action), &why, delivery);
+                        self.cancel(lister, s, &of, &why, delivery);
                     }
                 }
                 Action::WouldLogOff { key, due } => {
@@ -137,7 +140,7 @@ impl Actor {
                     && !t.warned.is_empty()
                 {
                     let why = "activity was seen in it";
-                    self.cancel(lister, s, (&t.rule_name, t.action), why, Delivery::ToUsers);
+                    self.cancel(lister, s, &t.warning_of(), why, Delivery::ToUsers);
                 }
             }
             Acted::Failed => {
@@ -166,13 +169,16 @@ impl Actor {
         }
         let text = warning_text(s, r, limit, notice.acts_at, at.now);
         match backend.warn(s, &text) {
-            Ok(w) if !w.reached.is_empty() => self.log.info(&format!(
-                "warned {} on {} (rule {}, {}): logoff in {left}",
-                s.describe(),
-                w.reached.join(", "),
-                r.name,
-                limit.words()
-            )),
+            Ok(w) if !w.reached.is_empty() => {
+                self.count(Event::Warned, &r.name, limit.reason);
+                self.log.info(&format!(
+                    "warned {} on {} (rule {}, {}): logoff in {left}",
+                    s.describe(),
+                    w.reached.join(", "),
+                    r.name,
+                    limit.words()
+                ));
+            }
             Ok(w) => self.log.warn(&format!(
                 "could not warn {} (rule {}): {}",
                 s.describe(),
@@ -194,18 +200,24 @@ impl Actor {
         &self,
         backend: &mut dyn Backend,
         s: &Session,
-        (rule_name, action): (&str, logoff::Action),
+        of: &WarningOf,
         why: &str,
         delivery: Delivery,
     ) {
         self.log.info(&format!(
-            "the {} of {} (rule {rule_name}) is off: {why}",
-            action.as_str(),
-            s.describe()
+            "the {} of {} (rule {}) is off: {why}",
+            of.action.as_str(),
+            s.describe(),
+            of.rule_name
         ));
         if delivery == Delivery::ToUsers {
-            let _ = backend.warn(s, &cancel_text(why, action));
+            self.count(Event::Cancelled, &of.rule_name, of.reason);
+            let _ = backend.warn(s, &cancel_text(why, of.action));
         }
+    }
+
+    fn count(&self, event: Event, rule: &str, reason: Reason) {
+        self.tally.borrow_mut().count(event, rule, reason);
     }
 
     /// Reads the session again and, if its limit still stands, logs it off as the command
@@ -348,6 +360,11 @@ impl Hooks for Record<'_> {
             self.actor.log.warn(e.message());
         }
         let rule = self.context.policy.map_or("?", |(r, _)| r);
+        let done = matches!(result, Ok(Effect::LoggedOff(_) | Effect::Disconnected(_)));
+        if done || result.is_err() {
+            self.actor
+                .count(Event::of(self.limit.action, done), rule, self.limit.reason);
+        }
         match result {
             Ok(Effect::LoggedOff(done)) => {
                 self.logged_off = true;

@@ -14,6 +14,7 @@ mod check;
 mod events;
 mod log;
 mod looks;
+mod metrics;
 mod notice;
 mod plan;
 mod state;
@@ -37,6 +38,7 @@ use act::Actor;
 use events::Event;
 use log::{Log, notify};
 use looks::Looks;
+use metrics::Exporter;
 use plan::{Delivery, Tracking};
 use state::{Memory, StateDir};
 
@@ -62,7 +64,13 @@ rule names them. mode = \"dry-run\" logs what would happen and touches nothing; 
 logoffd runs in the foreground, logging to standard error and the journal (where no journal \
 runs, to syslog, facility daemon); SIGHUP reloads the policy (a broken file is reported and \
 the policy in force stays), SIGTERM stops. Under systemd, logoffd.service runs it \
-(Type=notify); under sysvinit, /etc/init.d/logoffd (start, stop, reload, status).";
+(Type=notify); under sysvinit, /etc/init.d/logoffd (start, stop, reload, status).
+
+After each pass logoffd writes its metrics for Prometheus (sessions by state and class; \
+warnings, cancellations, logoffs, disconnects and failures by rule and reason, counters kept \
+across restarts; the pass's duration) to logoffd.prom in the node exporter's textfile \
+directory, the policy's metrics_dir (/var/lib/prometheus/node-exporter by default), when that \
+directory exists.";
 
 /// The command line of `logoffd`.
 #[derive(Debug, Parser)]
@@ -165,6 +173,8 @@ struct Daemon {
     looks: Looks,
     published: Option<BTreeMap<String, Published>>,
     actor: Actor,
+    /// The metrics' writer (none if its thread could not start: logged).
+    exporter: Option<Exporter>,
 }
 
 impl Daemon {
@@ -174,6 +184,13 @@ impl Daemon {
         if let Some(p) = problem {
             log.warn(&p);
         }
+        let (counters, problem) = state.counters();
+        if let Some(p) = problem {
+            log.warn(&p);
+        }
+        let exporter = Exporter::start()
+            .map_err(|e| log.warn(&format!("cannot start the metrics' writer: {e}")))
+            .ok();
         Ok(Daemon {
             policy,
             lister,
@@ -182,7 +199,8 @@ impl Daemon {
             tracking: Tracking::new(),
             looks: Looks::default(),
             published: None,
-            actor: Actor::new(choice, log),
+            actor: Actor::new(choice, log, counters),
+            exporter,
         })
     }
 
@@ -192,6 +210,7 @@ impl Daemon {
 
     /// Looks at every session, decides, acts; returns when to look again.
     fn pass(&mut self, now: Timestamp) -> Result<Timestamp> {
+        let started = std::time::Instant::now();
         let looks = &self.looks;
         let due = |sessions: &[Session], watched: &HashSet<Uid>| looks.due(sessions, watched, now);
         let (mut sessions, fresh) = act::look(self.lister.as_mut(), &self.policy, Some(&due))?;
@@ -226,7 +245,37 @@ impl Daemon {
             step.tracking,
             step.actions,
         );
+        self.account(&sessions, started.elapsed(), now);
         Ok(step.wake)
+    }
+
+    /// Keeps the counters if they moved, and hands the metrics of this pass to their writer.
+    fn account(&mut self, sessions: &[Session], took: std::time::Duration, now: Timestamp) {
+        let tally = self.actor.tally.get_mut();
+        if tally.take_changed()
+            && let Err(e) = self.state.keep_counters(tally)
+        {
+            self.actor
+                .log
+                .warn(&format!("cannot keep the counters: {e}"));
+        }
+        let (Some(dir), Some(exporter)) = (&self.policy.metrics_dir, &mut self.exporter) else {
+            return;
+        };
+        let figures = metrics::PassFigures {
+            sessions,
+            warned: self
+                .tracking
+                .values()
+                .filter(|t| !t.warned.is_empty())
+                .count(),
+            took,
+            at: now,
+        };
+        let text = metrics::render(&figures, self.actor.tally.get_mut());
+        if let Some(problem) = exporter.send(dir, text) {
+            self.actor.log.warn(&problem);
+        }
     }
 
     fn publish(&mut self, sessions: BTreeMap<String, Published>) {
@@ -248,6 +297,11 @@ impl Daemon {
     /// A new policy (SIGHUP): warnings given under the old one stand until the next pass
     /// says otherwise.
     fn set_policy(&mut self, policy: Policy) {
+        if let Some(old) = &self.policy.metrics_dir
+            && policy.metrics_dir.as_ref() != Some(old)
+        {
+            metrics::withdraw(old);
+        }
         self.tracking = plan::carry_over(std::mem::take(&mut self.tracking), &policy);
         self.policy = policy;
     }
@@ -258,17 +312,17 @@ impl Daemon {
             .tracking
             .iter()
             .filter(|(_, t)| !t.warned.is_empty())
-            .map(|(k, t)| (k.clone(), t.rule_name.clone(), t.action))
+            .map(|(k, t)| (k.clone(), t.warning_of()))
             .collect();
         if !warned.is_empty()
             && let Ok(sessions) = self.lister.list()
         {
-            for (key, rule, action) in warned {
+            for (key, of) in warned {
                 if let Some(s) = sessions.iter().find(|s| s.key() == key) {
                     self.actor.cancel(
                         self.lister.as_mut(),
                         s,
-                        (&rule, action),
+                        &of,
                         "the time-limit service stopped",
                         Delivery::ToUsers,
                     );
@@ -276,6 +330,16 @@ impl Daemon {
             }
         }
         self.state.withdraw();
+        let tally = self.actor.tally.get_mut();
+        if tally.take_changed() {
+            let _ = self.state.keep_counters(tally);
+        }
+        if let Some(exporter) = self.exporter.take() {
+            exporter.finish(Duration::from_secs(1));
+        }
+        if let Some(dir) = &self.policy.metrics_dir {
+            metrics::withdraw(dir);
+        }
     }
 }
 

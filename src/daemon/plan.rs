@@ -62,8 +62,7 @@ pub enum Action {
     /// A warned session will not be logged off now (`why`).
     Cancel {
         key: SessionKey,
-        rule_name: String,
-        action: crate::logoff::Action,
+        of: WarningOf,
         why: String,
         delivery: Delivery,
     },
@@ -71,6 +70,26 @@ pub enum Action {
     LogOff { key: SessionKey, due: Due },
     /// Its limit has come, and the mode says to touch nothing: say what would be done.
     WouldLogOff { key: SessionKey, due: Due },
+}
+
+/// What a warning that is called off was about.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WarningOf {
+    /// The rule's name (the rule may be gone: a reload).
+    pub rule_name: String,
+    pub reason: Reason,
+    pub action: crate::logoff::Action,
+}
+
+impl Tracked {
+    /// What the warnings given to this session were about.
+    pub fn warning_of(&self) -> WarningOf {
+        WarningOf {
+            rule_name: self.rule_name.clone(),
+            reason: self.reason,
+            action: self.action,
+        }
+    }
 }
 
 /// A warning: the limit of which rule acts when.
@@ -164,8 +183,7 @@ impl Pass<'_> {
     fn cancel(&mut self, key: SessionKey, t: &Tracked, why: &str) {
         self.actions.push(Action::Cancel {
             key,
-            rule_name: t.rule_name.clone(),
-            action: t.action,
+            of: t.warning_of(),
             why: why.to_string(),
             delivery: self.delivery(),
         });

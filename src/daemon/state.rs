@@ -6,8 +6,10 @@
 //!   anyone's limit. Keyed by [`crate::model::SessionKey`] (boot ID and session ID).
 //! - `deadlines.json` (0644): the deadline each session is under, for `logoff --list`
 //!   ([`crate::policy::published`]).
+//! - `counters.json` (0644): the counts of warnings, cancellations, logoffs, disconnects and
+//!   failures by rule and reason, for the metrics ([`super::metrics`]).
 //!
-//! Both are written whole to a temporary file, synced and renamed over the old one. The
+//! Each is written whole to a temporary file, synced and renamed over the old one. The
 //! directory must be root's and writable by nobody else.
 
 use std::collections::BTreeMap;
@@ -19,6 +21,7 @@ use jiff::Timestamp;
 use rustix::fs::{FileType, Mode, OFlags};
 use serde::{Deserialize, Serialize};
 
+use super::metrics::Counters;
 use crate::error::{Error, Kind, Result};
 use crate::model::Session;
 use crate::policy::eval::{self, CpuRate, Remembered};
@@ -30,6 +33,7 @@ use crate::time;
 pub use published::DEFAULT_DIR;
 
 const CLOCKS: &str = "clocks.json";
+const COUNTERS: &str = "counters.json";
 
 /// The largest state file read.
 const MAX_FILE: u64 = 8 * 1024 * 1024;
@@ -124,6 +128,31 @@ impl StateDir {
     pub fn publish(&self, deadlines: &Deadlines) -> std::io::Result<()> {
         let bytes = serde_json::to_vec_pretty(deadlines).map_err(std::io::Error::other)?;
         self.write(published::FILE, &bytes, 0o644)
+    }
+
+    /// The counters of what logoffd did, as kept (none if there are none, or the file is
+    /// unusable: the second value says why).
+    pub fn counters(&self) -> (Counters, Option<String>) {
+        let path = self.path(COUNTERS).display().to_string();
+        match self.read(COUNTERS) {
+            Ok(None) => (Counters::default(), None),
+            Ok(Some(bytes)) => match Counters::from_json(&bytes) {
+                Ok(c) => (c, None),
+                Err(e) => (
+                    Counters::default(),
+                    Some(format!("{path} is damaged ({e}); counters start again")),
+                ),
+            },
+            Err(e) => (
+                Counters::default(),
+                Some(format!("{path} cannot be used ({e}); counters start again")),
+            ),
+        }
+    }
+
+    pub fn keep_counters(&self, counters: &Counters) -> std::io::Result<()> {
+        let bytes = counters.to_json().map_err(std::io::Error::other)?;
+        self.write(COUNTERS, &bytes, 0o644)
     }
 
     /// Removes the published deadlines (logoffd stops).

@@ -24,6 +24,10 @@ use crate::system::files::{self, Expect, Owner};
 /// The policy file, where nothing else is said.
 pub const DEFAULT_PATH: &str = "/etc/logoff/policy.toml";
 
+/// Where logoffd's metrics go, where nothing else is said: the textfile directory of
+/// Debian's `prometheus-node-exporter` (used only if it exists).
+pub const DEFAULT_METRICS_DIR: &str = "/var/lib/prometheus/node-exporter";
+
 /// What logoffd does when a limit is reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Enforcement {
@@ -53,6 +57,9 @@ pub struct Policy {
     /// How often sessions are looked at when no deadline is due sooner (new sessions on
     /// hosts without logind's signals, sessions that lose their terminal).
     pub scan_interval: Duration,
+    /// The node exporter's textfile directory, where logoffd writes its metrics if it
+    /// exists (`metrics_dir`; `""`: none).
+    pub metrics_dir: Option<std::path::PathBuf>,
     /// In order: the first whose match takes a session applies to it.
     pub rules: Vec<Rule>,
 }

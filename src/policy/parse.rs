@@ -12,13 +12,17 @@ use super::template::Template;
 use activity::{action, activity, busy_cpu};
 
 mod activity;
-use super::{DEFAULT_SCAN_INTERVAL, DEFAULT_TIMEOUT, Enforcement, Policy, PolicyError, Rule};
+use super::{
+    DEFAULT_METRICS_DIR, DEFAULT_SCAN_INTERVAL, DEFAULT_TIMEOUT, Enforcement, Policy, PolicyError,
+    Rule,
+};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPolicy {
     mode: Option<Spanned<String>>,
     scan_interval: Option<Spanned<String>>,
+    metrics_dir: Option<Spanned<String>>,
     #[serde(default, rename = "rule")]
     rules: Vec<RawRule>,
 }
@@ -136,6 +140,19 @@ pub(super) fn parse(text: &str) -> Result<Policy, PolicyError> {
             d
         }
     };
+    let metrics_dir = match raw.metrics_dir {
+        None => Some(std::path::PathBuf::from(DEFAULT_METRICS_DIR)),
+        Some(d) if d.get_ref().is_empty() => None,
+        Some(d) if d.get_ref().starts_with('/') && !d.get_ref().contains('\0') => {
+            Some(std::path::PathBuf::from(d.get_ref()))
+        }
+        Some(d) => {
+            return Err(at(
+                d.span(),
+                "metrics_dir must be an absolute path (or \"\" for no metrics)".into(),
+            ));
+        }
+    };
     let mut rules: Vec<Rule> = Vec::new();
     for raw_rule in raw.rules {
         let name_span = raw_rule.name.span();
@@ -151,6 +168,7 @@ pub(super) fn parse(text: &str) -> Result<Policy, PolicyError> {
     Ok(Policy {
         mode,
         scan_interval,
+        metrics_dir,
         rules,
     })
 }
@@ -338,6 +356,24 @@ timeout = "10s"
         assert_eq!(r.warn, [Duration::from_secs(600), Duration::from_secs(60)]);
         assert_eq!(r.timeout, Duration::from_secs(10));
         assert_eq!(p.scan_interval, DEFAULT_SCAN_INTERVAL);
+        assert_eq!(
+            p.metrics_dir.as_deref(),
+            Some(std::path::Path::new(DEFAULT_METRICS_DIR))
+        );
+    }
+
+    #[test]
+    fn metrics_go_to_an_absolute_directory_or_nowhere() {
+        let p = parse("metrics_dir = \"\"\n").expect("parses");
+        assert_eq!(p.metrics_dir, None);
+        let p = parse("metrics_dir = \"/srv/prom\"\n").expect("parses");
+        assert_eq!(
+            p.metrics_dir.as_deref(),
+            Some(std::path::Path::new("/srv/prom"))
+        );
+        let e = parse("mode = \"enforce\"\nmetrics_dir = \"prom\"\n").expect_err("relative");
+        assert_eq!(e.at, Some((2, 15)), "{e}");
+        assert!(e.message.contains("absolute"), "{e}");
     }
 
     #[test]
@@ -404,6 +440,8 @@ timeout = "10s"
         "mode = \"warn-only\"",
         "mode = \"x\"",
         "scan_interval = \"0s\"",
+        "metrics_dir = \"x\"",
+        "metrics_dir = \"/m\"",
         "é = 1",
         "[rule]",
         "\"",
