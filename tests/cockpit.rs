@@ -303,6 +303,111 @@ fn admin_logs_off(b: &Browser, victim: &SshSession) {
     screenshot(b, "done");
 }
 
+/// The admin runs `action` (Disconnect, Send message) on session `id` through its dialog,
+/// with `message` if the action takes one; waits for the page's word that it was done (the
+/// newest alert comes first).
+fn admin_runs(b: &Browser, id: &str, action: &str, message: Option<&str>, done: &str) {
+    let successes = "return document.querySelectorAll(\"#alerts [class*='pf-m-success']\").length";
+    let before = b
+        .script(successes)
+        .ok()
+        .and_then(|v| v.as_u64())
+        .unwrap_or(0);
+    assert!(b.enabled(&button(b, id, action)), "{action} is disabled");
+    b.click_css(
+        &format!("#rows tr[data-id='{id}'] button[data-action='{action}']"),
+        Duration::from_secs(10),
+    )
+    .unwrap_or_else(|e| panic!("click {action}: {e}"));
+    assert!(
+        b.wait_until(
+            "return document.getElementById('dialog').open",
+            Duration::from_secs(5)
+        ),
+        "the {action} dialog did not open"
+    );
+    if let Some(text) = message {
+        b.type_css(
+            "#dialog[open] #dialog-message",
+            text,
+            Duration::from_secs(5),
+        )
+        .expect("type the message");
+    }
+    b.click_css("#dialog-ok", Duration::from_secs(5))
+        .expect("confirm");
+    let shown = b.wait_until(
+        &format!(
+            "const a = document.querySelectorAll(\"#alerts [class*='pf-m-success']\"); \
+             return a.length > {before} && a[0].innerText.includes('{done}')"
+        ),
+        Duration::from_secs(60),
+    );
+    assert!(
+        shown,
+        "no success shown for {action}: {}",
+        b.script("return document.getElementById('alerts').innerText")
+            .unwrap_or_default()
+    );
+}
+
+/// The admin disconnects an ssh session (its job lives on, the record says disconnect) and
+/// sends another a message (it is shown, nothing ends).
+fn admin_disconnects_and_sends_a_message(b: &Browser, c: &Container, bystander: &mut SshSession) {
+    let mut leaving = c.ssh(
+        VICTIM,
+        "nohup sleep 3401 >/dev/null 2>&1 & echo started; cat",
+    );
+    assert!(wait_for(Duration::from_secs(10), || leaving
+        .output()
+        .contains("started")));
+    assert!(
+        wait_for(Duration::from_secs(10), || !c
+            .pids_matching("^sleep 3401$")
+            .is_empty()),
+        "the job never started"
+    );
+    row(b, &leaving.id);
+    admin_runs(b, &leaving.id, "disconnect", None, "Disconnected");
+    assert!(
+        leaving.wait_closed(Duration::from_secs(20)).is_some(),
+        "the ssh connection did not end"
+    );
+    assert!(
+        !c.pids_matching("^sleep 3401$").is_empty(),
+        "the session's job did not survive its disconnect"
+    );
+    let records = audit_records(c, &leaving.id);
+    let record = records
+        .iter()
+        .find(|r| r["LOGOFF_RESULT"] == "disconnected")
+        .unwrap_or_else(|| panic!("no audit record of the disconnect: {records:?}"));
+    assert_eq!(record["LOGOFF_ACTION"], "disconnect", "{record}");
+    assert_eq!(record["LOGOFF_CALLER_LOGIN_USER"], ADMIN, "{record}");
+
+    let note = "Cockpit says: the printer is fixed";
+    admin_runs(
+        b,
+        &bystander.id,
+        "message",
+        Some(note),
+        "Sent the message to",
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), || bystander
+            .output()
+            .contains(note)),
+        "the user never saw the message: {}",
+        bystander.output()
+    );
+    assert!(
+        c.session_alive(&bystander.id),
+        "a message ended the session"
+    );
+    assert!(!c.pids_matching("sleep 3301").is_empty());
+    screenshot(b, "actions");
+}
+
 /// The control group of session `id`'s scope (`/user.slice/…/session-N.scope`).
 fn scope_cgroup(c: &Container, id: &str) -> String {
     let out = c.exec(&[
@@ -435,7 +540,7 @@ fn cockpit_page_logs_off_as_an_admin_and_offers_a_user_nothing_on_others() {
         "the page does not follow logind's signals"
     );
     let mut victim = c.ssh(VICTIM, "sleep 3101 & sleep 3102");
-    let bystander = c.ssh(USER, "sleep 3301");
+    let mut bystander = c.ssh(USER, "sleep 3301");
     for s in [&victim, &bystander] {
         b.wait(
             &format!("#rows tr[data-id='{}']", s.id),
@@ -450,6 +555,7 @@ fn cockpit_page_logs_off_as_an_admin_and_offers_a_user_nothing_on_others() {
         "no processes in {cgroup} before the logoff"
     );
     admin_logs_off(&b, &victim);
+    admin_disconnects_and_sends_a_message(&b, &c, &mut bystander);
     drop(evidence);
     drop(b);
     assert_logged_off_by_admin(&c, &mut victim, &cgroup);
