@@ -133,21 +133,27 @@ impl StateDir {
     /// The counters of what logoffd did, as kept (none if there are none, or the file is
     /// unusable: the second value says why).
     pub fn counters(&self) -> (Counters, Option<String>) {
-        let path = self.path(COUNTERS).display().to_string();
-        match self.read(COUNTERS) {
-            Ok(None) => (Counters::default(), None),
-            Ok(Some(bytes)) => match Counters::from_json(&bytes) {
-                Ok(c) => (c, None),
-                Err(e) => (
-                    Counters::default(),
-                    Some(format!("{path} is damaged ({e}); counters start again")),
-                ),
+        self.load(COUNTERS, "counters", Counters::from_json)
+    }
+
+    /// What state file `name` holds, parsed (the default where it is missing, or unusable:
+    /// the second value says why; `what` start again).
+    fn load<T: Default>(
+        &self,
+        name: &str,
+        what: &str,
+        parse: impl FnOnce(&[u8]) -> serde_json::Result<T>,
+    ) -> (T, Option<String>) {
+        let path = self.path(name).display().to_string();
+        let problem = match self.read(name) {
+            Ok(None) => return (T::default(), None),
+            Ok(Some(bytes)) => match parse(&bytes) {
+                Ok(t) => return (t, None),
+                Err(e) => format!("{path} is damaged ({e})"),
             },
-            Err(e) => (
-                Counters::default(),
-                Some(format!("{path} cannot be used ({e}); counters start again")),
-            ),
-        }
+            Err(e) => format!("{path} cannot be used ({e})"),
+        };
+        (T::default(), Some(format!("{problem}; {what} start again")))
     }
 
     pub fn keep_counters(&self, counters: &Counters) -> std::io::Result<()> {
@@ -190,21 +196,7 @@ impl Memory {
     /// What is kept in `dir` (nothing if there is nothing, or the file is unusable: the
     /// second value says why).
     pub fn load(dir: &StateDir) -> (Memory, Option<String>) {
-        let path = dir.path(CLOCKS).display().to_string();
-        match dir.read(CLOCKS) {
-            Ok(None) => (Memory::default(), None),
-            Ok(Some(bytes)) => match serde_json::from_slice(&bytes) {
-                Ok(m) => (m, None),
-                Err(e) => (
-                    Memory::default(),
-                    Some(format!("{path} is damaged ({e}); clocks start again")),
-                ),
-            },
-            Err(e) => (
-                Memory::default(),
-                Some(format!("{path} cannot be used ({e}); clocks start again")),
-            ),
-        }
+        dir.load(CLOCKS, "clocks", |bytes| serde_json::from_slice(bytes))
     }
 
     pub fn save(&self, dir: &StateDir) -> std::io::Result<()> {
