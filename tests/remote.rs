@@ -323,6 +323,25 @@ fn a_mixed_fleet_with_an_elogind_host_lists_and_logs_off_on_all() {
     ] {
         assert!(trail.contains(&want), "{want:?} not in:\n{trail}");
     }
+
+    // Regression: --all on other hosts took logoff's own ssh login there too (the bus
+    // bridge's, the remote logoff's) and cut its own connection halfway. It is left out,
+    // and said so; everyone else's session goes.
+    let out = fleet.logoff(&["-v", "--all", &all]);
+    assert_ok(&out, "logoff --all on the mixed fleet");
+    let said = text(&out.stdout);
+    for alias in &fleet.aliases {
+        assert!(
+            said.contains(&format!("{alias}: leaving out session")),
+            "{alias}: {said}"
+        );
+    }
+    for d in &mut daves {
+        assert!(
+            d.wait_closed(Duration::from_secs(15)).is_some(),
+            "dave still connected"
+        );
+    }
 }
 
 /// Ctrl-C during a grace period on every host of `all`: nobody is logged off, each user is
@@ -811,7 +830,7 @@ if mode == "old":
 def send(obj):
     sys.stdout.write(json.dumps(obj) + "\n")
     sys.stdout.flush()
-hello = {"reply": "hello", "protocol": 1, "version": "0.2.0", "backend": "logind",
+hello = {"reply": "hello", "protocol": 2, "version": "0.2.0", "backend": "logind",
          "about": "org.freedesktop.login1; fake"}
 session = {"id": "7", "uid": 1001, "user": "bob", "tty": "pts/0", "display": None,
            "seat": None, "vtnr": None, "state": "active", "class": "user", "kind": "tty",

@@ -105,6 +105,13 @@ pub trait Backend {
     /// The session the caller runs in, if any.
     fn current(&mut self) -> Result<Option<SessionId>>;
 
+    /// On another host: the session that carries logoff's own connection there (the ssh
+    /// login that runs the bus bridge or the remote logoff), as that host's kernel and bus
+    /// say it. Filters leave it out, as they leave out the current session here.
+    fn carrier(&mut self) -> Result<Option<SessionId>> {
+        Ok(None)
+    }
+
     /// Who logoff acts as, in this backend's eyes.
     fn caller(&mut self) -> Result<Caller>;
 

@@ -207,7 +207,11 @@ impl Served {
             Request::Hello { .. } => Err(Error::invalid("a second greeting")),
             Request::Ping {} => Ok(Reply::Done {}),
             Request::List {} => self.list(),
-            Request::Caller {} => self.backend.caller().map(|c| wire::caller_reply(&c)),
+            Request::Caller {} => {
+                let caller = self.backend.caller()?;
+                let current = self.backend.current()?;
+                Ok(wire::caller_reply(&caller, current.as_ref()))
+            }
             Request::CheckAccess { session } => {
                 let s = self.known(&session)?;
                 let caller = self.backend.caller()?;

@@ -172,7 +172,8 @@ pub fn execute(
         backend.observe(&mut sessions, Sources::default())?;
     }
     let current = backend.current()?;
-    let targets = select_targets(&sessions, plan, current.as_ref())?;
+    let mut targets = select_targets(&sessions, plan, current.as_ref())?;
+    leave_out_carrier(backend, plan, &mut targets, hooks)?;
     if targets.is_empty() {
         // Filters that match nothing: nothing to do is not a failure.
         hooks.narrate(&format!(
@@ -266,6 +267,30 @@ fn disconnect(
             }
         })
         .collect()
+}
+
+/// On another host, filters leave out the ssh login that carries logoff's own connection
+/// there (`--all` would otherwise end it halfway); naming it still works.
+fn leave_out_carrier(
+    backend: &mut dyn Backend,
+    plan: &Plan<'_>,
+    targets: &mut Vec<Session>,
+    hooks: &mut dyn Hooks,
+) -> Result<()> {
+    if plan.elsewhere.is_none() || !plan.sessions.is_empty() || targets.is_empty() {
+        return Ok(());
+    }
+    if let Some(carrier) = backend.carrier()?
+        && let Some(at) = targets.iter().position(|s| s.id == carrier)
+    {
+        let s = targets.remove(at);
+        hooks.narrate(&format!(
+            "leaving out {}: it carries logoff's own connection to this host (name it to \
+             log it off)",
+            s.describe()
+        ));
+    }
+    Ok(())
 }
 
 /// The sessions `plan` means on this host (see [`select`]), checked for `/VM`'s IDs.

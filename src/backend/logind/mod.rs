@@ -320,6 +320,28 @@ impl Backend for Logind {
         Ok(self.own_session())
     }
 
+    /// On another host's bus: the session of the process the bus daemon there sees at the
+    /// other end of logoff's connection (its peer credentials: the bus bridge, which runs in
+    /// the ssh login). Unknown (`None`) where the bus or logind will not say.
+    fn carrier(&mut self) -> Result<Option<SessionId>> {
+        if self.reach == Reach::ThisHost {
+            return Ok(None);
+        }
+        Ok(zbus::block_on(async {
+            let dbus = zbus::fdo::DBusProxy::new(&self.conn).await.ok()?;
+            let me = self.conn.unique_name()?;
+            let pid = dbus
+                .get_connection_unix_process_id(zbus::names::BusName::from(me.as_ref()))
+                .await
+                .ok()?;
+            let manager = ManagerProxy::new(&self.conn).await.ok()?;
+            let path = manager.get_session_by_pid(pid).await.ok()?;
+            let props = properties(&self.conn, path).await.ok()?;
+            Some(SessionId::new(get_str(&props, "Id")))
+        })
+        .filter(|id| !id.as_str().is_empty()))
+    }
+
     /// On another host's bus, the caller is whoever the bus there sees: the ssh user.
     fn caller(&mut self) -> Result<Caller> {
         if self.reach == Reach::ThisHost {

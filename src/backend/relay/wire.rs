@@ -19,7 +19,7 @@ use crate::system::users::Caller;
 
 /// The protocol's version: both sides must speak the same one. Bumped on any change to the
 /// messages below.
-pub const PROTOCOL: u32 = 1;
+pub const PROTOCOL: u32 = 2;
 
 /// The longest text accepted in any one field (a session's user, terminal, remote host, a
 /// command name, an error message).
@@ -92,6 +92,8 @@ pub enum Reply {
         uid: u32,
         name: String,
         is_root: bool,
+        /// The session the agent runs in there (the ssh login that carries the relay).
+        session: Option<String>,
     },
     Done {},
     Warned {
@@ -421,12 +423,13 @@ impl From<&Warned> for Reply {
     }
 }
 
-/// A caller as the agent sees itself.
-pub fn caller_reply(c: &Caller) -> Reply {
+/// A caller as the agent sees itself, and the session it runs in.
+pub fn caller_reply(c: &Caller, session: Option<&SessionId>) -> Reply {
     Reply::Caller {
         uid: c.uid.as_raw(),
         name: c.name.clone(),
         is_root: c.is_root,
+        session: session.map(ToString::to_string),
     }
 }
 
