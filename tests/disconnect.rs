@@ -108,6 +108,49 @@ fn an_ssh_session_under_tmux_is_disconnected_reattached_and_later_logged_off_who
     assert!(rec.contains("\"LOGOFF_REASON\":\"disconnected\""), "{rec}");
 }
 
+/// Regression: on hosts without logind (the procfs backend), an ssh login with a terminal
+/// could not be disconnected ("its connection is already gone", exit 7), so a rule's
+/// `action = "disconnect"` never acted on one: the connection was looked for from the
+/// session's leader as utmp gives it, and sshd writes utmp from its unprivileged child.
+/// It is found from the session's first process, sshd's monitor, as the kernel has it.
+#[test]
+#[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
+fn procfs_disconnects_an_ssh_login_with_a_terminal_and_its_job_lives_on() {
+    let Some(c) = container::boot("discpfs") else {
+        return;
+    };
+    c.add_user("dpf");
+    let mut a = c.ssh(
+        "dpf",
+        "nohup sleep 1504 >/dev/null 2>&1 & echo started; cat",
+    );
+    assert!(wait_for(Duration::from_secs(10), || a
+        .output()
+        .contains("started")));
+    assert!(wait_for(Duration::from_secs(10), || runs(
+        &c,
+        "^sleep 1504$"
+    )));
+    let out = c.logoff(&["--backend", "procfs", "--list", "--json", "--user", "dpf"]);
+    assert_ok(&out, "procfs list");
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).expect("JSON");
+    let row = rows
+        .iter()
+        .find(|r| r["tty"] == "pts/0")
+        .unwrap_or_else(|| panic!("no procfs session with a terminal: {rows:?}"));
+    let id = row["id"].as_str().expect("id").to_string();
+    let out = c.logoff(&["--backend", "procfs", "--disconnect", "--json", &id]);
+    assert_ok(&out, "logoff --backend procfs --disconnect");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(report[0]["disconnected"], true, "{report}");
+    assert_eq!(report[0]["client"], "127.0.0.1", "{report}");
+    assert!(
+        a.wait_closed(Duration::from_secs(10)).is_some(),
+        "the ssh connection did not end"
+    );
+    assert!(runs(&c, "^sleep 1504$"), "the session's job ended");
+}
+
 /// What disconnect refuses, with nothing touched: another user's session without
 /// privilege (4); a session with no connection to end — a local `su -l` login — (7).
 #[test]

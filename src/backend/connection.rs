@@ -15,7 +15,6 @@
 //! A session with neither (a console, a local X session) has no connection to end: that is
 //! said ([`Kind::NoConnection`]) and nothing is touched.
 
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
@@ -25,7 +24,7 @@ use crate::deadline::Deadline;
 use crate::error::{Error, Kind, Result};
 use crate::model::{Pid, Session};
 use crate::system::handle::Handle;
-use crate::system::process::Proc;
+use crate::system::process::{Membership, Proc};
 use crate::system::sockets::{self, UnixSockets};
 use crate::system::xrdp;
 
@@ -40,10 +39,16 @@ struct Link {
     what: &'static str,
 }
 
-/// Ends the connection of `session`, whose processes on this host are `members`: SIGTERM,
+/// Ends the connection of `session`, whose processes on this host are `members` (read just
+/// now; each is checked to be one, by `membership`, once its pidfd is open): SIGTERM,
 /// `timeout`, SIGKILL; done once every process of the connection is gone.
-pub fn cut(session: &Session, members: &[Pid], timeout: Duration) -> Result<Cut> {
-    let link = find(session, members)?;
+pub fn cut(
+    session: &Session,
+    members: &[Pid],
+    membership: &Membership,
+    timeout: Duration,
+) -> Result<Cut> {
+    let link = find(session, members, membership)?;
     let start = Instant::now();
     let mut refused = 0;
     for p in &link.processes {
@@ -91,11 +96,11 @@ pub fn cut(session: &Session, members: &[Pid], timeout: Duration) -> Result<Cut>
 }
 
 /// The processes of the session's connection.
-fn find(session: &Session, members: &[Pid]) -> Result<Link> {
+fn find(session: &Session, members: &[Pid], membership: &Membership) -> Result<Link> {
     let found = if session.xrdp {
         rdp(session, members)
     } else {
-        ssh(session, members)
+        ssh(members, membership)
     };
     found.ok_or_else(|| {
         let why = if session.xrdp {
@@ -136,40 +141,42 @@ fn rdp(session: &Session, members: &[Pid]) -> Option<Link> {
     })
 }
 
-/// sshd's processes for the session's connection: the session's first process (its leader
-/// as logind has it, else the one that started first), if it is root's and holds a TCP
-/// connection — sshd's monitor — and every process of the session holding that socket. A
-/// root process the user started later (`sudo apt update`, with its own connections) is
-/// not the session's connection.
-fn ssh(session: &Session, members: &[Pid]) -> Option<Link> {
-    let first = session.leader.filter(|l| members.contains(l)).or_else(|| {
-        members
-            .iter()
-            .filter_map(|&p| Some((Proc::new(p).stat()?.starttime, p)))
-            .min()
-            .map(|(_, p)| p)
-    })?;
-    if !Proc::new(first).is_roots() {
-        return None;
-    }
-    let (ip, inode) = sockets::tcp_connection(first)?;
-    let monitor = first;
-    let holding = |p: &Proc| -> std::io::Result<bool> {
-        Ok(sockets::inodes_of(p.pid())
-            .into_iter()
-            .any(|i| u64::from(i) == inode))
-    };
-    let mut pids: HashSet<Pid> = members
+/// sshd's processes for the session's connection: the session's first process — the one
+/// that started first, as the kernel has it; sshd's monitor, which made the session — if it
+/// is root's and holds a TCP connection, and every process of the session holding that
+/// socket. Not the leader a listing gave: on hosts without logind that comes from utmp,
+/// where sshd records its unprivileged child, and between a listing and a disconnect after a
+/// grace period its PID may have gone to another process. A root process the user started
+/// later (`sudo apt update`, with its own connections) is not the session's connection.
+/// Each process is checked to be the session's once its pidfd is open.
+fn ssh(members: &[Pid], membership: &Membership) -> Option<Link> {
+    let first = members
         .iter()
-        .copied()
-        .filter(|&p| holding(&Proc::new(p)).unwrap_or(false))
+        .filter_map(|&p| {
+            let proc = Proc::new(p);
+            Some((proc.stat()?.starttime, !proc.is_roots(), p))
+        })
+        .min()
+        .map(|(_, _, p)| p)?;
+    let monitor = Handle::open(&Proc::new(first), |p| {
+        Ok(p.belongs(membership) && p.is_roots())
+    })
+    .ok()??;
+    let (ip, inode) = sockets::tcp_connection(first)?;
+    let holding = |p: &Proc| -> std::io::Result<bool> {
+        Ok(p.belongs(membership)
+            && sockets::inodes_of(p.pid())
+                .into_iter()
+                .any(|i| u64::from(i) == inode))
+    };
+    let mut processes: Vec<Handle> = members
+        .iter()
+        .filter(|&&p| p != first)
+        .filter(|&&p| holding(&Proc::new(p)).unwrap_or(false))
+        .filter_map(|&pid| Handle::open(&Proc::new(pid), holding).ok().flatten())
         .collect();
-    pids.insert(monitor);
-    let processes: Vec<Handle> = pids
-        .into_iter()
-        .filter_map(|pid| Handle::open(&Proc::new(pid), holding).ok().flatten())
-        .collect();
-    (!processes.is_empty()).then(|| Link {
+    processes.push(monitor);
+    Some(Link {
         processes,
         client: Some(ip.to_string()),
         what: "ssh connection (sshd's processes)",

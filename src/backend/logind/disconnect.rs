@@ -28,7 +28,17 @@ impl Logind {
         let root_here = self.reach == Reach::ThisHost && rustix::process::geteuid().is_root();
         if root_here {
             let members = self.pids_here(s);
-            return connection::cut(s, &members, timeout);
+            let Some(membership) = super::membership(s) else {
+                return Err(Error::new(
+                    Kind::NoConnection,
+                    format!(
+                        "{} has no connection to end (logind gives it neither a scope nor an \
+                         audit session to follow it by); nothing was done",
+                        s.describe()
+                    ),
+                ));
+            };
+            return connection::cut(s, &members, &membership, timeout);
         }
         if s.xrdp {
             return Err(Error::new(

@@ -422,12 +422,10 @@ impl Backend for Procfs {
         sessions
             .iter()
             .map(|s| {
-                let members: Vec<Pid> = self
-                    .members
-                    .get(&s.id)
-                    .map(|m| m.iter().map(|m| m.pid).collect())
-                    .unwrap_or_default();
-                super::connection::cut(s, &members, timeout)
+                // Read now: the listing may be from before a grace period.
+                let key = Key::parse(&s.id)?;
+                let members: Vec<Pid> = self.members_now(key)?.iter().map(Proc::pid).collect();
+                super::connection::cut(s, &members, &self.membership(key), timeout)
             })
             .collect()
     }
