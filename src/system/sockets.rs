@@ -134,22 +134,41 @@ pub fn tcp_peer(pid: Pid) -> Option<IpAddr> {
 /// whose manager forbids pidfd_getfd (systemd-nspawn does) — of the kernel's table of TCP
 /// connections (sock_diag), by the inodes of the sockets the process holds.
 pub fn tcp_connection(pid: Pid) -> Option<(IpAddr, u64)> {
-    asked_of_the_socket(pid).or_else(|| {
-        let held = inodes_of(pid);
-        if held.is_empty() {
-            return None;
+    match asked_of_the_socket(pid) {
+        Asked::Found(found) => Some(found),
+        Asked::NoTcp => None,
+        // Only then: the table is every connection of the host, which users can grow.
+        Asked::Refused => {
+            let held = inodes_of(pid);
+            let table = tcp_established().ok()?;
+            held.into_iter()
+                .find_map(|ino| table.get(&ino).map(|ip| (*ip, u64::from(ino))))
         }
-        let table = tcp_established().ok()?;
-        held.into_iter()
-            .find_map(|ino| table.get(&ino).map(|ip| (*ip, u64::from(ino))))
-    })
+    }
 }
 
-fn asked_of_the_socket(pid: Pid) -> Option<(IpAddr, u64)> {
-    let raw = rustix::process::Pid::from_raw(pid.as_raw())?;
-    let pidfd = rustix::process::pidfd_open(raw, rustix::process::PidfdFlags::empty()).ok()?;
-    let mut fds: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .ok()?
+/// What the sockets of a process said when asked.
+enum Asked {
+    Found((IpAddr, u64)),
+    /// None of its sockets is a connected TCP socket (or it has none, or is gone).
+    NoTcp,
+    /// A copy of a socket was refused (seccomp, an older kernel): nothing is known.
+    Refused,
+}
+
+fn asked_of_the_socket(pid: Pid) -> Asked {
+    let Some(raw) = rustix::process::Pid::from_raw(pid.as_raw()) else {
+        return Asked::NoTcp;
+    };
+    let pidfd = match rustix::process::pidfd_open(raw, rustix::process::PidfdFlags::empty()) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOSYS | rustix::io::Errno::PERM) => return Asked::Refused,
+        Err(_) => return Asked::NoTcp,
+    };
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Asked::NoTcp;
+    };
+    let mut fds: Vec<i32> = dir
         .flatten()
         .filter(|fd| {
             std::fs::read_link(fd.path())
@@ -159,29 +178,51 @@ fn asked_of_the_socket(pid: Pid) -> Option<(IpAddr, u64)> {
         .filter_map(|fd| fd.file_name().to_str()?.parse().ok())
         .collect();
     fds.sort_unstable();
-    fds.into_iter().find_map(|number| {
-        let fd =
-            rustix::process::pidfd_getfd(&pidfd, number, rustix::process::PidfdGetfdFlags::empty())
-                .ok()?;
-        let stream = rustix::net::sockopt::socket_type(&fd).ok()? == SocketType::STREAM;
-        let tcp = rustix::net::sockopt::socket_protocol(&fd).ok()? == Some(ipproto::TCP);
-        if !(stream && tcp) {
-            return None;
+    let mut refused = false;
+    for number in fds {
+        let fd = match rustix::process::pidfd_getfd(
+            &pidfd,
+            number,
+            rustix::process::PidfdGetfdFlags::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::NOSYS | rustix::io::Errno::PERM | rustix::io::Errno::ACCESS) => {
+                refused = true;
+                continue;
+            }
+            Err(_) => continue,
+        };
+        if let Some(found) = tcp_peer_of(&fd) {
+            return Asked::Found(found);
         }
-        let peer = rustix::net::getpeername(&fd).ok()??;
-        let ip = match peer.address_family() {
-            AddressFamily::INET => SocketAddrV4::try_from(peer)
-                .ok()
-                .map(|a| IpAddr::V4(*a.ip())),
-            AddressFamily::INET6 => SocketAddrV6::try_from(peer).ok().map(|a| {
-                a.ip()
-                    .to_ipv4_mapped()
-                    .map_or(IpAddr::V6(*a.ip()), IpAddr::V4)
-            }),
-            _ => None,
-        }?;
-        Some((ip, rustix::fs::fstat(&fd).ok()?.st_ino))
-    })
+    }
+    if refused {
+        Asked::Refused
+    } else {
+        Asked::NoTcp
+    }
+}
+
+/// The peer address and inode of a connected TCP socket.
+fn tcp_peer_of(fd: &OwnedFd) -> Option<(IpAddr, u64)> {
+    let stream = rustix::net::sockopt::socket_type(fd).ok()? == SocketType::STREAM;
+    let tcp = rustix::net::sockopt::socket_protocol(fd).ok()? == Some(ipproto::TCP);
+    if !(stream && tcp) {
+        return None;
+    }
+    let peer = rustix::net::getpeername(fd).ok()??;
+    let ip = match peer.address_family() {
+        AddressFamily::INET => SocketAddrV4::try_from(peer)
+            .ok()
+            .map(|a| IpAddr::V4(*a.ip())),
+        AddressFamily::INET6 => SocketAddrV6::try_from(peer).ok().map(|a| {
+            a.ip()
+                .to_ipv4_mapped()
+                .map_or(IpAddr::V6(*a.ip()), IpAddr::V4)
+        }),
+        _ => None,
+    }?;
+    Some((ip, rustix::fs::fstat(fd).ok()?.st_ino))
 }
 
 /// The netlink socket sock_diag is asked through: close-on-exec (nothing logoff starts may
