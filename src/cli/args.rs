@@ -302,8 +302,8 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Args> {
     let mut argv = argv.into_iter();
     let program = argv.next().unwrap_or_else(|| "logoff".into());
     let mut argv: Vec<OsString> = argv.collect();
-    // tsdiscon is logoff --disconnect.
-    if as_tsdiscon(&program) {
+    // tsdiscon is logoff --disconnect (said again, it is still said once).
+    if as_tsdiscon(&program) && !argv.iter().any(|a| a == "--disconnect") {
         argv.insert(0, "--disconnect".into());
     }
     if let Some(mode) = asked_for_help_or_version(&argv) {

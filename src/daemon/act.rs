@@ -105,8 +105,8 @@ impl Actor {
                         ));
                     }
                 }
-                Action::LogOff { key, due } => {
-                    let acted = self.log_off(lister, at, &tracking, &key, &due);
+                Action::LogOff { key, .. } => {
+                    let acted = self.log_off(lister, at, &tracking, &key);
                     self.after(
                         lister,
                         &mut tracking,
@@ -220,15 +220,14 @@ impl Actor {
         self.tally.borrow_mut().count(event, rule, reason);
     }
 
-    /// Reads the session again and, if its limit still stands, logs it off as the command
-    /// does.
+    /// Reads the session again and, if a limit still stands, carries it out as the command
+    /// does (the limit due now, which may be another than the pass saw).
     fn log_off(
         &self,
         lister: &mut dyn Backend,
         at: &Situation<'_>,
         tracking: &Tracking,
         key: &SessionKey,
-        due: &Due,
     ) -> Acted {
         let listed = look(lister, at.policy, None).map(|(sessions, _)| sessions);
         let fresh = match listed {
@@ -251,13 +250,13 @@ impl Actor {
             tracking,
             Timestamp::now(),
         );
-        if !again
-            .actions
-            .iter()
-            .any(|a| matches!(a, Action::LogOff { key: k, .. } if k == key))
-        {
+        // What is due now (another limit of the rule may have come first meanwhile).
+        let Some(due) = again.actions.iter().find_map(|a| match a {
+            Action::LogOff { key: k, due } if k == key => Some(due),
+            _ => None,
+        }) else {
             return Acted::NotDue;
-        }
+        };
         match self.execute(at.policy, session, due, tracking.get(key)) {
             Ok(true) => Acted::Done,
             Ok(false) => Acted::Failed,

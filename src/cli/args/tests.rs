@@ -228,3 +228,19 @@ fn long_help_starts_with_seed_usage_and_lists_options() {
 fn clap_definition_is_consistent() {
     command().debug_assert();
 }
+
+#[test]
+fn tsdiscon_is_logoff_disconnect_and_takes_it_said_again() {
+    let tsdiscon = |args: &[&str]| {
+        parse(
+            std::iter::once("/usr/bin/tsdiscon")
+                .chain(args.iter().copied())
+                .map(OsString::from),
+        )
+    };
+    let a = tsdiscon(&["12"]).expect("tsdiscon 12");
+    assert_eq!(a.action, crate::logoff::Action::Disconnect);
+    let a = tsdiscon(&["--disconnect", "12"]).expect("tsdiscon --disconnect 12");
+    assert_eq!(a.action, crate::logoff::Action::Disconnect);
+    assert_eq!(a.sessions, ["12"]);
+}
