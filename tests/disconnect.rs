@@ -108,11 +108,10 @@ fn an_ssh_session_under_tmux_is_disconnected_reattached_and_later_logged_off_who
     assert!(rec.contains("\"LOGOFF_REASON\":\"disconnected\""), "{rec}");
 }
 
-/// Regression: on hosts without logind (the procfs backend), an ssh login with a terminal
-/// could not be disconnected ("its connection is already gone", exit 7), so a rule's
-/// `action = "disconnect"` never acted on one: the connection was looked for from the
-/// session's leader as utmp gives it, and sshd writes utmp from its unprivileged child.
-/// It is found from the session's first process, sshd's monitor, as the kernel has it.
+/// On hosts without logind (the procfs backend), an ssh login with a terminal is
+/// disconnected: its connection is found from the session's first process as the kernel
+/// has it (sshd's monitor), not from utmp (whose record names whichever process sshd chose
+/// to write it from); its job lives on.
 #[test]
 #[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
 fn procfs_disconnects_an_ssh_login_with_a_terminal_and_its_job_lives_on() {
