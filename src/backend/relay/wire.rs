@@ -92,8 +92,6 @@ pub enum Reply {
         uid: u32,
         name: String,
         is_root: bool,
-        /// The session the agent runs in there (the ssh login that carries the relay).
-        session: Option<String>,
     },
     Done {},
     Warned {
@@ -423,13 +421,12 @@ impl From<&Warned> for Reply {
     }
 }
 
-/// A caller as the agent sees itself, and the session it runs in.
-pub fn caller_reply(c: &Caller, session: Option<&SessionId>) -> Reply {
+/// A caller as the agent sees itself.
+pub fn caller_reply(c: &Caller) -> Reply {
     Reply::Caller {
         uid: c.uid.as_raw(),
         name: c.name.clone(),
         is_root: c.is_root,
-        session: session.map(ToString::to_string),
     }
 }
 
