@@ -952,3 +952,37 @@ fn a_remote_logoff_that_answers_nonsense_fails_alone_and_is_shown_escaped() {
     assert_eq!(rows[0]["remote_host"], "\u{1b}]0;pwned\u{7}");
     assert_eq!(rows[0]["agent"], "0.2.0");
 }
+
+/// A remote logoff whose other side went silent (its ssh connection hangs, nothing closes
+/// it) exits once no request has come for its idle time (six keepalives: 60 s), having
+/// done nothing: nothing of a cancelled logoff stays running on a host.
+#[test]
+fn a_remote_agent_nobody_talks_to_exits_on_its_own() {
+    let start = Instant::now();
+    let mut agent = std::process::Command::new(logoff_bin())
+        .arg("--remote-agent")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start logoff --remote-agent");
+    // Its input stays open, and silent.
+    let _input = agent.stdin.take();
+    let exited = wait_for(Duration::from_secs(90), || {
+        agent.try_wait().ok().flatten().is_some()
+    });
+    let took = start.elapsed();
+    if !exited {
+        let _ = agent.kill();
+    }
+    let out = agent.wait_with_output().expect("its output");
+    assert!(exited, "still running after {took:?}");
+    assert!(took >= Duration::from_secs(59), "gave up after {took:?}");
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no request for 1m"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(out.stdout.is_empty(), "it answered: {}", text(&out.stdout));
+}
