@@ -108,8 +108,16 @@ pub fn display_peers(members: &[Pid], number: u32, sockets: &UnixSockets) -> Has
 /// when one of them is held by a process of xrdp's, checked through a pidfd.
 pub fn connection(peers: &HashSet<u32>, holders: &HashMap<u32, Vec<Pid>>) -> Connection {
     let uids = xrdp_uids();
+    // Never logoff itself: its own connection to the display (a warning's window) is no
+    // RDP client's, whatever the socket it reached was named.
+    let me = Pid::from_raw(rustix::process::getpid().as_raw_nonzero().get());
     for peer in peers {
-        for &pid in holders.get(peer).into_iter().flatten() {
+        for &pid in holders
+            .get(peer)
+            .into_iter()
+            .flatten()
+            .filter(|&&p| p != me)
+        {
             let Some(holder) = Holder::verify(pid, *peer) else {
                 continue;
             };
@@ -146,6 +154,9 @@ mod tests {
     /// socket, and connected to, made their terminal session look like a connected RDP
     /// session from 127.0.0.1. The name is seen, the connection is not: its peer is not a
     /// process of xrdp's (the test runs as root, so it checks with root not counting).
+    /// Regression (second hostile read): logoff's own connection to a display — a warning's
+    /// window, led by a user's link to a socket so named — made logoff itself "xrdp's
+    /// process", which a disconnect would then kill. logoff never counts.
     #[test]
     fn a_connection_is_xrdps_only_when_xrdp_holds_its_other_end() {
         let dir = std::env::temp_dir().join(format!("logoff-xrdp-{}", std::process::id()));
@@ -159,10 +170,26 @@ mod tests {
         let sockets = UnixSockets::read();
         assert_eq!(served_display(&[me], &sockets), Some((77, true)));
         let peers = display_peers(&[me], 77, &sockets);
+        assert_eq!(
+            connection(&peers, &sockets::holders(&peers)),
+            Connection::default(),
+            "logoff itself holds the other end: never an RDP client's"
+        );
+        // Another process holds it (a child given the connecting end, and logoff lets go).
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .stdin(std::process::Stdio::from(std::os::fd::OwnedFd::from(
+                client,
+            )))
+            .spawn()
+            .expect("sleep");
+        let other = Pid::from_raw(i32::try_from(child.id()).expect("pid"));
         let c = connection(&peers, &sockets::holders(&peers));
+        let _ = child.kill();
+        let _ = child.wait();
         if rustix::process::geteuid().is_root() {
-            // Root's own process holds the other end: as xrdp's would.
-            assert!(c.connected && c.holder == Some(me), "{c:?}");
+            // A root process holds the other end: as xrdp's would.
+            assert!(c.connected && c.holder == Some(other), "{c:?}");
         } else {
             assert_eq!(
                 c,
@@ -171,7 +198,7 @@ mod tests {
             );
         }
         assert!(display_peers(&[me], 78, &sockets).is_empty());
-        drop((client, accepted, listener));
+        drop((accepted, listener));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -105,7 +105,10 @@ fn listens_on(pid: Pid, number: u32, sockets: &UnixSockets) -> bool {
 }
 
 /// Connects to display `number` without waiting (a server that does not accept — its
-/// backlog full — is no server to ask): its abstract socket, else its socket file.
+/// backlog full — is no server to ask): its abstract socket, else its socket file. The
+/// socket reached must be bound to that very name (`getpeername`, which the kernel answers
+/// with the listening socket's own address): the socket file is the user's, and a link put
+/// in its place would lead elsewhere.
 fn connect(number: u32) -> Option<UnixStream> {
     use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
     let name = format!("/tmp/.X11-unix/X{number}");
@@ -118,7 +121,13 @@ fn connect(number: u32) -> Option<UnixStream> {
         )
         .ok()?;
         rustix::net::connect(&fd, &addr).ok()?;
-        Some(UnixStream::from(fd))
+        let peer = SocketAddrUnix::try_from(rustix::net::getpeername(&fd).ok()??).ok()?;
+        let same = match (addr.abstract_name(), peer.abstract_name()) {
+            (Some(wanted), Some(got)) => wanted == got,
+            (None, None) => addr.path_bytes().is_some() && addr.path_bytes() == peer.path_bytes(),
+            _ => false,
+        };
+        same.then(|| UnixStream::from(fd))
     };
     SocketAddrUnix::new_abstract_name(name.as_bytes())
         .ok()
@@ -260,6 +269,34 @@ mod tests {
         // Served by a process of another session: not this session's X server.
         let elsewhere = Membership::Audit(own.map_or(1, |id| id.wrapping_add(1)));
         assert!(XServer::find(number, None, &elsewhere, &sockets).is_none());
+    }
+
+    /// Regression (second hostile read): the display's socket file is its user's; a link put
+    /// in its place led logoff's connection (a warning's window) to a socket of the user's
+    /// choosing. The socket reached must be bound to the display's own name.
+    #[test]
+    fn a_link_in_place_of_a_display_socket_leads_nowhere() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::path::Path::new("/tmp/.X11-unix");
+        if !dir.exists() {
+            std::fs::create_dir(dir).expect("make /tmp/.X11-unix");
+            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o1777));
+        }
+        let number = 7000 + std::process::id() % 1000;
+        let own = dir.join(format!("X{number}"));
+        let linked = dir.join(format!("X{}", number + 1000));
+        let elsewhere = std::env::temp_dir().join(format!("logoff-x-{}", std::process::id()));
+        for p in [&own, &linked, &elsewhere] {
+            let _ = std::fs::remove_file(p);
+        }
+        let _served = std::os::unix::net::UnixListener::bind(&own).expect("bind X socket");
+        let _other = std::os::unix::net::UnixListener::bind(&elsewhere).expect("bind other");
+        std::os::unix::fs::symlink(&elsewhere, &linked).expect("link");
+        assert!(connect(number).is_some(), "the display's own socket file");
+        assert!(connect(number + 1000).is_none(), "a link to another socket");
+        for p in [&own, &linked, &elsewhere] {
+            let _ = std::fs::remove_file(p);
+        }
     }
 
     #[test]
