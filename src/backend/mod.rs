@@ -347,7 +347,7 @@ fn open_host(
         match transport::bridged(host, opts)? {
             Some(bus) => {
                 return Ok(Opened {
-                    backend: Box::new(logind::Logind::new(bus)?),
+                    backend: Box::new(logind::Logind::new(bus)?.over_ssh()),
                     why: format!("{} over ssh", host.label),
                     agent: None,
                 });

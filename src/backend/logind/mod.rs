@@ -68,6 +68,9 @@ pub struct Logind {
     audit: Option<Option<Procfs>>,
     /// This host's displays: xrdp sessions, X servers, warning windows.
     desktops: Desktops,
+    /// Reached over ssh, by a bridge that runs in an ssh login there (not a machine's bus,
+    /// whose bridge runs outside it).
+    over_ssh: bool,
 }
 
 impl Logind {
@@ -82,6 +85,7 @@ impl Logind {
             _tunnel: bus.tunnel,
             audit: None,
             desktops: Desktops::default(),
+            over_ssh: false,
         };
         zbus::block_on(async {
             let proxy = zbus::fdo::PeerProxy::builder(&backend.conn)
@@ -93,6 +97,12 @@ impl Logind {
         })
         .map_err(|e| bus_error(backend.reach, &e, "logind does not answer on the bus"))?;
         Ok(backend)
+    }
+
+    /// Marks the bus as another host's, reached over ssh (see [`Backend::carrier`]).
+    pub fn over_ssh(mut self) -> Logind {
+        self.over_ssh = true;
+        self
     }
 
     /// Every session as logind tells it.
@@ -320,11 +330,12 @@ impl Backend for Logind {
         Ok(self.own_session())
     }
 
-    /// On another host's bus: the session of the process the bus daemon there sees at the
-    /// other end of logoff's connection (its peer credentials: the bus bridge, which runs in
-    /// the ssh login). Unknown (`None`) where the bus or logind will not say.
+    /// On another host's bus, reached over ssh: the session of the process the bus daemon
+    /// there sees at the other end of logoff's connection (its peer credentials: the bus
+    /// bridge, which runs in the ssh login). Unknown (`None`) where the bus or logind will
+    /// not say; none on a machine's bus (its bridge's process is not in the machine).
     fn carrier(&mut self) -> Result<Option<SessionId>> {
-        if self.reach == Reach::ThisHost {
+        if self.reach == Reach::ThisHost || !self.over_ssh {
             return Ok(None);
         }
         Ok(zbus::block_on(async {
