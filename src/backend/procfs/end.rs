@@ -124,6 +124,19 @@ impl Procfs {
         .map_err(proc_error)
     }
 
+    /// The live processes of each session of `keys` now (logoff itself left out): one pass
+    /// over /proc for all of them. Every key has an entry, empty when nothing is left.
+    pub(super) fn members_of_each(&self, keys: &[Key]) -> Result<HashMap<Key, Vec<Pid>>> {
+        let at: HashMap<Key, usize> = keys.iter().enumerate().map(|(i, &k)| (k, i)).collect();
+        let mut each: HashMap<Key, Vec<Pid>> = keys.iter().map(|&k| (k, Vec::new())).collect();
+        for (i, p) in self.scan(&at, &HashMap::new())? {
+            if let Some(members) = keys.get(i).and_then(|k| each.get_mut(k)) {
+                members.push(p.pid());
+            }
+        }
+        Ok(each)
+    }
+
     /// The live processes of session `key` now (logoff itself left out).
     pub(super) fn members_now(&self, key: Key) -> Result<Vec<Proc>> {
         let keys = HashMap::from([(key, 0)]);

@@ -419,13 +419,23 @@ impl Backend for Procfs {
     }
 
     fn disconnect(&mut self, sessions: &[&Session], timeout: Duration) -> Vec<Result<super::Cut>> {
+        let keys: Vec<Result<Key>> = sessions.iter().map(|s| Key::parse(&s.id)).collect();
+        let valid: Vec<Key> = keys
+            .iter()
+            .filter_map(|k| k.as_ref().ok().copied())
+            .collect();
+        // Read now, in one pass over /proc: the listing may be from before a grace period.
+        let members = match self.members_of_each(&valid) {
+            Ok(m) => m,
+            Err(e) => return sessions.iter().map(|_| Err(e.clone())).collect(),
+        };
         sessions
             .iter()
-            .map(|s| {
-                // Read now: the listing may be from before a grace period.
-                let key = Key::parse(&s.id)?;
-                let members: Vec<Pid> = self.members_now(key)?.iter().map(Proc::pid).collect();
-                super::connection::cut(s, &members, &self.membership(key), timeout)
+            .zip(keys)
+            .map(|(s, key)| {
+                let key = key?;
+                let pids = members.get(&key).map(Vec::as_slice).unwrap_or_default();
+                super::connection::cut(s, pids, &self.membership(key), timeout)
             })
             .collect()
     }
