@@ -9,7 +9,7 @@ use std::io;
 use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 
-use crate::output::clean;
+use crate::text::clean;
 
 /// How long one line may take to be handed to syslog.
 pub const WAIT: Duration = Duration::from_secs(2);
