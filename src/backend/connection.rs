@@ -2,8 +2,8 @@
 //! the client goes, the session's programs stay, and the user comes back to them.
 //!
 //! What makes the connection is read from the kernel, never from a name:
-//! - **xrdp:** xrdp's process for the connection — the holder, running as root or as the
-//!   `xrdp` user, of the other end of the display's accepted socket (see
+//! - **xrdp:** xrdp's process for the connection — the holder, running xrdp as root or as
+//!   the `xrdp` user, of the other end of the display's accepted socket (see
 //!   [`crate::system::xrdp`]). It ends; Xorg, the desktop and the programs stay, and the
 //!   user's next RDP login is given the same display by xrdp's session manager.
 //! - **ssh:** the session's root process that holds a TCP connection (sshd's privileged
@@ -98,7 +98,7 @@ pub fn cut(
 /// The processes of the session's connection.
 fn find(session: &Session, members: &[Pid], membership: &Membership) -> Result<Link> {
     let found = if session.xrdp {
-        rdp(session, members)
+        rdp(session, members, membership)
     } else {
         ssh(members, membership)
     };
@@ -120,18 +120,31 @@ fn find(session: &Session, members: &[Pid], membership: &Membership) -> Result<L
     })
 }
 
-/// xrdp's process for the connection to the session's display.
-fn rdp(session: &Session, members: &[Pid]) -> Option<Link> {
+/// xrdp's process for the connection to the session's display. Only what processes of the
+/// session hold counts: each is checked to be one once its pidfd is open, and what was read
+/// of one that ended meanwhile (its PID may be another's by then) is left out.
+fn rdp(session: &Session, members: &[Pid], membership: &Membership) -> Option<Link> {
     let number = xrdp::display_number(session.display.as_deref()?)?;
+    let held: Vec<u32> = members
+        .iter()
+        .filter_map(|&p| {
+            let handle = Handle::open(&Proc::new(p), |p| Ok(p.belongs(membership)))
+                .ok()
+                .flatten()?;
+            let held = sockets::inodes_of(p);
+            (!handle.has_exited()).then_some(held)
+        })
+        .flatten()
+        .collect();
     let sockets = UnixSockets::read();
-    let peers = xrdp::display_peers(members, number, &sockets);
+    let peers = xrdp::display_peers(&held, number, &sockets);
     let holders = sockets::holders(&peers);
     let connection = xrdp::connection(&peers, &holders);
     let pid = connection.holder?;
     let peer_inodes: Vec<u32> = peers.into_iter().collect();
     let handle = Handle::open(&Proc::new(pid), |p| {
         let held = sockets::inodes_of(p.pid());
-        Ok(peer_inodes.iter().any(|i| held.contains(i)))
+        Ok(xrdp::runs_xrdp(p) && peer_inodes.iter().any(|i| held.contains(i)))
     })
     .ok()??;
     Some(Link {
@@ -163,6 +176,10 @@ fn ssh(members: &[Pid], membership: &Membership) -> Option<Link> {
     })
     .ok()??;
     let (ip, inode) = sockets::tcp_connection(first)?;
+    // Read by PID: what was read is the monitor's only if it still runs now.
+    if monitor.has_exited() {
+        return None;
+    }
     let holding = |p: &Proc| -> std::io::Result<bool> {
         Ok(p.belongs(membership)
             && sockets::inodes_of(p.pid())

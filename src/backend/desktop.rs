@@ -91,7 +91,7 @@ impl Desktops {
                 continue;
             };
             let theirs = if look.session.xrdp {
-                xrdp::display_peers(&look.members, number, &sockets)
+                xrdp::display_peers(&xrdp::held_by(&look.members), number, &sockets)
             } else {
                 HashSet::new()
             };

@@ -98,6 +98,9 @@ pub fn holders(inodes: &HashSet<u32>) -> HashMap<u32, Vec<Pid>> {
 pub struct Holder {
     /// Real, effective, saved and file-system uids.
     pub uids: [u32; 4],
+    /// The program it runs (`/proc/PID/exe`): vouched for only where the uids are a
+    /// service's (see [`Proc::exe`]).
+    pub program: Option<std::path::PathBuf>,
 }
 
 impl Holder {
@@ -108,7 +111,8 @@ impl Holder {
             .ok()
             .flatten()?;
         let uids = proc.uids().ok().flatten()?;
-        (handle.has_pidfd() && !handle.has_exited()).then_some(Holder { uids })
+        let program = proc.exe();
+        (handle.has_pidfd() && !handle.has_exited()).then_some(Holder { uids, program })
     }
 
     /// Whether every uid of it is one of `uids` (root, a service's user).
