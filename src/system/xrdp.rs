@@ -126,10 +126,15 @@ pub fn held_by(members: &[Pid]) -> Vec<u32> {
         .collect()
 }
 
-/// Whether process `p` runs xrdp (see [`is_xrdp`]); to be asked once it is known to be
-/// root's or the `xrdp` user's, whose program no user chose.
+/// Whether process `p` is xrdp's: every uid of it root's or the `xrdp` user's (so no user
+/// chose its program), and that program xrdp (see [`is_xrdp`]).
 pub fn runs_xrdp(p: &Proc) -> bool {
-    p.exe().is_some_and(|e| is_xrdp(&e))
+    let uids = xrdp_uids();
+    p.uids()
+        .ok()
+        .flatten()
+        .is_some_and(|ids| ids.iter().all(|u| uids.contains(u)))
+        && p.exe().is_some_and(|e| is_xrdp(&e))
 }
 
 /// Whether `program` (a process's `/proc/PID/exe`) is xrdp itself: `xrdp`, or `xrdp
