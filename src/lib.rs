@@ -4,7 +4,8 @@
 //!
 //! Layout: [`cli`] parses the command line and runs the plan; [`select`] resolves session
 //! arguments; [`logoff`] is the flow, written once against the [`backend::Backend`] trait;
-//! [`backend`] holds the procfs and logind implementations; [`system`] is the narrow boundary
+//! [`backend`] holds the procfs and logind implementations, which gather facts; [`presence`]
+//! decides from them whether each session is idle and whether it is connected; [`system`] is the narrow boundary
 //! to the operating system; [`output`] renders tables, JSON and messages.
 
 #![deny(unsafe_code)]
@@ -24,6 +25,7 @@ mod logoff;
 mod model;
 mod output;
 pub mod policy;
+mod presence;
 mod select;
 mod system;
 mod text;

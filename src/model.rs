@@ -233,10 +233,9 @@ pub struct Session {
     /// An xrdp session, as vouched for: logind's Service, or root's xrdp session manager
     /// opened it.
     pub xrdp: bool,
-    /// Since when the session has been idle (terminal access time, or logind's idle hint).
-    pub idle_since: Option<Timestamp>,
-    /// logind's idle hint, where the backend has one.
-    pub idle_hint: Option<bool>,
+    /// What vouches for its own login, and whether that still lasts (a fact; whether the
+    /// session is connected is [`crate::presence`]'s to say).
+    pub login: Login,
     pub logon_time: Option<Timestamp>,
     pub leader: Option<Pid>,
     /// Number of processes, where the backend counts them cheaply.
@@ -253,20 +252,175 @@ pub struct Session {
     pub activity: Activity,
 }
 
-/// What a session's users did last, and where.
+/// What a backend found of what a session's users did last and of what reaches it: facts
+/// only. What they mean — since when it is idle, whether it is connected, and by what — is
+/// [`crate::presence`]'s to say, in one place, for every front end.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Activity {
-    /// The latest input, and where it was.
-    pub input: Option<Seen>,
-    /// The latest output on a terminal it holds.
-    pub output: Option<Timestamp>,
+    /// The input the listing saw before any look: its terminal's, by name (procfs).
+    pub listed: Option<Seen>,
+    /// logind's idle hint, as logind gives it.
+    pub hint: Option<Hint>,
+    /// Each terminal its processes hold, as a look found it.
+    pub terminals: Vec<TerminalSeen>,
+    /// The latest input its X server saw (a look at its display).
+    pub display: Option<Timestamp>,
     /// How much CPU time its processes have used so far.
     pub cpu: Option<std::time::Duration>,
     /// An idle lock (`systemd-inhibit --what=idle`) one of its processes holds.
     pub inhibitor: Option<Inhibitor>,
-    /// The live session of the same user that uses it (a tmux or screen client attached to
-    /// a server of this one): it is in use, not disconnected.
-    pub in_use_by: Option<SessionId>,
+    /// Other sessions whose processes reach this one's: a tmux or screen client attached to
+    /// its server, a socket whose other end they hold (a forward's sshd, say). Of any user:
+    /// [`crate::presence`] counts only a live session of the same user.
+    pub clients: Vec<Client>,
+    /// Whether its processes were looked at, and what could not be read then.
+    pub looked: Looked,
+    /// When logoffd saw its login end (its memory; `None` where it did not see it).
+    pub login_ended: Option<Timestamp>,
+}
+
+impl Activity {
+    /// For tests: a look found its last input at `at` on `pts/1` (`None`: no input known).
+    #[cfg(test)]
+    pub fn typed_at(at: Option<Timestamp>) -> Activity {
+        Activity {
+            listed: at.map(|at| Seen {
+                at,
+                source: IdleSource::Terminal("pts/1".into()),
+            }),
+            looked: Looked::Yes,
+            ..Activity::default()
+        }
+    }
+
+    /// The latest output on a terminal the session holds.
+    pub fn latest_output(&self) -> Option<Timestamp> {
+        self.terminals.iter().filter_map(|t| t.output).max()
+    }
+}
+
+/// Whether a session's processes were looked at ([`crate::backend::Backend::observe`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Looked {
+    /// Only its listing is known.
+    #[default]
+    No,
+    Yes,
+    /// Looked at, but something could not be read (why): who reaches it is not known.
+    Partly(String),
+}
+
+/// logind's `IdleHint` and `IdleSinceHint`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hint {
+    pub idle: Option<bool>,
+    pub since: Option<Timestamp>,
+}
+
+/// What vouches for a session's own login.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Login {
+    /// Nothing is known of it.
+    #[default]
+    Unknown,
+    /// logind's: it lasts while logind says `active` or `online` (`closing` once its PAM
+    /// session has closed: the ssh connection, the terminal login gone).
+    Logind(Origin),
+    /// The root process that opened it (sshd's, login's; procfs) runs, and lasts as long as
+    /// the login does: no user can make such a process.
+    Opener(Origin),
+    /// No opener runs (procfs): what is left is known by the terminals its processes hold.
+    Terminals {
+        /// A controlling terminal of one of them, as the listing saw it.
+        controlling: Option<String>,
+    },
+    /// An xrdp session: its RDP client, connected through xrdp or not (`None`: not read).
+    Rdp { connected: Option<bool> },
+    /// What another host's logoff said of it (the remote agent): shown, as it said it.
+    Reported {
+        connected: Option<bool>,
+        by: Option<String>,
+        /// The session whose tmux or screen client uses it, as that host's logoff said.
+        in_use_by: Option<SessionId>,
+    },
+}
+
+/// Where a session's login came from: over the network (ssh) or on this host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Ssh,
+    Local,
+}
+
+impl Login {
+    /// Whether the login itself still lasts, as its fact says (`None`: it does not say).
+    pub fn lasts(&self, state: &SessionState) -> Option<bool> {
+        match self {
+            Login::Unknown | Login::Reported { .. } => None,
+            Login::Logind(_) => match state {
+                SessionState::Active | SessionState::Online => Some(true),
+                SessionState::Closing | SessionState::Disconnected => Some(false),
+                SessionState::Other(_) => None,
+            },
+            Login::Opener(_) => Some(true),
+            Login::Terminals { .. } => None,
+            Login::Rdp { connected } => *connected,
+        }
+    }
+}
+
+/// A terminal a session's processes hold, as a look found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TerminalSeen {
+    /// `pts/3`, `tty2`.
+    pub name: String,
+    /// Its last input (access time) and output (modification time), to 8 seconds.
+    pub input: Option<Timestamp>,
+    pub output: Option<Timestamp>,
+    /// When its node last changed otherwise (its change time): when a pseudo-terminal was
+    /// made, unless its mode was changed since (`mesg`).
+    pub made: Option<Timestamp>,
+    /// Whether it is the controlling terminal of a process of the session.
+    pub controlling: bool,
+    /// What writes its input: whoever holds its master side.
+    pub served: Served,
+}
+
+/// Who holds a terminal's other side, and so writes what its programs read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Served {
+    /// Nobody of the session: sshd's terminal, the console, a terminal of another session.
+    Outside,
+    /// A process of the session that serves clients on a unix socket: a tmux or screen
+    /// server's pane (`kind`: `tmux`, `screen`, or [`MULTIPLEXED_BY_A_PROGRAM`]).
+    Multiplexer { kind: &'static str },
+    /// A process of the session that serves no socket: `mosh-server`, `script`. Its command
+    /// name is its own choice: shown, never matched.
+    Program { pid: Pid, command: String },
+}
+
+/// Another session whose processes reach this one's, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    pub session: SessionId,
+    pub through: Through,
+}
+
+/// How a client session reaches another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Through {
+    /// Its tmux or screen client is attached to this session's server (`kind`; `terminal`:
+    /// the client's terminal the server holds, where it does).
+    Multiplexer {
+        kind: &'static str,
+        terminal: Option<String>,
+    },
+    /// Its sshd (the user's side of its connection) holds the other end of a socket of this
+    /// session's: a port forward (`ssh -L`, VS Code Remote, Jupyter).
+    Forward,
+    /// One of its processes holds the other end of a socket of this session's (`unix`,
+    /// `tcp`, `udp`).
+    Socket { kind: &'static str },
 }
 
 /// When and where input was seen.
@@ -365,12 +519,6 @@ impl Session {
             Some(name) => format!("{} on {}", self.user, name),
             None => self.user.clone(),
         }
-    }
-
-    /// How long the session has been idle at `now`, where known.
-    pub fn idle_for(&self, now: Timestamp) -> Option<std::time::Duration> {
-        let since = self.idle_since?;
-        std::time::Duration::try_from(now.duration_since(since)).ok()
     }
 
     /// Whether it is a graphical session, as vouched for: logind's Type, or xrdp's.

@@ -19,6 +19,7 @@ use jiff::Timestamp;
 
 use crate::error::{Error, Kind, Result};
 use crate::model::{Session, SessionId, SessionState, Uid, id_sort_key};
+use crate::presence::{self, Presence};
 use crate::system::tty;
 
 /// Values of `--state`.
@@ -32,8 +33,10 @@ pub enum State {
     Closing,
     /// Idle for a minute or more (logind's idle hint, or the terminal's access time).
     Idle,
-    /// Processes remain but the terminal or connection is gone: logind's closing sessions,
-    /// and on procfs hosts sessions in which no process holds a terminal any more.
+    /// Processes remain but nothing connects to them: the login has ended and no client
+    /// reaches the session — no tmux or screen client, forward or socket from a live session
+    /// of the same user, no input through mosh ([`crate::presence`]). Where that cannot be
+    /// told, the session is not taken.
     Disconnected,
 }
 
@@ -41,19 +44,16 @@ pub enum State {
 pub const IDLE_AFTER: Duration = Duration::from_secs(60);
 
 impl State {
-    pub fn matches(self, s: &Session, now: Timestamp) -> bool {
+    pub fn matches(self, s: &Session, p: &Presence, now: Timestamp) -> bool {
         match self {
             State::Active => s.state == SessionState::Active,
             State::Online => s.state == SessionState::Online,
             State::Closing => s.state == SessionState::Closing,
             State::Idle => {
-                s.idle_hint == Some(true) || s.idle_for(now).is_some_and(|d| d >= IDLE_AFTER)
+                s.activity.hint.is_some_and(|h| h.idle == Some(true))
+                    || p.idle_for(now).is_some_and(|d| d >= IDLE_AFTER)
             }
-            // A session in use through tmux or screen from another is not disconnected.
-            State::Disconnected => {
-                matches!(s.state, SessionState::Closing | SessionState::Disconnected)
-                    && s.activity.in_use_by.is_none()
-            }
+            State::Disconnected => p.is_disconnected(),
         }
     }
 }
@@ -173,12 +173,12 @@ impl Filters {
             || self.remote.is_some()
     }
 
-    pub fn matches(&self, s: &Session, now: Timestamp) -> bool {
+    pub fn matches(&self, s: &Session, p: &Presence, now: Timestamp) -> bool {
         let user = self.users.is_empty() || self.users.iter().any(|u| names_user(u, s));
-        let state = self.states.is_empty() || self.states.iter().any(|st| st.matches(s, now));
+        let state = self.states.is_empty() || self.states.iter().any(|st| st.matches(s, p, now));
         let idle = self
             .idle_for
-            .is_none_or(|min| s.idle_for(now).is_some_and(|d| d >= min));
+            .is_none_or(|min| p.idle_for(now).is_some_and(|d| d >= min));
         let from = self.from.as_ref().is_none_or(|f| f.takes(s));
         let remote = self.remote.is_none_or(|r| s.remote == r);
         user && state && idle && from && remote
@@ -231,9 +231,17 @@ pub fn select<'a>(
     own: OwnSession,
     now: Timestamp,
 ) -> Result<Vec<&'a Session>> {
+    let presences = presence::judge(sessions, now);
+    // The named sessions are `sessions`' own (resolve returns references into it).
+    let passes = |s: &Session| {
+        sessions
+            .iter()
+            .position(|x| std::ptr::eq(x, s))
+            .is_some_and(|at| filters.matches(s, &presences[at], now))
+    };
     if !args.is_empty() {
         let named = resolve(sessions, args, current)?;
-        if let Some(s) = named.iter().find(|s| !filters.matches(s, now)) {
+        if let Some(s) = named.iter().find(|s| !passes(s)) {
             return Err(Error::new(
                 Kind::NoSuchSession,
                 format!(
@@ -248,7 +256,9 @@ pub fn select<'a>(
     if filters.given() {
         let mut chosen: Vec<&Session> = sessions
             .iter()
-            .filter(|s| filters.matches(s, now))
+            .zip(&presences)
+            .filter(|(s, p)| filters.matches(s, p, now))
+            .map(|(s, _)| s)
             .filter(|s| own == OwnSession::Include || current != Some(&s.id))
             .collect();
         chosen.sort_by_key(|s| id_sort_key(&s.id));

@@ -1,30 +1,34 @@
-//! What a session's users did last, from everything the session is, for both backends on
-//! this host ([`observe`]):
+//! What a session's users did last and what reaches it, from everything the session is, for
+//! both backends on this host ([`observe`]). Facts only: what they mean — idle since when,
+//! connected or not, by what — is [`crate::presence`]'s to say.
 //!
 //! - **Terminals:** every terminal its processes hold (verified by device number, as the
-//!   warnings are): the latest input (access time) and output (modification time) on any
-//!   of them — a second ssh channel's terminal counts as much as the first.
-//! - **Displays:** what its X server says (see [`super::desktop`]), where it has one.
-//! - **tmux and screen:** a server of the session whose client is attached from another live
-//!   session of the same user is in use: its idle time is the client's, and it is not
-//!   disconnected. Who is attached is read from the kernel (the peers of the server's
-//!   sockets, their holders checked through pidfds), never from the client's or server's
-//!   own words; nothing of theirs is run.
+//!   warnings are): its last input (access time), output (modification time) and change time,
+//!   whether it is a process's controlling terminal, and who serves it — whoever holds its
+//!   master side: nobody of the session (sshd's, the console), a server of the session that
+//!   listens on a unix socket (tmux, screen), or another program of it (`mosh-server`).
+//! - **Clients:** the other sessions whose processes hold the other end of a socket of this
+//!   one's — a tmux or screen client attached to its server, a forward's sshd connected to
+//!   a server of it over loopback TCP, any unix, TCP or UDP socket — and the sessions whose
+//!   controlling terminal it holds (screen's server holds its clients' terminals). Read from
+//!   the kernel (sock_diag; the holders checked through pidfds), never from the programs' own
+//!   words; nothing of theirs is run. Looked for only where the session's own login does not
+//!   last (a live login needs no client).
 //! - **CPU:** the CPU time its processes have used so far (the planner turns two readings
 //!   into "busy").
 //! - **Idle locks:** a `systemd-inhibit --what=idle` lock held by one of its processes
 //!   (logind's list; the backend passes it in).
-//!
-//! What counts as activity is the policy's choice, rule by rule
-//! ([`crate::policy::eval`]); a session's table IDLE is its latest input.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::model::{IdleSource, Inhibitor, Pid, Seen, Session, SessionState};
+use crate::model::{
+    Client, Inhibitor, Looked, MULTIPLEXED_BY_A_PROGRAM, Pid, Served, Session, TerminalSeen,
+    Through,
+};
 use crate::system::process::{Membership, Proc};
-use crate::system::sockets::{Holder, UnixSockets};
+use crate::system::sockets::{self, Holder, InetTable, UnixSockets};
 use crate::system::tty::{self, Holdings, Terminal};
 
 /// One session looked at: its processes on this host, and what makes a process its own.
@@ -37,25 +41,24 @@ pub struct Look<'a> {
     pub cgroup: Option<PathBuf>,
 }
 
-/// Which of the costlier sources to read (terminals and tmux/screen always are).
+/// Which of the costlier sources to read (terminals and clients always are).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Sources {
     /// The CPU time of each session's processes.
     pub cpu: bool,
     /// logind's idle locks.
     pub inhibitors: bool,
-    /// The backend's states come from processes (procfs): a session whose only terminals
-    /// are panes it serves itself, to nobody, is disconnected.
-    pub states_from_processes: bool,
 }
 
-/// Fills in each session's [`crate::model::Activity`] (see the module's doc), and its idle
-/// time as the table shows it: its latest input. `inhibitors`: the idle locks the backend
-/// knows of, by holder.
+/// Fills in each session's [`crate::model::Activity`] (see the module's doc).
+/// `inhibitors`: the idle locks the backend knows of, by holder.
 pub fn observe(looks: &mut [Look<'_>], sources: Sources, inhibitors: &[Inhibitor]) {
     let mut held = Vec::with_capacity(looks.len());
     for look in looks.iter_mut() {
-        held.push(terminals(look));
+        held.push(tty::held_with_times(
+            look.members.iter().map(|p| Proc::new(*p)),
+            |p| Ok(p.belongs(&look.membership)),
+        ));
         if sources.cpu {
             let cgroup = look
                 .cgroup
@@ -69,64 +72,92 @@ pub fn observe(looks: &mut [Look<'_>], sources: Sources, inhibitors: &[Inhibitor
         .enumerate()
         .flat_map(|(at, l)| l.members.iter().map(move |p| (*p, at)))
         .collect();
-    let sockets = UnixSockets::read();
-    multiplexers(looks, &held, &by_pid, &sockets);
-    shared_terminals(looks, &held, &sockets);
-    if sources.states_from_processes {
-        for (look, holdings) in looks.iter_mut().zip(&held) {
-            if matches!(
-                look.session.state,
-                SessionState::Active | SessionState::Online
-            ) && look.session.activity.in_use_by.is_none()
-                && serves_only_itself(look, holdings, &sockets)
-            {
-                look.session.state = SessionState::Disconnected;
-            }
-        }
+    let unix = UnixSockets::read_checked();
+    let empty = UnixSockets::default();
+    let sockets = unix.as_ref().unwrap_or(&empty);
+    for (look, holdings) in looks.iter_mut().zip(&held) {
+        look.session.activity.terminals = terminals(&look.members, holdings, sockets);
+        look.session.activity.clients.clear();
+        look.session.activity.looked = match &unix {
+            Ok(_) => Looked::Yes,
+            Err(e) => Looked::Partly(format!("the unix sockets could not be read ({e})")),
+        };
+    }
+    // Clients are looked for where the login itself does not last.
+    let wanted: Vec<bool> = looks
+        .iter()
+        .map(|l| l.session.login.lasts(&l.session.state) != Some(true))
+        .collect();
+    if wanted.iter().any(|w| *w) {
+        let holders = SocketHolders::of(&held);
+        unix_clients(looks, &held, &wanted, &by_pid, &holders, sockets);
+        shared_terminals(looks, &held, &wanted, sockets);
+        inet_clients(looks, &held, &wanted, &by_pid, &holders, sockets);
     }
     for inhibitor in inhibitors {
         if let Some(&at) = by_pid.get(&inhibitor.pid) {
             looks[at].session.activity.inhibitor = Some(inhibitor.clone());
         }
     }
-    for look in looks.iter_mut() {
-        let s = &mut *look.session;
-        s.idle_since = s
-            .activity
-            .input
-            .as_ref()
-            .map(|seen| seen.at)
-            .or(s.idle_since);
-    }
 }
 
-/// The latest input and output on the terminals the session's processes hold; those
-/// terminals, with their holders, and the masters they hold.
-fn terminals(look: &mut Look<'_>) -> Holdings {
-    let membership = &look.membership;
-    let held = tty::held_with_times(look.members.iter().map(|p| Proc::new(*p)), |p| {
-        Ok(p.belongs(membership))
-    });
-    let activity = &mut look.session.activity;
-    for (terminal, h) in &held.terminals {
-        if let Some(at) = h.times.input {
-            later(
-                &mut activity.input,
-                Seen {
-                    at,
-                    source: IdleSource::Terminal(terminal.name.clone()),
-                },
-            );
-        }
-        activity.output = activity.output.max(h.times.output);
-    }
-    held
+/// Each terminal the session's processes hold, with its times, whether it controls one of
+/// them, and who serves it.
+fn terminals(members: &[Pid], holdings: &Holdings, sockets: &UnixSockets) -> Vec<TerminalSeen> {
+    let controlling: HashSet<i32> = members
+        .iter()
+        .filter_map(|p| Proc::new(*p).stat())
+        .map(|s| s.tty_nr)
+        .filter(|&nr| nr != 0)
+        .collect();
+    holdings
+        .terminals
+        .iter()
+        .map(|(terminal, h)| TerminalSeen {
+            name: terminal.name.clone(),
+            input: h.times.input,
+            output: h.times.output,
+            made: h.times.made,
+            controlling: tty::device_of_name(&terminal.name)
+                .is_some_and(|(major, minor)| controlling.contains(&tty::tty_nr_of(major, minor))),
+            served: served(terminal, holdings, sockets),
+        })
+        .collect()
 }
 
-/// Keeps the later of what was seen and `seen`.
-fn later(input: &mut Option<Seen>, seen: Seen) {
-    if input.as_ref().is_none_or(|old| seen.at > old.at) {
-        *input = Some(seen);
+/// Who of the session serves a pseudo-terminal (holds its master side): a server that
+/// listens on a unix socket is a multiplexer (named after the socket, where it is tmux's or
+/// screen's), any other holder a program.
+fn served(terminal: &Terminal, holdings: &Holdings, sockets: &UnixSockets) -> Served {
+    let index = tty::device_of_name(&terminal.name)
+        .and_then(|(major, minor)| tty::pts_index(rustix::fs::makedev(major, minor)));
+    let holders: Vec<Pid> = holdings
+        .masters
+        .iter()
+        .filter(|(_, i)| Some(*i) == index)
+        .map(|(pid, _)| *pid)
+        .collect();
+    let Some(&first) = holders.first() else {
+        return Served::Outside;
+    };
+    let listening: Vec<&sockets::UnixSocket> = holdings
+        .sockets
+        .iter()
+        .filter(|(pid, _)| holders.contains(pid))
+        .filter_map(|(_, ino)| sockets.get(*ino))
+        .filter(|s| s.listening)
+        .collect();
+    if listening.is_empty() {
+        return Served::Program {
+            pid: first,
+            command: Proc::new(first).command_name(),
+        };
+    }
+    Served::Multiplexer {
+        kind: listening
+            .iter()
+            .find_map(|s| s.name.as_deref().and_then(multiplexer))
+            .unwrap_or(MULTIPLEXED_BY_A_PROGRAM),
     }
 }
 
@@ -143,8 +174,8 @@ fn cpu_of(members: &[Pid]) -> Duration {
 }
 
 /// What multiplexer a socket name is a server's (`tmux`, `screen`), by where it is: tmux's
-/// `tmux-UID/NAME`, screen's `S-USER/PID.NAME`. A name a user chooses: it only says which
-/// sockets to look at; what decides is who holds their other ends.
+/// `tmux-UID/NAME`, screen's `S-USER/PID.NAME`. A name a user chooses: a label only; what
+/// decides is who holds the other ends.
 fn multiplexer(name: &str) -> Option<&'static str> {
     let dir = Path::new(name).parent()?.file_name()?.to_str()?;
     if dir
@@ -159,75 +190,96 @@ fn multiplexer(name: &str) -> Option<&'static str> {
     }
 }
 
-/// Sessions whose tmux or screen server has a client attached from another live session of
-/// the same user: in use by it, and idle as long as it is.
-fn multiplexers(
+/// Which processes looked at hold each socket (a lead, checked through a pidfd before
+/// anything is kept: [`SocketHolders::session_of`]).
+struct SocketHolders {
+    by_inode: HashMap<u32, Vec<Pid>>,
+}
+
+impl SocketHolders {
+    fn of(held: &[Holdings]) -> SocketHolders {
+        let mut by_inode: HashMap<u32, Vec<Pid>> = HashMap::new();
+        for (pid, ino) in held.iter().flat_map(|h| &h.sockets) {
+            by_inode.entry(*ino).or_default().push(*pid);
+        }
+        SocketHolders { by_inode }
+    }
+
+    /// The session looked at (not `except`) one of whose processes holds socket `inode`,
+    /// verified through a pidfd, with what that process runs.
+    fn session_of(
+        &self,
+        inode: u32,
+        except: usize,
+        by_pid: &HashMap<Pid, usize>,
+    ) -> Option<(usize, Holder)> {
+        self.by_inode.get(&inode)?.iter().find_map(|pid| {
+            let at = *by_pid.get(pid)?;
+            if at == except {
+                return None;
+            }
+            Holder::verify(*pid, inode).map(|h| (at, h))
+        })
+    }
+}
+
+/// Adds `client` to the clients of `looks[at]`, once per session: by what says most of it
+/// (a multiplexer's client, then a forward, then any socket).
+fn add(looks: &mut [Look<'_>], at: usize, client: Client) {
+    let rank = |t: &Through| match t {
+        Through::Multiplexer { .. } => 0,
+        Through::Forward => 1,
+        Through::Socket { .. } => 2,
+    };
+    let clients = &mut looks[at].session.activity.clients;
+    match clients.iter_mut().find(|c| c.session == client.session) {
+        Some(c) if rank(&client.through) < rank(&c.through) => *c = client,
+        Some(_) => {}
+        None => clients.push(client),
+    }
+}
+
+/// Clients over unix sockets: a socket of the session's whose peer another session's process
+/// holds (a tmux or screen client, where the socket bears such a server's name).
+fn unix_clients(
     looks: &mut [Look<'_>],
     held: &[Holdings],
+    wanted: &[bool],
     by_pid: &HashMap<Pid, usize>,
+    holders: &SocketHolders,
     sockets: &UnixSockets,
 ) {
-    // The other ends of every server's connections, by the session that serves them.
-    let mut served: Vec<(usize, &'static str, u32)> = Vec::new();
-    for (at, holdings) in held.iter().enumerate() {
+    for (at, holdings) in held.iter().enumerate().filter(|(at, _)| wanted[*at]) {
         for (_, ino) in &holdings.sockets {
             let Some(s) = sockets.get(*ino).filter(|s| !s.listening && s.peer != 0) else {
                 continue;
             };
-            if let Some(kind) = s.name.as_deref().and_then(multiplexer) {
-                served.push((at, kind, s.peer));
-            }
-        }
-    }
-    if served.is_empty() {
-        return;
-    }
-    // A client is a process of a session looked at: who holds each peer, among them.
-    let peers: HashSet<u32> = served.iter().map(|(_, _, peer)| *peer).collect();
-    let mut holders: HashMap<u32, Vec<Pid>> = HashMap::new();
-    for (pid, ino) in held.iter().flat_map(|h| &h.sockets) {
-        if peers.contains(ino) {
-            holders.entry(*ino).or_default().push(*pid);
-        }
-    }
-    for (server, kind, peer) in served {
-        let client = holders
-            .get(&peer)
-            .into_iter()
-            .flatten()
-            .filter(|pid| Holder::verify(**pid, peer).is_some())
-            .find_map(|pid| by_pid.get(pid).copied())
-            .filter(|&c| c != server && attached_from(&looks[c], &looks[server]));
-        let Some(client) = client else {
-            continue;
-        };
-        let by = looks[client].session.id.clone();
-        let seen = looks[client].session.activity.input.clone();
-        let activity = &mut looks[server].session.activity;
-        activity.in_use_by = Some(by.clone());
-        // The server holds its clients' terminals too (it writes to them): the client's
-        // input is then already the server's latest, and is shown as what it is.
-        if let Some(seen) = seen
-            && activity.input.as_ref().is_none_or(|old| seen.at >= old.at)
-        {
-            let terminal = match seen.source {
-                IdleSource::Terminal(t) => Some(t),
-                _ => None,
+            let Some((client, _)) = holders.session_of(s.peer, at, by_pid) else {
+                continue;
             };
-            activity.input = Some(Seen {
-                at: seen.at,
-                source: IdleSource::Multiplexer { kind, by, terminal },
-            });
+            let through = match s.name.as_deref().and_then(multiplexer) {
+                Some(kind) => Through::Multiplexer {
+                    kind,
+                    terminal: None,
+                },
+                None => Through::Socket { kind: "unix" },
+            };
+            let session = looks[client].session.id.clone();
+            add(looks, at, Client { session, through });
         }
     }
 }
 
-/// Sessions holding a terminal that is another live session's (of the same user) —
-/// the controlling terminal of one of its processes, which the kernel gives one POSIX
-/// session only — are in use by that session: a screen server holds the terminal of each
-/// session attached to it (its clients connect, say who they are, and go), as a tmux server
-/// does. Its input is already the session's latest; this says whose it is.
-fn shared_terminals(looks: &mut [Look<'_>], held: &[Holdings], sockets: &UnixSockets) {
+/// Sessions holding a terminal that is another session's — the controlling terminal of one
+/// of its processes, which the kernel gives one POSIX session only — are reached by that
+/// session: a screen server holds the terminal of each session attached to it (its clients
+/// connect, say who they are, and go), as a tmux server does.
+fn shared_terminals(
+    looks: &mut [Look<'_>],
+    held: &[Holdings],
+    wanted: &[bool],
+    sockets: &UnixSockets,
+) {
     let mut holders: BTreeMap<&Terminal, Vec<usize>> = BTreeMap::new();
     for (at, holdings) in held.iter().enumerate() {
         for terminal in holdings.terminals.keys() {
@@ -246,32 +298,18 @@ fn shared_terminals(looks: &mut [Look<'_>], held: &[Holdings], sockets: &UnixSoc
         let Some(home) = sessions.iter().copied().find(|&at| controls(at)) else {
             continue;
         };
-        for guest in sessions.into_iter().filter(|&at| at != home) {
-            if looks[guest].session.activity.in_use_by.is_some()
-                || !attached_from(&looks[home], &looks[guest])
-            {
-                continue;
-            }
-            let by = looks[home].session.id.clone();
+        for guest in sessions.into_iter().filter(|&at| at != home && wanted[at]) {
             let kind = served_kind(
                 &held[guest].terminals[terminal].holders,
                 &held[guest],
                 sockets,
             );
-            let activity = &mut looks[guest].session.activity;
-            activity.in_use_by = Some(by.clone());
-            if let Some(at) = held[guest].terminals[terminal].times.input
-                && activity.input.as_ref().is_none_or(|old| at >= old.at)
-            {
-                activity.input = Some(Seen {
-                    at,
-                    source: IdleSource::Multiplexer {
-                        kind,
-                        by,
-                        terminal: Some(terminal.name.clone()),
-                    },
-                });
-            }
+            let session = looks[home].session.id.clone();
+            let through = Through::Multiplexer {
+                kind,
+                terminal: Some(terminal.name.clone()),
+            };
+            add(looks, guest, Client { session, through });
         }
     }
 }
@@ -287,67 +325,64 @@ fn served_kind(holders: &[Pid], holdings: &Holdings, sockets: &UnixSockets) -> &
         .filter_map(|(_, ino)| sockets.get(*ino))
         .filter(|s| s.listening)
         .find_map(|s| s.name.as_deref().and_then(multiplexer))
-        .unwrap_or(crate::model::MULTIPLEXED_BY_A_PROGRAM)
+        .unwrap_or(MULTIPLEXED_BY_A_PROGRAM)
 }
 
-/// Whether every controlling terminal of the session's processes is a pseudo-terminal whose
-/// master a process of the session itself holds, a server with no client
-/// ([`serves_nobody`]): a tmux or screen server's panes, with no client attached — what is
-/// left of a session whose login has gone.
-fn serves_only_itself(look: &Look<'_>, holdings: &Holdings, sockets: &UnixSockets) -> bool {
-    // The pseudo-terminals served from within, to nobody: their masters' holders all
-    // unconnected. Only then are the processes' controlling terminals read.
-    let mut lone: Vec<u32> = holdings.masters.iter().map(|(_, index)| *index).collect();
-    lone.retain(|index| {
-        holdings
-            .masters
+/// Clients over TCP and UDP on this host: a connected socket of the session's whose other
+/// end (the connection with the same two addresses the other way round, in the kernel's
+/// table) another session's process holds — a forward's sshd, where that process runs sshd.
+fn inet_clients(
+    looks: &mut [Look<'_>],
+    held: &[Holdings],
+    wanted: &[bool],
+    by_pid: &HashMap<Pid, usize>,
+    holders: &SocketHolders,
+    sockets: &UnixSockets,
+) {
+    // Only sockets the unix table does not name can be TCP or UDP ones.
+    let maybe = |at: usize| {
+        held[at]
+            .sockets
             .iter()
-            .filter(|(_, i)| i == index)
-            .all(|(pid, _)| serves_nobody(*pid, holdings, sockets))
-    });
-    if lone.is_empty() {
-        return false;
+            .any(|(_, ino)| sockets.get(*ino).is_none())
+    };
+    if !(0..held.len()).any(|at| wanted[at] && maybe(at)) {
+        return;
     }
-    let mut controlling = look
-        .members
-        .iter()
-        .filter_map(|p| Proc::new(*p).stat())
-        .filter_map(|s| u64::try_from(s.tty_nr).ok())
-        .filter(|&nr| nr != 0)
-        .peekable();
-    controlling.peek().is_some()
-        && controlling.all(|nr| tty::pts_index(nr).is_some_and(|index| lone.contains(&index)))
-}
-
-/// Whether process `pid` is a server with no client: it listens on a unix socket (as tmux,
-/// screen, dtach do) and is connected to nobody — no unix socket with a peer, no socket
-/// of another kind (TCP, say). `script`, sshd and terminal emulators listen on nothing.
-fn serves_nobody(pid: Pid, holdings: &Holdings, sockets: &UnixSockets) -> bool {
-    let mut held = holdings
-        .sockets
-        .iter()
-        .filter(|(holder, _)| *holder == pid)
-        .map(|(_, ino)| sockets.get(*ino));
-    let mut listens = false;
-    for s in held.by_ref() {
-        match s {
-            Some(s) if s.listening => listens = true,
-            Some(s) if s.peer == 0 => {}
-            _ => return false,
+    let table = match InetTable::read() {
+        Ok(t) => t,
+        Err(e) => {
+            for (look, _) in looks.iter_mut().zip(wanted).filter(|(_, w)| **w) {
+                look.session.activity.looked = Looked::Partly(format!(
+                    "the TCP and UDP connections could not be read ({e})"
+                ));
+            }
+            return;
+        }
+    };
+    for (at, holdings) in held.iter().enumerate().filter(|(at, _)| wanted[*at]) {
+        for (_, ino) in &holdings.sockets {
+            let Some((peer, kind)) = table.peer_of(*ino) else {
+                continue;
+            };
+            let Some((client, holder)) = holders.session_of(peer, at, by_pid) else {
+                continue;
+            };
+            let sshd = holder
+                .program
+                .as_deref()
+                .and_then(Path::file_name)
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| matches!(n, "sshd" | "sshd-session"));
+            let through = if sshd && kind == "tcp" {
+                Through::Forward
+            } else {
+                Through::Socket { kind }
+            };
+            let session = looks[client].session.id.clone();
+            add(looks, at, Client { session, through });
         }
     }
-    listens
-}
-
-/// Whether `client`'s session can vouch for `server`'s: the same user, and live itself.
-fn attached_from(client: &Look<'_>, server: &Look<'_>) -> bool {
-    client.session.uid.is_some()
-        && client.session.uid == server.session.uid
-        && matches!(
-            client.session.state,
-            SessionState::Active | SessionState::Online
-        )
-        && client.session.activity.in_use_by.is_none()
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use jiff::Timestamp;
 
 pub use super::activity::Look;
 use crate::deadline::Deadline;
-use crate::model::{IdleSource, Pid, Seen, Session, SessionId, SessionState, Uid};
+use crate::model::{Login, Pid, Session, SessionId, Uid};
 use crate::system::bounded::{self, Threads};
 use crate::system::process::Membership;
 use crate::system::sockets::{self, UnixSockets};
@@ -74,9 +74,8 @@ impl Desktops {
     }
 
     /// Adds what each session's processes tell of its display: an xrdp session is remote,
-    /// `disconnected` when no client is connected through xrdp (`active` when one is,
-    /// though it holds no terminal), from its client's address; a session whose X server is
-    /// one of its processes is idle since that server last saw input.
+    /// its login its RDP client (connected through xrdp or not), from its client's address;
+    /// a session whose X server is one of its processes has that server's last input.
     pub fn enrich(&mut self, looks: Vec<Look<'_>>) {
         let sockets = self.sockets();
         if !xrdp::serves_displays(&sockets) {
@@ -118,12 +117,7 @@ impl Desktops {
         let answers = bounded::map(questions, idle_of, Threads::PerItem, deadline);
         for (session, answer) in sessions.into_iter().zip(answers) {
             if let Some(Some(since)) = answer {
-                // The X server knows the session's input better than any hint.
-                session.idle_since = Some(since);
-                session.activity.input = Some(Seen {
-                    at: since,
-                    source: IdleSource::Display(session.display.clone().unwrap_or_default()),
-                });
+                session.activity.display = Some(since);
             }
         }
     }
@@ -186,19 +180,15 @@ fn display_of(session: &mut Session, members: &[Pid], sockets: &UnixSockets) -> 
     Some(number)
 }
 
-/// An xrdp session's state and origin from its connection: remote, `disconnected` while no
-/// client is connected through xrdp.
+/// An xrdp session's login and origin from its connection: remote; its RDP client
+/// connected through xrdp, or not.
 fn connect(session: &mut Session, connection: &xrdp::Connection) {
     session.remote = true;
-    if connection.connected {
-        if session.remote_host.is_none() {
-            session.remote_host.clone_from(&connection.client);
-        }
-        if session.state == SessionState::Disconnected {
-            session.state = SessionState::Active;
-        }
-    } else if session.state != SessionState::Closing {
-        session.state = SessionState::Disconnected;
+    session.login = Login::Rdp {
+        connected: Some(connection.connected),
+    };
+    if connection.connected && session.remote_host.is_none() {
+        session.remote_host.clone_from(&connection.client);
     }
 }
 

@@ -245,12 +245,18 @@ impl Served {
         // What set each one's idle time, and who uses it: read here, where its processes are.
         self.backend
             .observe(&mut sessions, backend::Sources::default())?;
+        // Judged with every session of the host (the agent's own too: a client may be in it).
+        let presences = crate::presence::judge(&sessions, jiff::Timestamp::now());
+        let mut listed: Vec<WireSession> = sessions
+            .iter()
+            .zip(&presences)
+            .map(|(s, p)| WireSession::of(s, p))
+            .collect();
         if self.purpose == Purpose::EndSessions {
+            listed.retain(|s| Some(s.id.as_str()) != self.own.as_ref().map(SessionId::as_str));
             sessions.retain(|s| Some(&s.id) != self.own.as_ref());
         }
-        let reply = Reply::Sessions {
-            sessions: sessions.iter().map(WireSession::of).collect(),
-        };
+        let reply = Reply::Sessions { sessions: listed };
         self.known = sessions.into_iter().map(|s| (s.id.clone(), s)).collect();
         Ok(reply)
     }
@@ -305,7 +311,9 @@ impl Served {
         let targets = self.targets(ids)?;
         let refs: Vec<&Session> = targets.iter().collect();
         let timeout = Duration::from_millis(timeout_ms).min(MAX_WAIT);
-        let results = self.backend.disconnect(&refs, timeout);
+        let listed: Vec<Session> = self.known.values().cloned().collect();
+        let results =
+            crate::logoff::cut_connections(self.backend.as_mut(), &listed, &refs, timeout);
         for (s, r) in targets.iter().zip(&results) {
             if r.is_ok() {
                 self.note(&format!("ended the connection of {}", s.describe()));

@@ -109,6 +109,12 @@ fn rows(
             now,
         )?
     };
+    let presences: std::collections::HashMap<_, _> = sessions
+        .iter()
+        .map(|s| &s.id)
+        .zip(crate::presence::judge(&sessions, now))
+        .collect();
+    let presence_of = |s: &Session| presences.get(&s.id);
     let flavor = backend.about().0;
     // The deadlines a logoffd running here has published (this host's only).
     let limits = place
@@ -117,9 +123,10 @@ fn rows(
         .flatten();
     Ok(shown
         .iter()
-        .map(|s| {
+        .filter_map(|s| Some((*s, presence_of(s)?)))
+        .map(|(s, p)| {
             let is_current = current.as_ref() == Some(&s.id);
-            let mut row = SessionRow::new(&place.label, flavor.as_str(), s, is_current, now);
+            let mut row = SessionRow::new(&place.label, flavor.as_str(), (s, p), is_current, now);
             row.agent = opened.agent.clone();
             row.time_limit = limits.as_ref().and_then(|l| l.of(&s.key())).cloned();
             row

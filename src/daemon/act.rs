@@ -230,26 +230,22 @@ impl Actor {
         key: &SessionKey,
     ) -> Acted {
         let listed = look(lister, at.policy, None).map(|(sessions, _)| sessions);
-        let fresh = match listed {
+        let mut fresh = match listed {
             Ok(sessions) => sessions,
             Err(e) => {
                 self.log.error(&format!("cannot look at the sessions: {e}"));
                 return Acted::Failed;
             }
         };
+        at.memory.lend(&mut fresh);
         let Some(session) = fresh.iter().find(|s| s.key() == *key) else {
             self.log
                 .info(&format!("session {} ended before its deadline", key.id()));
             return Acted::Done;
         };
-        // The same decision on what is true now.
-        let again = plan::step(
-            at.policy,
-            std::slice::from_ref(session),
-            at.memory,
-            tracking,
-            Timestamp::now(),
-        );
+        // The same decision on what is true now, with every session: whether a client
+        // reaches this one depends on the others.
+        let again = plan::step(at.policy, &fresh, at.memory, tracking, Timestamp::now());
         // What is due now (another limit of the rule may have come first meanwhile).
         let Some(due) = again.actions.iter().find_map(|a| match a {
             Action::LogOff { key: k, due } if k == key => Some(due),

@@ -48,8 +48,13 @@ struct CheckRow {
     /// Why no limit runs (no rule, exempt, protected, unknown idle time).
     why_not: Option<String>,
     /// For an idle limit: what its clock runs from (`in use through tmux from session 12,
-    /// idle 3s`, `busy: 2.0 CPU-seconds in the last 5s`, `idle lock held by ...`).
+    /// idle 3s`, `busy: 2.0 CPU-seconds in the last 5s`, `idle lock held by ...`); for a
+    /// disconnected one, since when nothing connects it.
     activity: Option<String>,
+    /// Whether a live client reaches it (`null`: not known), and what (`connected by ...`,
+    /// `disconnected: ...`, `connection unknown: ...`), as `logoff --list --json` says it.
+    connected: Option<bool>,
+    connection: String,
 }
 
 /// Where a rule counts CPU time as activity, `--check` measures each session's use since the
@@ -77,10 +82,12 @@ pub fn report(
     json: bool,
 ) -> String {
     let step = plan::step(policy, sessions, memory, &Tracking::new(), now);
+    let presences = crate::presence::judge(sessions, now);
     let rows: Vec<CheckRow> = sessions
         .iter()
         .zip(&step.verdicts)
-        .map(|(s, v)| {
+        .zip(&presences)
+        .map(|((s, v), p)| {
             let limit = v.limit();
             let published = step.published.get(&s.key().to_string());
             CheckRow {
@@ -98,6 +105,8 @@ pub fn report(
                 acts_at: published.map(|p| p.logoff_at),
                 why_not: v.why_not(),
                 activity: limit.and_then(|l| l.cause.clone()),
+                connected: p.is_connected(),
+                connection: p.words(),
             }
         })
         .collect();
@@ -121,6 +130,16 @@ pub fn report(
         return crate::output::json(&report).unwrap_or_default();
     }
     text(path, policy, &rules, &rows, now)
+}
+
+/// The ACTIVITY column: what the limit's clock runs from, and what connects the session
+/// (once: a disconnected limit's clock says it already).
+fn activity_cell(r: &CheckRow) -> String {
+    match &r.activity {
+        Some(a) if a.contains(&r.connection) => a.clone(),
+        Some(a) => format!("{a}; {}", r.connection),
+        None => r.connection.clone(),
+    }
 }
 
 fn text(
@@ -183,7 +202,7 @@ fn text(
                     warns.join(", ")
                 },
                 acts,
-                r.activity.clone().unwrap_or_else(|| "-".into()),
+                activity_cell(r),
             ]
         })
         .collect();

@@ -17,7 +17,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::plan::Tracking;
-use crate::model::{Activity, Session, SessionKey, SessionState, Uid};
+use crate::model::{Activity, Session, SessionKey, Uid};
 use crate::policy::{Limit, Policy, Reason, Verdict};
 use crate::time;
 
@@ -34,8 +34,6 @@ pub struct Looks {
 struct Looked {
     next: Timestamp,
     activity: Activity,
-    idle_since: Option<Timestamp>,
-    state: SessionState,
 }
 
 impl Looks {
@@ -54,18 +52,18 @@ impl Looks {
             .collect()
     }
 
-    /// Gives a session not looked at this pass what the last look found (its CPU time is
-    /// left unread: the reading kept is the last one).
+    /// Gives a session not looked at this pass what the last look found at its processes
+    /// (its CPU time is left unread: the reading kept is the last one); what its listing
+    /// says now stays.
     pub fn carry(&self, s: &mut Session) {
         if let Some(l) = self.known.get(&s.key()) {
-            s.activity = Activity {
-                cpu: None,
-                ..l.activity.clone()
-            };
-            s.idle_since = l.idle_since.or(s.idle_since);
-            if s.state == SessionState::Active {
-                s.state = l.state.clone();
-            }
+            let last = &l.activity;
+            let a = &mut s.activity;
+            a.terminals.clone_from(&last.terminals);
+            a.clients.clone_from(&last.clients);
+            a.inhibitor.clone_from(&last.inhibitor);
+            a.looked.clone_from(&last.looked);
+            a.cpu = None;
         }
     }
 
@@ -99,8 +97,6 @@ impl Looks {
                 Looked {
                     next,
                     activity: s.activity.clone(),
-                    idle_since: s.idle_since,
-                    state: s.state.clone(),
                 },
             );
         }
@@ -109,10 +105,11 @@ impl Looks {
 }
 
 /// When a session under `limit` needs its next look: a scan interval before its next
-/// warning or its deadline, and no later than [`AT_LEAST_EVERY`] from now. An idle limit's
-/// only; other limits' clocks are logoffd's own.
+/// warning or its deadline, and no later than [`AT_LEAST_EVERY`] from now — for an idle
+/// limit (input calls it off) and a disconnected one (a client that comes back does); a
+/// max-age clock is logoffd's own.
 fn next_look(limit: &Limit, policy: &Policy, now: Timestamp) -> Timestamp {
-    if limit.reason != Reason::Idle {
+    if limit.reason == Reason::MaxAge {
         return time::add(now, AT_LEAST_EVERY);
     }
     let event = limit

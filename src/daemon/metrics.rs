@@ -176,10 +176,11 @@ const COUNTER_FAMILIES: [(&str, &str, &[Event]); 5] = [
 pub fn render(pass: &PassFigures<'_>, counters: &Counters) -> String {
     let mut out = String::new();
     let mut by_state: BTreeMap<(String, String), u64> = BTreeMap::new();
-    for s in pass.sessions {
+    let presences = crate::presence::judge(pass.sessions, pass.at);
+    for (s, p) in pass.sessions.iter().zip(&presences) {
         let class = s.class.clone().unwrap_or_else(|| "unknown".into());
         *by_state
-            .entry((s.state.as_str().to_string(), class))
+            .entry((p.state(s).as_str().to_string(), class))
             .or_default() += 1;
     }
     family(

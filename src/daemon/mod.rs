@@ -136,7 +136,8 @@ pub fn main() -> ExitCode {
 fn check(args: &DaemonArgs, policy: &Policy) -> ExitCode {
     let mut memory = check::memory(&args.state_dir);
     let listed = act::open(args.backend, Purpose::List).and_then(|mut o| {
-        let (sessions, _) = act::look(o.backend.as_mut(), policy, None)?;
+        let (mut sessions, _) = act::look(o.backend.as_mut(), policy, None)?;
+        memory.lend(&mut sessions);
         // A CPU rate needs two readings: the daemon's last, and this one.
         memory.observe_cpu(&sessions, SystemClock.now(), check::CPU_WINDOW);
         Ok(sessions)
@@ -218,7 +219,7 @@ impl Daemon {
         for s in sessions.iter_mut().filter(|s| !fresh(s)) {
             self.looks.carry(s);
         }
-        if self.memory.observe(&sessions, now)
+        if self.memory.observe(&mut sessions, now)
             && let Err(e) = self.memory.save(&self.state)
         {
             self.log().warn(&format!("cannot keep the clocks: {e}"));

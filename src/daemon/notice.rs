@@ -102,10 +102,11 @@ mod tests {
             user: "bob".into(),
             tty: Some("pts/1".into()),
             state: "active".into(),
-            idle_since: Some(
+            activity: crate::model::Activity::typed_at(Some(
                 now.checked_sub(jiff::SignedDuration::from_secs(6600))
                     .expect("t"),
-            ),
+            )),
+            login: crate::model::Login::Logind(crate::model::Origin::Ssh),
             ..Session::default()
         };
         let v = p.evaluate(std::slice::from_ref(&s), |_| Remembered::default(), now);

@@ -24,8 +24,9 @@ use serde::{Deserialize, Serialize};
 use super::metrics::Counters;
 use crate::error::{Error, Kind, Result};
 use crate::model::Session;
-use crate::policy::eval::{self, CpuRate, Remembered};
+use crate::policy::eval::{CpuRate, Remembered};
 use crate::policy::published::{self, Deadlines};
+use crate::presence;
 use crate::system::files::{self, Expect, Owner};
 use crate::time;
 
@@ -174,10 +175,37 @@ pub struct Memory {
     disconnected_since: BTreeMap<String, Timestamp>,
     #[serde(default)]
     first_logon: BTreeMap<String, Timestamp>,
+    /// Whether each session's own login lasted when last seen, and when it was seen to end:
+    /// input through a program of the session (mosh) after that moment connects it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    logins: BTreeMap<String, LoginSeen>,
     /// Each session's CPU time at a look, and its rate since the look before (kept where a
     /// rule counts CPU time: `logoffd --check` and a daemon started again measure from it).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     cpu: BTreeMap<String, CpuSeen>,
+}
+
+/// A session's own login, as logoffd saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum LoginSeen {
+    Lasts,
+    /// Seen to end, at this moment (it was seen lasting before).
+    EndedAt(Timestamp),
+    /// Already ended when first seen: when is not known.
+    Ended,
+}
+
+impl LoginSeen {
+    /// What is seen now (`lasts`: as [`presence::login_lasts`] says), after `before`.
+    fn next(before: Option<LoginSeen>, lasts: Option<bool>, now: Timestamp) -> Option<LoginSeen> {
+        match (before, lasts) {
+            (_, Some(true)) => Some(LoginSeen::Lasts),
+            (Some(LoginSeen::Lasts), Some(false)) => Some(LoginSeen::EndedAt(now)),
+            (None, Some(false)) => Some(LoginSeen::Ended),
+            (before, _) => before,
+        }
+    }
 }
 
 /// A session's CPU time as last read, and how busy it was before.
@@ -214,15 +242,39 @@ impl Memory {
         }
     }
 
-    /// Takes in a listing at `now`: the clock of each newly disconnected session starts, those
-    /// of sessions connected again stop, the earliest logon time seen is kept, and sessions
-    /// gone are forgotten (their keys never come back). Whether anything changed.
-    pub fn observe(&mut self, sessions: &[Session], now: Timestamp) -> bool {
+    /// Gives each session what is remembered of its login's end
+    /// ([`crate::model::Activity::login_ended`]).
+    pub fn lend(&self, sessions: &mut [Session]) {
+        for s in sessions {
+            s.activity.login_ended = match self.logins.get(&s.key().to_string()) {
+                Some(LoginSeen::EndedAt(at)) => Some(*at),
+                _ => None,
+            };
+        }
+    }
+
+    /// Takes in a listing at `now`: when each session's login is seen to end (lent to the
+    /// sessions: [`Memory::lend`]), the clock of each newly disconnected session starts,
+    /// those of sessions connected again stop, the earliest logon time seen is kept, and
+    /// sessions gone are forgotten (their keys never come back). Whether anything changed.
+    pub fn observe(&mut self, sessions: &mut [Session], now: Timestamp) -> bool {
+        let logins: BTreeMap<String, LoginSeen> = sessions
+            .iter()
+            .filter_map(|s| {
+                let key = s.key().to_string();
+                let before = self.logins.get(&key).copied();
+                LoginSeen::next(before, presence::login_lasts(s), now).map(|l| (key, l))
+            })
+            .collect();
+        let logins_changed = logins != self.logins;
+        self.logins = logins;
+        self.lend(sessions);
+        let presences = presence::judge(sessions, now);
         let mut disconnected = BTreeMap::new();
         let mut logons = BTreeMap::new();
-        for s in sessions {
+        for (s, p) in sessions.iter().zip(&presences) {
             let key = s.key().to_string();
-            if eval::is_disconnected(s) {
+            if p.is_disconnected() {
                 let since = self.disconnected_since.get(&key).copied().unwrap_or(now);
                 disconnected.insert(key.clone(), since);
             }
@@ -237,7 +289,8 @@ impl Memory {
         let before = std::mem::take(&mut self.cpu);
         self.cpu = before.clone();
         self.observe_cpu(sessions, now, CPU_WINDOW);
-        let changed = disconnected != self.disconnected_since
+        let changed = logins_changed
+            || disconnected != self.disconnected_since
             || logons != self.first_logon
             || self.cpu != before;
         self.disconnected_since = disconnected;
@@ -296,6 +349,8 @@ mod tests {
             id: SessionId::new(id),
             state: state.into(),
             logon_time: Some(Timestamp::from_second(1_800_000_000 + logon).expect("t")),
+            login: crate::model::Login::Logind(crate::model::Origin::Ssh),
+            activity: crate::model::Activity::typed_at(None),
             ..Session::default()
         }
     }
@@ -308,10 +363,10 @@ mod tests {
         let t0 = Timestamp::from_second(1_800_000_100).expect("t");
         let t1 = Timestamp::from_second(1_800_000_200).expect("t");
         let mut memory = Memory::default();
-        let gone = [session("1", "disconnected", 0), session("2", "active", 0)];
-        assert!(memory.observe(&gone, t0));
+        let mut gone = [session("1", "disconnected", 0), session("2", "active", 0)];
+        assert!(memory.observe(&mut gone, t0));
         assert!(
-            !memory.observe(&gone, t1),
+            !memory.observe(&mut gone, t1),
             "a running clock is not restarted"
         );
         memory.save(&state).expect("save");
@@ -320,9 +375,36 @@ mod tests {
         assert_eq!(loaded.of(&gone[0]).disconnected_since, Some(t0));
         assert_eq!(loaded.of(&gone[1]).disconnected_since, None);
         let mut loaded = loaded;
-        assert!(loaded.observe(&[session("1", "active", 0)], t1));
+        assert!(loaded.observe(&mut [session("1", "active", 0)], t1));
         assert_eq!(loaded.of(&gone[0]).disconnected_since, None);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Issue 25: the end of a login is remembered only where logoffd saw it end (it saw the
+    /// login lasting before), and lent to the session; one already ended when first seen
+    /// has no known end.
+    #[test]
+    fn a_login_seen_to_end_is_remembered_and_lent() {
+        let t = |s: i64| Timestamp::from_second(1_800_000_000 + s).expect("t");
+        let mut memory = Memory::default();
+        let mut s = [session("1", "active", 0), session("2", "closing", 0)];
+        memory.observe(&mut s, t(0));
+        assert_eq!(s[0].activity.login_ended, None);
+        s[0].state = "closing".into();
+        assert!(memory.observe(&mut s, t(10)));
+        assert_eq!(s[0].activity.login_ended, Some(t(10)), "seen to end");
+        assert_eq!(s[1].activity.login_ended, None, "ended before it was seen");
+        memory.observe(&mut s, t(20));
+        assert_eq!(s[0].activity.login_ended, Some(t(10)), "the moment stays");
+        let restarted: Memory =
+            serde_json::from_slice(&serde_json::to_vec(&memory).expect("saved")).expect("loaded");
+        let mut again = [session("1", "closing", 0)];
+        restarted.lend(&mut again);
+        assert_eq!(
+            again[0].activity.login_ended,
+            Some(t(10)),
+            "kept across a restart"
+        );
     }
 
     /// Regression (issue 17, item 3): the max-age and disconnected clocks restarted when a
@@ -331,14 +413,14 @@ mod tests {
     fn the_earliest_logon_seen_is_kept() {
         let mut memory = Memory::default();
         let now = Timestamp::from_second(1_800_000_500).expect("t");
-        memory.observe(&[session("1", "active", 0)], now);
-        memory.observe(&[session("1", "active", 300)], now);
+        memory.observe(&mut [session("1", "active", 0)], now);
+        memory.observe(&mut [session("1", "active", 300)], now);
         let first = Timestamp::from_second(1_800_000_000).expect("t");
         assert_eq!(
             memory.of(&session("1", "active", 300)).first_logon,
             Some(first)
         );
-        memory.observe(&[], now);
+        memory.observe(&mut [], now);
         assert_eq!(memory, Memory::default(), "a session gone is forgotten");
     }
 
@@ -353,12 +435,12 @@ mod tests {
         let mut s = session("1", "active", 0);
         s.activity.cpu = Some(Duration::from_secs(10));
         let mut memory = Memory::default();
-        memory.observe(std::slice::from_ref(&s), t(0));
+        memory.observe(std::slice::from_mut(&mut s), t(0));
         assert_eq!(memory.of(&s).cpu, None, "one reading is no rate");
         s.activity.cpu = Some(Duration::from_secs(13));
-        memory.observe(std::slice::from_ref(&s), t(2));
+        memory.observe(std::slice::from_mut(&mut s), t(2));
         assert_eq!(memory.of(&s).cpu, None, "too soon");
-        assert!(memory.observe(std::slice::from_ref(&s), t(6)));
+        assert!(memory.observe(std::slice::from_mut(&mut s), t(6)));
         let rate = memory.of(&s).cpu.expect("a rate");
         assert_eq!(
             (rate.used, rate.over),

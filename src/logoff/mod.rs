@@ -168,7 +168,8 @@ pub fn execute(
 ) -> Result<Vec<Outcome>> {
     let caller = backend.caller()?;
     let mut sessions = backend.list()?;
-    if plan.filters.need_activity() {
+    // A disconnect must know what connects each target (mosh's input is no connection).
+    if plan.filters.need_activity() || plan.action == Action::Disconnect {
         backend.observe(&mut sessions, Sources::default())?;
     }
     let current = backend.current()?;
@@ -221,7 +222,7 @@ pub fn execute(
             }
             end::end_sessions(backend, &targets, &plan.options, control, hooks)
         }
-        Action::Disconnect => disconnect(backend, &targets, &plan.options, hooks),
+        Action::Disconnect => disconnect(backend, &sessions, &targets, &plan.options, hooks),
         Action::Message => targets
             .iter()
             .map(|s| Outcome {
@@ -239,12 +240,13 @@ pub fn execute(
 /// Ends the targets' connections, each on its own (the backend finds what makes each).
 fn disconnect(
     backend: &mut dyn Backend,
+    listed: &[Session],
     targets: &[Session],
     options: &Options,
     hooks: &mut dyn Hooks,
 ) -> Vec<Outcome> {
     let refs: Vec<&Session> = targets.iter().collect();
-    let results = backend.disconnect(&refs, options.timeout);
+    let results = cut_connections(backend, listed, &refs, options.timeout);
     targets
         .iter()
         .zip(results)
@@ -265,6 +267,47 @@ fn disconnect(
                 session: s.clone(),
                 result: result.map(Effect::Disconnected),
             }
+        })
+        .collect()
+}
+
+/// Ends each target's connection ([`Backend::disconnect`]), but refuses — with
+/// [`Kind::NoConnection`], touching nothing — a session that only what is no connection of
+/// its own reaches: input through mosh (whose server holds its shell's terminal too), or
+/// another session's client (that session is what to disconnect). `listed`: every session
+/// of the listing the targets come from (a client is one of them). One answer per target.
+pub fn cut_connections(
+    backend: &mut dyn Backend,
+    listed: &[Session],
+    targets: &[&Session],
+    timeout: Duration,
+) -> Vec<Result<crate::backend::Cut>> {
+    let presences = crate::presence::judge(listed, Timestamp::now());
+    let refusals: Vec<Option<String>> = targets
+        .iter()
+        .map(|t| {
+            let at = listed.iter().position(|s| s.id == t.id)?;
+            crate::presence::no_connection_of_its_own(t, &presences[at])
+        })
+        .collect();
+    let go: Vec<&Session> = targets
+        .iter()
+        .zip(&refusals)
+        .filter(|(_, refused)| refused.is_none())
+        .map(|(t, _)| *t)
+        .collect();
+    let mut cut = if go.is_empty() {
+        Vec::new().into_iter()
+    } else {
+        backend.disconnect(&go, timeout).into_iter()
+    };
+    refusals
+        .into_iter()
+        .map(|refused| match refused {
+            Some(why) => Err(Error::new(Kind::NoConnection, why)),
+            None => cut
+                .next()
+                .unwrap_or_else(|| Err(Error::system("the backend gave no answer"))),
         })
         .collect()
 }

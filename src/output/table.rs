@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::clean;
 use crate::model::{Session, SessionId, id_sort_key};
 use crate::policy::published::Published;
+use crate::presence::{Connected, Presence};
 
 /// One session as `--list` and `--json` show it. These keys are the stable JSON interface
 /// (documented in README.md); a key is never renamed, new keys may be added.
@@ -43,6 +44,13 @@ pub struct SessionRow {
     pub idle_source: Option<String>,
     /// The session of the same user that uses it through tmux or screen.
     pub in_use_by: Option<String>,
+    /// Whether a live client reaches it (`null`: not known; see `connection_unknown`).
+    pub connected: Option<bool>,
+    /// What connects it: `ssh`, `rdp`, `login`, `terminal pts/3`, `input on pts/4`, `tmux
+    /// client of session 12`, `forward from session 12`, `unix socket from session 12`.
+    pub connected_by: Option<String>,
+    /// Why whether it is connected is not known.
+    pub connection_unknown: Option<String>,
     pub logon_time: Option<Timestamp>,
     pub leader: Option<i32>,
     pub processes: Option<usize>,
@@ -56,7 +64,13 @@ pub struct SessionRow {
 }
 
 impl SessionRow {
-    pub fn new(host: &str, backend: &str, s: &Session, current: bool, now: Timestamp) -> Self {
+    pub fn new(
+        host: &str,
+        backend: &str,
+        (s, p): (&Session, &Presence),
+        current: bool,
+        now: Timestamp,
+    ) -> Self {
         SessionRow {
             host: host.to_string(),
             id: s.id.to_string(),
@@ -67,7 +81,7 @@ impl SessionRow {
             display: s.display.clone().filter(|d| !d.is_empty()),
             seat: s.seat.clone().filter(|t| !t.is_empty()),
             vtnr: s.vtnr.filter(|&v| v > 0),
-            state: s.state.to_string(),
+            state: p.state(s).to_string(),
             class: s.class.clone(),
             kind: s.kind.clone(),
             service: s.service.clone(),
@@ -75,12 +89,16 @@ impl SessionRow {
             remote_host: s.remote_host.clone().filter(|h| !h.is_empty()),
             remote_host_claim: s.remote_claim.as_ref().map(|c| c.value.clone()),
             remote_host_claim_source: s.remote_claim.as_ref().map(|c| c.source.to_string()),
-            idle_since: s.idle_since,
-            idle_source: s.activity.input.as_ref().map(|i| i.source.to_string()),
-            in_use_by: s.activity.in_use_by.as_ref().map(ToString::to_string),
-            idle_seconds: s
-                .idle_since
-                .map(|t| u64::try_from(now.duration_since(t).as_secs()).unwrap_or(0)),
+            idle_since: p.idle.as_ref().map(|i| i.since),
+            idle_source: p.idle.as_ref().map(|i| i.source.to_string()),
+            in_use_by: p.in_use_by().map(ToString::to_string),
+            connected: p.is_connected(),
+            connected_by: p.by().map(ToString::to_string),
+            connection_unknown: match &p.connected {
+                Connected::Unknown(why) => Some(why.clone()),
+                _ => None,
+            },
+            idle_seconds: p.idle_for(now).map(|d| d.as_secs()),
             logon_time: s.logon_time,
             leader: s.leader.map(crate::model::Pid::as_raw),
             processes: s.processes,
@@ -271,13 +289,17 @@ mod tests {
             state: "active".into(),
             remote: true,
             remote_host: Some("10.0.0.5".into()),
-            idle_since: Some("2026-11-24T11:55:00Z".parse().expect("ts")),
+            activity: crate::model::Activity::typed_at(Some(
+                "2026-11-24T11:55:00Z".parse().expect("ts"),
+            )),
+            login: crate::model::Login::Logind(crate::model::Origin::Ssh),
             logon_time: Some("2026-11-24T10:05:00Z".parse().expect("ts")),
             leader: Some(Pid::from_raw(4242)),
             processes: Some(3),
             ..Session::default()
         };
-        SessionRow::new("h1", "procfs", &s, current, now)
+        let p = crate::presence::judge(std::slice::from_ref(&s), now).remove(0);
+        SessionRow::new("h1", "procfs", (&s, &p), current, now)
     }
 
     #[test]

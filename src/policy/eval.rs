@@ -13,7 +13,7 @@ use super::rule::Groups;
 use super::{Counts, Policy, Rule};
 use crate::logoff::Action;
 use crate::model::{IdleSource, Session};
-use crate::select::State;
+use crate::presence::{self, By, Presence};
 use crate::time;
 
 /// A rule of a policy, by its place in it (the policy it came from says which rule it is).
@@ -67,8 +67,9 @@ pub struct Limit {
     pub acts_at: Timestamp,
     /// When each warning goes out, with its lead time, earliest first.
     pub warnings: Vec<(Duration, Timestamp)>,
-    /// For an idle limit: what its clock runs from, in words (`last input on terminal pts/3,
-    /// idle 3s`; `in use through tmux from session 12, idle 3s`).
+    /// What its clock runs from, in words: for an idle limit `last input on terminal pts/3,
+    /// idle 3s`, `in use through tmux from session 12, idle 3s`; for a disconnected one what
+    /// [`Presence::words`] says.
     pub cause: Option<String>,
     /// Whether `since` can only move later: its clock runs from the session's own input or
     /// output (or from what logoffd remembers), not from what can stop at any moment — a
@@ -162,11 +163,6 @@ impl CpuRate {
     }
 }
 
-/// Whether the session counts as disconnected (as `--state disconnected` says).
-pub fn is_disconnected(s: &Session) -> bool {
-    State::Disconnected.matches(s, Timestamp::now())
-}
-
 impl Policy {
     /// The rule `id` names (one of this policy's: [`RuleId`]s come from it).
     pub fn rule(&self, id: RuleId) -> Option<&Rule> {
@@ -189,13 +185,15 @@ impl Policy {
         let mut groups = Groups::default();
         sessions
             .iter()
-            .map(|s| self.verdict(s, remembered(s), now, &mut groups))
+            .zip(presence::judge(sessions, now))
+            .map(|(s, p)| self.verdict(s, &p, remembered(s), now, &mut groups))
             .collect()
     }
 
     fn verdict(
         &self,
         s: &Session,
+        p: &Presence,
         remembered: Remembered,
         now: Timestamp,
         groups: &mut Groups,
@@ -210,7 +208,7 @@ impl Policy {
         if let Some(why) = rule.exempt.exempts(s, groups) {
             return Verdict::Exempt { rule: id, why };
         }
-        match rule.limit_for(s, remembered, now) {
+        match rule.limit_for(s, p, remembered, now) {
             Ok(limit) => Verdict::Limited { rule: id, limit },
             Err(why) => Verdict::Unlimited { rule: id, why },
         }
@@ -222,18 +220,23 @@ impl Rule {
     fn limit_for(
         &self,
         s: &Session,
+        p: &Presence,
         remembered: Remembered,
         now: Timestamp,
     ) -> Result<Limit, String> {
-        let disconnected = is_disconnected(s);
+        let disconnected = p.is_disconnected();
+        let connection = p.words();
         let mut candidates = Vec::new();
-        let mut why = Vec::new();
+        let mut why: Vec<String> = Vec::new();
+        // Only a connection of its own over the network (an RDP client, ssh) is ended alone.
+        let own_connection = matches!(p.by(), Some(By::Ssh | By::Rdp)) && (s.remote || s.xrdp);
         if let Some(limit) = self.idle {
-            match self.idle_since(s, remembered, now) {
-                _ if disconnected => why.push("it is disconnected, not idle"),
-                // Only a connection over the network (an RDP client, ssh) can be ended alone.
-                _ if self.action == Action::Disconnect && !(s.remote || s.xrdp) => {
-                    why.push("it has no connection to end (action = \"disconnect\")");
+            match self.idle_since(s, p, remembered, now) {
+                _ if disconnected => why.push("it is disconnected, not idle".into()),
+                _ if self.action == Action::Disconnect && !own_connection => {
+                    why.push(format!(
+                        "it has no connection of its own to end (action = \"disconnect\"; {connection})"
+                    ));
                 }
                 Some(idle) => candidates.push((
                     Reason::Idle,
@@ -241,15 +244,19 @@ impl Rule {
                     idle.since,
                     Some((idle.cause, idle.firm)),
                 )),
-                None => why.push("its idle time is unknown"),
+                None => why.push("its idle time is unknown".into()),
             }
         }
         if let Some(limit) = self.disconnected {
             if disconnected {
                 let since = remembered.disconnected_since.unwrap_or(now);
-                candidates.push((Reason::Disconnected, limit, since, None));
+                let cause = format!(
+                    "{connection}, since {}",
+                    crate::duration::display(time::between(since, now))
+                );
+                candidates.push((Reason::Disconnected, limit, since, Some((cause, true))));
             } else {
-                why.push("it is not disconnected");
+                why.push(format!("it is not disconnected ({connection})"));
             }
         }
         if let Some(limit) = self.max_age {
@@ -259,7 +266,7 @@ impl Rule {
             };
             match logon {
                 Some(since) => candidates.push((Reason::MaxAge, limit, since, None)),
-                None => why.push("its logon time is unknown"),
+                None => why.push("its logon time is unknown".into()),
             }
         }
         let (reason, limit, since, cause) = candidates
@@ -291,7 +298,13 @@ impl Rule {
 
     /// Since when `s` has been idle as this rule counts activity (its `activity`), and
     /// what says so; `None` when nothing it counts is known.
-    fn idle_since(&self, s: &Session, remembered: Remembered, now: Timestamp) -> Option<Idle> {
+    fn idle_since(
+        &self,
+        s: &Session,
+        p: &Presence,
+        remembered: Remembered,
+        now: Timestamp,
+    ) -> Option<Idle> {
         let idle = |at: Timestamp| crate::duration::display(time::between(at, now));
         let mut seen: Vec<Idle> = Vec::new();
         let firm = |since, cause| Idle {
@@ -307,7 +320,7 @@ impl Rule {
         for counts in &self.activity {
             match counts {
                 Counts::Input => {
-                    if let Some(input) = &s.activity.input {
+                    if let Some(input) = &p.idle {
                         let (words, own) = match &input.source {
                             IdleSource::Multiplexer {
                                 kind: crate::model::MULTIPLEXED_BY_A_PROGRAM,
@@ -319,18 +332,16 @@ impl Rule {
                             }
                             source => (format!("last input on {source}"), true),
                         };
-                        let cause = format!("{words}, idle {}", idle(input.at));
+                        let cause = format!("{words}, idle {}", idle(input.since));
                         seen.push(if own {
-                            firm(input.at, cause)
+                            firm(input.since, cause)
                         } else {
-                            passing(input.at, cause)
+                            passing(input.since, cause)
                         });
-                    } else if let Some(at) = s.idle_since {
-                        seen.push(firm(at, format!("idle {}", idle(at))));
                     }
                 }
                 Counts::Output => {
-                    if let Some(at) = s.activity.output {
+                    if let Some(at) = s.activity.latest_output() {
                         seen.push(firm(
                             at,
                             format!("last output on a terminal {} ago", idle(at)),

@@ -151,7 +151,6 @@ impl Policy {
         crate::backend::Sources {
             cpu: counts(Counts::Cpu),
             inhibitors: counts(Counts::Inhibit),
-            ..crate::backend::Sources::default()
         }
     }
 }

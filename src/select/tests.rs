@@ -1,4 +1,5 @@
 use super::*;
+use crate::model::{Activity, Login, Origin};
 
 fn s(id: &str, user: &str, tty: Option<&str>, state: &str) -> Session {
     Session {
@@ -6,6 +7,8 @@ fn s(id: &str, user: &str, tty: Option<&str>, state: &str) -> Session {
         user: user.into(),
         tty: tty.map(String::from),
         state: state.into(),
+        login: Login::Logind(Origin::Ssh),
+        activity: Activity::typed_at(None),
         ..Session::default()
     }
 }
@@ -105,18 +108,18 @@ fn fleet() -> Vec<Session> {
     let t = |m: i64| Some(now() - jiff::SignedDuration::from_mins(m));
     vec![
         with(s("3", "alice", Some("pts/0"), "active"), |x| {
-            x.idle_since = t(0);
+            x.activity = Activity::typed_at(t(0));
             x.remote = true;
             x.remote_host = Some("10.0.0.5".into());
         }),
         with(s("5", "bob", Some("pts/1"), "active"), |x| {
-            x.idle_since = t(120);
+            x.activity = Activity::typed_at(t(120));
             x.remote = true;
             x.remote_host = Some("10.0.0.6".into());
             x.uid = Some(Uid::from_raw(1002));
         }),
         with(s("7", "bob", Some("tty2"), "online"), |x| {
-            x.idle_since = t(5);
+            x.activity = Activity::typed_at(t(5));
         }),
         with(s("9", "bob", None, "closing"), |_| {}),
         with(s("11", "carol", None, "disconnected"), |_| {}),

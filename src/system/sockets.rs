@@ -59,9 +59,14 @@ pub struct UnixSockets {
 impl UnixSockets {
     /// From the kernel (sock_diag); empty where it cannot be asked.
     pub fn read() -> UnixSockets {
-        UnixSockets {
-            by_inode: unix_sockets().unwrap_or_default(),
-        }
+        UnixSockets::read_checked().unwrap_or_default()
+    }
+
+    /// From the kernel (sock_diag), or why it could not be asked.
+    pub fn read_checked() -> io::Result<UnixSockets> {
+        Ok(UnixSockets {
+            by_inode: unix_sockets()?,
+        })
     }
 
     pub fn get(&self, inode: u32) -> Option<&UnixSocket> {
@@ -295,12 +300,80 @@ fn unix_sockets() -> io::Result<HashMap<u32, UnixSocket>> {
 /// Netlink sock_diag: every established TCP connection of this network namespace (IPv4 and
 /// IPv6), by inode, with its peer's address.
 fn tcp_established() -> io::Result<HashMap<u32, IpAddr>> {
+    let mut found = HashMap::new();
+    inet_dump(6, |c| {
+        found.insert(c.inode, c.remote.ip());
+        true
+    })?;
+    Ok(found)
+}
+
+/// The most connections [`InetTable::read`] takes in: users can grow the table (each
+/// connection they make is two entries), and a look must end.
+const INET_TABLE_MAX: usize = 500_000;
+
+/// How long [`InetTable::read`] may take at most.
+const INET_TABLE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A connected TCP or UDP socket of this network namespace, as sock_diag tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Connection {
+    inode: u32,
+    local: std::net::SocketAddr,
+    remote: std::net::SocketAddr,
+}
+
+/// Every connected TCP and UDP socket of this network namespace (IPv4 and IPv6): both ends
+/// of a connection made on this host are in it, which pairs them.
+#[derive(Debug, Default)]
+pub struct InetTable {
+    by_inode: HashMap<u32, (&'static str, std::net::SocketAddr, std::net::SocketAddr)>,
+    by_ends: HashMap<(&'static str, std::net::SocketAddr, std::net::SocketAddr), u32>,
+}
+
+impl InetTable {
+    /// From the kernel (sock_diag): at most [`INET_TABLE_MAX`] connections, within
+    /// [`INET_TABLE_WAIT`], else an error (what reaches a session is then not known).
+    pub fn read() -> io::Result<InetTable> {
+        let deadline = crate::deadline::Deadline::after(INET_TABLE_WAIT);
+        let mut table = InetTable::default();
+        for (protocol, kind) in [(6u8, "tcp"), (17u8, "udp")] {
+            let mut full = false;
+            inet_dump(protocol, |c| {
+                if table.by_inode.len() >= INET_TABLE_MAX || deadline.passed() {
+                    full = true;
+                    return false;
+                }
+                table.by_inode.insert(c.inode, (kind, c.local, c.remote));
+                table.by_ends.insert((kind, c.local, c.remote), c.inode);
+                true
+            })?;
+            if full {
+                return Err(io::Error::other(format!(
+                    "more than {INET_TABLE_MAX} connections, or more than {}s to read them",
+                    INET_TABLE_WAIT.as_secs()
+                )));
+            }
+        }
+        Ok(table)
+    }
+
+    /// The inode of the other end of connected socket `inode`, where it is on this host, and
+    /// the protocol (`tcp`, `udp`).
+    pub fn peer_of(&self, inode: u32) -> Option<(u32, &'static str)> {
+        let (kind, local, remote) = self.by_inode.get(&inode)?;
+        let peer = *self.by_ends.get(&(*kind, *remote, *local))?;
+        (peer != inode).then_some((peer, *kind))
+    }
+}
+
+/// Netlink sock_diag: each connected socket of `protocol` (6: TCP, established; 17: UDP,
+/// connected) of this network namespace, IPv4 and IPv6, until `each` says to stop.
+fn inet_dump(protocol: u8, mut each: impl FnMut(Connection) -> bool) -> io::Result<()> {
     const SOCK_DIAG_BY_FAMILY: u16 = 20;
     const NLM_F_REQUEST: u16 = 0x1;
     const NLM_F_DUMP: u16 = 0x300;
     const TCP_ESTABLISHED: u32 = 1;
-    const IPPROTO_TCP: u8 = 6;
-    let mut found = HashMap::new();
     for family in [2u8, 10] {
         let fd = diag_socket()?;
         // struct nlmsghdr, then struct inet_diag_req_v2 (its socket ID all zeros: any).
@@ -310,7 +383,7 @@ fn tcp_established() -> io::Result<HashMap<u32, IpAddr>> {
         req.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
         req.extend_from_slice(&1u32.to_ne_bytes());
         req.extend_from_slice(&0u32.to_ne_bytes());
-        req.extend_from_slice(&[family, IPPROTO_TCP, 0, 0]);
+        req.extend_from_slice(&[family, protocol, 0, 0]);
         req.extend_from_slice(&(1u32 << TCP_ESTABLISHED).to_ne_bytes());
         req.extend_from_slice(&[0u8; 48]);
         rustix::net::sendto(
@@ -320,14 +393,15 @@ fn tcp_established() -> io::Result<HashMap<u32, IpAddr>> {
             &netlink::SocketAddrNetlink::new(0, 0),
         )?;
         let mut buf = vec![0u8; 64 * 1024];
-        loop {
+        let mut going = true;
+        while going {
             let (n, _) = rustix::net::recv(&fd, &mut buf[..], RecvFlags::empty())?;
             if n == 0 {
                 break;
             }
             match each_message(&buf[..n], |msg| {
-                if let Some((inode, ip)) = parse_inet(msg) {
-                    found.insert(inode, ip);
+                if going && let Some(c) = parse_inet(msg) {
+                    going = each(c);
                 }
             }) {
                 Parsed::More => {}
@@ -335,22 +409,35 @@ fn tcp_established() -> io::Result<HashMap<u32, IpAddr>> {
                 Parsed::Failed => return Err(io::Error::other("sock_diag refused the request")),
             }
         }
+        if !going {
+            return Ok(());
+        }
     }
-    Ok(found)
+    Ok(())
 }
 
-/// `struct inet_diag_msg`: the family, the socket ID (whose `dst` is the peer) and the inode.
-fn parse_inet(msg: &[u8]) -> Option<(u32, IpAddr)> {
-    let dst = msg.get(24..40)?;
-    let ip = match msg.first()? {
-        2 => IpAddr::V4(std::net::Ipv4Addr::new(dst[0], dst[1], dst[2], dst[3])),
-        10 => {
-            let v6 = std::net::Ipv6Addr::from(<[u8; 16]>::try_from(dst).ok()?);
-            v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4)
+/// `struct inet_diag_msg`: the family, the socket ID (source and destination ports, in
+/// network order, then addresses) and the inode. IPv4 addresses mapped into IPv6 are
+/// written as IPv4, so that both ends of a connection name each other alike.
+fn parse_inet(msg: &[u8]) -> Option<Connection> {
+    let ip = |b: &[u8]| -> Option<IpAddr> {
+        match msg.first()? {
+            2 => Some(IpAddr::V4(std::net::Ipv4Addr::new(b[0], b[1], b[2], b[3]))),
+            10 => {
+                let v6 = std::net::Ipv6Addr::from(<[u8; 16]>::try_from(b).ok()?);
+                Some(v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4))
+            }
+            _ => None,
         }
-        _ => return None,
     };
-    Some((u32_at(msg, 68)?, ip))
+    let port = |at: usize| Some(u16::from_be_bytes(msg.get(at..at + 2)?.try_into().ok()?));
+    let local = std::net::SocketAddr::new(ip(msg.get(8..24)?)?, port(4)?);
+    let remote = std::net::SocketAddr::new(ip(msg.get(24..40)?)?, port(6)?);
+    Some(Connection {
+        inode: u32_at(msg, 68)?,
+        local,
+        remote,
+    })
 }
 
 /// A socket's name as `ss` writes it: a file's path, or `@` and an abstract name.

@@ -143,6 +143,8 @@ impl Terminal {
 pub struct Times {
     pub input: Option<Timestamp>,
     pub output: Option<Timestamp>,
+    /// Its change time: when a pseudo-terminal was made (unless its mode changed since).
+    pub made: Option<Timestamp>,
 }
 
 /// A terminal as the processes looked at hold it: its times, and which of them hold it.
@@ -157,6 +159,7 @@ impl Times {
         Times {
             input: self.input.max(other.input),
             output: self.output.max(other.output),
+            made: self.made.max(other.made),
         }
     }
 }
@@ -261,7 +264,11 @@ fn terminals_of(proc: &Proc) -> Walked {
             dir,
             fd.as_c_str(),
             AtFlags::STATX_DONT_SYNC,
-            StatxFlags::TYPE | StatxFlags::INO | StatxFlags::ATIME | StatxFlags::MTIME,
+            StatxFlags::TYPE
+                | StatxFlags::INO
+                | StatxFlags::ATIME
+                | StatxFlags::MTIME
+                | StatxFlags::CTIME,
         ) else {
             continue;
         };
@@ -298,6 +305,7 @@ fn terminals_of(proc: &Proc) -> Walked {
             Times {
                 input: at(st.stx_atime),
                 output: at(st.stx_mtime),
+                made: at(st.stx_ctime),
             },
         ));
     }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use zbus::OwnedVariant;
 
 use crate::error::{Error, Kind};
-use crate::model::{Activity, IdleSource, Pid, Seen, Session, SessionId, SessionState, Uid};
+use crate::model::{Activity, Hint, Login, Origin, Pid, Session, SessionId, SessionState, Uid};
 use crate::transport::Reach;
 
 pub(super) fn get_str(props: &HashMap<String, OwnedVariant>, key: &str) -> String {
@@ -61,8 +61,11 @@ pub(super) fn session_from(props: &HashMap<String, OwnedVariant>) -> Session {
         .and_then(non_empty);
     let remote_host = non_empty(get_str(props, "RemoteHost"));
     let kind = non_empty(get_str(props, "Type"));
-    let idle_hint = props.get("IdleHint").and_then(|v| bool::try_from(v).ok());
-    let idle_since = idle_since(kind.as_deref(), idle_hint, get_u64(props, "IdleSinceHint"));
+    let hint = Hint {
+        idle: props.get("IdleHint").and_then(|v| bool::try_from(v).ok()),
+        since: timestamp_us(get_u64(props, "IdleSinceHint")),
+    };
+    let remote = get_bool(props, "Remote") || remote_host.is_some();
     Session {
         id: SessionId::new(get_str(props, "Id")),
         uid,
@@ -73,19 +76,15 @@ pub(super) fn session_from(props: &HashMap<String, OwnedVariant>) -> Session {
         vtnr: get_u32(props, "VTNr").filter(|&v| v > 0),
         state: SessionState::parse(&get_str(props, "State")),
         class: non_empty(get_str(props, "Class")),
-        idle_since,
         activity: Activity {
-            input: idle_since.map(|at| Seen {
-                at,
-                source: IdleSource::Logind,
-            }),
+            hint: Some(hint),
             ..Activity::default()
         },
+        login: Login::Logind(if remote { Origin::Ssh } else { Origin::Local }),
         kind,
         service: non_empty(get_str(props, "Service")),
-        remote: get_bool(props, "Remote") || remote_host.is_some(),
+        remote,
         remote_host,
-        idle_hint,
         logon_time: timestamp_us(get_u64(props, "Timestamp")),
         leader: get_u32(props, "Leader")
             .filter(|&p| p > 0)
@@ -97,24 +96,6 @@ pub(super) fn session_from(props: &HashMap<String, OwnedVariant>) -> Session {
         audit: get_u32(props, "Audit").filter(|&a| a > 0 && a != u32::MAX),
         ..Session::default()
     }
-}
-
-/// Since when a session is idle, from logind's hints. A graphical session's desktop sets
-/// `IdleHint` itself, and `IdleSinceHint` is when the hint last changed: while the hint is
-/// false the session is in use — since that moment it has been *active*, not idle (logind's
-/// own IdleAction reads it so), and it is idle since now. A terminal session's
-/// `IdleSinceHint` is its terminal's last input whatever `IdleHint` says (logind sets the
-/// hint only against its IdleAction delay).
-fn idle_since(
-    kind: Option<&str>,
-    hint: Option<bool>,
-    since_us: Option<u64>,
-) -> Option<jiff::Timestamp> {
-    let graphical = matches!(kind, Some("x11" | "wayland" | "mir"));
-    if graphical && hint == Some(false) {
-        return Some(jiff::Timestamp::now());
-    }
-    timestamp_us(since_us)
 }
 
 /// Set to `1` to treat logind's sessions as scope-less, as elogind's are (for testing the
@@ -192,33 +173,5 @@ pub(super) fn action_error(reach: Reach, e: &zbus::Error) -> Error {
             Error::new(Kind::NoSuchSession, "no such session")
         }
         _ => Error::new(failure_kind(reach), e.to_string()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Regression (issue 17, item 6): a graphical session that went idle and came back has
-    /// IdleHint false and IdleSinceHint the moment it came back; it was taken as idle since
-    /// then, and logoffd logged off a user who was working.
-    #[test]
-    fn a_graphical_session_whose_hint_is_false_is_not_idle() {
-        let came_back = 1_800_000_000_000_000;
-        let now = jiff::Timestamp::now();
-        let active = idle_since(Some("x11"), Some(false), Some(came_back)).expect("known");
-        assert!(active >= now, "{active}");
-        let idle = idle_since(Some("wayland"), Some(true), Some(came_back));
-        assert_eq!(
-            idle.map(jiff::Timestamp::as_microsecond),
-            Some(came_back as i64)
-        );
-        // A terminal's last input counts whatever the hint says.
-        let tty = idle_since(Some("tty"), Some(false), Some(came_back));
-        assert_eq!(
-            tty.map(jiff::Timestamp::as_microsecond),
-            Some(came_back as i64)
-        );
-        assert_eq!(idle_since(Some("x11"), Some(true), Some(0)), None);
     }
 }

@@ -11,7 +11,7 @@ use jiff::Timestamp;
 
 use super::{Grouping, Key};
 use crate::model::{
-    Activity, Claim, IdleSource, Pid, Seen, Session, SessionId, SessionState, Uid,
+    Activity, Claim, IdleSource, Login, Origin, Pid, Seen, Session, SessionId, SessionState, Uid,
     is_virtual_terminal,
 };
 use crate::system::handle::Handle;
@@ -218,20 +218,36 @@ fn build(
         (Some(r), Some(s)) => Some(r.min(s)),
         (r, s) => r.or(s),
     };
-    let state = state(details, tty.as_deref(), host.active_vt.as_deref());
-    let idle_since = tty.as_deref().and_then(tty::idle_since);
-    let activity = Activity {
-        input: idle_since.zip(tty.clone()).map(|(at, t)| Seen {
+    let state = state(tty.as_deref(), host.active_vt.as_deref());
+    let listed = tty
+        .as_deref()
+        .and_then(tty::idle_since)
+        .zip(tty.clone())
+        .map(|(at, t)| Seen {
             at,
             source: IdleSource::Terminal(t),
-        }),
+        });
+    let activity = Activity {
+        listed,
         ..Activity::default()
+    };
+    // Its opener runs while its login lasts; with none, its terminals tell.
+    let login = match &creator {
+        Some(c) if c.peer.is_some() => Login::Opener(Origin::Ssh),
+        Some(_) => Login::Opener(Origin::Local),
+        None => Login::Terminals {
+            controlling: details
+                .stats
+                .iter()
+                .find(|s| s.tty_nr != 0)
+                .and_then(|s| tty::name_from_tty_nr(s.tty_nr)),
+        },
     };
     let session = Session {
         id: SessionId::new(key.to_string()),
         uid: details.uid,
-        idle_since,
         activity,
+        login,
         tty,
         state,
         remote: remote_host.is_some(),
@@ -335,12 +351,10 @@ impl Creator {
     }
 }
 
-/// `disconnected` when no process holds a terminal any more (what is left runs on without
-/// its login: a dropped connection's nohup jobs, say; see `select::State::Disconnected`);
-/// `online` for a virtual terminal in the background; else `active`.
-fn state(details: &Details, tty: Option<&str>, active_vt: Option<&str>) -> SessionState {
+/// `online` for a virtual terminal in the background; else `active`. (Whether it is
+/// connected is [`crate::presence`]'s to say, from its login and what its processes hold.)
+fn state(tty: Option<&str>, active_vt: Option<&str>) -> SessionState {
     match (tty, active_vt) {
-        _ if !details.holds_terminal() => SessionState::Disconnected,
         (Some(t), Some(active)) if is_virtual_terminal(t) && t != active => SessionState::Online,
         _ => SessionState::Active,
     }

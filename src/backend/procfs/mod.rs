@@ -364,10 +364,6 @@ impl Backend for Procfs {
                 cgroup: None,
             });
         }
-        let sources = Sources {
-            states_from_processes: true,
-            ..sources
-        };
         activity::observe(&mut looks, sources, &[]);
         Ok(())
     }

@@ -13,13 +13,15 @@ use serde::{Deserialize, Serialize};
 use crate::backend::{Flavor, Signalled, Warned};
 use crate::error::{Error, Kind, Result};
 use crate::model::{
-    Activity, Claim, IdleSource, Pid, ProcessInfo, Seen, Session, SessionId, SessionState, Uid,
+    Activity, Claim, Hint, IdleSource, Login, Looked, Pid, ProcessInfo, Seen, Session, SessionId,
+    SessionState, Uid,
 };
+use crate::presence::Presence;
 use crate::system::users::Caller;
 
 /// The protocol's version: both sides must speak the same one. Bumped on any change to the
 /// messages below.
-pub const PROTOCOL: u32 = 2;
+pub const PROTOCOL: u32 = 3;
 
 /// The longest text accepted in any one field (a session's user, terminal, remote host, a
 /// command name, an error message).
@@ -211,6 +213,12 @@ pub struct WireSession {
     #[serde(default)]
     pub in_use_by: Option<String>,
     pub idle_hint: Option<bool>,
+    /// Whether a live client reaches it, as the agent judged (`null`: not known).
+    #[serde(default)]
+    pub connected: Option<bool>,
+    /// What connects it, in the agent's words.
+    #[serde(default)]
+    pub connected_by: Option<String>,
     pub logon_time: Option<Timestamp>,
     pub leader: Option<i32>,
     pub processes: Option<usize>,
@@ -219,7 +227,8 @@ pub struct WireSession {
 }
 
 impl WireSession {
-    pub fn of(s: &Session) -> WireSession {
+    /// Session `s` as the agent judged it (`p`: [`crate::presence::judge`]).
+    pub fn of(s: &Session, p: &Presence) -> WireSession {
         WireSession {
             id: s.id.to_string(),
             uid: s.uid.map(Uid::as_raw),
@@ -228,7 +237,7 @@ impl WireSession {
             display: s.display.clone(),
             seat: s.seat.clone(),
             vtnr: s.vtnr,
-            state: state_name(s),
+            state: p.state(s).to_string(),
             class: s.class.clone(),
             kind: s.kind.clone(),
             service: s.service.clone(),
@@ -237,10 +246,12 @@ impl WireSession {
             remote_host_claim_source: s.remote_claim.as_ref().map(|c| c.source.to_string()),
             remote: s.remote,
             xrdp: s.xrdp,
-            idle_since: s.idle_since,
-            idle_source: s.activity.input.as_ref().map(|i| i.source.to_string()),
-            in_use_by: s.activity.in_use_by.as_ref().map(ToString::to_string),
-            idle_hint: s.idle_hint,
+            idle_since: p.idle.as_ref().map(|i| i.since),
+            idle_source: p.idle.as_ref().map(|i| i.source.to_string()),
+            in_use_by: p.in_use_by().map(ToString::to_string),
+            idle_hint: s.activity.hint.and_then(|h| h.idle),
+            connected: p.is_connected(),
+            connected_by: p.by().map(ToString::to_string),
             logon_time: s.logon_time,
             leader: s.leader.map(Pid::as_raw),
             processes: s.processes,
@@ -267,6 +278,7 @@ impl WireSession {
             self.scope.as_ref(),
             self.idle_source.as_ref(),
             self.in_use_by.as_ref(),
+            self.connected_by.as_ref(),
         ];
         for t in texts.into_iter().flatten() {
             check_text(t)?;
@@ -293,8 +305,11 @@ impl WireSession {
             }),
             remote: self.remote,
             xrdp: self.xrdp,
-            idle_since: self.idle_since,
-            idle_hint: self.idle_hint,
+            login: Login::Reported {
+                connected: self.connected,
+                by: self.connected_by,
+                in_use_by: self.in_use_by.map(SessionId::new),
+            },
             logon_time: self.logon_time,
             leader: self.leader.map(Pid::from_raw),
             processes: self.processes,
@@ -302,26 +317,26 @@ impl WireSession {
             audit: self.audit,
             notes: Vec::new(),
             activity: Activity {
-                input: self
-                    .idle_since
-                    .zip(self.idle_source)
-                    .map(|(at, text)| Seen {
-                        at,
-                        source: IdleSource::Reported(text),
-                    }),
-                in_use_by: self.in_use_by.map(SessionId::new),
+                listed: self.idle_since.map(|at| Seen {
+                    at,
+                    source: IdleSource::Reported(
+                        self.idle_source.unwrap_or_else(|| "its host's word".into()),
+                    ),
+                }),
+                // Only for `--state idle`: the idle time is the agent's, already.
+                hint: self.idle_hint.filter(|idle| *idle).map(|_| Hint {
+                    idle: Some(true),
+                    since: None,
+                }),
+                looked: Looked::Yes,
                 ..Activity::default()
             },
         })
     }
 }
 
-/// A session's state as the wire spells it (the model's text for it), and back. Unknown
-/// states are kept as they are, as the model keeps a backend's own states.
-fn state_name(s: &Session) -> String {
-    s.state.to_string()
-}
-
+/// A session's state as the wire spells it (the model's text for it, as the agent shows
+/// it), back. Unknown states are kept as they are, as the model keeps a backend's own.
 fn state_from(text: String) -> SessionState {
     SessionState::parse(&text)
 }

@@ -19,7 +19,8 @@ fn bob(idle_since: i64) -> Session {
         tty: Some("pts/1".into()),
         state: "active".into(),
         logon_time: Some(at(0)),
-        idle_since: Some(at(idle_since)),
+        activity: crate::model::Activity::typed_at(Some(at(idle_since))),
+        login: crate::model::Login::Logind(crate::model::Origin::Ssh),
         ..Session::default()
     }
 }
@@ -160,7 +161,7 @@ fn a_restart_keeps_the_disconnected_clock() {
     gone.state = "disconnected".into();
     gone.tty = None;
     let mut memory = Memory::default();
-    memory.observe(std::slice::from_ref(&gone), at(0));
+    memory.observe(std::slice::from_mut(&mut gone), at(0));
     // What a restarted daemon loads is what the stopped one saved.
     let restarted: Memory =
         serde_json::from_slice(&serde_json::to_vec(&memory).expect("saved")).expect("loaded");

@@ -16,7 +16,8 @@ fn session(id: &str, user: &str, uid: u32) -> Session {
         state: "active".into(),
         remote: true,
         logon_time: Some(at(0)),
-        idle_since: Some(at(100)),
+        activity: crate::model::Activity::typed_at(Some(at(100))),
+        login: crate::model::Login::Logind(crate::model::Origin::Ssh),
         ..Session::default()
     }
 }
@@ -48,7 +49,7 @@ fn the_first_matching_rule_and_the_earliest_limit() {
     local.remote = false;
     let root = session("5", "root", 0);
     let mut unknown = session("6", "frank", 1004);
-    unknown.idle_since = None;
+    unknown.activity.listed = None;
     unknown.logon_time = None;
     let sessions = [bob, gone, carol, local, root, unknown];
     let v = p.evaluate(
@@ -122,11 +123,18 @@ fn each_rule_counts_what_it_says() {
         .expect("policy")
     };
     let mut s = session("1", "bob", 1000);
-    s.activity.input = Some(Seen {
+    s.activity.listed = Some(Seen {
         at: at(0),
         source: IdleSource::Terminal("pts/1".into()),
     });
-    s.activity.output = Some(at(500));
+    s.activity.terminals.push(crate::model::TerminalSeen {
+        name: "pts/1".into(),
+        input: Some(at(0)),
+        output: Some(at(500)),
+        made: Some(at(0)),
+        controlling: true,
+        served: crate::model::Served::Outside,
+    });
     s.activity.inhibitor = Some(Inhibitor {
         pid: Pid::from_raw(4242),
         command: "make".into(),

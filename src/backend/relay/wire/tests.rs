@@ -14,15 +14,27 @@ fn session() -> Session {
         logon_time: Some("2026-11-24T10:05:00Z".parse().expect("ts")),
         leader: Some(Pid::from_raw(4242)),
         audit: Some(85),
+        login: crate::model::Login::Logind(crate::model::Origin::Ssh),
+        activity: crate::model::Activity::typed_at(Some(
+            "2026-11-24T11:05:00Z".parse().expect("ts"),
+        )),
         ..Session::default()
     }
 }
 
+fn judged(s: &Session) -> crate::presence::Presence {
+    crate::presence::judge(std::slice::from_ref(s), jiff::Timestamp::now()).remove(0)
+}
+
+/// What crosses is the session as the far side judged it: judged again on this side, it
+/// says the same (state, idle time and its source, whether connected and by what).
 #[test]
 fn a_session_crosses_the_wire_unchanged() {
     let s = session();
+    let sent = WireSession::of(&s, &judged(&s));
+    assert_eq!(sent.connected_by.as_deref(), Some("ssh"));
     let line = serde_json::to_string(&Reply::Sessions {
-        sessions: vec![WireSession::of(&s)],
+        sessions: vec![sent.clone()],
     })
     .expect("json");
     let Reply::Sessions { sessions } = serde_json::from_str(&line).expect("parse") else {
@@ -34,7 +46,7 @@ fn a_session_crosses_the_wire_unchanged() {
         .expect("one")
         .into_session()
         .expect("valid");
-    assert_eq!(back, s);
+    assert_eq!(WireSession::of(&back, &judged(&back)), sent);
 }
 
 #[test]
@@ -60,10 +72,10 @@ fn requests_round_trip_and_unknown_fields_are_refused() {
 
 #[test]
 fn oversized_texts_and_odd_versions_are_refused() {
-    let mut w = WireSession::of(&session());
+    let mut w = WireSession::of(&session(), &judged(&session()));
     w.user = "x".repeat(MAX_TEXT + 1);
     assert_eq!(w.into_session().expect_err("long").kind(), Kind::Remote);
-    let mut w = WireSession::of(&session());
+    let mut w = WireSession::of(&session(), &judged(&session()));
     w.id = String::new();
     assert!(w.into_session().is_err());
     check_version("0.2.0").expect("ok");
