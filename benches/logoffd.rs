@@ -5,7 +5,9 @@
 //!    rule counting input, output and CPU time (the terminals, tmux/screen and CPU sources
 //!    on): `logoffd --check` (list, observe, evaluate the policy, print) against `logoff
 //!    --list`; and in process, the daemon's pass (list + observe + evaluate) against a
-//!    listing alone. Goal: within 2x.
+//!    listing alone. Goal: within 2x. Then the same with the connection sources on (issue
+//!    25): sessions linked in pairs by a unix socket and a loopback TCP connection, so that
+//!    the unix and TCP tables are read and every other end's holder is checked.
 //! 2. The daemon at rest: CPU time of logoffd over 60 s with 100 idle sessions and no deadline
 //!    due (the sum of its threads' `schedstat` run time, start-up excluded). Goal: < 10 ms.
 //! 3. Its resident memory (VmRSS, VmHWM). Goal: < 15 MiB.
@@ -61,7 +63,20 @@ fn main() {
     common::set_mode(&policy, 0o644);
 
     let mut sessions = sessions::make_sessions(&user, n, 2);
-    evaluation_pass(n, runs, &policy);
+    evaluation_pass(n, runs, &policy, "2 processes each");
+    let _ = sessions.kill();
+    let _ = sessions.wait();
+    end_sessions(user.uid);
+
+    // The connection sources (issue 25): every session's login has ended, and each holds a
+    // unix socket and a loopback TCP connection whose other ends another session holds.
+    let mut sessions = sessions::make_linked_sessions(&user, n, 2);
+    evaluation_pass(
+        n,
+        runs,
+        &policy,
+        "2 processes each, linked in pairs by a unix socket and a TCP connection",
+    );
     let _ = sessions.kill();
     let _ = sessions.wait();
     end_sessions(user.uid);
@@ -73,7 +88,7 @@ fn main() {
     end_sessions(user.uid);
 }
 
-fn evaluation_pass(n: usize, runs: usize, policy: &std::path::Path) {
+fn evaluation_pass(n: usize, runs: usize, policy: &std::path::Path, shape: &str) {
     let logoff = env!("CARGO_BIN_EXE_logoff");
     let logoffd = env!("CARGO_BIN_EXE_logoffd");
     let time = |cmd: &mut Command| {
@@ -114,7 +129,7 @@ fn evaluation_pass(n: usize, runs: usize, policy: &std::path::Path) {
     }
     let (l, c) = (median(&mut list), median(&mut check));
     let (ll, lp) = (median(&mut lib_list), median(&mut lib_pass));
-    println!("one evaluation pass over {n} sessions (2 processes each), median of {runs} runs:");
+    println!("one evaluation pass over {n} sessions ({shape}), median of {runs} runs:");
     println!("  logoff --list                    {:>8.1} ms", ms(l));
     println!(
         "  logoffd --check                  {:>8.1} ms   {:.2}x logoff --list",

@@ -11,7 +11,7 @@ complete -c logoff -l state -d 'Only sessions in this state (repeatable)' -r -f 
 online\t'Logged in, in the background (a virtual terminal not shown)'
 closing\t'Ended, with processes left behind (logind\'s closing)'
 idle\t'Idle for a minute or more (logind\'s idle hint, or the terminal\'s access time)'
-disconnected\t'Processes remain but the terminal or connection is gone: logind\'s closing sessions, and on procfs hosts sessions in which no process holds a terminal any more'"
+disconnected\t'Processes remain but nothing connects to them: the login has ended and no client reaches the session — no tmux or screen client, forward or socket from a live session of the same user, no input through mosh ([`crate::presence`]). Where that cannot be told, the session is not taken'"
 complete -c logoff -l idle-for -d 'Only sessions idle at least DURATION' -r
 complete -c logoff -l from -d 'Only sessions that came from HOST or network (10.0.0.0/8), as the system vouches for it' -r
 complete -c logoff -l backend -d 'Session backend: logind where it answers on the system bus, else procfs' -r -f -a "auto\t'logind where it answers on the system bus, else procfs'

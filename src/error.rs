@@ -101,8 +101,8 @@ Exit status:
   4    access denied, or a protected console session; nothing was touched
   5    the session backend or the system failed (D-Bus, /proc, ...)
   6    a remote host could not be reached or failed
-  7    --disconnect: a session has no connection to end (a console, a local X session);
-       nothing was touched
+  7    --disconnect: a session has no connection of its own to end (a console, a local X
+       session, mosh, one reached only through another session); nothing was touched
   130  cancelled (Ctrl-C, SIGTERM, SIGHUP) before logging off began; nothing was logged off
 When sessions or hosts fail in different ways, the most severe decides, in this order:
   2, 5, 6, 4, 3, 7, 1, 130";

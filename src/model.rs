@@ -29,9 +29,9 @@ impl fmt::Display for SessionId {
     }
 }
 
-/// A session's state: logind's (`active`, `online`, `closing`), or `disconnected` where the
-/// session's terminal or connection is gone (procfs, xrdp). logind may add states: they are
-/// kept as it says them.
+/// A session's state: logind's (`active`, `online`, `closing`), or `disconnected` where
+/// nothing connects the session (as shown: [`crate::presence::Presence::state`]). logind
+/// may add states: they are kept as it says them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub enum SessionState {
     #[default]

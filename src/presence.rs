@@ -12,7 +12,8 @@
 //!   serves;
 //! - **input on a terminal a program of the session serves** (its master side held by a
 //!   process of it that serves no socket: `mosh-server`, `script`) since its login ended:
-//!   nothing else can have typed it. Where the end is not known (logoffd did not see it),
+//!   nothing else can have typed it (an xrdp session's terminal emulator gets its keys
+//!   through the RDP client, which alone connects it). Where the end is not known (logoffd did not see it),
 //!   since the terminal was made; none since then is **unknown**: the program may well be a
 //!   client's way in that nobody has typed into yet;
 //! - a **client**: a tmux or screen client, a forward's sshd, any socket's other end, held
@@ -259,10 +260,14 @@ pub fn login_lasts(s: &Session) -> Option<bool> {
     }
 }
 
-/// What the session's login and terminals say of its connection.
+/// What the session's login and terminals say of its connection. An xrdp session's input
+/// all comes through its RDP client (a terminal emulator on its display serves terminals
+/// too): only the client connects it.
 fn direct(s: &Session) -> Direct {
     match login(s) {
-        d @ (Direct::Ended | Direct::Unknown(_)) => typed_into(s).unwrap_or(d),
+        d @ (Direct::Ended | Direct::Unknown(_)) if !matches!(s.login, Login::Rdp { .. }) => {
+            typed_into(s).unwrap_or(d)
+        }
         other => other,
     }
 }

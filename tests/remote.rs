@@ -831,13 +831,13 @@ if mode == "old":
 def send(obj):
     sys.stdout.write(json.dumps(obj) + "\n")
     sys.stdout.flush()
-hello = {"reply": "hello", "protocol": 2, "version": "0.2.0", "backend": "logind",
+hello = {"reply": "hello", "protocol": 3, "version": "0.2.0", "backend": "logind",
          "about": "org.freedesktop.login1; fake"}
 session = {"id": "7", "uid": 1001, "user": "bob", "tty": "pts/0", "display": None,
            "seat": None, "vtnr": None, "state": "active", "class": "user", "kind": "tty",
            "service": "sshd", "remote_host": "192.0.2.7", "remote": True, "idle_since": None,
            "idle_hint": None, "logon_time": None, "leader": 4242, "processes": None,
-           "scope": None, "audit": 7}
+           "scope": None, "audit": 7, "connected": True, "connected_by": "ssh"}
 for line in sys.stdin:
     op = json.loads(line)["op"]
     if mode == "garbage":

@@ -11,7 +11,8 @@
 //!   one's — a tmux or screen client attached to its server, a forward's sshd connected to
 //!   a server of it over loopback TCP, any unix, TCP or UDP socket — and the sessions whose
 //!   controlling terminal it holds (screen's server holds its clients' terminals). Read from
-//!   the kernel (sock_diag; the holders checked through pidfds), never from the programs' own
+//!   the kernel (sock_diag; the holders as the pidfd-checked walk of the sessions'
+//!   descriptors found them), never from the programs' own
 //!   words; nothing of theirs is run. Looked for only where the session's own login does not
 //!   last (a live login needs no client).
 //! - **CPU:** the CPU time its processes have used so far (the planner turns two readings
@@ -28,7 +29,7 @@ use crate::model::{
     Through,
 };
 use crate::system::process::{Membership, Proc};
-use crate::system::sockets::{self, Holder, InetTable, UnixSockets};
+use crate::system::sockets::{self, InetTable, UnixSockets};
 use crate::system::tty::{self, Holdings, Terminal};
 
 /// One session looked at: its processes on this host, and what makes a process its own.
@@ -104,6 +105,9 @@ pub fn observe(looks: &mut [Look<'_>], sources: Sources, inhibitors: &[Inhibitor
 /// Each terminal the session's processes hold, with its times, whether it controls one of
 /// them, and who serves it.
 fn terminals(members: &[Pid], holdings: &Holdings, sockets: &UnixSockets) -> Vec<TerminalSeen> {
+    if holdings.terminals.is_empty() {
+        return Vec::new();
+    }
     let controlling: HashSet<i32> = members
         .iter()
         .filter_map(|p| Proc::new(*p).stat())
@@ -190,8 +194,9 @@ fn multiplexer(name: &str) -> Option<&'static str> {
     }
 }
 
-/// Which processes looked at hold each socket (a lead, checked through a pidfd before
-/// anything is kept: [`SocketHolders::session_of`]).
+/// Which processes looked at hold each socket: read in the walk of their descriptors, each
+/// between a pidfd opened first and a check that it was still a member of its session after
+/// (what [`tty::held_with_times`] vouches for), so a PID reused meanwhile lends nothing.
 struct SocketHolders {
     by_inode: HashMap<u32, Vec<Pid>>,
 }
@@ -205,20 +210,17 @@ impl SocketHolders {
         SocketHolders { by_inode }
     }
 
-    /// The session looked at (not `except`) one of whose processes holds socket `inode`,
-    /// verified through a pidfd, with what that process runs.
+    /// The session looked at (not `except`) one of whose processes holds socket `inode`, and
+    /// that process.
     fn session_of(
         &self,
         inode: u32,
         except: usize,
         by_pid: &HashMap<Pid, usize>,
-    ) -> Option<(usize, Holder)> {
+    ) -> Option<(usize, Pid)> {
         self.by_inode.get(&inode)?.iter().find_map(|pid| {
             let at = *by_pid.get(pid)?;
-            if at == except {
-                return None;
-            }
-            Holder::verify(*pid, inode).map(|h| (at, h))
+            (at != except).then_some((at, *pid))
         })
     }
 }
@@ -368,8 +370,9 @@ fn inet_clients(
             let Some((client, holder)) = holders.session_of(peer, at, by_pid) else {
                 continue;
             };
-            let sshd = holder
-                .program
+            // A label only (what the connection is called): what it runs is its own choice.
+            let sshd = Proc::new(holder)
+                .exe()
                 .as_deref()
                 .and_then(Path::file_name)
                 .and_then(|n| n.to_str())

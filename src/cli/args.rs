@@ -153,8 +153,9 @@ struct Cli {
     /// reattaches from a new login. A shell that is not under tmux or screen, and whatever
     /// runs in the foreground on that terminal, gets SIGHUP as the terminal goes, exactly as
     /// when a network connection drops: most shells exit, and programs that do not catch or
-    /// ignore SIGHUP end. A session with no connection to end (a console, a local X
-    /// session) is left untouched, exit status 7. Needs root for other users' sessions (as
+    /// ignore SIGHUP end. A session with no connection of its own to end (a console, a
+    /// local X session, a mosh session, one reached only through another session's tmux
+    /// client or forward) is left untouched, exit status 7. Needs root for other users' sessions (as
     /// logoff does) and, for an RDP session, root on its host.
     #[arg(long, conflicts_with_all = ["list", "warn_only"])]
     disconnect: bool,

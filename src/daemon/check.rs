@@ -47,9 +47,9 @@ struct CheckRow {
     acts_at: Option<Timestamp>,
     /// Why no limit runs (no rule, exempt, protected, unknown idle time).
     why_not: Option<String>,
-    /// For an idle limit: what its clock runs from (`in use through tmux from session 12,
-    /// idle 3s`, `busy: 2.0 CPU-seconds in the last 5s`, `idle lock held by ...`); for a
-    /// disconnected one, since when nothing connects it.
+    /// What the limit's clock runs from — for an idle limit `in use through tmux from session
+    /// 12, idle 3s`, `busy: 2.0 CPU-seconds in the last 5s`, `idle lock held by ...`; for a
+    /// disconnected one, since when nothing connects it — then what connects the session.
     activity: Option<String>,
     /// Whether a live client reaches it (`null`: not known), and what (`connected by ...`,
     /// `disconnected: ...`, `connection unknown: ...`), as `logoff --list --json` says it.
@@ -104,7 +104,7 @@ pub fn report(
                 warn_at: published.map(|p| p.warn_at.clone()).unwrap_or_default(),
                 acts_at: published.map(|p| p.logoff_at),
                 why_not: v.why_not(),
-                activity: limit.and_then(|l| l.cause.clone()),
+                activity: Some(activity(limit.and_then(|l| l.cause.as_deref()), p)),
                 connected: p.is_connected(),
                 connection: p.words(),
             }
@@ -134,11 +134,12 @@ pub fn report(
 
 /// The ACTIVITY column: what the limit's clock runs from, and what connects the session
 /// (once: a disconnected limit's clock says it already).
-fn activity_cell(r: &CheckRow) -> String {
-    match &r.activity {
-        Some(a) if a.contains(&r.connection) => a.clone(),
-        Some(a) => format!("{a}; {}", r.connection),
-        None => r.connection.clone(),
+fn activity(cause: Option<&str>, p: &crate::presence::Presence) -> String {
+    let connection = p.words();
+    match cause {
+        Some(a) if a.contains(&connection) => a.to_string(),
+        Some(a) => format!("{a}; {connection}"),
+        None => connection,
     }
 }
 
@@ -202,7 +203,7 @@ fn text(
                     warns.join(", ")
                 },
                 acts,
-                activity_cell(r),
+                r.activity.clone().unwrap_or_else(|| "-".into()),
             ]
         })
         .collect();

@@ -51,7 +51,8 @@ const ABOUT: &str = "Enforces session time limits: logs off idle, disconnected a
 const LONG_ABOUT: &str = "\
 logoffd applies the session time limits of a policy file (see logoff-policy(5)): for each \
 session, the first rule whose match takes it sets its limits — idle (active but idle), \
-disconnected (since it lost its terminal or connection) and max_age (since logon). Users are \
+disconnected (since nothing connects it: no login, RDP client, mosh input, or client from \
+another live session of the user) and max_age (since logon). Users are \
 warned on their terminals and displays ahead of the deadline; an idle session that is used \
 again keeps going, and its user is told. At the deadline the session is logged off as \
 `logoff` does it (SIGHUP and SIGTERM, the rule's timeout, SIGKILL, verified gone) and an audit \

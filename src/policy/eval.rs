@@ -31,7 +31,7 @@ impl RuleId {
 pub enum Reason {
     /// Active but idle.
     Idle,
-    /// Its terminal or connection gone.
+    /// Nothing connects it ([`crate::presence`]).
     Disconnected,
     /// Logged on too long.
     MaxAge,

@@ -72,7 +72,7 @@ pub struct Rule {
     pub exempt: Exempt,
     /// Active but idle this long.
     pub idle: Option<Duration>,
-    /// This long since it lost its terminal or connection.
+    /// This long since nothing connects it ([`crate::presence`]).
     pub disconnected: Option<Duration>,
     /// This long since logon.
     pub max_age: Option<Duration>,
