@@ -46,6 +46,9 @@ use crate::time;
 /// after it, and counts as after (in the user's favour).
 pub const TERMINAL_TIMES_GRAIN: Duration = Duration::from_secs(8);
 
+/// How long a session must go without input to be `idle` as `--state idle` means it.
+pub const IDLE_AFTER: Duration = Duration::from_secs(60);
+
 /// Whether someone is there, for one session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Presence {
@@ -173,6 +176,13 @@ impl Presence {
             (SessionState::Disconnected, Connected::By(_)) => SessionState::Active,
             (state, _) => state.clone(),
         }
+    }
+
+    /// Whether the session is idle as `--state idle` means it: logind's idle hint says so, or
+    /// nothing has had input for [`IDLE_AFTER`].
+    pub fn is_idle(&self, s: &Session, now: Timestamp) -> bool {
+        s.activity.hint.is_some_and(|h| h.idle == Some(true))
+            || self.idle_for(now).is_some_and(|d| d >= IDLE_AFTER)
     }
 
     /// How long the session has been idle at `now`, where known.

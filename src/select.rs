@@ -40,19 +40,13 @@ pub enum State {
     Disconnected,
 }
 
-/// How long a terminal must go untouched to count as idle for `--state idle`.
-pub const IDLE_AFTER: Duration = Duration::from_secs(60);
-
 impl State {
     pub fn matches(self, s: &Session, p: &Presence, now: Timestamp) -> bool {
         match self {
             State::Active => s.state == SessionState::Active,
             State::Online => s.state == SessionState::Online,
             State::Closing => s.state == SessionState::Closing,
-            State::Idle => {
-                s.activity.hint.is_some_and(|h| h.idle == Some(true))
-                    || p.idle_for(now).is_some_and(|d| d >= IDLE_AFTER)
-            }
+            State::Idle => p.is_idle(s, now),
             State::Disconnected => p.is_disconnected(),
         }
     }
