@@ -45,7 +45,7 @@ Audit record (one per attempt, to the journal, else syslog authpriv; SYSLOG_IDEN
                                      wrong: access-denied, survivors, cancelled,
                                      no-such-session, no-connection, system, remote
   LOGOFF_POLICY_RULE, LOGOFF_REASON  logoffd only: the rule, and the limit reached (idle,
-                                     disconnected, max-age)";
+                                     disconnected, max-age, hours, allowance, sessions)";
 
 /// What an attempt's record says beyond its session and result: who, where, how — the same
 /// for the command and for logoffd, so that each field means one thing (logoff(1) documents

@@ -526,6 +526,25 @@ impl Session {
         self.xrdp || matches!(self.kind.as_deref(), Some("x11" | "wayland" | "mir"))
     }
 
+    /// Maps every time of it that the system stamped (its logon, its terminals' and
+    /// display's input, logind's hint) through `f` (logoffd's steady clock).
+    pub fn map_times(&mut self, f: impl Fn(Timestamp) -> Timestamp) {
+        self.logon_time = self.logon_time.map(&f);
+        let a = &mut self.activity;
+        if let Some(seen) = a.listed.as_mut() {
+            seen.at = f(seen.at);
+        }
+        if let Some(hint) = a.hint.as_mut() {
+            hint.since = hint.since.map(&f);
+        }
+        a.display = a.display.map(&f);
+        for t in &mut a.terminals {
+            t.input = t.input.map(&f);
+            t.output = t.output.map(&f);
+            t.made = t.made.map(&f);
+        }
+    }
+
     /// The session's identity on this host ([`SessionKey`]).
     pub fn key(&self) -> SessionKey {
         SessionKey::here(&self.id)

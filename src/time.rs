@@ -3,6 +3,10 @@
 //! it — so that they are tested at a chosen moment rather than by sleeping), and the
 //! arithmetic on them, which saturates instead of failing (a limit of 100 days after the
 //! end of time is the end of time).
+//!
+//! "Now" is the kernel's own clock ([`now`]: `CLOCK_REALTIME`, asked of the kernel, not of
+//! the C library): the clock it stamps terminals' access times with, so that an idle time
+//! is two readings of one clock, whatever a library between says (libfaketime, say).
 
 use std::time::Duration;
 
@@ -13,12 +17,74 @@ pub trait Clock {
     fn now(&self) -> Timestamp;
 }
 
-/// The system's clock.
+/// The system's clock ([`now`]).
 pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
-        Timestamp::now()
+        now()
+    }
+}
+
+/// The kernel's `CLOCK_REALTIME` (through rustix, which asks the kernel's vDSO directly):
+/// the clock terminal times and process start times are in.
+pub fn now() -> Timestamp {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
+    Timestamp::new(t.tv_sec, i32::try_from(t.tv_nsec).unwrap_or(0)).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+/// The time since boot, suspend included (`CLOCK_BOOTTIME`): no step of the wall clock
+/// moves it.
+pub fn since_boot() -> Duration {
+    use rustix::time::{DynamicClockId, clock_gettime_dynamic};
+    clock_gettime_dynamic(DynamicClockId::Boottime)
+        .ok()
+        .map_or(Duration::ZERO, |t| {
+            Duration::new(
+                u64::try_from(t.tv_sec).unwrap_or(0),
+                u32::try_from(t.tv_nsec).unwrap_or(0),
+            )
+        })
+}
+
+/// A moment in logoffd's steady time (`daemon::clock`), and the wall clock's offset from
+/// it then; where no step was seen (the command, `logoffd --check`), the two are one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    /// Steady time.
+    pub at: Timestamp,
+    /// Wall time less steady time.
+    pub offset: SignedDuration,
+}
+
+impl Now {
+    /// A moment where the wall clock has not stepped (`logoffd --check`, tests).
+    pub fn unstepped(at: Timestamp) -> Now {
+        Now {
+            at,
+            offset: SignedDuration::ZERO,
+        }
+    }
+
+    /// The wall clock's time at this moment.
+    pub fn wall(&self) -> Timestamp {
+        self.wall_of(self.at)
+    }
+
+    /// A steady time as the wall clock says it (for people).
+    pub fn wall_of(self, t: Timestamp) -> Timestamp {
+        t.checked_add(self.offset).unwrap_or(t)
+    }
+
+    /// A wall time (the end of a logon window) in steady time.
+    pub fn steady_of(self, t: Timestamp) -> Timestamp {
+        t.checked_sub(self.offset).unwrap_or(t)
+    }
+}
+
+impl From<Timestamp> for Now {
+    fn from(at: Timestamp) -> Now {
+        Now::unstepped(at)
     }
 }
 

@@ -246,7 +246,7 @@ impl Served {
         self.backend
             .observe(&mut sessions, backend::Sources::default())?;
         // Judged with every session of the host (the agent's own too: a client may be in it).
-        let presences = crate::presence::judge(&sessions, jiff::Timestamp::now());
+        let presences = crate::presence::judge(&sessions, crate::time::now());
         let mut listed: Vec<WireSession> = sessions
             .iter()
             .zip(&presences)

@@ -2,7 +2,6 @@
 
 use std::sync::Mutex;
 
-use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
 use super::fleet::{Narrator, for_each_place};
@@ -95,7 +94,7 @@ fn rows(
     }
     drop(narrator);
     let current = backend.current()?;
-    let now = Timestamp::now();
+    let now = crate::time::now();
     let shown: Vec<&Session> = if plan.sessions.is_empty() && !plan.filters.given() {
         sessions.iter().collect()
     } else {
@@ -129,6 +128,12 @@ fn rows(
             let mut row = SessionRow::new(&place.label, flavor.as_str(), (s, p), is_current, now);
             row.agent = opened.agent.clone();
             row.time_limit = limits.as_ref().and_then(|l| l.of(&s.key())).cloned();
+            row.allowance_left_seconds = row
+                .time_limit
+                .as_ref()
+                .and_then(|l| l.allowance.as_ref())
+                .and_then(|a| a.left(now))
+                .map(|d| d.as_secs());
             row
         })
         .collect())

@@ -7,8 +7,6 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use jiff::Timestamp;
-
 use super::log::Log;
 use super::metrics::{Counters, Event};
 use super::notice::{cancel_text, left_until, warning_text};
@@ -29,7 +27,9 @@ use crate::transport::{Auth, ConnectOptions, Place};
 pub struct Situation<'a> {
     pub policy: &'a Policy,
     pub memory: &'a Memory,
-    pub now: Timestamp,
+    /// Steady time, and the wall clock's offset ([`super::clock`]).
+    pub now: crate::time::Now,
+    pub clock: &'a super::clock::Steady,
 }
 
 /// What logoffd carries its decisions out with.
@@ -145,7 +145,7 @@ impl Actor {
             }
             Acted::Failed => {
                 if let Some(t) = tracking.get_mut(key) {
-                    t.quiet_until = Some(time::add(at.now, at.policy.scan_interval));
+                    t.quiet_until = Some(time::add(at.now.at, at.policy.scan_interval));
                 }
             }
         }
@@ -157,7 +157,7 @@ impl Actor {
             return;
         };
         let limit = &notice.limit;
-        let left = left_until(at.now, notice.acts_at);
+        let left = left_until(at.now.at, notice.acts_at);
         if notice.delivery == Delivery::LogOnly {
             self.log.info(&format!(
                 "dry-run: would warn {} ({}, rule {}): logoff in {left}",
@@ -237,6 +237,7 @@ impl Actor {
                 return Acted::Failed;
             }
         };
+        at.clock.steady_facts(&mut fresh);
         at.memory.lend(&mut fresh);
         let Some(session) = fresh.iter().find(|s| s.key() == *key) else {
             self.log
@@ -245,7 +246,11 @@ impl Actor {
         };
         // The same decision on what is true now, with every session: whether a client
         // reaches this one depends on the others.
-        let again = plan::step(at.policy, &fresh, at.memory, tracking, Timestamp::now());
+        let now = crate::time::Now {
+            at: at.clock.peek(),
+            offset: at.now.offset,
+        };
+        let again = plan::step(at.policy, &fresh, at.memory, tracking, now);
         // What is due now (another limit of the rule may have come first meanwhile).
         let Some(due) = again.actions.iter().find_map(|a| match a {
             Action::LogOff { key: k, due } if k == key => Some(due),
@@ -253,7 +258,7 @@ impl Actor {
         }) else {
             return Acted::NotDue;
         };
-        match self.execute(at.policy, session, due, tracking.get(key)) {
+        match self.execute(at, session, due, tracking.get(key)) {
             Ok(true) => Acted::Done,
             Ok(false) => Acted::Failed,
             Err(e) => {
@@ -268,12 +273,12 @@ impl Actor {
     /// was logged off.
     fn execute(
         &self,
-        policy: &Policy,
+        at: &Situation<'_>,
         session: &Session,
         due: &Due,
         tracked: Option<&plan::Tracked>,
     ) -> Result<bool> {
-        let (limit, Some(r)) = (&due.limit, policy.rule(due.rule)) else {
+        let (limit, Some(r)) = (&due.limit, at.policy.rule(due.rule)) else {
             return Ok(false);
         };
         let mut backend = open(self.choice, Purpose::EndSessions)?.backend;
@@ -307,7 +312,7 @@ impl Actor {
         let warned_for = tracked
             .and_then(|t| t.first_warned)
             .map_or(Duration::ZERO, |first| {
-                time::between(first, Timestamp::now())
+                time::between(first, at.clock.peek())
             });
         let mut hooks = Record {
             actor: self,

@@ -55,6 +55,8 @@ struct CheckRow {
     /// `disconnected: ...`, `connection unknown: ...`), as `logoff --list --json` says it.
     connected: Option<bool>,
     connection: String,
+    /// What is left of its user's allowance, where its rule gives one (seconds).
+    allowance_left_seconds: Option<u64>,
 }
 
 /// Where a rule counts CPU time as activity, `--check` measures each session's use since the
@@ -104,7 +106,10 @@ pub fn report(
                 warn_at: published.map(|p| p.warn_at.clone()).unwrap_or_default(),
                 acts_at: published.map(|p| p.logoff_at),
                 why_not: v.why_not(),
-                activity: Some(activity(limit.and_then(|l| l.cause.as_deref()), p)),
+                activity: Some(activity(limit, p)),
+                allowance_left_seconds: limit
+                    .and_then(|l| l.allowance.as_ref())
+                    .map(|a| a.left.as_secs()),
                 connected: p.is_connected(),
                 connection: p.words(),
             }
@@ -134,13 +139,23 @@ pub fn report(
 
 /// The ACTIVITY column: what the limit's clock runs from, and what connects the session
 /// (once: a disconnected limit's clock says it already).
-fn activity(cause: Option<&str>, p: &crate::presence::Presence) -> String {
+fn activity(limit: Option<&crate::policy::Limit>, p: &crate::presence::Presence) -> String {
     let connection = p.words();
-    match cause {
-        Some(a) if a.contains(&connection) => a.to_string(),
-        Some(a) => format!("{a}; {connection}"),
-        None => connection,
+    let mut parts: Vec<String> = limit.and_then(|l| l.cause.clone()).into_iter().collect();
+    if let Some(l) = limit
+        && l.reason != Reason::Allowance
+        && let Some(a) = &l.allowance
+    {
+        parts.push(format!(
+            "{} of its allowance ({}) left",
+            crate::duration::display(a.left),
+            a.of
+        ));
     }
+    if !parts.iter().any(|c| c.contains(&connection)) {
+        parts.push(connection);
+    }
+    parts.join("; ")
 }
 
 fn text(
@@ -178,6 +193,9 @@ fn text(
         .iter()
         .map(|r| {
             let limit = match (r.reason, r.limit_seconds) {
+                (Some(reason @ (Reason::Hours | Reason::Allowance | Reason::Sessions)), _) => {
+                    reason.as_str().to_string()
+                }
                 (Some(reason), Some(secs)) => format!(
                     "{} {}",
                     reason.as_str(),

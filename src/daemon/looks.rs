@@ -144,6 +144,8 @@ mod tests {
                 cause: None,
                 firm,
                 action: crate::logoff::Action::LogOff,
+                what: None,
+                allowance: None,
             },
         }
     }

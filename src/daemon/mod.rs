@@ -11,6 +11,7 @@
 
 mod act;
 mod check;
+mod clock;
 mod events;
 mod log;
 mod looks;
@@ -139,6 +140,9 @@ fn check(args: &DaemonArgs, policy: &Policy) -> ExitCode {
     let listed = act::open(args.backend, Purpose::List).and_then(|mut o| {
         let (mut sessions, _) = act::look(o.backend.as_mut(), policy, None)?;
         memory.lend(&mut sessions);
+        // What was used since the daemon's last pass (not kept: the daemon's to keep).
+        let gap = policy.scan_interval.saturating_mul(2);
+        memory.account(policy, &sessions, SystemClock.now(), gap);
         // A CPU rate needs two readings: the daemon's last, and this one.
         memory.observe_cpu(&sessions, SystemClock.now(), check::CPU_WINDOW);
         Ok(sessions)
@@ -177,6 +181,8 @@ struct Daemon {
     actor: Actor,
     /// The metrics' writer (none if its thread could not start: logged).
     exporter: Option<Exporter>,
+    /// Steady time, which no step of the wall clock moves ([`clock`]).
+    clock: clock::Steady,
 }
 
 impl Daemon {
@@ -203,6 +209,7 @@ impl Daemon {
             published: None,
             actor: Actor::new(choice, log, counters),
             exporter,
+            clock: clock::Steady::start(),
         })
     }
 
@@ -210,9 +217,18 @@ impl Daemon {
         &self.actor.log
     }
 
-    /// Looks at every session, decides, acts; returns when to look again.
-    fn pass(&mut self, now: Timestamp) -> Result<Timestamp> {
+    /// Looks at every session, decides, acts; returns when to look again (steady time).
+    fn pass(&mut self) -> Result<Timestamp> {
         let started = std::time::Instant::now();
+        let reading = self.clock.read();
+        if let Some(by) = reading.stepped {
+            self.log().warn(&format!(
+                "the wall clock stepped by {by:#}: idle, disconnected, max-age and allowance \
+                 clocks keep logoffd's own time; logon hours follow the wall clock"
+            ));
+        }
+        let clock_now = reading.now;
+        let now = clock_now.at;
         let looks = &self.looks;
         let due = |sessions: &[Session], watched: &HashSet<Uid>| looks.due(sessions, watched, now);
         let (mut sessions, fresh) = act::look(self.lister.as_mut(), &self.policy, Some(&due))?;
@@ -220,12 +236,26 @@ impl Daemon {
         for s in sessions.iter_mut().filter(|s| !fresh(s)) {
             self.looks.carry(s);
         }
-        if self.memory.observe(&mut sessions, now)
-            && let Err(e) = self.memory.save(&self.state)
+        self.clock.steady_facts(&mut sessions);
+        let gap = self
+            .policy
+            .scan_interval
+            .saturating_mul(2)
+            .saturating_add(Duration::from_secs(10));
+        let observed = self.memory.observe(&mut sessions, now);
+        let accounted = self.memory.account(&self.policy, &sessions, now, gap);
+        if (observed || accounted || reading.stepped.is_some())
+            && let Err(e) = self.memory.save(&self.state, clock_now.offset)
         {
             self.log().warn(&format!("cannot keep the clocks: {e}"));
         }
-        let step = plan::step(&self.policy, &sessions, &self.memory, &self.tracking, now);
+        let step = plan::step(
+            &self.policy,
+            &sessions,
+            &self.memory,
+            &self.tracking,
+            clock_now,
+        );
         self.looks.remember(
             &sessions,
             &step.verdicts,
@@ -234,11 +264,12 @@ impl Daemon {
             fresh,
             now,
         );
-        self.publish(step.published);
+        self.publish(step.published, clock_now);
         let at = act::Situation {
             policy: &self.policy,
             memory: &self.memory,
-            now,
+            now: clock_now,
+            clock: &self.clock,
         };
         self.tracking = self.actor.carry_out(
             self.lister.as_mut(),
@@ -280,7 +311,11 @@ impl Daemon {
         }
     }
 
-    fn publish(&mut self, sessions: BTreeMap<String, Published>) {
+    /// Publishes each session's deadline, in wall time (for `logoff --list`).
+    fn publish(&mut self, mut sessions: BTreeMap<String, Published>, now: time::Now) {
+        for p in sessions.values_mut() {
+            p.put_in_wall_time(now);
+        }
         if self.published.as_ref() == Some(&sessions) {
             return;
         }
@@ -382,21 +417,20 @@ fn run(args: &DaemonArgs, policy: Policy) -> ExitCode {
     ));
     let mut ready = false;
     loop {
-        let now = SystemClock.now();
-        let next = match daemon.pass(now) {
+        let next = match daemon.pass() {
             Ok(t) => t,
             Err(e) => {
                 daemon
                     .log()
                     .error(&format!("cannot look at the sessions: {e}"));
-                time::add(now, daemon.policy.scan_interval.min(RETRY))
+                time::add(daemon.clock.peek(), daemon.policy.scan_interval.min(RETRY))
             }
         };
         if !ready {
             notify(&format!("READY=1\nSTATUS={described}"));
             ready = true;
         }
-        match rx.recv_timeout(time::between(SystemClock.now(), next)) {
+        match rx.recv_timeout(time::between(daemon.clock.peek(), next)) {
             Ok(Event::Reload) => reload(&mut daemon, &args.policy),
             Ok(Event::Stop) | Err(RecvTimeoutError::Disconnected) => {
                 notify("STOPPING=1");

@@ -13,7 +13,7 @@ use crate::model::Session;
 use crate::policy::template::Field;
 use crate::policy::{Limit, Reason, Rule};
 use crate::text::sanitize;
-use crate::time;
+use crate::time::{self, Now};
 
 /// What is left until `at`, to the second, for people.
 pub fn left_until(now: Timestamp, at: Timestamp) -> String {
@@ -29,10 +29,12 @@ pub fn warning_text(
     rule: &Rule,
     limit: &Limit,
     acts_at: Timestamp,
-    now: Timestamp,
+    now: impl Into<Now>,
 ) -> String {
-    let left = left_until(now, acts_at);
-    let at = acts_at
+    let now = now.into();
+    let left = left_until(now.at, acts_at);
+    let at = now
+        .wall_of(acts_at)
         .to_zoned_datetime(jiff::tz::TimeZone::system())
         .strftime("%H:%M:%S")
         .to_string();
@@ -44,11 +46,11 @@ pub fn warning_text(
         Action::LogOff | Action::Message => ("logged off", ""),
     };
     let mut text = banner(&sanitize(&format!(
-        "this session ({}, {}) has been {}: it will be {done} in {left} (at {at}), by the \
+        "this session ({}, {}) {}: it will be {done} in {left} (at {at}), by the \
          policy rule '{}'{after}",
         s.id,
         s.owner_and_place(),
-        limit.words(),
+        limit.sentence(),
         rule.name
     )));
     if limit.reason == Reason::Idle {

@@ -15,7 +15,7 @@ use jiff::Timestamp;
 
 use super::state::Memory;
 use crate::model::{Session, SessionKey};
-use crate::policy::published::Published;
+use crate::policy::published::{Published, PublishedAllowance};
 use crate::policy::{Enforcement, Limit, Policy, Reason, RuleId, Verdict};
 use crate::time;
 
@@ -123,15 +123,19 @@ pub struct Step {
     pub wake: Timestamp,
 }
 
-/// The decisions of one pass over `sessions` at `now` (see the module's doc).
+/// The decisions of one pass over `sessions` at `now` (see the module's doc). Every time
+/// here is logoffd's steady time ([`crate::time::Now`]); the wall clock's offset from it
+/// serves logon hours only.
 pub fn step(
     policy: &Policy,
     sessions: &[Session],
     memory: &Memory,
     last: &Tracking,
-    now: Timestamp,
+    now: impl Into<crate::time::Now>,
 ) -> Step {
-    let verdicts = policy.evaluate(sessions, |s| memory.of(s), now);
+    let at = now.into();
+    let now = at.at;
+    let verdicts = policy.evaluate(sessions, |s| memory.of(s), at);
     let mut pass = Pass {
         policy,
         now,
@@ -196,11 +200,18 @@ impl Pass<'_> {
         };
         // Another rule or limit, or a deadline later than it was (the user was active): the
         // warnings given are void, and the users are told.
+        // An allowance's end moves later while it is not used (an idle session, where only
+        // active time counts): within the longest lead its warnings stand.
+        let slack = match limit.reason {
+            Reason::Allowance => r.warn.first().copied().unwrap_or_default(),
+            _ => Duration::ZERO,
+        }
+        .max(Duration::from_secs(1));
         let moved = before.is_some_and(|t| {
             t.rule != rule
                 || t.reason != limit.reason
                 || t.action != limit.action
-                || limit.acts_at > time::add(t.acts_at, Duration::from_secs(1))
+                || limit.acts_at > time::add(t.acts_at, slack)
         });
         if let Some(t) = before.filter(|t| moved && !t.warned.is_empty()) {
             self.cancel(key.clone(), t, "activity was seen in it");
@@ -237,6 +248,11 @@ impl Pass<'_> {
                 reason: limit.reason,
                 logoff_at: acts_at,
                 warn_at: limit.warnings.iter().map(|(_, at)| *at).collect(),
+                allowance: limit.allowance.as_ref().map(|a| PublishedAllowance {
+                    of: a.of.clone(),
+                    left_seconds: (!a.counting).then_some(a.left.as_secs()),
+                    ends_at: a.counting.then(|| time::add(self.now, a.left)),
+                }),
             },
         );
         if let Some(until) = t.quiet_until.filter(|until| *until > self.now) {

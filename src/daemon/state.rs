@@ -30,6 +30,8 @@ use crate::presence;
 use crate::system::files::{self, Expect, Owner};
 use crate::time;
 
+mod allowances;
+
 /// The state directory, where nothing else is said.
 pub use published::DEFAULT_DIR;
 
@@ -179,6 +181,9 @@ pub struct Memory {
     /// input through a program of the session (mosh) after that moment connects it.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     logins: BTreeMap<String, LoginSeen>,
+    /// What each user has used of each rule's allowance: by rule name, then uid.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    allowances: BTreeMap<String, BTreeMap<u32, allowances::Account>>,
     /// Each session's CPU time at a look, and its rate since the look before (kept where a
     /// rule counts CPU time: `logoffd --check` and a daemon started again measure from it).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -227,8 +232,12 @@ impl Memory {
         dir.load(CLOCKS, "clocks", |bytes| serde_json::from_slice(bytes))
     }
 
-    pub fn save(&self, dir: &StateDir) -> std::io::Result<()> {
-        let bytes = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+    /// Writes it to `dir`, its times (steady time) as the wall clock says them (`offset`:
+    /// wall less steady), as a logoffd started again — whose steady time begins at the wall
+    /// clock's — reads them.
+    pub fn save(&self, dir: &StateDir, offset: jiff::SignedDuration) -> std::io::Result<()> {
+        let bytes =
+            serde_json::to_vec_pretty(&self.shifted(offset)).map_err(std::io::Error::other)?;
         dir.write(CLOCKS, &bytes, 0o600)
     }
 
@@ -239,7 +248,31 @@ impl Memory {
             disconnected_since: self.disconnected_since.get(&key).copied(),
             first_logon: self.first_logon.get(&key).copied(),
             cpu: self.cpu.get(&key).and_then(|c| c.rate),
+            allowances: self.usage_of(s.uid),
         }
+    }
+
+    /// The same, every time moved by `by`.
+    fn shifted(&self, by: jiff::SignedDuration) -> Memory {
+        let mut m = self.clone();
+        if by.is_zero() {
+            return m;
+        }
+        let shift = |t: &mut Timestamp| *t = t.checked_add(by).unwrap_or(*t);
+        m.disconnected_since.values_mut().for_each(shift);
+        m.first_logon.values_mut().for_each(shift);
+        for seen in m.logins.values_mut() {
+            if let LoginSeen::EndedAt(t) = seen {
+                shift(t);
+            }
+        }
+        for c in m.cpu.values_mut() {
+            shift(&mut c.at);
+        }
+        for a in m.allowances.values_mut().flat_map(BTreeMap::values_mut) {
+            shift(&mut a.at);
+        }
+        m
     }
 
     /// Gives each session what is remembered of its login's end
@@ -369,7 +402,9 @@ mod tests {
             !memory.observe(&mut gone, t1),
             "a running clock is not restarted"
         );
-        memory.save(&state).expect("save");
+        memory
+            .save(&state, jiff::SignedDuration::ZERO)
+            .expect("save");
         let (loaded, problem) = Memory::load(&state);
         assert_eq!(problem, None);
         assert_eq!(loaded.of(&gone[0]).disconnected_since, Some(t0));
@@ -405,6 +440,56 @@ mod tests {
             Some(t(10)),
             "kept across a restart"
         );
+    }
+
+    /// Issue 26: an allowance counts the user's time across sessions — two at once count
+    /// once, one after another add up — survives a restart (what is saved is loaded), and
+    /// counts at most `gap` of time logoffd did not see; a new day begins with nothing used.
+    #[test]
+    fn allowances_count_the_user_s_time_across_sessions_and_restarts() {
+        let policy = crate::policy::from_text(
+            "[[rule]]\nname = \"lab\"\ntimezone = \"UTC\"\nallowance = { day = \"1h\" }\n",
+        )
+        .expect("policy");
+        let t = |s: i64| Timestamp::from_second(1_800_000_000 + s).expect("t");
+        let user = |id: &str, logon: i64| {
+            let mut s = session(id, "active", logon);
+            s.uid = Some(crate::model::Uid::from_raw(1000));
+            s
+        };
+        let gap = Duration::from_secs(120);
+        let used =
+            |m: &Memory, s: &Session| m.of(s).allowances.get("lab").map(|u| u.used.day.as_secs());
+        let mut m = Memory::default();
+        let a = user("1", 0);
+        // First seen at t(10): counted from its logon.
+        m.account(&policy, std::slice::from_ref(&a), t(10), gap);
+        assert_eq!(used(&m, &a), Some(10));
+        // A second session at once: the user's time, once.
+        let b = user("2", 15);
+        m.account(&policy, &[a.clone(), b.clone()], t(60), gap);
+        assert_eq!(used(&m, &a), Some(60));
+        // Both gone: nothing counts; later a third session.
+        m.account(&policy, &[], t(100), gap);
+        assert_eq!(used(&m, &a), Some(60));
+        let c = user("3", 200);
+        m.account(&policy, std::slice::from_ref(&c), t(230), gap);
+        assert_eq!(
+            used(&m, &c),
+            Some(90),
+            "counted from its logon, not from the last pass"
+        );
+        // A restart: what was saved is what is loaded.
+        let loaded: Memory =
+            serde_json::from_slice(&serde_json::to_vec(&m).expect("saved")).expect("loaded");
+        let mut loaded = loaded;
+        // Not seen for an hour (stopped): at most the gap counts.
+        loaded.account(&policy, std::slice::from_ref(&c), t(3830), gap);
+        assert_eq!(used(&loaded, &c), Some(210));
+        // The next day (UTC midnight after t(0), which is 08:00): nothing used yet of it.
+        let next_day = 16 * 3600 + 60;
+        loaded.account(&policy, std::slice::from_ref(&c), t(next_day), gap);
+        assert_eq!(used(&loaded, &c), Some(60), "only since the day began");
     }
 
     /// Regression (issue 17, item 3): the max-age and disconnected clocks restarted when a
@@ -446,7 +531,9 @@ mod tests {
             (rate.used, rate.over),
             (Duration::from_secs(3), Duration::from_secs(6))
         );
-        memory.save(&state).expect("save");
+        memory
+            .save(&state, jiff::SignedDuration::ZERO)
+            .expect("save");
         let (mut loaded, problem) = Memory::load(&state);
         assert_eq!(problem, None);
         assert_eq!(loaded.of(&s).cpu, Some(rate));

@@ -25,8 +25,6 @@ pub mod warn;
 
 use std::time::{Duration, Instant};
 
-use jiff::Timestamp;
-
 use crate::backend::{Backend, Sources};
 use crate::error::{Error, Kind, Result};
 use crate::model::{ProcessInfo, Session, SessionId};
@@ -282,7 +280,7 @@ pub fn cut_connections(
     targets: &[&Session],
     timeout: Duration,
 ) -> Vec<Result<crate::backend::Cut>> {
-    let presences = crate::presence::judge(listed, Timestamp::now());
+    let presences = crate::presence::judge(listed, crate::time::now());
     let refusals: Vec<Option<String>> = targets
         .iter()
         .map(|t| {
@@ -370,7 +368,7 @@ fn select_targets(
         plan.filters,
         current,
         OwnSession::LeaveOut,
-        Timestamp::now(),
+        crate::time::now(),
     )?;
     Ok(chosen.into_iter().cloned().collect())
 }

@@ -57,7 +57,7 @@ pub fn warn_and_wait(
         Action::LogOff | Action::Disconnect => SETTLE,
     };
     let deadline = Instant::now() + warning.grace.max(settle);
-    let at = Timestamp::now() + warning.grace;
+    let at = crate::time::now() + warning.grace;
     notify(backend, targets, hooks, |s| {
         notice(warning, s, warning.grace, at)
     });
@@ -191,7 +191,7 @@ mod tests {
             tty: Some("pts/1".into()),
             ..Session::default()
         };
-        let text = notice(&w, &s, Duration::from_secs(300), Timestamp::now());
+        let text = notice(&w, &s, Duration::from_secs(300), crate::time::now());
         assert!(
             text.contains("root@h is logging off this session (7, u1 on pts/1) in 5m"),
             "{text}"

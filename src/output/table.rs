@@ -61,6 +61,8 @@ pub struct SessionRow {
     pub agent: Option<String>,
     /// The deadline logoffd has this session under, where it runs (this host only).
     pub time_limit: Option<Published>,
+    /// What is left of its user's allowance (seconds), where logoffd's rule gives one.
+    pub allowance_left_seconds: Option<u64>,
 }
 
 impl SessionRow {
@@ -106,6 +108,7 @@ impl SessionRow {
             backend: backend.to_string(),
             agent: None,
             time_limit: None,
+            allowance_left_seconds: None,
         }
     }
 }
@@ -154,8 +157,15 @@ fn dash(v: Option<&str>) -> String {
     }
 }
 
+/// Which of logoffd's columns the table has.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    allowance: bool,
+    deadlines: bool,
+}
+
 /// One row's cells, in the order of the header.
-fn cells(r: &SessionRow, with_host: bool, limits: bool, tz: &TimeZone) -> Vec<String> {
+fn cells(r: &SessionRow, with_host: bool, limits: Limits, tz: &TimeZone) -> Vec<String> {
     let mut cells = Vec::new();
     if with_host {
         cells.push(r.host.clone());
@@ -188,7 +198,13 @@ fn cells(r: &SessionRow, with_host: bool, limits: bool, tz: &TimeZone) -> Vec<St
         format_logon(r.logon_time, tz),
         from,
     ]);
-    if limits {
+    if limits.allowance {
+        cells.push(r.allowance_left_seconds.map_or_else(
+            || "-".into(),
+            |s| crate::duration::display(std::time::Duration::from_secs(s)),
+        ));
+    }
+    if limits.deadlines {
         cells.push(r.time_limit.as_ref().map_or_else(
             || "-".into(),
             |l| {
@@ -253,8 +269,14 @@ pub fn session_table(rows: &[SessionRow], with_host: bool, legend: bool, tz: &Ti
         "LOGON TIME",
         "FROM",
     ]);
-    let limits = rows.iter().any(|r| r.time_limit.is_some());
-    if limits {
+    let limits = Limits {
+        allowance: rows.iter().any(|r| r.allowance_left_seconds.is_some()),
+        deadlines: rows.iter().any(|r| r.time_limit.is_some()),
+    };
+    if limits.allowance {
+        header.push("ALLOWANCE LEFT");
+    }
+    if limits.deadlines {
         header.push("LOGOFF AT");
     }
     let cells: Vec<Vec<String>> = rows

@@ -9,12 +9,15 @@ use jiff::Timestamp;
 
 use serde::{Deserialize, Serialize};
 
+use super::allowance::{Periods, Used};
 use super::rule::Groups;
 use super::{Counts, Policy, Rule};
 use crate::logoff::Action;
 use crate::model::{IdleSource, Session};
 use crate::presence::{self, By, Presence};
-use crate::time;
+use crate::time::{self, Now};
+
+mod limits;
 
 /// A rule of a policy, by its place in it (the policy it came from says which rule it is).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -23,6 +26,11 @@ pub struct RuleId(pub(super) usize);
 impl RuleId {
     /// No rule of any policy (one that a policy read again no longer has).
     pub const NONE: RuleId = RuleId(usize::MAX);
+
+    /// Its place in its policy.
+    pub fn index(self) -> usize {
+        self.0
+    }
 }
 
 /// Which limit a session is under.
@@ -35,6 +43,12 @@ pub enum Reason {
     Disconnected,
     /// Logged on too long.
     MaxAge,
+    /// Outside its logon hours.
+    Hours,
+    /// Its user's allowance used up.
+    Allowance,
+    /// One of more sessions than its user may have.
+    Sessions,
 }
 
 impl Reason {
@@ -44,15 +58,21 @@ impl Reason {
             Reason::Idle => "idle",
             Reason::Disconnected => "disconnected",
             Reason::MaxAge => "max-age",
+            Reason::Hours => "hours",
+            Reason::Allowance => "allowance",
+            Reason::Sessions => "sessions",
         }
     }
 
-    /// `idle for`, `disconnected for`, `logged on for`.
+    /// `idle for`, `disconnected for`, `logged on for` (the limits that are durations).
     pub fn state_words(self) -> &'static str {
         match self {
             Reason::Idle => "idle for",
             Reason::Disconnected => "disconnected for",
             Reason::MaxAge => "logged on for",
+            Reason::Hours => "outside its hours",
+            Reason::Allowance => "past its allowance",
+            Reason::Sessions => "above its sessions",
         }
     }
 }
@@ -76,18 +96,56 @@ pub struct Limit {
     /// client attached from another session, a busy CPU, an idle lock — after which the
     /// session would have been idle since earlier.
     pub firm: bool,
-    /// What reaching it does: log off, or (an idle limit whose rule says so) disconnect.
+    /// What reaching it does: log off, or (an idle, hours or sessions limit whose rule says
+    /// so) disconnect.
     pub action: crate::logoff::Action,
+    /// For the hours, allowance and sessions limits: what the rule says (`Mon-Fri
+    /// 08:00-18:00`, `2h a day`, `max_sessions = 2`).
+    pub what: Option<String>,
+    /// The user's allowance, where the rule gives one: what is left of it now (whichever
+    /// limit comes first).
+    pub allowance: Option<Left>,
+}
+
+/// What is left of a user's allowance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Left {
+    pub left: Duration,
+    /// Whether it is being used now (a session counts).
+    pub counting: bool,
+    /// The allowance (`2h a day, 10h a week`).
+    pub of: String,
 }
 
 impl Limit {
-    /// `idle for 2h`, `disconnected for 30m`, `logged on for 1d`.
+    /// `idle for 2h`, `disconnected for 30m`, `logged on for 1d`, `outside its hours (Mon-Fri
+    /// 08:00-18:00)`, `past its allowance (2h a day)`, `above its sessions (max_sessions =
+    /// 2)`.
     pub fn words(&self) -> String {
-        format!(
-            "{} {}",
-            self.reason.state_words(),
-            crate::duration::display(self.limit)
-        )
+        match &self.what {
+            Some(what) => format!("{} ({what})", self.reason.state_words()),
+            None => format!(
+                "{} {}",
+                self.reason.state_words(),
+                crate::duration::display(self.limit)
+            ),
+        }
+    }
+
+    /// What a warning says of the session: `has been idle for 2h`, `reaches the end of its
+    /// logon hours (Mon-Fri 08:00-18:00)`, ...
+    pub fn sentence(&self) -> String {
+        let what = self.what.as_deref().unwrap_or_default();
+        match self.reason {
+            Reason::Idle | Reason::Disconnected | Reason::MaxAge => {
+                format!("has been {}", self.words())
+            }
+            Reason::Hours => format!("is at the end of its logon hours ({what})"),
+            Reason::Allowance => format!("is using the last of its user's allowance ({what})"),
+            Reason::Sessions => {
+                format!("is one of more sessions than its user may have ({what})")
+            }
+        }
     }
 }
 
@@ -138,12 +196,22 @@ impl Verdict {
 /// What the daemon remembers of a session beyond what a listing shows: since when it has
 /// been disconnected, and the earliest logon time ever seen for it (a user who replaces
 /// their session's oldest process moves what a listing calls its logon time, never this).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Remembered {
     pub disconnected_since: Option<Timestamp>,
     pub first_logon: Option<Timestamp>,
     /// How much CPU its processes used between the last two looks.
     pub cpu: Option<CpuRate>,
+    /// What its user has used of each rule's allowance, by rule name.
+    pub allowances: std::collections::BTreeMap<String, Usage>,
+}
+
+/// What a user has used of a rule's allowance, in which periods, and whether they use it now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    pub used: Used,
+    pub periods: Periods,
+    pub counting: bool,
 }
 
 /// CPU time used over a while.
@@ -174,64 +242,111 @@ impl Policy {
         self.rules.iter().position(|r| r.name == name).map(RuleId)
     }
 
-    /// The verdict on each of `sessions` at `now`; `remembered` tells what the daemon knows
-    /// of a session beyond the listing (nothing: a disconnected clock starts now).
+    /// The verdict on each of `sessions` at `now` (steady time, and the wall clock's offset
+    /// for logon hours: [`Now`]); `remembered` tells what the daemon knows of a session
+    /// beyond the listing (nothing: a disconnected clock starts now).
     pub fn evaluate(
         &self,
         sessions: &[Session],
         remembered: impl Fn(&Session) -> Remembered,
-        now: Timestamp,
+        now: impl Into<Now>,
     ) -> Vec<Verdict> {
+        let now = now.into();
         let mut groups = Groups::default();
+        let remembered: Vec<Remembered> = sessions.iter().map(remembered).collect();
+        let assigned: Vec<Assigned> = sessions
+            .iter()
+            .map(|s| self.assign(s, &mut groups))
+            .collect();
+        let extra = limits::above_caps(self, sessions, &assigned, &remembered, now.at);
         sessions
             .iter()
-            .zip(presence::judge(sessions, now))
-            .map(|(s, p)| self.verdict(s, &p, remembered(s), now, &mut groups))
+            .zip(presence::judge(sessions, now.at))
+            .zip(assigned)
+            .zip(remembered)
+            .zip(extra)
+            .map(|((((s, p), a), r), extra)| match a {
+                Assigned::NoRule => Verdict::NoRule,
+                Assigned::Protected(rule, why) => Verdict::Protected { rule, why },
+                Assigned::Exempt(rule, why) => Verdict::Exempt { rule, why },
+                Assigned::Under(id) => {
+                    let at = Situation {
+                        p: &p,
+                        remembered: &r,
+                        now,
+                        extra,
+                    };
+                    match self.rules[id.0].limit_for(s, &at) {
+                        Ok(limit) => Verdict::Limited { rule: id, limit },
+                        Err(why) => Verdict::Unlimited { rule: id, why },
+                    }
+                }
+            })
             .collect()
     }
 
-    fn verdict(
-        &self,
-        s: &Session,
-        p: &Presence,
-        remembered: Remembered,
-        now: Timestamp,
-        groups: &mut Groups,
-    ) -> Verdict {
+    /// The rule each of `sessions` is under (taken, neither protected nor exempt).
+    pub fn under(&self, sessions: &[Session]) -> Vec<Option<RuleId>> {
+        let mut groups = Groups::default();
+        sessions
+            .iter()
+            .map(|s| match self.assign(s, &mut groups) {
+                Assigned::Under(id) => Some(id),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Which rule takes `s`, and whether it protects or exempts it.
+    fn assign(&self, s: &Session, groups: &mut Groups) -> Assigned {
         let Some(at) = self.rules.iter().position(|r| r.matches.takes(s, groups)) else {
-            return Verdict::NoRule;
+            return Assigned::NoRule;
         };
         let (rule, id) = (&self.rules[at], RuleId(at));
         if let Some(why) = rule.matches.protects(s) {
-            return Verdict::Protected { rule: id, why };
+            return Assigned::Protected(id, why);
         }
         if let Some(why) = rule.exempt.exempts(s, groups) {
-            return Verdict::Exempt { rule: id, why };
+            return Assigned::Exempt(id, why);
         }
-        match rule.limit_for(s, p, remembered, now) {
-            Ok(limit) => Verdict::Limited { rule: id, limit },
-            Err(why) => Verdict::Unlimited { rule: id, why },
-        }
+        Assigned::Under(id)
     }
 }
 
+/// Which rule takes a session, and how.
+#[derive(Debug, Clone)]
+enum Assigned {
+    NoRule,
+    Protected(RuleId, &'static str),
+    Exempt(RuleId, String),
+    Under(RuleId),
+}
+
+/// What a session's limits are judged with.
+struct Situation<'a> {
+    p: &'a Presence,
+    remembered: &'a Remembered,
+    now: Now,
+    /// Above its rule's `max_sessions`: since when, and why ([`limits::above_caps`]).
+    extra: Option<(Timestamp, String)>,
+}
+
+/// A limit that may come first: its reason, length, start and cause (with whether its clock
+/// only moves later).
+type Candidate = (Reason, Duration, Timestamp, Option<(String, bool)>);
+
 impl Rule {
     /// The limit of this rule that `s` reaches first, or why none runs.
-    fn limit_for(
-        &self,
-        s: &Session,
-        p: &Presence,
-        remembered: Remembered,
-        now: Timestamp,
-    ) -> Result<Limit, String> {
+    fn limit_for(&self, s: &Session, at: &Situation<'_>) -> Result<Limit, String> {
+        let (p, remembered, now) = (at.p, at.remembered, at.now.at);
         let disconnected = p.is_disconnected();
         let connection = p.words();
-        let mut candidates = Vec::new();
+        let mut candidates: Vec<Candidate> = Vec::new();
         let mut why: Vec<String> = Vec::new();
         // Only a connection of its own over the network (an RDP client, ssh) is ended alone.
         let own_connection = matches!(p.by(), Some(By::Ssh | By::Rdp)) && (s.remote || s.xrdp);
         if let Some(limit) = self.idle {
-            match self.idle_since(s, p, remembered, now) {
+            match self.idle_since(s, p, remembered.cpu, now) {
                 _ if disconnected => why.push("it is disconnected, not idle".into()),
                 _ if self.action == Action::Disconnect && !own_connection => {
                     why.push(format!(
@@ -269,6 +384,8 @@ impl Rule {
                 None => why.push("its logon time is unknown".into()),
             }
         }
+        let (more, allowance) = self.new_limits(at, own_connection, &mut why);
+        candidates.extend(more);
         let (reason, limit, since, cause) = candidates
             .into_iter()
             .min_by_key(|(_, limit, since, _)| time::add(*since, *limit))
@@ -290,9 +407,11 @@ impl Rule {
             cause,
             firm,
             action: match reason {
-                Reason::Idle => self.action,
-                Reason::Disconnected | Reason::MaxAge => Action::LogOff,
+                Reason::Idle | Reason::Hours | Reason::Sessions => self.action,
+                Reason::Disconnected | Reason::MaxAge | Reason::Allowance => Action::LogOff,
             },
+            what: self.what(reason),
+            allowance,
         })
     }
 
@@ -302,7 +421,7 @@ impl Rule {
         &self,
         s: &Session,
         p: &Presence,
-        remembered: Remembered,
+        cpu: Option<CpuRate>,
         now: Timestamp,
     ) -> Option<Idle> {
         let idle = |at: Timestamp| crate::duration::display(time::between(at, now));
@@ -348,7 +467,7 @@ impl Rule {
                         ));
                     }
                 }
-                Counts::Cpu => match remembered.cpu {
+                Counts::Cpu => match cpu {
                     Some(rate) if rate.share() >= self.busy_cpu => seen.push(passing(
                         now,
                         format!(

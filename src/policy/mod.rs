@@ -6,7 +6,9 @@
 //! each session which rule applies and when it would warn and act. Nothing here touches the
 //! system but the name service (a session's user's groups).
 
+pub(crate) mod allowance;
 pub(crate) mod eval;
+pub(crate) mod hours;
 mod parse;
 pub(crate) mod published;
 pub(crate) mod rule;
@@ -86,9 +88,32 @@ pub struct Rule {
     pub activity: Vec<Counts>,
     /// With `cpu` counted: the share of one CPU above which the session is busy.
     pub busy_cpu: f64,
-    /// What the idle limit does (`action`): log off (default), or disconnect — the other
-    /// limits always log off.
+    /// What the idle, hours and sessions limits do (`action`): log off (default), or
+    /// disconnect — the disconnected, max-age and allowance limits always log off.
     pub action: crate::logoff::Action,
+    /// Logon hours: outside them (at the end of a window) the session ends.
+    pub hours: Option<hours::Hours>,
+    /// So much session time a day and/or week per user.
+    pub allowance: Option<allowance::Allowance>,
+    /// At most this many sessions per user; which go beyond it.
+    pub max_sessions: Option<Cap>,
+}
+
+/// A rule's `max_sessions` and `sessions_go`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cap {
+    pub max: usize,
+    pub go: Go,
+}
+
+/// Which of a user's sessions above a cap go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Go {
+    /// The latest logons (the default: the sessions there already are kept, as Remote
+    /// Desktop's single-session restriction keeps them).
+    Newest,
+    /// The earliest logons (the user's newest logins are what they use now).
+    Oldest,
 }
 
 /// What a rule counts as activity (`activity = ["input", "output", "cpu", "inhibit"]`).
@@ -126,8 +151,9 @@ pub const DEFAULT_BUSY_CPU: f64 = 0.1;
 impl Policy {
     /// Which costlier sources of activity the rules count.
     /// The users whose sessions need a look at their activity: those with a session a
-    /// rule limits by idle or disconnected time (and so all of theirs: another session of
-    /// the same user may be the one that uses it through tmux or screen).
+    /// rule limits by idle or disconnected time, whose allowance counts active time only, or
+    /// that disconnects (and so all of theirs: another session of the same user may be the
+    /// one that uses it through tmux or screen).
     pub fn watched_users(&self, sessions: &[Session]) -> std::collections::HashSet<Uid> {
         let mut groups = rule::Groups::default();
         sessions
@@ -137,7 +163,12 @@ impl Policy {
                     .iter()
                     .find(|r| r.matches.takes(s, &mut groups))
                     .is_some_and(|r| {
-                        (r.idle.is_some() || r.disconnected.is_some())
+                        (r.idle.is_some()
+                            || r.disconnected.is_some()
+                            || r.action == crate::logoff::Action::Disconnect
+                            || r.allowance
+                                .as_ref()
+                                .is_some_and(|a| a.counting == allowance::Counting::Active))
                             && r.matches.protects(s).is_none()
                             && r.exempt.exempts(s, &mut groups).is_none()
                     })

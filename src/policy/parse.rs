@@ -7,14 +7,16 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::allowance::{Allowance, Counting};
+use super::hours::{self, Hours, Zone};
 use super::rule::{Exempt, Match, UidRange};
 use super::template::Template;
 use activity::{action, activity, busy_cpu};
 
 mod activity;
 use super::{
-    DEFAULT_METRICS_DIR, DEFAULT_SCAN_INTERVAL, DEFAULT_TIMEOUT, Enforcement, Policy, PolicyError,
-    Rule,
+    Cap, DEFAULT_METRICS_DIR, DEFAULT_SCAN_INTERVAL, DEFAULT_TIMEOUT, Enforcement, Go, Policy,
+    PolicyError, Rule,
 };
 
 #[derive(Deserialize)]
@@ -45,6 +47,22 @@ struct RawRule {
     activity: Option<Spanned<Vec<Spanned<String>>>>,
     busy_cpu: Option<Spanned<String>>,
     action: Option<Spanned<String>>,
+    hours: Option<Spanned<OneOrMany<String>>>,
+    timezone: Option<Spanned<String>>,
+    allowance: Option<Spanned<RawAllowance>>,
+    max_sessions: Option<Spanned<i64>>,
+    sessions_go: Option<Spanned<String>>,
+}
+
+/// `allowance = { day = "2h", week = "10h", counts = "active", reset = "04:00" }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAllowance {
+    day: Option<Spanned<String>>,
+    week: Option<Spanned<String>>,
+    counts: Option<Spanned<String>>,
+    reset: Option<Spanned<String>>,
+    week_starts: Option<Spanned<String>>,
 }
 
 /// One value or a list of them (`users = "bob"` or `users = ["bob", "carol"]`).
@@ -200,10 +218,36 @@ fn rule(text: &str, raw: RawRule) -> Result<Rule, PolicyError> {
     let idle = limit(&raw.idle)?;
     let disconnected = limit(&raw.disconnected)?;
     let max_age = limit(&raw.max_age)?;
-    if idle.is_none() && disconnected.is_none() && max_age.is_none() {
+    let zone = match &raw.timezone {
+        None => Zone::host(),
+        Some(z) => Zone::named(z.get_ref()).map_err(|e| at(z.span(), e))?,
+    };
+    let hours = match raw.hours {
+        None => None,
+        Some(h) => {
+            let span = h.span();
+            let texts = h.into_inner().into_vec();
+            Some(Hours::parse(&texts, zone.clone()).map_err(|e| at(span, e))?)
+        }
+    };
+    let allowance = match raw.allowance {
+        None => None,
+        Some(a) => Some(allowance(text, a, zone)?),
+    };
+    let max_sessions = cap(text, raw.max_sessions, raw.sessions_go)?;
+    if idle.is_none()
+        && disconnected.is_none()
+        && max_age.is_none()
+        && hours.is_none()
+        && allowance.is_none()
+        && max_sessions.is_none()
+    {
         return Err(at(
             raw.name.span(),
-            format!("rule '{name}' sets no limit: give idle, disconnected or max_age"),
+            format!(
+                "rule '{name}' sets no limit: give idle, disconnected, max_age, hours, \
+                 allowance or max_sessions"
+            ),
         ));
     }
     let mut warn = Vec::new();
@@ -247,8 +291,122 @@ fn rule(text: &str, raw: RawRule) -> Result<Rule, PolicyError> {
         timeout,
         activity: activity(text, raw.activity)?,
         busy_cpu: busy_cpu(text, raw.busy_cpu)?,
-        action: action(text, raw.action, idle.is_some())?,
+        action: action(
+            text,
+            raw.action,
+            idle.is_some() || hours.is_some() || max_sessions.is_some(),
+        )?,
+        hours,
+        allowance,
+        max_sessions,
     })
+}
+
+/// `allowance = { ... }`: a day's and/or a week's time, what counts, when it resets.
+fn allowance(text: &str, raw: Spanned<RawAllowance>, zone: Zone) -> Result<Allowance, PolicyError> {
+    let at = |span: Range<usize>, message: String| PolicyError {
+        at: Some(line_col(text, span.start)),
+        message,
+    };
+    let whole = raw.span();
+    let raw = raw.into_inner();
+    let amount = |v: &Option<Spanned<String>>| -> Result<Option<Duration>, PolicyError> {
+        match v {
+            None => Ok(None),
+            Some(s) => {
+                let d = duration(text, s)?;
+                if d.is_zero() {
+                    return Err(at(s.span(), "an allowance must be longer than 0s".into()));
+                }
+                Ok(Some(d))
+            }
+        }
+    };
+    let (day, week) = (amount(&raw.day)?, amount(&raw.week)?);
+    if day.is_none() && week.is_none() {
+        return Err(at(
+            whole,
+            "allowance needs day, week or both (day = \"2h\")".into(),
+        ));
+    }
+    let counting = match &raw.counts {
+        None => Counting::Any,
+        Some(c) => match c.get_ref().as_str() {
+            "any" => Counting::Any,
+            "active" => Counting::Active,
+            other => {
+                return Err(at(
+                    c.span(),
+                    format!("allowance counts '{other}' is not one of any, active"),
+                ));
+            }
+        },
+    };
+    let reset = match &raw.reset {
+        None => 0,
+        Some(r) => hours::time_of_day(r.get_ref()).map_err(|e| at(r.span(), e))?,
+    };
+    let week_starts = match &raw.week_starts {
+        None => jiff::civil::Weekday::Monday,
+        Some(w) => hours::weekday(w.get_ref()).map_err(|e| at(w.span(), e))?,
+    };
+    Ok(Allowance {
+        day,
+        week,
+        counting,
+        reset,
+        week_starts,
+        zone,
+    })
+}
+
+/// `max_sessions = 2`, `sessions_go = "oldest"`.
+fn cap(
+    text: &str,
+    max: Option<Spanned<i64>>,
+    go: Option<Spanned<String>>,
+) -> Result<Option<Cap>, PolicyError> {
+    let at = |span: Range<usize>, message: String| PolicyError {
+        at: Some(line_col(text, span.start)),
+        message,
+    };
+    let go = match &go {
+        None => None,
+        Some(g) => Some(match g.get_ref().as_str() {
+            "newest" => Go::Newest,
+            "oldest" => Go::Oldest,
+            other => {
+                return Err(at(
+                    g.span(),
+                    format!("sessions_go '{other}' is not one of newest, oldest"),
+                ));
+            }
+        }),
+    };
+    let Some(max) = max else {
+        return match go {
+            Some(_) => Err(PolicyError {
+                at: None,
+                message: "sessions_go says which sessions above max_sessions go: give \
+                          max_sessions too"
+                    .into(),
+            }),
+            None => Ok(None),
+        };
+    };
+    let n = usize::try_from(*max.get_ref())
+        .ok()
+        .filter(|n| (1..=10_000).contains(n))
+        .ok_or_else(|| {
+            at(
+                max.span(),
+                "max_sessions is a number from 1 to 10000".into(),
+            )
+        })?;
+    Ok(Some(Cap {
+        max: n,
+        go: go.unwrap_or(Go::Newest),
+    }))
 }
 
 fn matches(text: &str, raw: RawMatch) -> Result<Match, PolicyError> {

@@ -295,7 +295,7 @@ fn terminals_of(proc: &Proc) -> Walked {
         let at = |t: rustix::fs::StatxTimestamp| {
             Timestamp::new(t.tv_sec, i32::try_from(t.tv_nsec).unwrap_or(0))
                 .ok()
-                .map(|t| t.min(Timestamp::now()))
+                .map(|t| t.min(crate::time::now()))
         };
         terminals.push((
             Terminal {

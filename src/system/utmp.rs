@@ -106,7 +106,7 @@ pub fn close_records(utmp: &Path, wtmp: &Path, pids: &[Pid]) -> io::Result<Vec<S
     }
     let file = OpenOptions::new().read(true).write(true).open(utmp)?;
     lock(&file, utmp)?;
-    let now = Timestamp::now();
+    let now = crate::time::now();
     let mut closed = Vec::new();
     for record in &targets {
         let offset = (record.index * layout::RECORD) as u64;

@@ -240,3 +240,108 @@ fn a_session_gone_is_forgotten() {
     assert!(s.tracking.is_empty() && s.actions.is_empty());
     assert_eq!(s.wake, at(6 * MIN) + jiff::SignedDuration::from_secs(60));
 }
+
+/// Issue 26: a session above `max_sessions` is warned when it is first seen so, and logged
+/// off the rule's shortest lead later (the warning's promise), not at once; the sessions
+/// within the cap are untouched.
+#[test]
+fn a_session_above_the_cap_is_warned_then_logged_off_a_lead_later() {
+    let p = from_text(
+        "[[rule]]\nname = \"cap\"\nmatch = { users = [\"bob\"] }\nmax_sessions = 1\n\
+         warn = [\"30s\"]\n",
+    )
+    .expect("policy");
+    let mut newer = bob(0);
+    newer.id = SessionId::new("8");
+    newer.logon_time = Some(at(MIN));
+    let both = [bob(0), newer];
+    let first = step(&p, &both, &Memory::default(), &Tracking::new(), at(2 * MIN));
+    assert_eq!(kinds(&first), ["warn"]);
+    assert!(matches!(&first.actions[0], Action::Warn { key, .. } if key.id().as_str() == "8"));
+    let soon = step(
+        &p,
+        &both,
+        &Memory::default(),
+        &first.tracking,
+        at(2 * MIN + 10),
+    );
+    assert!(soon.actions.is_empty(), "{:?}", soon.actions);
+    let due = step(
+        &p,
+        &both,
+        &Memory::default(),
+        &soon.tracking,
+        at(2 * MIN + 30),
+    );
+    assert_eq!(kinds(&due), ["logoff"]);
+    // The older one logs off: the newer is within the cap again, and its warning is off.
+    let alone = step(
+        &p,
+        &both[1..],
+        &Memory::default(),
+        &first.tracking,
+        at(2 * MIN + 10),
+    );
+    assert_eq!(kinds(&alone), ["cancel"]);
+}
+
+/// Issue 26: an allowance that counts active time only moves its end later while its user
+/// is idle; within the rule's longest lead, the warning given stands (no "off" notice every
+/// pass), and the end is never sooner than the warning promised.
+#[test]
+fn an_allowance_s_end_moving_a_little_later_keeps_its_warning() {
+    use crate::policy::allowance::Used;
+    use crate::policy::eval::Usage;
+    let p = from_text(
+        "[[rule]]\nname = \"lab\"\nmatch = { users = [\"bob\"] }\ntimezone = \"UTC\"\n\
+         allowance = { day = \"1h\", counts = \"active\" }\nwarn = [\"5m\"]\n",
+    )
+    .expect("policy");
+    let rule = p.rule(p.rule_named("lab").expect("rule")).expect("rule");
+    let periods = rule.allowance.as_ref().expect("allowance").periods(at(0));
+    let with_used = |secs: u64| {
+        let mut m = Memory::default();
+        m.set_usage_for_tests(
+            "lab",
+            1000,
+            Usage {
+                used: Used {
+                    day: Duration::from_secs(secs),
+                    week: Duration::from_secs(secs),
+                },
+                periods,
+                counting: true,
+            },
+            at(0),
+        );
+        m
+    };
+    let s = bob(0);
+    // 56 of 60 minutes used at 0: ends at 4m, warned now.
+    let first = step(
+        &p,
+        std::slice::from_ref(&s),
+        &with_used(56 * 60),
+        &Tracking::new(),
+        at(0),
+    );
+    assert_eq!(kinds(&first), ["warn"]);
+    // A minute later nothing more was used (idle): the end is a minute later; no notice.
+    let idle = step(
+        &p,
+        std::slice::from_ref(&s),
+        &with_used(56 * 60),
+        &first.tracking,
+        at(MIN),
+    );
+    assert!(idle.actions.is_empty(), "{:?}", idle.actions);
+    // A new day (nothing used): far later; the warning is off.
+    let renewed = step(
+        &p,
+        std::slice::from_ref(&s),
+        &Memory::default(),
+        &idle.tracking,
+        at(2 * MIN),
+    );
+    assert_eq!(kinds(&renewed), ["cancel"]);
+}

@@ -149,7 +149,7 @@ fn each_rule_counts_what_it_says() {
     };
     let now = at(700);
     let limit = |p: &Policy| {
-        p.evaluate(std::slice::from_ref(&s), |_| busy, now)[0]
+        p.evaluate(std::slice::from_ref(&s), |_| busy.clone(), now)[0]
             .limit()
             .cloned()
             .expect("limited")
@@ -188,7 +188,8 @@ fn each_rule_counts_what_it_says() {
         }),
         ..Remembered::default()
     };
-    let v = rule("\"cpu\", \"input\"").evaluate(std::slice::from_ref(&s), |_| idle_cpu, now);
+    let v =
+        rule("\"cpu\", \"input\"").evaluate(std::slice::from_ref(&s), |_| idle_cpu.clone(), now);
     assert_eq!(v[0].limit().map(|l| l.acts_at), Some(at(600)));
     // Read once, never measured (a daemon just started): not acted on until it is.
     s.activity.cpu = Some(Duration::from_secs(5));
@@ -200,4 +201,225 @@ fn each_rule_counts_what_it_says() {
     let first = v[0].limit().expect("limited");
     assert_eq!(first.since, now);
     assert_eq!(first.cause.as_deref(), Some("CPU use not measured yet"));
+}
+
+// Issue 26: logon hours, allowances and session caps, at fixed moments. at(0) is Friday
+// 2027-01-15 08:00 UTC.
+
+const H: i64 = 3600;
+
+fn limit_of(p: &Policy, sessions: &[Session], r: &Remembered, now: impl Into<Now>) -> Vec<Verdict> {
+    let r = r.clone();
+    p.evaluate(sessions, move |_| r.clone(), now)
+}
+
+/// Inside its hours a session is under a limit that acts at the window's end, warned the
+/// rule's lead before; outside them, at once (warned now, acted on a lead later: the plan).
+#[test]
+fn hours_end_at_the_window_s_end_and_outside_them_at_once() {
+    let p = from_text(
+        "[[rule]]\nname = \"day\"\nhours = \"Mon-Fri 08:00-18:00\"\ntimezone = \"UTC\"\n\
+         warn = [\"10m\"]\n",
+    )
+    .expect("policy");
+    let s = session("1", "bob", 1000);
+    let v = limit_of(
+        &p,
+        std::slice::from_ref(&s),
+        &Remembered::default(),
+        at(2 * H),
+    );
+    let d = v[0].limit().expect("limited");
+    assert_eq!((d.reason, d.acts_at), (Reason::Hours, at(10 * H)));
+    assert_eq!(d.warnings, [(Duration::from_secs(600), at(10 * H - 600))]);
+    assert_eq!(d.words(), "outside its hours (Mon-Fri 08:00-18:00 (UTC))");
+    assert!(
+        d.cause.as_deref().is_some_and(|c| c.contains("Fri 18:00")),
+        "{d:?}"
+    );
+    // Friday 19:00: outside, acts now; the next window is Monday's.
+    let v = limit_of(
+        &p,
+        std::slice::from_ref(&s),
+        &Remembered::default(),
+        at(11 * H),
+    );
+    let d = v[0].limit().expect("limited");
+    assert_eq!((d.reason, d.acts_at), (Reason::Hours, at(11 * H)));
+    assert!(
+        d.cause.as_deref().is_some_and(|c| c.contains("Mon 08:00")),
+        "{d:?}"
+    );
+}
+
+/// Logon hours are the wall clock's: with the wall clock stepped an hour ahead of logoffd's
+/// steady time, the window ends an hour sooner in steady time.
+#[test]
+fn hours_follow_the_wall_clock_in_steady_time() {
+    let p = from_text("[[rule]]\nname = \"day\"\nhours = \"08:00-18:00\"\ntimezone = \"UTC\"\n")
+        .expect("policy");
+    let s = session("1", "bob", 1000);
+    let now = Now {
+        at: at(2 * H),
+        offset: jiff::SignedDuration::from_hours(1),
+    };
+    let v = limit_of(&p, std::slice::from_ref(&s), &Remembered::default(), now);
+    assert_eq!(v[0].limit().map(|l| l.acts_at), Some(at(9 * H)));
+}
+
+/// The allowance left is the day's or the week's, whichever is less; a day logoffd has not
+/// counted yet (a new one began) has all of it left.
+#[test]
+fn an_allowance_ends_when_what_is_left_is_used() {
+    use crate::policy::allowance::{Periods, Used};
+    let p = from_text(
+        "[[rule]]\nname = \"lab\"\ntimezone = \"UTC\"\n\
+         allowance = { day = \"2h\", week = \"10h\", reset = \"04:00\" }\n",
+    )
+    .expect("policy");
+    let s = session("1", "bob", 1000);
+    let rule = p.rule(p.rule_named("lab").expect("rule")).expect("rule");
+    let allowance = rule.allowance.as_ref().expect("allowance");
+    let periods = allowance.periods(at(0));
+    let used = |day: u64, week: u64, periods: Periods| {
+        let mut r = Remembered::default();
+        r.allowances.insert(
+            "lab".into(),
+            Usage {
+                used: Used {
+                    day: Duration::from_secs(day),
+                    week: Duration::from_secs(week),
+                },
+                periods,
+                counting: true,
+            },
+        );
+        r
+    };
+    let v = limit_of(
+        &p,
+        std::slice::from_ref(&s),
+        &used(3600, 3600, periods),
+        at(0),
+    );
+    let d = v[0].limit().expect("limited");
+    assert_eq!((d.reason, d.acts_at), (Reason::Allowance, at(H)));
+    assert_eq!(
+        d.allowance.as_ref().map(|a| (a.left, a.counting)),
+        Some((Duration::from_secs(3600), true))
+    );
+    // The week's is less.
+    let v = limit_of(
+        &p,
+        std::slice::from_ref(&s),
+        &used(0, 35_000, periods),
+        at(0),
+    );
+    assert_eq!(v[0].limit().map(|l| l.acts_at), Some(at(1000)));
+    // Used up: acts now.
+    let v = limit_of(
+        &p,
+        std::slice::from_ref(&s),
+        &used(7200, 7200, periods),
+        at(0),
+    );
+    assert_eq!(v[0].limit().map(|l| l.acts_at), Some(at(0)));
+    // What was used yesterday does not count today (the day began at 04:00).
+    let yesterday = Periods {
+        day: periods.day.yesterday().expect("date"),
+        week: periods.week,
+    };
+    let v = limit_of(
+        &p,
+        std::slice::from_ref(&s),
+        &used(7200, 7200, yesterday),
+        at(0),
+    );
+    assert_eq!(v[0].limit().map(|l| l.acts_at), Some(at(2 * H)));
+}
+
+/// Above `max_sessions`, the newest logons go (by default), each since it logged on; with
+/// `sessions_go = "oldest"`, the oldest, each since the logon that took the user past the
+/// cap. Another user's sessions are theirs.
+#[test]
+fn sessions_above_the_cap_go_as_the_rule_says() {
+    let sessions: Vec<Session> = (0..3)
+        .map(|i| {
+            let mut s = session(&format!("{}", 10 + i), "bob", 1000);
+            s.logon_time = Some(at(i * 100));
+            s
+        })
+        .chain(std::iter::once(session("20", "carol", 1001)))
+        .collect();
+    let reasons = |v: &[Verdict]| -> Vec<Option<(Reason, Timestamp)>> {
+        v.iter()
+            .map(|v| v.limit().map(|l| (l.reason, l.acts_at)))
+            .collect()
+    };
+    let newest = from_text("[[rule]]\nname = \"one\"\nmax_sessions = 2\n").expect("policy");
+    let v = limit_of(&newest, &sessions, &Remembered::default(), at(1000));
+    assert_eq!(
+        reasons(&v),
+        [None, None, Some((Reason::Sessions, at(200))), None]
+    );
+    let words = v[2]
+        .limit()
+        .and_then(|l| l.cause.clone())
+        .unwrap_or_default();
+    assert!(words.contains("3rd of bob's 3"), "{words}");
+    let oldest =
+        from_text("[[rule]]\nname = \"one\"\nmax_sessions = 2\nsessions_go = \"oldest\"\n")
+            .expect("policy");
+    let v = limit_of(&oldest, &sessions, &Remembered::default(), at(1000));
+    assert_eq!(
+        reasons(&v),
+        [Some((Reason::Sessions, at(200))), None, None, None]
+    );
+    let one = from_text("[[rule]]\nname = \"one\"\nmax_sessions = 1\nsessions_go = \"oldest\"\n")
+        .expect("policy");
+    let v = limit_of(&one, &sessions, &Remembered::default(), at(1000));
+    assert_eq!(
+        reasons(&v),
+        [
+            Some((Reason::Sessions, at(100))),
+            Some((Reason::Sessions, at(200))),
+            None,
+            None
+        ]
+    );
+}
+
+#[test]
+fn the_new_keys_are_checked_where_they_are() {
+    let bad = |t: &str| from_text(t).expect_err("refused").to_string();
+    assert!(bad("[[rule]]\nname = \"r\"\nhours = \"Mon-Fri 8-18\"\n").contains("HH:MM"));
+    assert!(
+        bad("[[rule]]\nname = \"r\"\nhours = \"09:00-17:00\"\ntimezone = \"Nowhere/X\"\n")
+            .contains("time zone")
+    );
+    assert!(bad("[[rule]]\nname = \"r\"\nallowance = { }\n").contains("day, week"));
+    assert!(
+        bad("[[rule]]\nname = \"r\"\nallowance = { day = \"1h\", counts = \"some\" }\n")
+            .contains("any, active")
+    );
+    assert!(
+        bad("[[rule]]\nname = \"r\"\nallowance = { day = \"1h\", reset = \"25:00\" }\n")
+            .contains("HH:MM")
+    );
+    assert!(bad("[[rule]]\nname = \"r\"\nallowance = { daily = \"1h\" }\n").contains("daily"));
+    assert!(bad("[[rule]]\nname = \"r\"\nmax_sessions = 0\n").contains("1 to 10000"));
+    assert!(
+        bad("[[rule]]\nname = \"r\"\nidle = \"1h\"\nsessions_go = \"oldest\"\n")
+            .contains("max_sessions")
+    );
+    assert!(
+        bad("[[rule]]\nname = \"r\"\nmax_age = \"1h\"\naction = \"disconnect\"\n")
+            .contains("hours or max_sessions")
+    );
+    from_text(
+        "[[rule]]\nname = \"r\"\nhours = [\"Mon-Fri 08:00-18:00\", \"Sat 09:00-12:00\"]\n\
+         timezone = \"Europe/Berlin\"\naction = \"disconnect\"\nmax_sessions = 2\n\
+         allowance = { week = \"10h\", counts = \"active\", week_starts = \"Sun\" }\n",
+    )
+    .expect("a policy of every new key");
 }

@@ -65,11 +65,12 @@ pub(super) fn busy_cpu(text: &str, raw: Option<Spanned<String>>) -> Result<f64, 
     })
 }
 
-/// `action = "disconnect"`: what the idle limit does (`logoff` by default).
+/// `action = "disconnect"`: what the idle, hours and sessions limits do (`logoff` by
+/// default); `acts`: whether the rule has one of them.
 pub(super) fn action(
     text: &str,
     raw: Option<Spanned<String>>,
-    idle: bool,
+    acts: bool,
 ) -> Result<Action, PolicyError> {
     let Some(raw) = raw else {
         return Ok(Action::LogOff);
@@ -80,9 +81,11 @@ pub(super) fn action(
     };
     match raw.get_ref().as_str() {
         "logoff" => Ok(Action::LogOff),
-        "disconnect" if idle => Ok(Action::Disconnect),
+        "disconnect" if acts => Ok(Action::Disconnect),
         "disconnect" => Err(fail(
-            "action = \"disconnect\" is what an idle limit does: this rule has no idle".into(),
+            "action = \"disconnect\" is what an idle, hours or max_sessions limit does: this \
+             rule has none"
+                .into(),
         )),
         other => Err(fail(format!(
             "action '{other}' is not one of logoff, disconnect"

@@ -75,7 +75,7 @@ impl XServer {
             .reply()
             .ok()?;
         let idle = jiff::SignedDuration::from_millis(i64::from(info.ms_since_user_input));
-        Timestamp::now().checked_sub(idle).ok()
+        crate::time::now().checked_sub(idle).ok()
     }
 
     /// An X connection over the server's socket, authenticated with its cookie, every wait
