@@ -313,7 +313,10 @@ fn login(s: &Session) -> Direct {
             None => Direct::Unknown("its RDP connection could not be read".into()),
         },
         Login::Terminals { controlling } => {
-            if s.activity.looked == Looked::No {
+            if let Looked::Partly(why) = &s.activity.looked {
+                // Who serves its terminals may be in what was not read.
+                Direct::Unknown(why.clone())
+            } else if s.activity.looked == Looked::No {
                 match controlling {
                     Some(t) => Direct::By(By::Terminal(t.clone())),
                     None => Direct::Ended,
@@ -490,7 +493,9 @@ pub fn no_connection_of_its_own(s: &Session, presence: &Presence) -> Option<Stri
                 .map(|(pid, cmd)| format!(" through `{}` (pid {pid})", crate::text::clean(cmd)))
                 .unwrap_or_default()
         )),
-        by @ By::Client { session, .. } => Some(format!(
+        // Only where its own login is known to have ended: an RDP session whose connection
+        // could not be read may still have one.
+        by @ By::Client { session, .. } if login_lasts(s) == Some(false) => Some(format!(
             "{} has no connection of its own to end: it is reached by {by} (disconnect \
              session {session} instead); nothing was touched",
             s.describe()

@@ -43,8 +43,9 @@ pub enum State {
 impl State {
     pub fn matches(self, s: &Session, p: &Presence, now: Timestamp) -> bool {
         match self {
-            State::Active => s.state == SessionState::Active,
-            State::Online => s.state == SessionState::Online,
+            // As the list shows it: a session nothing connects is not active.
+            State::Active => p.state(s) == SessionState::Active,
+            State::Online => p.state(s) == SessionState::Online,
             State::Closing => s.state == SessionState::Closing,
             State::Idle => p.is_idle(s, now),
             State::Disconnected => p.is_disconnected(),

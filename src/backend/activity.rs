@@ -79,9 +79,10 @@ pub fn observe(looks: &mut [Look<'_>], sources: Sources, inhibitors: &[Inhibitor
     for (look, holdings) in looks.iter_mut().zip(&held) {
         look.session.activity.terminals = terminals(&look.members, holdings, sockets);
         look.session.activity.clients.clear();
-        look.session.activity.looked = match &unix {
-            Ok(_) => Looked::Yes,
-            Err(e) => Looked::Partly(format!("the unix sockets could not be read ({e})")),
+        look.session.activity.looked = match (&unix, &holdings.partial) {
+            (Err(e), _) => Looked::Partly(format!("the unix sockets could not be read ({e})")),
+            (Ok(_), Some(why)) => Looked::Partly(format!("only part of it was looked at: {why}")),
+            (Ok(_), None) => Looked::Yes,
         };
     }
     // Clients are looked for where the login itself does not last.
@@ -90,10 +91,10 @@ pub fn observe(looks: &mut [Look<'_>], sources: Sources, inhibitors: &[Inhibitor
         .map(|l| l.session.login.lasts(&l.session.state) != Some(true))
         .collect();
     if wanted.iter().any(|w| *w) {
-        let holders = SocketHolders::of(&held);
-        unix_clients(looks, &held, &wanted, &by_pid, &holders, sockets);
+        let holders = SocketHolders::of(&held, &by_pid);
+        unix_clients(looks, &held, &wanted, &holders, sockets);
         shared_terminals(looks, &held, &wanted, sockets);
-        inet_clients(looks, &held, &wanted, &by_pid, &holders, sockets);
+        inet_clients(looks, &held, &wanted, &holders, sockets);
     }
     for inhibitor in inhibitors {
         if let Some(&at) = by_pid.get(&inhibitor.pid) {
@@ -194,35 +195,47 @@ fn multiplexer(name: &str) -> Option<&'static str> {
     }
 }
 
-/// Which processes looked at hold each socket: read in the walk of their descriptors, each
+/// Which sessions' processes hold each socket: read in the walk of their descriptors, each
 /// between a pidfd opened first and a check that it was still a member of its session after
 /// (what [`tty::held_with_times`] vouches for), so a PID reused meanwhile lends nothing.
+/// Each session once per socket, however many of its processes or descriptors hold it.
 struct SocketHolders {
-    by_inode: HashMap<u32, Vec<Pid>>,
+    by_inode: HashMap<u32, Vec<(usize, Pid)>>,
 }
 
 impl SocketHolders {
-    fn of(held: &[Holdings]) -> SocketHolders {
-        let mut by_inode: HashMap<u32, Vec<Pid>> = HashMap::new();
+    fn of(held: &[Holdings], by_pid: &HashMap<Pid, usize>) -> SocketHolders {
+        let mut by_inode: HashMap<u32, Vec<(usize, Pid)>> = HashMap::new();
         for (pid, ino) in held.iter().flat_map(|h| &h.sockets) {
-            by_inode.entry(*ino).or_default().push(*pid);
+            let Some(&at) = by_pid.get(pid) else {
+                continue;
+            };
+            let holders = by_inode.entry(*ino).or_default();
+            if !holders.iter().any(|(a, _)| *a == at) {
+                holders.push((at, *pid));
+            }
         }
         SocketHolders { by_inode }
     }
 
-    /// The session looked at (not `except`) one of whose processes holds socket `inode`, and
-    /// that process.
-    fn session_of(
-        &self,
-        inode: u32,
-        except: usize,
-        by_pid: &HashMap<Pid, usize>,
-    ) -> Option<(usize, Pid)> {
-        self.by_inode.get(&inode)?.iter().find_map(|pid| {
-            let at = *by_pid.get(pid)?;
-            (at != except).then_some((at, *pid))
-        })
+    /// Every session looked at but `except` one of whose processes holds socket `inode`,
+    /// with one such process.
+    fn sessions_of(&self, inode: u32, except: usize) -> impl Iterator<Item = (usize, Pid)> + '_ {
+        self.by_inode
+            .get(&inode)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(move |(at, _)| *at != except)
     }
+}
+
+/// The sockets a session's processes hold, each once.
+fn distinct_sockets(holdings: &Holdings) -> Vec<u32> {
+    let mut inodes: Vec<u32> = holdings.sockets.iter().map(|(_, ino)| *ino).collect();
+    inodes.sort_unstable();
+    inodes.dedup();
+    inodes
 }
 
 /// Adds `client` to the clients of `looks[at]`, once per session: by what says most of it
@@ -247,16 +260,12 @@ fn unix_clients(
     looks: &mut [Look<'_>],
     held: &[Holdings],
     wanted: &[bool],
-    by_pid: &HashMap<Pid, usize>,
     holders: &SocketHolders,
     sockets: &UnixSockets,
 ) {
     for (at, holdings) in held.iter().enumerate().filter(|(at, _)| wanted[*at]) {
-        for (_, ino) in &holdings.sockets {
-            let Some(s) = sockets.get(*ino).filter(|s| !s.listening && s.peer != 0) else {
-                continue;
-            };
-            let Some((client, _)) = holders.session_of(s.peer, at, by_pid) else {
+        for ino in distinct_sockets(holdings) {
+            let Some(s) = sockets.get(ino).filter(|s| !s.listening && s.peer != 0) else {
                 continue;
             };
             let through = match s.name.as_deref().and_then(multiplexer) {
@@ -266,8 +275,19 @@ fn unix_clients(
                 },
                 None => Through::Socket { kind: "unix" },
             };
-            let session = looks[client].session.id.clone();
-            add(looks, at, Client { session, through });
+            // Every session holding the other end: which is live is presence's to say.
+            let clients: Vec<usize> = holders.sessions_of(s.peer, at).map(|(c, _)| c).collect();
+            for client in clients {
+                let session = looks[client].session.id.clone();
+                add(
+                    looks,
+                    at,
+                    Client {
+                        session,
+                        through: through.clone(),
+                    },
+                );
+            }
         }
     }
 }
@@ -297,21 +317,31 @@ fn shared_terminals(
                     .any(|stat| terminal.controls(&stat))
             })
         };
-        let Some(home) = sessions.iter().copied().find(|&at| controls(at)) else {
-            continue;
-        };
-        for guest in sessions.into_iter().filter(|&at| at != home && wanted[at]) {
+        // Every session one of whose processes has it as its controlling terminal (a
+        // terminal of another devpts instance has the same number: each is a candidate, and
+        // only a live one of the same user counts, as presence decides).
+        let homes: Vec<usize> = sessions
+            .iter()
+            .copied()
+            .filter(|&at| controls(at))
+            .collect();
+        for guest in sessions
+            .into_iter()
+            .filter(|at| !homes.contains(at) && wanted[*at])
+        {
             let kind = served_kind(
                 &held[guest].terminals[terminal].holders,
                 &held[guest],
                 sockets,
             );
-            let session = looks[home].session.id.clone();
-            let through = Through::Multiplexer {
-                kind,
-                terminal: Some(terminal.name.clone()),
-            };
-            add(looks, guest, Client { session, through });
+            for &home in &homes {
+                let session = looks[home].session.id.clone();
+                let through = Through::Multiplexer {
+                    kind,
+                    terminal: Some(terminal.name.clone()),
+                };
+                add(looks, guest, Client { session, through });
+            }
         }
     }
 }
@@ -337,7 +367,6 @@ fn inet_clients(
     looks: &mut [Look<'_>],
     held: &[Holdings],
     wanted: &[bool],
-    by_pid: &HashMap<Pid, usize>,
     holders: &SocketHolders,
     sockets: &UnixSockets,
 ) {
@@ -363,27 +392,27 @@ fn inet_clients(
         }
     };
     for (at, holdings) in held.iter().enumerate().filter(|(at, _)| wanted[*at]) {
-        for (_, ino) in &holdings.sockets {
-            let Some((peer, kind)) = table.peer_of(*ino) else {
+        for ino in distinct_sockets(holdings) {
+            let Some((peer, kind)) = table.peer_of(ino) else {
                 continue;
             };
-            let Some((client, holder)) = holders.session_of(peer, at, by_pid) else {
-                continue;
-            };
-            // A label only (what the connection is called): what it runs is its own choice.
-            let sshd = Proc::new(holder)
-                .exe()
-                .as_deref()
-                .and_then(Path::file_name)
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| matches!(n, "sshd" | "sshd-session"));
-            let through = if sshd && kind == "tcp" {
-                Through::Forward
-            } else {
-                Through::Socket { kind }
-            };
-            let session = looks[client].session.id.clone();
-            add(looks, at, Client { session, through });
+            let found: Vec<(usize, Pid)> = holders.sessions_of(peer, at).collect();
+            for (client, holder) in found {
+                // A label only (what the connection is called): what it runs is its own choice.
+                let sshd = Proc::new(holder)
+                    .exe()
+                    .as_deref()
+                    .and_then(Path::file_name)
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| matches!(n, "sshd" | "sshd-session"));
+                let through = if sshd && kind == "tcp" {
+                    Through::Forward
+                } else {
+                    Through::Socket { kind }
+                };
+                let session = looks[client].session.id.clone();
+                add(looks, at, Client { session, through });
+            }
         }
     }
 }
@@ -391,6 +420,35 @@ fn inet_clients(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression (hostile read of issue 25): only the first session holding the other end of
+    /// a socket was taken, so an abandoned session holding it hid a live one that held it
+    /// too; and holders were walked once per descriptor. Every session holding it is a
+    /// candidate, each once.
+    #[test]
+    fn every_session_holding_the_other_end_is_a_candidate_once() {
+        let pid = |n| Pid::from_raw(n);
+        let holdings = |pairs: &[(i32, u32)]| Holdings {
+            sockets: pairs.iter().map(|(p, i)| (pid(*p), *i)).collect(),
+            ..Holdings::default()
+        };
+        // Session 1: pids 10, 11 hold socket 7 (many times over); session 2: pid 20.
+        let held = [
+            holdings(&[(10, 7), (10, 7), (11, 7), (10, 8)]),
+            holdings(&[(20, 7)]),
+            holdings(&[(30, 9)]),
+        ];
+        let by_pid: HashMap<Pid, usize> =
+            [(pid(10), 0), (pid(11), 0), (pid(20), 1), (pid(30), 2)].into();
+        let holders = SocketHolders::of(&held, &by_pid);
+        let of = |ino, except| -> Vec<usize> {
+            holders.sessions_of(ino, except).map(|(at, _)| at).collect()
+        };
+        assert_eq!(of(7, 2), [0, 1]);
+        assert_eq!(of(7, 0), [1]);
+        assert_eq!(of(9, 2), Vec::<usize>::new());
+        assert_eq!(distinct_sockets(&held[0]), [7, 8]);
+    }
 
     #[test]
     fn multiplexers_by_where_their_sockets_are() {

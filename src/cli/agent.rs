@@ -164,6 +164,7 @@ fn hello(protocol: u32, version: &str, backend: &str, purpose: &str) -> Result<(
             purpose,
             own,
             known: HashMap::new(),
+            listed: Vec::new(),
             trail: AuditLog::open(),
             who: who(),
         },
@@ -197,6 +198,9 @@ struct Served {
     own: Option<SessionId>,
     /// The sessions last listed, by ID: requests name sessions among these.
     known: HashMap<SessionId, Session>,
+    /// Every session of the last listing, the agent's own too (what connects a session is
+    /// judged with all of them).
+    listed: Vec<Session>,
     trail: AuditLog,
     who: String,
 }
@@ -252,6 +256,7 @@ impl Served {
             .zip(&presences)
             .map(|(s, p)| WireSession::of(s, p))
             .collect();
+        self.listed.clone_from(&sessions);
         if self.purpose == Purpose::EndSessions {
             listed.retain(|s| Some(s.id.as_str()) != self.own.as_ref().map(SessionId::as_str));
             sessions.retain(|s| Some(&s.id) != self.own.as_ref());
@@ -311,9 +316,8 @@ impl Served {
         let targets = self.targets(ids)?;
         let refs: Vec<&Session> = targets.iter().collect();
         let timeout = Duration::from_millis(timeout_ms).min(MAX_WAIT);
-        let listed: Vec<Session> = self.known.values().cloned().collect();
         let results =
-            crate::logoff::cut_connections(self.backend.as_mut(), &listed, &refs, timeout);
+            crate::logoff::cut_connections(self.backend.as_mut(), &self.listed, &refs, timeout);
         for (s, r) in targets.iter().zip(&results) {
             if r.is_ok() {
                 self.note(&format!("ended the connection of {}", s.describe()));

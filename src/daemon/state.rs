@@ -195,10 +195,9 @@ pub struct Memory {
 #[serde(rename_all = "snake_case")]
 enum LoginSeen {
     Lasts,
-    /// Seen to end, at this moment (it was seen lasting before).
+    /// Seen ended, first at this moment (it ended then or before: input through a program
+    /// of the session after it connects the session; none after it is nothing connecting).
     EndedAt(Timestamp),
-    /// Already ended when first seen: when is not known.
-    Ended,
 }
 
 impl LoginSeen {
@@ -206,8 +205,7 @@ impl LoginSeen {
     fn next(before: Option<LoginSeen>, lasts: Option<bool>, now: Timestamp) -> Option<LoginSeen> {
         match (before, lasts) {
             (_, Some(true)) => Some(LoginSeen::Lasts),
-            (Some(LoginSeen::Lasts), Some(false)) => Some(LoginSeen::EndedAt(now)),
-            (None, Some(false)) => Some(LoginSeen::Ended),
+            (Some(LoginSeen::Lasts) | None, Some(false)) => Some(LoginSeen::EndedAt(now)),
             (before, _) => before,
         }
     }
@@ -307,9 +305,19 @@ impl Memory {
         let mut logons = BTreeMap::new();
         for (s, p) in sessions.iter().zip(&presences) {
             let key = s.key().to_string();
-            if p.is_disconnected() {
-                let since = self.disconnected_since.get(&key).copied().unwrap_or(now);
-                disconnected.insert(key.clone(), since);
+            let running = self.disconnected_since.get(&key).copied();
+            match p.is_connected() {
+                Some(false) => {
+                    disconnected.insert(key.clone(), running.unwrap_or(now));
+                }
+                // Not known this pass (a table that could not be read): a clock that runs
+                // keeps running, none starts.
+                None => {
+                    if let Some(since) = running {
+                        disconnected.insert(key.clone(), since);
+                    }
+                }
+                Some(true) => {}
             }
             let seen = self.first_logon.get(&key).copied();
             if let Some(logon) = match (seen, s.logon_time) {
@@ -415,9 +423,9 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    /// Issue 25: the end of a login is remembered only where logoffd saw it end (it saw the
-    /// login lasting before), and lent to the session; one already ended when first seen
-    /// has no known end.
+    /// Issue 25: the end of a login is remembered (the first pass that sees it ended) and
+    /// lent to the session. Regression (hostile read): one already ended when first seen had
+    /// no known end, and a program's terminal nobody typed into left it unknown for ever.
     #[test]
     fn a_login_seen_to_end_is_remembered_and_lent() {
         let t = |s: i64| Timestamp::from_second(1_800_000_000 + s).expect("t");
@@ -428,7 +436,11 @@ mod tests {
         s[0].state = "closing".into();
         assert!(memory.observe(&mut s, t(10)));
         assert_eq!(s[0].activity.login_ended, Some(t(10)), "seen to end");
-        assert_eq!(s[1].activity.login_ended, None, "ended before it was seen");
+        assert_eq!(
+            s[1].activity.login_ended,
+            Some(t(0)),
+            "ended before it was seen: since first seen so"
+        );
         memory.observe(&mut s, t(20));
         assert_eq!(s[0].activity.login_ended, Some(t(10)), "the moment stays");
         let restarted: Memory =
@@ -490,6 +502,27 @@ mod tests {
         let next_day = 16 * 3600 + 60;
         loaded.account(&policy, std::slice::from_ref(&c), t(next_day), gap);
         assert_eq!(used(&loaded, &c), Some(60), "only since the day began");
+    }
+
+    /// Regression (hostile read of issue 25): a pass where whether a session is connected
+    /// could not be told (the socket tables unread) restarted every disconnected clock.
+    #[test]
+    fn an_unknown_pass_keeps_a_disconnected_clock_running() {
+        let t = |s: i64| Timestamp::from_second(1_800_000_000 + s).expect("t");
+        let mut memory = Memory::default();
+        let mut gone = [session("1", "closing", 0)];
+        memory.observe(&mut gone, t(0));
+        assert_eq!(memory.of(&gone[0]).disconnected_since, Some(t(0)));
+        gone[0].activity.looked = crate::model::Looked::Partly("unread".into());
+        memory.observe(&mut gone, t(10));
+        assert_eq!(memory.of(&gone[0]).disconnected_since, Some(t(0)), "kept");
+        gone[0].activity.looked = crate::model::Looked::Yes;
+        memory.observe(&mut gone, t(20));
+        assert_eq!(memory.of(&gone[0]).disconnected_since, Some(t(0)));
+        let mut fresh = [session("2", "closing", 0)];
+        fresh[0].activity.looked = crate::model::Looked::Partly("unread".into());
+        memory.observe(&mut fresh, t(30));
+        assert_eq!(memory.of(&fresh[0]).disconnected_since, None, "none starts");
     }
 
     /// Regression (issue 17, item 3): the max-age and disconnected clocks restarted when a

@@ -322,3 +322,33 @@ fn no_connection_of_its_own_is_said_for_mosh_and_clients() {
         None
     );
 }
+
+/// Regression (hostile read of issue 25): a procfs session whose look was partial (a
+/// process with too many descriptors, hiding its terminal's master) read as connected by a
+/// terminal "nothing of it serves". Partial is unknown.
+#[test]
+fn a_partial_look_at_a_procfs_session_is_unknown() {
+    let mut s = session("12", "active");
+    s.login = Login::Terminals {
+        controlling: Some("pts/3".into()),
+    };
+    s.activity.terminals = vec![terminal("pts/3", 0, 0, Served::Outside)];
+    s.activity.looked = Looked::Partly("process 7 holds more than 16384 descriptors".into());
+    assert!(matches!(judged(&[s])[0].connected, Connected::Unknown(_)));
+}
+
+/// Regression (hostile read of issue 25): an RDP session whose connection could not be read,
+/// reached by a client too, was refused `--disconnect` as "reached by a client".
+#[test]
+fn a_session_whose_own_connection_is_unknown_is_not_refused_for_its_clients() {
+    let mut s = session("c2", "active");
+    s.login = Login::Rdp { connected: None };
+    s.activity.clients = vec![Client {
+        session: SessionId::new("4"),
+        through: Through::Forward,
+    }];
+    let sessions = [s, session("4", "active")];
+    let p = judged(&sessions);
+    assert_eq!(by(&p[0]), "forward from session 4");
+    assert_eq!(no_connection_of_its_own(&sessions[0], &p[0]), None);
+}

@@ -268,3 +268,19 @@ fn hosts_and_networks_match_what_is_vouched_for() {
     };
     assert!(!net.takes(&claimed));
 }
+
+/// Regression (hostile read of issue 25): `--state active` compared the backend's state,
+/// and took sessions the list shows as disconnected (procfs no longer says so itself).
+#[test]
+fn state_active_is_the_state_the_list_shows() {
+    let mut gone = s("40", "dave", None, "active");
+    gone.login = Login::Terminals { controlling: None };
+    let live = s("41", "dave", Some("pts/4"), "active");
+    let all = [gone, live];
+    let f = Filters {
+        states: vec![State::Active],
+        ..Filters::default()
+    };
+    let got = ids(select(&all, &[], &f, None, OwnSession::Include, now()));
+    assert_eq!(got, ["41"]);
+}

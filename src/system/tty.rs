@@ -9,7 +9,6 @@
 
 use std::collections::BTreeSet;
 use std::io;
-use std::time::SystemTime;
 
 use jiff::Timestamp;
 use rustix::fs::{FileType, Mode, OFlags};
@@ -97,11 +96,9 @@ pub fn idle_since(tty: &str) -> Option<Timestamp> {
         return None;
     }
     let meta = std::fs::metadata(format!("/dev/{tty}")).ok()?;
-    let atime = meta.accessed().ok()?;
-    let now = SystemTime::now();
-    // A terminal read in the future (clock skew) is idle since now.
-    let atime = atime.min(now);
-    Timestamp::try_from(atime).ok()
+    let atime = Timestamp::try_from(meta.accessed().ok()?).ok()?;
+    // A time in the future is none the kernel wrote (its user set it: `touch -a`): unknown.
+    (atime <= crate::time::now()).then_some(atime)
 }
 
 /// The active virtual console (`tty2`), from sysfs; `None` where there is none.
@@ -114,6 +111,10 @@ pub fn active_vt() -> Option<String> {
 /// How many processes of a session are looked at for terminals they hold open: enough for
 /// any real session, a bound on the time a warning takes for a runaway one.
 const HOLDERS_LOOKED_AT: usize = 4096;
+
+/// How many descriptors of one process are looked at: a process may hold half a million
+/// (its user's limit); a look must end. Beyond it, what the look found is partial.
+const DESCRIPTORS_LOOKED_AT: usize = 16_384;
 
 /// A terminal a process holds open, as the kernel identifies it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -191,8 +192,12 @@ pub struct Holdings {
     /// panes, sshd's and a terminal emulator's terminals): the process, and the
     /// pseudo-terminal's index (`pts/N`), as the kernel tells it (`tty-index` in fdinfo).
     pub masters: Vec<(crate::model::Pid, u32)>,
-    /// The sockets the processes hold, by inode (what sock_diag names them by).
+    /// The sockets the processes hold, by inode (what sock_diag names them by), each once
+    /// per process.
     pub sockets: Vec<(crate::model::Pid, u32)>,
+    /// Why what was found is not all the processes hold (too many processes, or a process
+    /// with too many descriptors), if it is not.
+    pub partial: Option<String>,
 }
 
 /// [`held_by`], with each terminal's [`Times`] and holders, and the masters held.
@@ -201,11 +206,21 @@ pub fn held_with_times(
     still_member: impl Fn(&Proc) -> io::Result<bool>,
 ) -> Holdings {
     let mut found = Holdings::default();
-    for proc in procs.into_iter().take(HOLDERS_LOOKED_AT) {
+    let mut procs = procs.into_iter();
+    for proc in procs.by_ref().take(HOLDERS_LOOKED_AT) {
         let Ok(Some(handle)) = Handle::open(&proc, |_| Ok(true)) else {
             continue;
         };
-        let (held, masters, sockets) = terminals_of(&proc);
+        let (held, masters, mut sockets, cut) = terminals_of(&proc);
+        if cut {
+            found.partial = Some(format!(
+                "process {} holds more than {DESCRIPTORS_LOOKED_AT} descriptors",
+                proc.pid()
+            ));
+        }
+        // A descriptor duplicated many times is one socket.
+        sockets.sort_unstable();
+        sockets.dedup();
         if !still_member(&proc).unwrap_or(false) || handle.has_exited() {
             continue;
         }
@@ -223,13 +238,18 @@ pub fn held_with_times(
             .sockets
             .extend(sockets.into_iter().map(|ino| (proc.pid(), ino)));
     }
+    if procs.next().is_some() {
+        found.partial = Some(format!(
+            "the session has more than {HOLDERS_LOOKED_AT} processes"
+        ));
+    }
     found
 }
 
 /// What one walk of a process's descriptors finds: the terminals among them, with their
 /// times; the indices of the pseudo-terminals whose master side it holds; the inodes of its
-/// sockets.
-type Walked = (Vec<(Terminal, Times)>, Vec<u32>, Vec<u32>);
+/// sockets; whether the walk stopped at [`DESCRIPTORS_LOOKED_AT`].
+type Walked = (Vec<(Terminal, Times)>, Vec<u32>, Vec<u32>, bool);
 
 fn terminals_of(proc: &Proc) -> Walked {
     use rustix::fs::{AtFlags, Dir, StatxFlags};
@@ -243,19 +263,24 @@ fn terminals_of(proc: &Proc) -> Walked {
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     ) else {
-        return (terminals, masters, sockets);
+        return (terminals, masters, sockets, false);
     };
     let Ok(mut entries) = Dir::new(dir) else {
-        return (terminals, masters, sockets);
+        return (terminals, masters, sockets, false);
     };
     let mut names = Vec::new();
+    let mut cut = false;
     while let Some(Ok(entry)) = entries.next() {
+        if names.len() >= DESCRIPTORS_LOOKED_AT {
+            cut = true;
+            break;
+        }
         if !entry.file_name().to_bytes().starts_with(b".") {
             names.push(entry.file_name().to_owned());
         }
     }
     let Ok(dir) = entries.fd() else {
-        return (terminals, masters, sockets);
+        return (terminals, masters, sockets, false);
     };
     for fd in &names {
         // statx of the magic link is the open file's own inode; DONT_SYNC: the attributes
@@ -292,10 +317,13 @@ fn terminals_of(proc: &Proc) -> Walked {
             continue;
         };
         let dev = rustix::fs::makedev(st.stx_dev_major, st.stx_dev_minor);
+        // A time in the future is none the kernel wrote (its user set it with utimensat,
+        // which they may on their own terminal): unknown, never "now".
+        let now = crate::time::now();
         let at = |t: rustix::fs::StatxTimestamp| {
             Timestamp::new(t.tv_sec, i32::try_from(t.tv_nsec).unwrap_or(0))
                 .ok()
-                .map(|t| t.min(crate::time::now()))
+                .filter(|t| *t <= now)
         };
         terminals.push((
             Terminal {
@@ -309,7 +337,7 @@ fn terminals_of(proc: &Proc) -> Walked {
             },
         ));
     }
-    (terminals, masters, sockets)
+    (terminals, masters, sockets, cut)
 }
 
 /// The index of the pseudo-terminal (`pts/N`) whose device number is `nr` (as
@@ -396,6 +424,69 @@ pub fn write_checked(terminal: &Terminal, owner: Option<Uid>, text: &[u8]) -> io
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A pseudo-terminal of this process: its master and its slave, both held.
+    fn own_pty() -> (std::os::fd::OwnedFd, std::fs::File) {
+        use rustix::pty::{OpenptFlags, openpt, ptsname, unlockpt};
+        let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).expect("openpt");
+        unlockpt(&master).expect("unlockpt");
+        let name = ptsname(&master, Vec::new()).expect("ptsname");
+        let slave = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(name.to_str().expect("utf-8"))
+            .expect("open the slave");
+        (master, slave)
+    }
+
+    /// Regression (hostile read of issue 25): an access time a user set in the future
+    /// (`touch -a -d +100d` on their own terminal) was taken as input "now", for ever.
+    #[test]
+    fn a_terminal_time_in_the_future_is_unknown_not_now() {
+        use std::os::fd::AsFd;
+        let (_master, slave) = own_pty();
+        let future = rustix::fs::Timestamps {
+            last_access: rustix::fs::Timespec {
+                tv_sec: crate::time::now().as_second() + 100 * 86_400,
+                tv_nsec: 0,
+            },
+            last_modification: rustix::fs::Timespec {
+                tv_sec: crate::time::now().as_second() - 60,
+                tv_nsec: 0,
+            },
+        };
+        rustix::fs::futimens(slave.as_fd(), &future).expect("futimens");
+        let held = held_with_times([Proc::myself()], |_| Ok(true));
+        let (_, h) = held
+            .terminals
+            .iter()
+            .find(|(t, _)| t.name.starts_with("pts/"))
+            .expect("the slave is held");
+        assert_eq!(h.times.input, None, "{:?}", h.times);
+        assert!(h.times.output.is_some());
+    }
+
+    /// Regression (hostile read of issue 25): a socket duplicated a hundred thousand times
+    /// made every look at its session quadratic in the descriptors; each process's socket
+    /// is kept once, and a process's descriptors are read up to a bound, beyond which the
+    /// look says it is partial.
+    #[test]
+    fn a_duplicated_socket_is_one_socket_and_the_walk_is_bounded() {
+        use std::os::fd::AsFd;
+        let (a, _b) = std::os::unix::net::UnixStream::pair().expect("pair");
+        let dups: Vec<std::os::fd::OwnedFd> = (0..200)
+            .map(|_| rustix::io::dup(a.as_fd()).expect("dup"))
+            .collect();
+        let held = held_with_times([Proc::myself()], |_| Ok(true));
+        let ino = u32::try_from(rustix::fs::fstat(a.as_fd()).expect("fstat").st_ino).expect("ino");
+        assert_eq!(
+            held.sockets.iter().filter(|(_, i)| *i == ino).count(),
+            1,
+            "once"
+        );
+        assert_eq!(held.partial, None);
+        drop(dups);
+    }
 
     fn nr(major: u32, minor: u32) -> i32 {
         ((major << 8) | (minor & 0xff) | ((minor & !0xff) << 12)) as i32
