@@ -8,8 +8,8 @@
 //! for it:
 //! - its own login lasts: logind says `active` or `online`; the root process that opened it
 //!   (sshd's, login's) runs; its RDP client is connected through xrdp; or (procfs, where no
-//!   opener runs) a process of it has a controlling terminal that nothing of the session
-//!   serves;
+//!   opener runs) a process of it has a controlling terminal that no multiplexer of the
+//!   session serves;
 //! - **input on a terminal a program of the session serves** (its master side held by a
 //!   process of it that serves no socket: `mosh-server`, `script`) since its login ended:
 //!   nothing else can have typed it (an xrdp session's terminal emulator gets its keys
@@ -276,7 +276,24 @@ pub fn login_lasts(s: &Session) -> Option<bool> {
 fn direct(s: &Session) -> Direct {
     match login(s) {
         d @ (Direct::Ended | Direct::Unknown(_)) if !matches!(s.login, Login::Rdp { .. }) => {
-            typed_into(s).unwrap_or(d)
+            let typed = typed_into(s);
+            if let Some(by @ Direct::By(_)) = typed {
+                return by;
+            }
+            // procfs, where no opener runs: a controlling terminal that a program of the
+            // session serves (`script`, what a login was opened through) is its login, as a
+            // terminal held has always been there; only a multiplexer's panes are not.
+            if matches!(s.login, Login::Terminals { .. })
+                && s.activity.looked == Looked::Yes
+                && let Some(t) = s
+                    .activity
+                    .terminals
+                    .iter()
+                    .find(|t| t.controlling && matches!(t.served, Served::Program { .. }))
+            {
+                return Direct::By(By::Terminal(t.name.clone()));
+            }
+            typed.unwrap_or(d)
         }
         other => other,
     }

@@ -244,7 +244,7 @@ fn echo_server(port: u16, marker: &str) -> String {
          \x20   c,_=s.accept(); f=c.makefile(\"rwb\")\n\
          \x20   for l in f:\n\
          \x20       f.write(l); f.flush()\n\
-         \x20   c.close()' {marker} </dev/null >/dev/null 2>&1"
+         \x20   c.close()' {marker} </dev/null >/tmp/{marker}.log 2>&1"
     )
 }
 

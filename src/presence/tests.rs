@@ -216,6 +216,21 @@ fn on_procfs_the_terminals_tell_where_no_opener_runs() {
     };
     s.activity.terminals = vec![terminal("pts/3", 0, 0, Served::Outside)];
     assert_eq!(by(&judged(std::slice::from_ref(&s))[0]), "terminal pts/3");
+    // A terminal `script` serves (what the session was opened through), nobody typing.
+    s.activity.terminals = vec![terminal(
+        "pts/3",
+        0,
+        500,
+        Served::Program {
+            pid: Pid::from_raw(7),
+            command: "script".into(),
+        },
+    )];
+    s.activity.login_ended = Some(at(900));
+    assert_eq!(by(&judged(std::slice::from_ref(&s))[0]), "terminal pts/3");
+    // A tmux pane is no login.
+    s.activity.terminals[0].served = Served::Multiplexer { kind: "tmux" };
+    assert!(judged(std::slice::from_ref(&s))[0].is_disconnected());
     s.activity.terminals.clear();
     let p = &judged(std::slice::from_ref(&s))[0];
     assert!(p.is_disconnected());
