@@ -232,12 +232,13 @@ fn a_mosh_session_in_use_is_connected_and_is_logged_off_only_once_idle() {
 }
 
 /// A line-echoing server for a port forward: `python3`, on 127.0.0.1:`port` of the test
-/// host, its command line marked with `marker`, in a POSIX session of its own (the login's
-/// hangup does not reach it; it stays in the login's logind and audit session); one
+/// host, its command line marked with `marker`, in a POSIX session of its own with SIGHUP
+/// ignored (the login's hangup, which can come before `setsid` has run under load, does not
+/// reach it; it stays in the login's logind and audit session); one
 /// persistent connection at a time, as a notebook's websocket or an editor's server keeps.
 fn echo_server(port: u16, marker: &str) -> String {
     format!(
-        "setsid -f python3 -c 'import socket,sys\n\
+        "trap '' HUP; setsid -f python3 -c 'import socket,sys\n\
          s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
          s.bind((\"127.0.0.1\", {port})); s.listen(4)\n\
          while True:\n\
@@ -271,7 +272,10 @@ fn a_server_used_through_a_forward_is_kept_until_the_forward_has_gone_past_the_l
         c.add_user(&user);
         let marker = format!("fwd150{n}");
         let port = free_port();
-        let mut a = c.ssh(&user, &format!("{}\nexit 0", echo_server(port, &marker)));
+        let mut a = c.ssh(
+            &user,
+            &format!("{}\nsleep 1\nexit 0", echo_server(port, &marker)),
+        );
         assert!(
             a.wait_closed(Duration::from_secs(20)).is_some(),
             "A never left"
@@ -280,8 +284,10 @@ fn a_server_used_through_a_forward_is_kept_until_the_forward_has_gone_past_the_l
             wait_for(Duration::from_secs(10), || !c
                 .pids_matching(&marker)
                 .is_empty()),
-            "the server is not running: {}",
-            a.output()
+            "{backend}: the server is not running: {}\n{}\n{}",
+            a.output(),
+            text(&c.exec(&["cat", &format!("/tmp/{marker}.log")]).stdout),
+            text(&c.exec(&["ps", "-eo", "pid,sid,user,args"]).stdout)
         );
         let a_id = session_of(&c, &marker).expect("A's session");
         // B: a forward only, from a new login.

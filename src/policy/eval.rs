@@ -275,6 +275,7 @@ impl Policy {
                         remembered: &r,
                         now,
                         extra,
+                        logon: limits::logon(&r, s),
                     };
                     match self.rules[id.0].limit_for(s, &at) {
                         Ok(limit) => Verdict::Limited { rule: id, limit },
@@ -329,6 +330,8 @@ struct Situation<'a> {
     now: Now,
     /// Above its rule's `max_sessions`: since when, and why ([`limits::above_caps`]).
     extra: Option<(Timestamp, String)>,
+    /// Its earliest logon known.
+    logon: Option<Timestamp>,
 }
 
 /// A limit that may come first: its reason, length, start and cause (with whether its clock

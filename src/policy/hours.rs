@@ -94,8 +94,12 @@ pub enum Standing {
     /// Inside a span of windows that began at `since` (or before `since`: the earliest
     /// looked at) and ends at `until`.
     Inside { since: Timestamp, until: Timestamp },
-    /// Outside every window; the next begins at `next` (within a week), if any.
-    Outside { next: Option<Timestamp> },
+    /// Outside every window since `since` (the end of the last one, within two days), and
+    /// the next begins at `next` (within two weeks), if any.
+    Outside {
+        since: Option<Timestamp>,
+        next: Option<Timestamp>,
+    },
     /// The windows cover every moment (no end within two weeks).
     Always,
 }
@@ -186,6 +190,7 @@ impl Hours {
             }
         }
         Standing::Outside {
+            since: merged.iter().map(|(_, b)| *b).filter(|b| *b <= now).max(),
             next: merged.iter().map(|(a, _)| *a).find(|a| *a > now),
         }
     }
@@ -321,6 +326,7 @@ mod tests {
         assert_eq!(
             h.standing(at("2026-12-07T17:00:00Z")),
             Standing::Outside {
+                since: Some(at("2026-12-07T17:00:00Z")),
                 next: Some(at("2026-12-08T07:00:00Z"))
             }
         );
@@ -328,6 +334,7 @@ mod tests {
         assert_eq!(
             h.standing(at("2026-12-11T20:00:00Z")),
             Standing::Outside {
+                since: Some(at("2026-12-11T17:00:00Z")),
                 next: Some(at("2026-12-14T07:00:00Z"))
             }
         );

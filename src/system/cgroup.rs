@@ -53,6 +53,32 @@ pub fn find(group: &str) -> Option<PathBuf> {
         .find(|dir| dir.join("cgroup.procs").exists())
 }
 
+/// The cgroup process `pid` is in, in systemd's tree (cgroup2's `0::` line, else the named
+/// v1 hierarchy's): the kernel's word, which a user cannot change outside what was delegated
+/// to them. `None` where it cannot be read.
+pub fn of(pid: Pid) -> Option<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let line = |prefix: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .map(String::from)
+    };
+    line("0::").or_else(|| {
+        text.lines()
+            .find_map(|l| l.split_once(":name=systemd:").map(|(_, p)| p.to_string()))
+    })
+}
+
+/// Whether cgroup `path` is a user's service manager's (`…/user@1000.service/…`): what
+/// `systemd --user` and the services it starts run in.
+pub fn is_user_manager(path: &str) -> bool {
+    path.split('/').any(|part| {
+        part.strip_prefix("user@")
+            .and_then(|rest| rest.strip_suffix(".service"))
+            .is_some_and(|uid| !uid.is_empty() && uid.bytes().all(|b| b.is_ascii_digit()))
+    })
+}
+
 /// The PIDs in a cgroup (`cgroup.procs`); `[]` once the cgroup is gone.
 pub fn pids(dir: &Path) -> Result<Vec<Pid>> {
     match std::fs::read_to_string(dir.join("cgroup.procs")) {
@@ -149,5 +175,24 @@ fn unpopulated(file: &mut File) -> bool {
     match file.rewind().and_then(|()| file.read_to_string(&mut text)) {
         Ok(_) => text.lines().any(|l| l.trim() == "populated 0"),
         Err(_) => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_user_managers_cgroup_by_its_unit() {
+        assert!(is_user_manager(
+            "/user.slice/user-1000.slice/user@1000.service/init.scope"
+        ));
+        assert!(is_user_manager(
+            "/user.slice/user-1000.slice/user@1000.service/app.slice/x.service"
+        ));
+        assert!(!is_user_manager(
+            "/user.slice/user-1000.slice/session-3.scope"
+        ));
+        assert!(!is_user_manager("/user@x.service"));
     }
 }

@@ -254,6 +254,13 @@ fn build(
         remote_host,
         remote_claim,
         xrdp: creator.is_some_and(|c| c.xrdp),
+        // A user's service manager (systemd --user, with an audit session of its own where
+        // its PAM stack has pam_loginuid): logind's class for it, which policies leave alone
+        // unless a rule names it. By its cgroup, which the user cannot move it out of.
+        class: earliest
+            .and_then(|e| crate::system::cgroup::of(e.pid))
+            .filter(|path| crate::system::cgroup::is_user_manager(path))
+            .map(|_| "manager".to_string()),
         logon_time,
         leader,
         processes: Some(details.live()),

@@ -345,3 +345,24 @@ fn an_allowance_s_end_moving_a_little_later_keeps_its_warning() {
     );
     assert_eq!(kinds(&renewed), ["cancel"]);
 }
+
+/// Regression (issue 26, first run): a session outside its hours was under a limit acting
+/// "now", which moved every pass: warned, called off ("activity was seen"), warned again.
+/// It is outside since a moment that stays put: warned once, logged off a lead later.
+#[test]
+fn a_session_outside_its_hours_is_warned_once_then_logged_off() {
+    let p = from_text(
+        "[[rule]]\nname = \"day\"\nmatch = { users = [\"bob\"] }\nhours = \"08:00-09:00\"\n\
+         timezone = \"UTC\"\nwarn = [\"8s\"]\n",
+    )
+    .expect("policy");
+    // at(0) is 08:00 UTC: at 10:00 the window has ended.
+    let s = bob(0);
+    let t = |secs: i64| at(2 * 60 * MIN + secs);
+    let first = run(&p, &s, &Tracking::new(), t(0));
+    assert_eq!(kinds(&first), ["warn"]);
+    let next = run(&p, &s, &first.tracking, t(2));
+    assert!(next.actions.is_empty(), "{:?}", next.actions);
+    let due = run(&p, &s, &next.tracking, t(8));
+    assert_eq!(kinds(&due), ["logoff"]);
+}

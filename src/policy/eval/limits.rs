@@ -155,10 +155,18 @@ impl Rule {
                         )),
                     ));
                 }
-                Standing::Outside { next } => candidates.push((
+                // Outside since its last window ended, or since it logged on if later: a
+                // moment that stays put, so the warnings given stand pass after pass.
+                Standing::Outside { since, next } => candidates.push((
                     Reason::Hours,
                     Duration::ZERO,
-                    now,
+                    since
+                        .map(|end| at.now.steady_of(end))
+                        .into_iter()
+                        .chain(at.logon)
+                        .max()
+                        .unwrap_or(Timestamp::MIN)
+                        .min(now),
                     Some((
                         format!(
                             "outside its hours{}",

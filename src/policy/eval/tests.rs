@@ -244,12 +244,23 @@ fn hours_end_at_the_window_s_end_and_outside_them_at_once() {
         &Remembered::default(),
         at(11 * H),
     );
+    // Outside since 18:00, a moment that stays put (warned at once, the warning stands).
     let d = v[0].limit().expect("limited");
-    assert_eq!((d.reason, d.acts_at), (Reason::Hours, at(11 * H)));
+    assert_eq!((d.reason, d.acts_at), (Reason::Hours, at(10 * H)));
     assert!(
         d.cause.as_deref().is_some_and(|c| c.contains("Mon 08:00")),
         "{d:?}"
     );
+    // Logged on at 19:30, outside its hours: since then.
+    let mut late = session("2", "bob", 1000);
+    late.logon_time = Some(at(11 * H + 1800));
+    let v = limit_of(
+        &p,
+        std::slice::from_ref(&late),
+        &Remembered::default(),
+        at(12 * H),
+    );
+    assert_eq!(v[0].limit().map(|l| l.acts_at), Some(at(11 * H + 1800)));
 }
 
 /// Logon hours are the wall clock's: with the wall clock stepped an hour ahead of logoffd's

@@ -1,0 +1,73 @@
+# -*- coding: utf-8 -*-
+# Copyright: logoff developers
+# SPDX-License-Identifier: MIT OR Apache-2.0
+"""Running the logoff installed on a host, for the collection's modules.
+
+The modules translate their options into logoff's own command line and read its JSON: every
+decision (which sessions a filter takes, what is a session's state or idle time, who may log
+off whom) is logoff's, made on the host. Nothing here is written twice.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+
+# The filters both modules take, as logoff's command line spells them.
+FILTER_SPEC = dict(
+    sessions=dict(type="list", elements="str", default=[]),
+    user=dict(type="list", elements="str", default=[]),
+    state=dict(
+        type="list",
+        elements="str",
+        default=[],
+        choices=["active", "online", "closing", "idle", "disconnected"],
+    ),
+    idle_for=dict(type="str"),
+    from_host=dict(type="str", aliases=["from"]),
+    remote=dict(type="bool"),
+    backend=dict(type="str", default="auto", choices=["auto", "logind", "procfs"]),
+    executable=dict(type="path", default="logoff"),
+)
+
+
+def filter_args(params):
+    """logoff's arguments for the filters in `params` (session arguments first)."""
+    args = list(params["sessions"])
+    for user in params["user"]:
+        args += ["--user", user]
+    for state in params["state"]:
+        args += ["--state", state]
+    if params["idle_for"]:
+        args += ["--idle-for", params["idle_for"]]
+    if params["from_host"]:
+        args += ["--from", params["from_host"]]
+    if params["remote"] is True:
+        args.append("--remote")
+    elif params["remote"] is False:
+        args.append("--local")
+    args += ["--backend", params["backend"]]
+    return args
+
+
+def run(module, args):
+    """Runs logoff with `args` and `--json`; its exit status, JSON and words on stderr.
+
+    A failure is reported with logoff's own words and exit status.
+    """
+    executable = module.get_bin_path(module.params["executable"], required=True)
+    rc, out, err = module.run_command([executable] + args + ["--json"])
+    try:
+        data = json.loads(out) if out.strip() else []
+    except ValueError:
+        data = None
+    return rc, data, err
+
+
+def fail(module, rc, err, **extra):
+    """Fails the task with what logoff said (its `logoff: ` prefix off) and its status."""
+    lines = [line[len("logoff: "):] if line.startswith("logoff: ") else line
+             for line in err.strip().splitlines()]
+    module.fail_json(msg="; ".join(lines) or "logoff exited with status %d" % rc,
+                     rc=rc, stderr=err, **extra)

@@ -1,0 +1,112 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: logoff developers
+# SPDX-License-Identifier: MIT OR Apache-2.0
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: logoff_info
+short_description: List the login sessions of a host, as C(logoff --list --json) does
+description:
+  - Runs the logoff installed on the host (C(logoff --list --json)) and returns its sessions,
+    with the command's own filters.
+  - The facts are logoff's, read on the host from logind or the kernel; what is a session's
+    state, idle time or connection is decided there, as for the command.
+version_added: "0.2.0"
+author:
+  - logoff developers (@logoff)
+options:
+  sessions:
+    description: Session IDs or names (C(pts/3), C(:10)) to list; none lists every session.
+    type: list
+    elements: str
+    default: []
+  user:
+    description: Only sessions of these users (names or uids).
+    type: list
+    elements: str
+    default: []
+  state:
+    description: Only sessions in these states (C(disconnected) means nothing connects them).
+    type: list
+    elements: str
+    default: []
+    choices: [active, online, closing, idle, disconnected]
+  idle_for:
+    description: Only sessions idle at least this long (C(30m), C(2h)).
+    type: str
+  from_host:
+    description: Only sessions from this host or network (C(10.0.0.0/8)), as vouched for.
+    type: str
+    aliases: [from]
+  remote:
+    description: Only remote (C(true)) or local (C(false)) sessions.
+    type: bool
+  backend:
+    description: Where sessions come from (C(auto) is logind where it answers).
+    type: str
+    default: auto
+    choices: [auto, logind, procfs]
+  executable:
+    description: The logoff to run.
+    type: path
+    default: logoff
+notes:
+  - Needs logoff on the host (the C(logoff) package; the C(logoffd) role installs it).
+  - Other users' sessions' details need root (C(become)).
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Who is on, and which sessions are abandoned
+  logoff.sessions.logoff_info:
+  register: on
+
+- name: The disconnected sessions of bob
+  logoff.sessions.logoff_info:
+    user: [bob]
+    state: [disconnected]
+  become: true
+"""
+
+RETURN = r"""
+sessions:
+  description: The sessions, as C(logoff --list --json) gives them (its keys are stable).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - id: "12"
+      user: bob
+      state: active
+      idle_seconds: 125
+      connected_by: ssh
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.logoff.sessions.plugins.module_utils.logoff import (
+    FILTER_SPEC,
+    fail,
+    filter_args,
+    run,
+)
+
+
+def main():
+    module = AnsibleModule(argument_spec=dict(FILTER_SPEC), supports_check_mode=True)
+    rc, data, err = run(module, ["--list"] + filter_args(module.params))
+    if rc != 0 or data is None:
+        fail(module, rc, err)
+    module.exit_json(changed=False, sessions=data)
+
+
+if __name__ == "__main__":
+    main()
