@@ -12,10 +12,10 @@ DOCUMENTATION = r"""
 module: logoff
 short_description: Log off, disconnect or message login sessions, through logoff
 description:
-  - Runs the logoff installed on the host on the sessions named or the filters' (by ID,
-    user, state, idle time, origin): every process of a session ended and verified gone, as
-    the command does; or its connection ended (C(action=disconnect)); or a message written
-    (C(action=message)).
+  - Runs the logoff installed on the host on the sessions named or those the filters take
+    (by ID, user, state, idle time, origin). Every process of a session is ended and
+    verified gone, as the command does; or only its connection ends (C(action=disconnect));
+    or a message is written (C(action=message)).
   - In check mode it runs C(logoff --dry-run), which touches nothing and says what would be
     done.
   - The task's own session (the ssh login Ansible runs in) is left out of what filters take,
@@ -57,12 +57,13 @@ options:
   action:
     description:
       - What to do to each session. C(logoff) ends it; C(disconnect) ends its connection only
-        (its programs keep running); C(message) writes O(message) and ends nothing.
+        (its programs keep running); C(message) writes O(text) and ends nothing.
     type: str
     default: logoff
     choices: [logoff, disconnect, message]
-  message:
-    description: Written to the sessions' terminals and displays first.
+  text:
+    description: A message written to the sessions' terminals and displays first (logoff's
+      C(--message)).
     type: str
   grace:
     description: How long to wait after the message before acting (C(5m)).
@@ -89,8 +90,10 @@ notes:
   - A failure is logoff's, in its words, with its exit status in RV(rc).
 attributes:
   check_mode:
+    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
     support: none
 """
 
@@ -112,7 +115,7 @@ EXAMPLES = r"""
 - name: Warn everyone before maintenance, then log them off
   logoff.sessions.logoff:
     all: true
-    message: "Maintenance at 18:00: please save your work now."
+    text: "Maintenance at 18:00: please save your work now."
     grace: 10m
   become: true
 """
@@ -156,7 +159,9 @@ def arguments(params, check_mode):
         args.append("--disconnect")
     elif params["action"] == "message":
         args.append("--warn-only")
-    for key in ("message", "grace", "timeout"):
+    if params["text"]:
+        args += ["--message", params["text"]]
+    for key in ("grace", "timeout"):
         if params[key]:
             args += ["--" + key, params[key]]
     if params["console"]:
@@ -171,7 +176,7 @@ def main():
     spec.update(
         all=dict(type="bool", default=False),
         action=dict(type="str", default="logoff", choices=["logoff", "disconnect", "message"]),
-        message=dict(type="str"),
+        text=dict(type="str"),
         grace=dict(type="str"),
         timeout=dict(type="str"),
         console=dict(type="bool", default=False),
@@ -179,7 +184,7 @@ def main():
     module = AnsibleModule(
         argument_spec=spec,
         supports_check_mode=True,
-        required_if=[("action", "message", ["message"])],
+        required_if=[("action", "message", ["text"])],
     )
     p = module.params
     given = p["sessions"] or p["all"] or p["user"] or p["state"] or p["idle_for"] \

@@ -1,0 +1,272 @@
+//! The Ansible collection (issue 27), driven by a real `ansible-playbook` on this machine
+//! against three test hosts over ssh — two with systemd, one with elogind and sysvinit:
+//! the `logoffd` role installs the .deb and a policy and runs logoffd; `logoff_info` lists
+//! real ssh sessions; `logoff` in check mode changes nothing and says what it would do, then
+//! logs one user's sessions off on all three, every process gone; a second run changes
+//! nothing. Also `ansible-test sanity` on the collection. Needs root (test hosts), the
+//! packages (`scripts/package`) and ansible-core in `/var/tmp/logoff-ansible` (scripts/test
+//! installs it); under CI=true their absence fails the test.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::container::{self, Container, Kind};
+use common::{TempDir, require, text, wait_for};
+use serde_json::Value;
+
+/// Where scripts/test installs ansible-core (a virtual environment of Debian's Python).
+pub const VENV: &str = "/var/tmp/logoff-ansible";
+
+fn collections() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/ansible")
+}
+
+fn playbooks() -> PathBuf {
+    collections().join("tests/playbooks")
+}
+
+fn deb() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!(
+        "target/packages/logoff_{}_amd64.deb",
+        env!("CARGO_PKG_VERSION")
+    ))
+}
+
+/// What the test needs beyond root, or why it cannot run.
+fn ready(test: &str) -> bool {
+    if !common::require_root_or_skip(test) {
+        return false;
+    }
+    let playbook = Path::new(VENV).join("bin/ansible-playbook");
+    if !playbook.exists() {
+        return require(
+            test,
+            Err(format!(
+                "{} is missing: scripts/test installs it",
+                playbook.display()
+            )),
+        );
+    }
+    if !deb().exists() {
+        return require(
+            test,
+            Err(format!(
+                "{} is missing: run scripts/package",
+                deb().display()
+            )),
+        );
+    }
+    true
+}
+
+/// An inventory and configuration naming the test hosts `h1`, `h2`, `h3` (group `fleet`).
+struct Inventory {
+    dir: TempDir,
+}
+
+impl Inventory {
+    fn new(hosts: &[&Container]) -> Inventory {
+        let dir = TempDir::new("ansible");
+        let mut inventory = String::from("[fleet]\n");
+        for (i, c) in hosts.iter().enumerate() {
+            inventory.push_str(&format!(
+                "h{} ansible_host=127.0.0.1 ansible_port={} ansible_user=root \
+                 ansible_ssh_private_key_file={} ansible_python_interpreter=/usr/bin/python3\n",
+                i + 1,
+                c.ssh_port,
+                c.key.display()
+            ));
+        }
+        std::fs::write(dir.path("inventory"), inventory).expect("inventory");
+        std::fs::write(
+            dir.path("ansible.cfg"),
+            "[defaults]\nhost_key_checking = False\nforks = 10\n\
+             [ssh_connection]\nssh_args = -o UserKnownHostsFile=/dev/null \
+             -o StrictHostKeyChecking=no -o IdentitiesOnly=yes -o ControlMaster=no\n",
+        )
+        .expect("ansible.cfg");
+        Inventory { dir }
+    }
+
+    /// `ansible-playbook PLAYBOOK -e VARS`, its results as JSON (the json callback).
+    fn play(&self, playbook: &str, vars: &[(&str, &str)]) -> (Output, Value) {
+        let mut cmd = Command::new(Path::new(VENV).join("bin/ansible-playbook"));
+        cmd.arg("-i")
+            .arg(self.dir.path("inventory"))
+            .arg(playbooks().join(playbook))
+            .env("ANSIBLE_CONFIG", self.dir.path("ansible.cfg"))
+            .env("ANSIBLE_COLLECTIONS_PATH", collections())
+            .env("ANSIBLE_STDOUT_CALLBACK", "json")
+            .env("ANSIBLE_LOCAL_TEMP", self.dir.path("tmp"))
+            .env("HOME", self.dir.path(""));
+        for (k, v) in vars {
+            cmd.args(["-e", &format!("{k}={v}")]);
+        }
+        let out = cmd.output().expect("ansible-playbook");
+        let json = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        (out, json)
+    }
+}
+
+/// The results of task `name` by host, in a json callback's output.
+fn task(report: &Value, name: &str) -> serde_json::Map<String, Value> {
+    report["plays"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|p| p["tasks"].as_array().into_iter().flatten())
+        .find(|t| t["task"]["name"] == name)
+        .and_then(|t| t["hosts"].as_object().cloned())
+        .unwrap_or_else(|| panic!("no task {name:?} in {report}"))
+}
+
+/// Whether logoffd runs in a test host.
+fn logoffd_runs(c: &Container) -> bool {
+    !c.pids_matching("^/usr/sbin/logoffd").is_empty()
+}
+
+#[test]
+#[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
+fn a_playbook_installs_logoffd_lists_and_logs_a_user_off_on_a_mixed_fleet() {
+    if !ready("ansible_fleet") {
+        return;
+    }
+    let Some(hosts) =
+        container::boot_kinds("ansible", &[Kind::Systemd, Kind::Systemd, Kind::Elogind])
+    else {
+        return;
+    };
+    let refs: Vec<&Container> = hosts.iter().collect();
+    let inventory = Inventory::new(&refs);
+    let deb = deb().display().to_string();
+    // The role: the .deb, a policy from variables (checked by logoffd --check), logoffd on.
+    let (out, report) = inventory.play("setup.yml", &[("deb", &deb)]);
+    assert!(
+        out.status.success(),
+        "setup: {}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    for c in &hosts {
+        assert!(
+            wait_for(Duration::from_secs(20), || logoffd_runs(c)),
+            "{}: logoffd does not run",
+            c.name
+        );
+        let policy =
+            std::fs::read_to_string(c.root.join("etc/logoff/policy.toml")).unwrap_or_default();
+        assert!(policy.contains("name = \"abandoned\""), "{policy}");
+    }
+    assert!(
+        task(
+            &report,
+            "Write the policy (checked by logoffd --check before it replaces the old one)"
+        )
+        .values()
+        .all(|r| r["changed"] == true)
+    );
+    // Real ssh sessions of one user on every host (two on the first).
+    let user = "fleetu";
+    let mut sessions = Vec::new();
+    for (i, c) in hosts.iter().enumerate() {
+        c.add_user(user);
+        sessions.push(c.ssh(user, "sleep 3301"));
+        if i == 0 {
+            sessions.push(c.ssh(user, "sleep 3301"));
+        }
+    }
+    let running = |c: &Container| !c.pids_matching("^sleep 3301$").is_empty();
+    let (out, report) = inventory.play("check.yml", &[("user", user)]);
+    assert!(out.status.success(), "check: {}", text(&out.stdout));
+    let listed = task(&report, "List the user's sessions");
+    for (host, want) in [("h1", 2), ("h2", 1), ("h3", 1)] {
+        let rows = listed[host]["sessions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(rows.len(), want, "{host}: {rows:?}");
+        assert!(rows.iter().all(|r| r["user"] == user), "{rows:?}");
+    }
+    let would = task(&report, "Log the user off everywhere (check mode)");
+    for host in ["h1", "h2", "h3"] {
+        let r = &would[host];
+        assert_eq!(r["changed"], false, "{host}: {r}");
+        let results = r["sessions"].as_array().cloned().unwrap_or_default();
+        assert!(!results.is_empty(), "{host}: {r}");
+        assert!(
+            results
+                .iter()
+                .all(|s| s["dry_run"] == true && s["logged_off"] == false),
+            "{r}"
+        );
+    }
+    for c in &hosts {
+        assert!(running(c), "{}: check mode touched the sessions", c.name);
+    }
+    // The logoff: every session of the user, on every host, every process gone.
+    let (out, report) = inventory.play("logoff.yml", &[("user", user)]);
+    assert!(out.status.success(), "logoff: {}", text(&out.stdout));
+    let done = task(&report, "Log off every session of the user");
+    for host in ["h1", "h2", "h3"] {
+        assert_eq!(done[host]["changed"], true, "{host}: {}", done[host]);
+    }
+    for c in &hosts {
+        assert!(
+            wait_for(Duration::from_secs(10), || !running(c)),
+            "{}: a process of the user's survived",
+            c.name
+        );
+    }
+    // Again: nothing left to do.
+    let (out, report) = inventory.play("logoff.yml", &[("user", user)]);
+    assert!(out.status.success(), "again: {}", text(&out.stdout));
+    let again = task(&report, "Log off every session of the user");
+    for host in ["h1", "h2", "h3"] {
+        assert_eq!(again[host]["changed"], false, "{host}: {}", again[host]);
+    }
+    // A failure is logoff's, in its words, with its exit status (2: invalid parameters).
+    let (out, report) = inventory.play("invalid.yml", &[("user", user)]);
+    assert!(!out.status.success());
+    let failed = task(
+        &report,
+        "Log off the user's sessions idle for two fortnights",
+    );
+    for host in ["h1", "h2", "h3"] {
+        let r = &failed[host];
+        assert_eq!(
+            (r["failed"].clone(), r["rc"].clone()),
+            (Value::Bool(true), Value::from(2)),
+            "{r}"
+        );
+        assert!(
+            r["msg"].as_str().is_some_and(|m| m.contains("fortnights")),
+            "{r}"
+        );
+    }
+    drop(sessions);
+}
+
+/// `ansible-test sanity` on the collection (what Ansible's Galaxy and its users check a
+/// collection with).
+#[test]
+#[ignore = "needs ansible-core: scripts/test runs it (cargo test -- --include-ignored)"]
+fn the_collection_passes_ansible_test_sanity() {
+    if !ready("ansible_sanity") {
+        return;
+    }
+    let collection = collections().join("ansible_collections/logoff/sessions");
+    let out = Command::new(Path::new(VENV).join("bin/ansible-test"))
+        .args(["sanity", "--python", "3.11", "--requirements"])
+        .current_dir(&collection)
+        .output()
+        .expect("ansible-test");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
