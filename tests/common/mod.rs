@@ -13,6 +13,7 @@
 // Each test crate uses a part of these helpers.
 #![allow(dead_code)]
 
+pub mod ansible;
 pub mod container;
 pub mod fixtures;
 pub mod session;
