@@ -91,6 +91,39 @@ impl Kind {
 }
 
 /// The exit statuses, for `--help`, the man page and README (kept here, next to the mapping).
+/// logoffd's exit statuses (logoffd(8) and README's logoffd section say them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DaemonStatus {
+    /// Stopped by SIGTERM, or `--check` done.
+    Stopped,
+    /// A system error: no sessions can be listed, the state directory is unusable.
+    Failed,
+    /// An invalid policy or command line (or run setuid).
+    Invalid,
+}
+
+impl DaemonStatus {
+    pub const ALL: [DaemonStatus; 3] = [
+        DaemonStatus::Stopped,
+        DaemonStatus::Failed,
+        DaemonStatus::Invalid,
+    ];
+
+    pub fn exit_status(self) -> u8 {
+        match self {
+            DaemonStatus::Stopped => 0,
+            DaemonStatus::Failed => 1,
+            DaemonStatus::Invalid => 2,
+        }
+    }
+}
+
+impl From<DaemonStatus> for ExitCode {
+    fn from(status: DaemonStatus) -> ExitCode {
+        ExitCode::from(status.exit_status())
+    }
+}
+
 pub const EXIT_STATUS_HELP: &str = "\
 Exit status:
   0    every targeted session was logged off and verified gone (or, with --disconnect,
@@ -214,6 +247,18 @@ mod tests {
             let line = format!("\n  {:<4} ", k.exit_status());
             assert!(EXIT_STATUS_HELP.contains(&line), "{k:?} undocumented");
         }
+    }
+
+    #[test]
+    fn logoffds_statuses_are_distinct_and_documented() {
+        let readme = include_str!("../README.md");
+        let said = "Exit status: 0, or 1 for a\nsystem error (no sessions can be listed, the state directory is unusable), 2 for an invalid\npolicy or command line.";
+        assert!(
+            readme.contains(said),
+            "README's logoffd exit statuses changed"
+        );
+        let statuses: Vec<u8> = DaemonStatus::ALL.iter().map(|s| s.exit_status()).collect();
+        assert_eq!(statuses, [0, 1, 2]);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! users and processes.
 //!
 //! Newtypes keep a session ID, a uid and a pid apart, so one can never be passed for another.
-//! Nothing here touches the system.
+//! Nothing here touches the system but [`boot_id`], which reads this boot's ID once (a
+//! [`SessionKey`] is a session ID within one boot).
 
 use std::fmt;
 

@@ -24,7 +24,7 @@ use crate::system::tty;
 
 /// Values of `--state`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum State {
+pub enum StateFilter {
     /// In the foreground (logind: active on its seat; ssh sessions are active).
     Active,
     /// Logged in, in the background (a virtual terminal not shown).
@@ -40,15 +40,15 @@ pub enum State {
     Disconnected,
 }
 
-impl State {
+impl StateFilter {
     pub fn matches(self, s: &Session, p: &Presence, now: Timestamp) -> bool {
         match self {
             // As the list shows it: a session nothing connects is not active.
-            State::Active => p.state(s) == SessionState::Active,
-            State::Online => p.state(s) == SessionState::Online,
-            State::Closing => s.state == SessionState::Closing,
-            State::Idle => p.is_idle(s, now),
-            State::Disconnected => p.is_disconnected(),
+            StateFilter::Active => p.state(s) == SessionState::Active,
+            StateFilter::Online => p.state(s) == SessionState::Online,
+            StateFilter::Closing => s.state == SessionState::Closing,
+            StateFilter::Idle => p.is_idle(s, now),
+            StateFilter::Disconnected => p.is_disconnected(),
         }
     }
 }
@@ -139,7 +139,7 @@ pub struct Filters {
     /// User names or uids (any of them).
     pub users: Vec<String>,
     /// States (any of them).
-    pub states: Vec<State>,
+    pub states: Vec<StateFilter>,
     pub idle_for: Option<Duration>,
     pub from: Option<HostSpec>,
     /// `Some(true)`: `--remote`; `Some(false)`: `--local`.
@@ -155,7 +155,7 @@ impl Filters {
             || self
                 .states
                 .iter()
-                .any(|s| matches!(s, State::Idle | State::Disconnected))
+                .any(|s| matches!(s, StateFilter::Idle | StateFilter::Disconnected))
     }
 
     /// Whether any filter (or `--all`) was given.

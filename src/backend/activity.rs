@@ -21,26 +21,15 @@
 //!   (logind's list; the backend passes it in).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use crate::model::{
-    Client, Inhibitor, Looked, MULTIPLEXED_BY_A_PROGRAM, Pid, Served, Session, TerminalSeen,
-    Through,
+    Client, Inhibitor, Looked, MULTIPLEXED_BY_A_PROGRAM, Pid, Served, TerminalSeen, Through,
 };
-use crate::system::process::{Membership, Proc};
+use crate::system::process::{Look, Proc};
 use crate::system::sockets::{self, InetTable, UnixSockets};
 use crate::system::tty::{self, Holdings, Terminal};
-
-/// One session looked at: its processes on this host, and what makes a process its own.
-pub struct Look<'a> {
-    pub session: &'a mut Session,
-    pub members: Vec<Pid>,
-    pub membership: Membership,
-    /// Its scope's cgroup directory on this host, where it has one: its CPU time is the
-    /// cgroup's (which counts processes that have ended, as a build's compilers).
-    pub cgroup: Option<PathBuf>,
-}
 
 /// Which of the costlier sources to read (terminals and clients always are).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

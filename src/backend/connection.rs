@@ -4,7 +4,7 @@
 //! What makes the connection is read from the kernel, never from a name:
 //! - **xrdp:** xrdp's process for the connection — the holder, running xrdp as root or as
 //!   the `xrdp` user, of the other end of the display's accepted socket (see
-//!   [`crate::system::xrdp`]). It ends; Xorg, the desktop and the programs stay, and the
+//!   [`crate::desktop::xrdp`]). It ends; Xorg, the desktop and the programs stay, and the
 //!   user's next RDP login is given the same display by xrdp's session manager.
 //! - **ssh:** the session's root process that holds a TCP connection (sshd's privileged
 //!   monitor, asked through a pidfd), and every process of the session holding that same
@@ -21,12 +21,12 @@ use rustix::process::Signal;
 
 use super::Cut;
 use crate::deadline::Deadline;
+use crate::desktop::xrdp;
 use crate::error::{Error, Kind, Result};
 use crate::model::{Pid, Session};
 use crate::system::handle::Handle;
 use crate::system::process::{Membership, Proc};
 use crate::system::sockets::{self, UnixSockets};
-use crate::system::xrdp;
 
 /// After SIGKILL, how long the connection's processes get to be gone.
 const KILL_WAIT: Duration = Duration::from_secs(5);

@@ -1,4 +1,5 @@
-//! Session backends behind one small trait, chosen at run time ([`open`]).
+//! Session backends behind one small trait, chosen at run time ([`open_here`]; another
+//! host's: [`crate::remote::open`]).
 //!
 //! A backend lists sessions, names the caller's own, and ends sessions' processes in two
 //! steps — ask ([`Backend::terminate`]), then force ([`Backend::kill`]) — with
@@ -9,10 +10,8 @@
 
 mod activity;
 mod connection;
-mod desktop;
-mod logind;
+pub(crate) mod logind;
 pub mod procfs;
-pub(crate) mod relay;
 
 use std::collections::BTreeSet;
 
@@ -21,7 +20,6 @@ use crate::error::{Error, Kind, Result};
 use crate::model::{ProcessInfo, Session, SessionId, Uid};
 use crate::system::tty::{self, Terminal};
 use crate::system::users::Caller;
-use crate::transport::{self, ConnectOptions, Place};
 pub use activity::Sources;
 
 /// Which backend a session list comes from (JSON's `backend`).
@@ -265,7 +263,7 @@ pub struct Opened {
     pub backend: Box<dyn Backend>,
     pub why: String,
     /// The version of the remote host's logoff the backend works through, if it does
-    /// ([`relay`]).
+    /// ([`crate::remote::relay`]).
     pub agent: Option<String>,
 }
 
@@ -277,44 +275,16 @@ impl Opened {
     }
 }
 
-/// Opens the backend for `place`: on this host the one `choice` asks for (logind where it
-/// answers, with `auto`); on another host logind over its bus, or, where the host has no
-/// bus bridge (elogind hosts) or with `--backend procfs`, that host's own backend through
-/// its logoff ([`relay`]); in a machine, logind over the machine's bus.
-pub fn open(
-    place: &Place,
-    choice: Choice,
-    purpose: Purpose,
-    opts: &ConnectOptions,
-) -> Result<Opened> {
+/// Opens this host's backend: the one `choice` asks for (logind where it answers on the
+/// system bus, with `auto`). Another host's, or a machine's: [`crate::remote::open`].
+pub fn open_here(choice: Choice, purpose: Purpose) -> Result<Opened> {
     let opened = |backend: Box<dyn Backend>, why: String| Opened {
         backend,
         why,
         agent: None,
     };
-    if let (transport::HostRef::Ssh(host), None) = (&place.host, &place.machine) {
-        return open_host(host, choice, purpose, opts);
-    }
-    if !place.is_this_host() {
-        if choice == Choice::Procfs {
-            return Err(Error::invalid(
-                "the procfs backend reads this host's /proc: it cannot reach a machine (use \
-                 --backend logind or auto)",
-            ));
-        }
-        let why = match (&place.host, &place.machine) {
-            (transport::HostRef::Local, Some(m)) => {
-                format!("machine {m}, through systemd-stdio-bridge --machine")
-            }
-            (_, Some(m)) => format!("machine {m} on {} over ssh", place.label),
-            (_, None) => format!("{} over ssh", place.label),
-        };
-        let bus = transport::connect(place, opts)?;
-        return Ok(opened(Box::new(logind::Logind::new(bus)?), why));
-    }
     let logind = || -> Result<Box<dyn Backend>> {
-        let bus = transport::connect(place, opts)?;
-        Ok(Box::new(logind::Logind::new(bus)?))
+        Ok(Box::new(logind::Logind::new(logind::Bus::system()?)?))
     };
     let procfs = |why: String| opened(Box::new(procfs::Procfs::new(purpose)), why);
     match choice {
@@ -331,34 +301,4 @@ pub fn open(
             Err(e) => Ok(procfs(format!("no logind: {e}"))),
         },
     }
-}
-
-/// Another host: its logind over ssh through `systemd-stdio-bridge`; where it has none
-/// (elogind hosts), or with `--backend procfs`, its own backend through its logoff.
-fn open_host(
-    host: &transport::Host,
-    choice: Choice,
-    purpose: Purpose,
-    opts: &ConnectOptions,
-) -> Result<Opened> {
-    let why = if choice == Choice::Procfs {
-        format!("{} over ssh, with --backend procfs", host.label)
-    } else {
-        match transport::bridged(host, opts)? {
-            Some(bus) => {
-                return Ok(Opened {
-                    backend: Box::new(logind::Logind::new(bus)?.over_ssh()),
-                    why: format!("{} over ssh", host.label),
-                    agent: None,
-                });
-            }
-            None => format!("{} over ssh, which has no systemd-stdio-bridge", host.label),
-        }
-    };
-    let relay = relay::Relay::open(host, choice, purpose, opts)?;
-    Ok(Opened {
-        agent: Some(relay.version.clone()),
-        backend: Box::new(relay),
-        why,
-    })
 }

@@ -20,8 +20,8 @@ fn after_long_help() -> String {
 }
 
 use crate::logoff::{Action, ConsolePolicy};
-use crate::select::{Filters, HostSpec, State};
-use crate::transport::Auth;
+use crate::remote::Auth;
+use crate::select::{Filters, HostSpec, StateFilter};
 
 /// The seed's usage block (logoff.exe's own words and layout), printed after
 /// `Invalid parameter(s)` and by `/?`.
@@ -195,7 +195,7 @@ struct Cli {
 
     /// Only sessions in this state (repeatable)
     #[arg(long, value_enum, value_name = "STATE")]
-    state: Vec<State>,
+    state: Vec<StateFilter>,
 
     /// Only sessions idle at least DURATION
     #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
@@ -443,7 +443,7 @@ fn check_values(cli: &Cli) -> Result<()> {
         return refuse("servers file name");
     }
     if let Some(m) = &cli.machine {
-        crate::transport::check_machine(m)?;
+        crate::remote::check_machine(m)?;
     }
     Ok(())
 }

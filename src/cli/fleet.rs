@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::logoff::{Effect, Hooks, Waiting};
 use crate::model::Session;
 use crate::output::Out;
-use crate::transport::Place;
+use crate::remote::Place;
 
 /// Runs `job` for every place, at most `limit` at once, and returns the results in place
 /// order.

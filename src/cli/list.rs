@@ -5,28 +5,28 @@ use std::sync::Mutex;
 use jiff::tz::TimeZone;
 
 use super::fleet::{Narrator, for_each_place};
-use super::plan::Listing;
+use super::invocation::Listing;
 use super::progress::{HostTicket, Progress};
-use crate::backend::{self, Purpose, Sources};
+use crate::backend::{Purpose, Sources};
 use crate::error::{Error, Kind, Result, most_severe};
 use crate::logoff::Hooks;
 use crate::model::Session;
 use crate::output::report::{failure_line, summary};
 use crate::output::table::{SessionRow, session_table, sort_rows};
 use crate::output::{self, Out};
+use crate::remote::Place;
 use crate::select::{self, OwnSession};
-use crate::transport::Place;
 
 /// Lists the sessions of every place. With several places, each place's failure is printed
 /// here, and the most severe kind among them is returned (for the exit status); with one,
 /// its failure is the command's error.
-pub fn run(plan: &Listing, out: &mut Out) -> Result<Option<Kind>> {
-    let reach = &plan.reach;
+pub fn run(listing: &Listing, out: &mut Out) -> Result<Option<Kind>> {
+    let reach = &listing.reach;
     let progress = Progress::new(reach.json, reach.verbose, reach.places.len());
     let shared = Mutex::new(std::mem::take(out));
     let results = for_each_place(&reach.places, reach.parallel, |place| {
         let ticket = progress.start_host();
-        let result = rows(plan, place, &shared, &progress, &ticket);
+        let result = rows(listing, place, &shared, &progress, &ticket);
         ticket.finish(result.is_err());
         if let Err(e) = &result
             && progress.prints_as_hosts_end()
@@ -60,7 +60,7 @@ pub fn run(plan: &Listing, out: &mut Out) -> Result<Option<Kind>> {
         out.print(&session_table(
             &rows,
             reach.several(),
-            plan.legend,
+            listing.legend,
             &TimeZone::system(),
         ));
     }
@@ -73,14 +73,14 @@ pub fn run(plan: &Listing, out: &mut Out) -> Result<Option<Kind>> {
 
 /// One place's rows.
 fn rows(
-    plan: &Listing,
+    listing: &Listing,
     place: &Place,
     out: &Mutex<Out>,
     progress: &Progress,
     ticket: &HostTicket<'_>,
 ) -> Result<Vec<SessionRow>> {
-    let reach = &plan.reach;
-    let mut opened = backend::open(place, reach.backend, Purpose::List, &reach.connect)?;
+    let reach = &listing.reach;
+    let mut opened = crate::remote::open(place, reach.backend, Purpose::List, &reach.connect)?;
     ticket.connected();
     let mut narrator = Narrator::new(reach.verbose, reach.several(), place, out, None, progress);
     narrator.narrate(&format!("backend: {}", opened.describe()));
@@ -95,14 +95,14 @@ fn rows(
     drop(narrator);
     let current = backend.current()?;
     let now = crate::time::now();
-    let shown: Vec<&Session> = if plan.sessions.is_empty() && !plan.filters.given() {
+    let shown: Vec<&Session> = if listing.sessions.is_empty() && !listing.filters.given() {
         sessions.iter().collect()
     } else {
         // The list shows your own session too when it passes the filters.
         select::select(
             &sessions,
-            &plan.sessions,
-            &plan.filters,
+            &listing.sessions,
+            &listing.filters,
             current.as_ref(),
             OwnSession::Include,
             now,
@@ -118,7 +118,7 @@ fn rows(
     // The deadlines a logoffd running here has published (this host's only).
     let limits = place
         .is_this_host()
-        .then(crate::policy::published::Deadlines::published)
+        .then(crate::daemon::published::Deadlines::published)
         .flatten();
     Ok(shown
         .iter()

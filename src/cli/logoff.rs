@@ -5,21 +5,21 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use super::fleet::{AuditFacts, Narrator, countdown, for_each_place};
-use super::plan::Logoff;
+use super::invocation::Logoff;
 use super::progress::{Progress, TICK};
 use super::signals::Signals;
 use crate::backend::{self, Purpose};
 use crate::error::{Kind, Result, most_severe};
-use crate::logoff::{self, Hooks, Options, Outcome, Plan, Warning};
+use crate::logoff::{self, Ending, Hooks, Options, Outcome, Warning};
 use crate::output::report::{self, HostResult, failure_line};
 use crate::output::{self, Out};
+use crate::remote::{HostRef, Place};
 use crate::system::users::Person;
-use crate::transport::{HostRef, Place};
 
 /// Logs off on every place. Each place's failures are printed here, and the most severe kind
 /// among them returned (for the exit status); with one place, a failure of the place as a
 /// whole is the command's error.
-pub fn run(plan: &Logoff, out: &mut Out) -> Result<Option<Kind>> {
+pub fn run(command: &Logoff, out: &mut Out) -> Result<Option<Kind>> {
     // The record and the warning name whoever runs logoff, here.
     let person = Person::current();
     let log = crate::audit::AuditLog::open();
@@ -28,24 +28,24 @@ pub fn run(plan: &Logoff, out: &mut Out) -> Result<Option<Kind>> {
         log: &log,
         lost: &lost,
         context: crate::audit::Context {
-            action: plan.action,
+            action: command.action,
             caller: &person,
             host: "",
             machine: None,
-            grace: plan.grace,
-            message: plan.message.is_some(),
-            console: plan.console,
-            timeout: plan.timeout,
+            grace: command.grace,
+            message: command.message.is_some(),
+            console: command.console,
+            timeout: command.timeout,
             policy: None,
         },
     };
-    let reach = &plan.reach;
+    let reach = &command.reach;
     let progress = Progress::new(reach.json, reach.verbose, reach.places.len());
     let shared = Mutex::new(std::mem::take(out));
     let finished = AtomicBool::new(false);
     let results = std::thread::scope(|scope| {
-        if !plan.grace.is_zero() && !plan.dry_run {
-            scope.spawn(|| countdown(plan.grace, &finished));
+        if !command.grace.is_zero() && !command.dry_run {
+            scope.spawn(|| countdown(command.grace, &finished));
         }
         let results = for_each_place(&reach.places, reach.parallel, |place| {
             let at = Where {
@@ -53,7 +53,7 @@ pub fn run(plan: &Logoff, out: &mut Out) -> Result<Option<Kind>> {
                 out: &shared,
                 progress: &progress,
             };
-            on_place(plan, &at, &facts)
+            on_place(command, &at, &facts)
         });
         finished.store(true, Ordering::SeqCst);
         results
@@ -80,7 +80,7 @@ pub fn run(plan: &Logoff, out: &mut Out) -> Result<Option<Kind>> {
             result,
         })
         .collect();
-    Ok(print(plan, &hosts, progress.prints_as_hosts_end(), out))
+    Ok(print(command, &hosts, progress.prints_as_hosts_end(), out))
 }
 
 /// One place of a run, and what is shared with the others.
@@ -92,17 +92,17 @@ struct Where<'a> {
 
 /// Everything a logoff does on one place, and its progress: connecting, done; with hosts
 /// counted, its failures printed as it ends.
-fn on_place(plan: &Logoff, at: &Where<'_>, facts: &AuditFacts<'_>) -> Result<Vec<Outcome>> {
+fn on_place(command: &Logoff, at: &Where<'_>, facts: &AuditFacts<'_>) -> Result<Vec<Outcome>> {
     let ticket = at.progress.start_host();
-    let result = backend::open(
+    let result = crate::remote::open(
         at.place,
-        plan.reach.backend,
+        command.reach.backend,
         Purpose::EndSessions,
-        &plan.reach.connect,
+        &command.reach.connect,
     )
     .and_then(|opened| {
         ticket.connected();
-        run_flow(plan, at, opened, facts)
+        run_flow(command, at, opened, facts)
     });
     ticket.finish(failed(&result));
     if at.progress.prints_as_hosts_end() {
@@ -126,12 +126,12 @@ fn failed(result: &Result<Vec<Outcome>>) -> bool {
 
 /// The flow on one place, on its backend.
 fn run_flow(
-    plan: &Logoff,
+    command: &Logoff,
     at: &Where<'_>,
     mut opened: backend::Opened,
     facts: &AuditFacts<'_>,
 ) -> Result<Vec<Outcome>> {
-    let reach = &plan.reach;
+    let reach = &command.reach;
     let place = at.place;
     let mut hooks = Narrator::new(
         reach.verbose,
@@ -143,54 +143,58 @@ fn run_flow(
     );
     hooks.narrate(&format!("backend: {}", opened.describe()));
     let warning = Warning {
-        action: plan.action,
-        message: plan.message.as_deref(),
-        grace: plan.grace,
+        action: command.action,
+        message: command.message.as_deref(),
+        grace: command.grace,
         by: format!(
             "{}@{}",
             facts.context.caller.caller.name,
             crate::system::host::hostname()
         ),
     };
-    let flow = Plan {
-        sessions: &plan.sessions,
-        filters: &plan.filters,
-        ids_only: plan.ids_only,
-        elsewhere: matches!(place.host, HostRef::Ssh(_)).then_some(place.label.as_str()),
+    let elsewhere = matches!(place.host, HostRef::Ssh(_)).then_some(place.label.as_str());
+    let ending = Ending {
         options: Options {
-            timeout: plan.timeout,
-            console: plan.console,
+            timeout: command.timeout,
+            console: command.console,
             tick: at.progress.is_drawn().then_some(TICK),
         },
         warning,
-        dry_run: plan.dry_run,
-        action: plan.action,
+        dry_run: command.dry_run,
+        action: command.action,
     };
-    logoff::execute(opened.backend.as_mut(), &flow, &Signals, &mut hooks)
+    logoff::execute(
+        opened.backend.as_mut(),
+        &command.request,
+        elsewhere,
+        &ending,
+        &Signals,
+        &mut hooks,
+    )
 }
 
 /// Prints what happened: JSON, or the dry run's lines; every failure on standard error with
 /// its host when there are several (unless printed as each host ended), and which hosts
 /// failed. Returns the most severe kind.
 fn print(
-    plan: &Logoff,
+    command: &Logoff,
     hosts: &[HostResult<'_>],
     failures_printed: bool,
     out: &mut Out,
 ) -> Option<Kind> {
     let several = hosts.len() > 1;
-    if plan.reach.json {
-        match report::json(hosts, plan.dry_run, plan.action) {
+    if command.reach.json {
+        match report::json(hosts, command.dry_run, command.action) {
             Ok(text) => out.print(&format!("{text}\n")),
             Err(e) => output::error_line(&format!("cannot write JSON: {e}")),
         }
-    } else if plan.dry_run {
-        for line in report::dry_run_lines(hosts, plan.action) {
+    } else if command.dry_run {
+        for line in report::dry_run_lines(hosts, command.action) {
             out.line(&line);
         }
     }
     let failures = report::failures(hosts);
-    if !plan.reach.json {
+    if !command.reach.json {
         for (host, e) in failures.iter().filter(|_| !failures_printed) {
             output::error_line(&failure_line(several, host, e));
         }

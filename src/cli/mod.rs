@@ -1,16 +1,16 @@
-//! The command line front end: parse ([`args`]), plan ([`plan`]), run the plan on every
+//! The command line front end: parse ([`args`]), turn what was asked into an
+//! [`Invocation`] ([`invocation`]), run it on every
 //! place ([`fleet`], [`list`], [`logoff`]), print, and exit with the status the most severe
 //! failure calls for. `logoff --remote-agent` serves another host's logoff instead
-//! ([`agent`]).
+//! ([`crate::remote::agent`]).
 
-mod agent;
 pub mod args;
 mod argv;
 pub mod docs;
 mod fleet;
+mod invocation;
 mod list;
 mod logoff;
-mod plan;
 mod progress;
 mod signals;
 
@@ -18,7 +18,7 @@ use std::process::ExitCode;
 
 use crate::error::{Error, Kind};
 use crate::output::{self, Out};
-use plan::Invocation;
+use invocation::Invocation;
 
 /// Runs logoff with the process's arguments and returns its exit status.
 pub fn main() -> ExitCode {
@@ -34,14 +34,14 @@ pub fn main() -> ExitCode {
     // `logoff --remote-agent`, and nothing else: another host's logoff asking this one to
     // act here (`agent`). A protocol entry point, not an option: not in the help.
     if is_agent(std::env::args_os()) {
-        return agent::serve();
+        return crate::remote::agent::serve();
     }
-    let plan = match args::parse(std::env::args_os()).and_then(Invocation::from_args) {
-        Ok(plan) => plan,
+    let invocation = match args::parse(std::env::args_os()).and_then(Invocation::from_args) {
+        Ok(invocation) => invocation,
         Err(e) => return failed(&e),
     };
     let mut out = Out::default();
-    let ran = match plan {
+    let ran = match invocation {
         Invocation::SeedHelp => {
             out.print(args::usage());
             Ok(None)
@@ -65,7 +65,7 @@ pub fn main() -> ExitCode {
 
 /// A logoff, on a thread of its own: a signal before anything is touched ends the command
 /// at once, by way of this function (the only place that ends the process early).
-fn log_off(plan: plan::Logoff) -> ExitCode {
+fn log_off(command: invocation::Logoff) -> ExitCode {
     // While this is the only thread (see its doc): before the signal thread and the worker.
     crate::system::handle::prepare_descriptors();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -76,7 +76,7 @@ fn log_off(plan: plan::Logoff) -> ExitCode {
         .name("logoff".into())
         .spawn(move || {
             let mut out = Out::default();
-            let status = match logoff::run(&plan, &mut out) {
+            let status = match logoff::run(&command, &mut out) {
                 Ok(kind) => status(kind),
                 Err(e) => report(&e),
             };
@@ -92,7 +92,7 @@ fn log_off(plan: plan::Logoff) -> ExitCode {
 /// Whether the arguments are exactly `--remote-agent`.
 fn is_agent(args: impl Iterator<Item = std::ffi::OsString>) -> bool {
     let rest: Vec<std::ffi::OsString> = args.skip(1).collect();
-    rest.len() == 1 && rest[0] == crate::transport::agent::REMOTE_COMMAND[1]
+    rest.len() == 1 && rest[0] == crate::remote::channel::REMOTE_COMMAND[1]
 }
 
 /// The exit status for the most severe failure, if any.

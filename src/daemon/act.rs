@@ -1,27 +1,28 @@
-//! logoffd's decisions ([`plan`]) carried out: warnings written to sessions, warned logoffs
-//! called off, and at a deadline the command's own logoff — [`logoff::execute`], on a
-//! backend opened to end sessions, with the daemon's [`Steady`] control — after the session
-//! is read again, so that a user who became active at the last moment keeps it. Each logoff
+//! logoffd's decisions ([`planner`]) carried out: warnings written to sessions, warned
+//! logoffs called off, and at a deadline the command's own end of a session —
+//! [`logoff::end`], with the daemon's [`Steady`] control — after the session is read again,
+//! once, on the backend that ends it, so that a user who became active at the last moment
+//! keeps it. Each logoff
 //! writes the audit record the command writes ([`audit`]), with the rule and the reason.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use super::log::Log;
-use super::metrics::{Counters, Event};
+use super::metrics::{Counted, Counters};
 use super::notice::{cancel_text, left_until, warning_text};
-use super::plan::{self, Action, Delivery, Due, Notice, Tracking, WarningOf};
+use super::planner::{self, Decision, Delivery, Due, Notice, Tracking, WarningOf};
 use super::state::Memory;
 use crate::audit::{self, AuditLog};
 use crate::backend::{self, Backend, Choice, Purpose};
 use crate::error::Result;
-use crate::logoff::{self, ConsolePolicy, Effect, Hooks, Options, Steady, Warning};
+use crate::logoff::{
+    self, ConsolePolicy, Effect, Ending, Hooks, Options, Steady, Targets, Warning,
+};
 use crate::model::{Session, SessionKey, Uid};
 use crate::policy::{Limit, Policy, Reason, RuleId};
-use crate::select::Filters;
 use crate::system::users::Person;
 use crate::time;
-use crate::transport::{Auth, ConnectOptions, Place};
 
 /// What a pass's decisions are carried out against.
 pub struct Situation<'a> {
@@ -34,7 +35,8 @@ pub struct Situation<'a> {
 
 /// What logoffd carries its decisions out with.
 pub struct Actor {
-    choice: Choice,
+    /// Opens a backend to end sessions with, at each deadline.
+    opener: Opener,
     pub log: Log,
     audit: AuditLog,
     person: Person,
@@ -54,12 +56,22 @@ pub enum Acted {
     Failed,
 }
 
+/// How [`Actor`] gets a backend to end sessions with.
+pub type Opener = Box<dyn Fn() -> Result<Box<dyn Backend>>>;
+
 impl Actor {
     pub fn new(choice: Choice, log: Log, tally: Counters) -> Actor {
+        let opener: Opener =
+            Box::new(move || Ok(backend::open_here(choice, Purpose::EndSessions)?.backend));
+        Actor::with(opener, AuditLog::open(), log, tally)
+    }
+
+    /// An actor that ends sessions on what `opener` opens and keeps its records in `audit`.
+    pub fn with(opener: Opener, audit: AuditLog, log: Log, tally: Counters) -> Actor {
         Actor {
-            choice,
+            opener,
             log,
-            audit: AuditLog::open(),
+            audit,
             person: Person::current(),
             host: crate::system::host::hostname(),
             tally: std::cell::RefCell::new(tally),
@@ -74,17 +86,17 @@ impl Actor {
         sessions: &[Session],
         at: &Situation<'_>,
         mut tracking: Tracking,
-        actions: Vec<Action>,
+        decisions: Vec<Decision>,
     ) -> Tracking {
         let by_key: HashMap<SessionKey, &Session> = sessions.iter().map(|s| (s.key(), s)).collect();
-        for action in actions {
-            match action {
-                Action::Warn { key, notice } => {
+        for decision in decisions {
+            match decision {
+                Decision::Warn { key, notice } => {
                     if let Some(s) = by_key.get(&key) {
                         self.warn(lister, s, at, &notice);
                     }
                 }
-                Action::Cancel {
+                Decision::Cancel {
                     key,
                     of,
                     why,
@@ -94,7 +106,7 @@ impl Actor {
                         self.cancel(lister, s, &of, &why, delivery);
                     }
                 }
-                Action::WouldLogOff { key, due } => {
+                Decision::WouldLogOff { key, due } => {
                     if let Some(s) = by_key.get(&key) {
                         self.log.info(&format!(
                             "{}: would log off {} (rule {}, {}); touched nothing",
@@ -105,8 +117,8 @@ impl Actor {
                         ));
                     }
                 }
-                Action::LogOff { key, .. } => {
-                    let acted = self.log_off(lister, at, &tracking, &key);
+                Decision::LogOff { key, .. } => {
+                    let acted = self.log_off(at, &tracking, &key);
                     self.after(
                         lister,
                         &mut tracking,
@@ -170,7 +182,7 @@ impl Actor {
         let text = warning_text(s, r, limit, notice.acts_at, at.now);
         match backend.warn(s, &text) {
             Ok(w) if !w.reached.is_empty() => {
-                self.count(Event::Warned, &r.name, limit.reason);
+                self.count(Counted::Warned, &r.name, limit.reason);
                 self.log.info(&format!(
                     "warned {} on {} (rule {}, {}): logoff in {left}",
                     s.describe(),
@@ -211,27 +223,29 @@ impl Actor {
             of.rule_name
         ));
         if delivery == Delivery::ToUsers {
-            self.count(Event::Cancelled, &of.rule_name, of.reason);
+            self.count(Counted::Cancelled, &of.rule_name, of.reason);
             let _ = backend.warn(s, &cancel_text(why, of.action));
         }
     }
 
-    fn count(&self, event: Event, rule: &str, reason: Reason) {
-        self.tally.borrow_mut().count(event, rule, reason);
+    fn count(&self, counted: Counted, rule: &str, reason: Reason) {
+        self.tally.borrow_mut().count(counted, rule, reason);
     }
 
-    /// Reads the session again and, if a limit still stands, carries it out as the command
-    /// does (the limit due now, which may be another than the pass saw).
-    fn log_off(
-        &self,
-        lister: &mut dyn Backend,
-        at: &Situation<'_>,
-        tracking: &Tracking,
-        key: &SessionKey,
-    ) -> Acted {
-        let listed = look(lister, at.policy, None).map(|(sessions, _)| sessions);
-        let mut fresh = match listed {
-            Ok(sessions) => sessions,
+    /// Reads the session again — one listing, on the backend that will end it — and, if a
+    /// limit still stands, ends it with the command's own [`logoff::end`] (the limit due
+    /// now, which may be another than the pass saw).
+    fn log_off(&self, at: &Situation<'_>, tracking: &Tracking, key: &SessionKey) -> Acted {
+        let mut backend = match (self.opener)() {
+            Ok(backend) => backend,
+            Err(e) => {
+                self.log
+                    .error(&format!("cannot open the backend to log off: {e}"));
+                return Acted::Failed;
+            }
+        };
+        let mut fresh = match look(backend.as_mut(), at.policy, None) {
+            Ok((sessions, _)) => sessions,
             Err(e) => {
                 self.log.error(&format!("cannot look at the sessions: {e}"));
                 return Acted::Failed;
@@ -239,7 +253,7 @@ impl Actor {
         };
         at.clock.steady_facts(&mut fresh);
         at.memory.lend(&mut fresh);
-        let Some(session) = fresh.iter().find(|s| s.key() == *key) else {
+        let Some(session) = fresh.iter().find(|s| s.key() == *key).cloned() else {
             self.log
                 .info(&format!("session {} ended before its deadline", key.id()));
             return Acted::Done;
@@ -250,51 +264,47 @@ impl Actor {
             at: at.clock.peek(),
             offset: at.now.offset,
         };
-        let again = plan::step(at.policy, &fresh, at.memory, tracking, now);
+        let again = planner::step(at.policy, &fresh, at.memory, tracking, now);
         // What is due now (another limit of the rule may have come first meanwhile).
-        let Some(due) = again.actions.iter().find_map(|a| match a {
-            Action::LogOff { key: k, due } if k == key => Some(due),
+        let Some(due) = again.decisions.iter().find_map(|a| match a {
+            Decision::LogOff { key: k, due } if k == key => Some(due),
             _ => None,
         }) else {
             return Acted::NotDue;
         };
-        match self.execute(at, session, due, tracking.get(key)) {
+        let describe = session.describe();
+        match self.end(backend.as_mut(), at, session, fresh, due, tracking.get(key)) {
             Ok(true) => Acted::Done,
             Ok(false) => Acted::Failed,
             Err(e) => {
                 self.log
-                    .error(&format!("could not log off {}: {e}", session.describe()));
+                    .error(&format!("could not log off {describe}: {e}"));
                 Acted::Failed
             }
         }
     }
 
-    /// The command's logoff of one session, on a backend opened to end sessions. Whether it
-    /// was logged off.
-    fn execute(
+    /// The command's end of one session it holds (`listed`: the listing it was found in),
+    /// on the backend it was listed with. Whether it was logged off.
+    fn end(
         &self,
+        backend: &mut dyn Backend,
         at: &Situation<'_>,
-        session: &Session,
+        session: Session,
+        listed: Vec<Session>,
         due: &Due,
-        tracked: Option<&plan::Tracked>,
+        tracked: Option<&planner::Tracked>,
     ) -> Result<bool> {
         let (limit, Some(r)) = (&due.limit, at.policy.rule(due.rule)) else {
             return Ok(false);
         };
-        let mut backend = open(self.choice, Purpose::EndSessions)?.backend;
         // The console's protection is lifted only where the rule names the console.
         let console = if r.matches.console == Some(true) {
             ConsolePolicy::Allow
         } else {
             ConsolePolicy::Protect
         };
-        let args = [session.id.to_string()];
-        let filters = Filters::default();
-        let flow = logoff::Plan {
-            sessions: &args,
-            filters: &filters,
-            ids_only: true,
-            elsewhere: None,
+        let ending = Ending {
             options: Options {
                 timeout: r.timeout,
                 console,
@@ -330,7 +340,8 @@ impl Actor {
             limit,
             logged_off: false,
         };
-        logoff::execute(backend.as_mut(), &flow, &Steady, &mut hooks)?;
+        let targets = Targets::held(backend, vec![session], listed)?;
+        logoff::end(backend, &targets, &ending, &Steady, &mut hooks)?;
         Ok(hooks.logged_off)
     }
 }
@@ -362,8 +373,11 @@ impl Hooks for Record<'_> {
         let rule = self.context.policy.map_or("?", |(r, _)| r);
         let done = matches!(result, Ok(Effect::LoggedOff(_) | Effect::Disconnected(_)));
         if done || result.is_err() {
-            self.actor
-                .count(Event::of(self.limit.action, done), rule, self.limit.reason);
+            self.actor.count(
+                Counted::of(self.limit.action, done),
+                rule,
+                self.limit.reason,
+            );
         }
         match result {
             Ok(Effect::LoggedOff(done)) => {
@@ -422,12 +436,5 @@ pub fn look(
     Ok((sessions, fresh))
 }
 
-/// The backend for this host.
-pub fn open(choice: Choice, purpose: Purpose) -> Result<backend::Opened> {
-    let place = Place::here(crate::system::host::hostname());
-    let opts = ConnectOptions {
-        timeout: Duration::from_secs(10),
-        auth: Auth::Batch,
-    };
-    backend::open(&place, choice, purpose, &opts)
-}
+#[cfg(test)]
+mod tests;

@@ -1,6 +1,6 @@
 //! `logoffd --check`: is the policy valid, and what will it do right now? The rules in
 //! order, then each current session with the rule that applies, the limit, and when it
-//! would warn and act — the planner's own decision ([`plan::step`]), as a daemon starting
+//! would warn and act — the planner's own decision ([`planner::step`]), as a daemon starting
 //! now would make it.
 
 use std::path::Path;
@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde::Serialize;
 
-use super::plan::{self, Tracking};
+use super::planner::{self, Tracking};
 use super::state::{Memory, StateDir};
 use crate::model::Session;
 use crate::output::clean;
@@ -83,7 +83,7 @@ pub fn report(
     now: Timestamp,
     json: bool,
 ) -> String {
-    let step = plan::step(policy, sessions, memory, &Tracking::new(), now);
+    let step = planner::step(policy, sessions, memory, &Tracking::new(), now);
     let presences = crate::presence::judge(sessions, now);
     let rows: Vec<CheckRow> = sessions
         .iter()

@@ -39,6 +39,15 @@ impl Log {
         Log { journal, syslog }
     }
 
+    /// Standard error only (tests).
+    #[cfg(test)]
+    pub fn stderr() -> Log {
+        Log {
+            journal: None,
+            syslog: None,
+        }
+    }
+
     pub fn say(&self, level: Level, message: &str) {
         let message = clean(message);
         let prefix = match level {

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::plan::Tracking;
+use super::planner::Tracking;
 use crate::model::{Activity, Session, SessionKey, Uid};
 use crate::policy::{Limit, Policy, Reason, Verdict};
 use crate::time;

@@ -44,7 +44,7 @@ const TEMPORARY: &str = ".logoffd.prom.tmp";
 /// Something logoffd did that is counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Event {
+pub enum Counted {
     /// A warning reached at least one of a session's terminals or displays.
     Warned,
     /// A warned logoff or disconnect was called off (activity, a reload, a stop).
@@ -56,14 +56,14 @@ pub enum Event {
     DisconnectFailed,
 }
 
-impl Event {
-    /// The event of a logoff or disconnect at a deadline: done or failed.
-    pub fn of(action: Action, done: bool) -> Event {
+impl Counted {
+    /// What is counted of a logoff or disconnect at a deadline: done or failed.
+    pub fn of(action: Action, done: bool) -> Counted {
         match (action, done) {
-            (Action::Disconnect, true) => Event::Disconnected,
-            (Action::Disconnect, false) => Event::DisconnectFailed,
-            (_, true) => Event::LoggedOff,
-            (_, false) => Event::LogOffFailed,
+            (Action::Disconnect, true) => Counted::Disconnected,
+            (Action::Disconnect, false) => Counted::DisconnectFailed,
+            (_, true) => Counted::LoggedOff,
+            (_, false) => Counted::LogOffFailed,
         }
     }
 }
@@ -71,7 +71,8 @@ impl Event {
 /// One counter's labels.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 struct Labels {
-    event: Event,
+    /// Kept on disk as `event`.
+    event: Counted,
     rule: String,
     reason: String,
 }
@@ -93,7 +94,7 @@ pub struct Counters {
 }
 
 impl Counters {
-    pub fn count(&mut self, event: Event, rule: &str, reason: Reason) {
+    pub fn count(&mut self, event: Counted, rule: &str, reason: Reason) {
         let labels = Labels {
             event,
             rule: rule.to_string(),
@@ -144,31 +145,31 @@ pub struct PassFigures<'a> {
 }
 
 /// The metric families of counters: name, help, event.
-const COUNTER_FAMILIES: [(&str, &str, &[Event]); 5] = [
+const COUNTER_FAMILIES: [(&str, &str, &[Counted]); 5] = [
     (
         "logoff_warnings_total",
         "Warnings of a time limit that reached a session's terminal or display.",
-        &[Event::Warned],
+        &[Counted::Warned],
     ),
     (
         "logoff_cancellations_total",
         "Warned logoffs and disconnects called off (activity, a new policy, logoffd stopping).",
-        &[Event::Cancelled],
+        &[Counted::Cancelled],
     ),
     (
         "logoff_logoffs_total",
         "Sessions logged off at a time limit.",
-        &[Event::LoggedOff],
+        &[Counted::LoggedOff],
     ),
     (
         "logoff_disconnects_total",
         "Sessions disconnected at a time limit (their programs kept running).",
-        &[Event::Disconnected],
+        &[Counted::Disconnected],
     ),
     (
         "logoff_failures_total",
         "Logoffs and disconnects at a time limit that failed.",
-        &[Event::LogOffFailed, Event::DisconnectFailed],
+        &[Counted::LogOffFailed, Counted::DisconnectFailed],
     ),
 ];
 
@@ -212,8 +213,8 @@ pub fn render(pass: &PassFigures<'_>, counters: &Counters) -> String {
             .filter(|(l, _)| events.contains(&l.event))
         {
             let action = match l.event {
-                Event::LogOffFailed => ",action=\"logoff\"",
-                Event::DisconnectFailed => ",action=\"disconnect\"",
+                Counted::LogOffFailed => ",action=\"logoff\"",
+                Counted::DisconnectFailed => ",action=\"disconnect\"",
                 _ => "",
             };
             let _ = writeln!(
@@ -439,11 +440,11 @@ mod tests {
             session("we\"ird\n\u{1b}[0m", Some("user")),
         ];
         let mut counters = Counters::default();
-        counters.count(Event::Warned, "students", Reason::Idle);
-        counters.count(Event::Warned, "students", Reason::Idle);
-        counters.count(Event::of(Action::LogOff, true), "students", Reason::Idle);
-        counters.count(Event::of(Action::Disconnect, false), "rdp", Reason::Idle);
-        counters.count(Event::Cancelled, "a\\b\"c", Reason::MaxAge);
+        counters.count(Counted::Warned, "students", Reason::Idle);
+        counters.count(Counted::Warned, "students", Reason::Idle);
+        counters.count(Counted::of(Action::LogOff, true), "students", Reason::Idle);
+        counters.count(Counted::of(Action::Disconnect, false), "rdp", Reason::Idle);
+        counters.count(Counted::Cancelled, "a\\b\"c", Reason::MaxAge);
         let text = render(
             &PassFigures {
                 sessions: &sessions,
@@ -477,7 +478,7 @@ mod tests {
     fn counters_survive_a_round_trip_and_say_when_they_moved() {
         let mut counters = Counters::default();
         assert!(!counters.take_changed());
-        counters.count(Event::Disconnected, "rdp", Reason::Idle);
+        counters.count(Counted::Disconnected, "rdp", Reason::Idle);
         assert!(counters.take_changed());
         assert!(!counters.take_changed());
         let back = Counters::from_json(&counters.to_json().expect("json")).expect("parse");

@@ -1,7 +1,7 @@
 //! `logoffd`: session time limits, enforced. It reads the policy ([`crate::policy`]), looks
-//! at this host's sessions, and each pass hands what it saw to the planner ([`plan`], pure),
+//! at this host's sessions, and each pass hands what it saw to the planner ([`planner`], pure),
 //! whose decisions — warn, call a warned logoff off, log off — are carried out by [`act`]
-//! with the command's own flow ([`crate::logoff::execute`]) and audit record.
+//! with the command's own end of a session ([`crate::logoff::end`]) and audit record.
 //!
 //! It sleeps until the planner's next moment (a warning, a limit, or the policy's scan
 //! interval), waking early for signals and, where logind runs, for its SessionNew and
@@ -17,7 +17,8 @@ mod log;
 mod looks;
 mod metrics;
 mod notice;
-mod plan;
+mod planner;
+pub(crate) mod published;
 mod state;
 
 use std::collections::{BTreeMap, HashSet};
@@ -30,9 +31,9 @@ use clap::{CommandFactory, Parser};
 use jiff::Timestamp;
 
 use crate::backend::{Backend, Choice, Flavor, Purpose};
-use crate::error::Result;
+use crate::error::{DaemonStatus, Result};
 use crate::model::{Session, Uid};
-use crate::policy::published::{Deadlines, Published, Writer};
+use crate::policy::time_limit::TimeLimit;
 use crate::policy::{self, Policy};
 use crate::time::{self, Clock, SystemClock};
 use act::Actor;
@@ -40,7 +41,8 @@ use events::Event;
 use log::{Log, notify};
 use looks::Looks;
 use metrics::Exporter;
-use plan::{Delivery, Tracking};
+use planner::{Delivery, Tracking};
+use published::{Deadlines, Writer};
 use state::{Memory, StateDir};
 
 /// How soon a pass that failed (logind unreachable, say) is tried again, at most.
@@ -110,13 +112,17 @@ pub fn main() -> ExitCode {
     crate::system::descriptors::close_inherited_on_exec();
     if let Some(how) = crate::system::users::elevated_by_file() {
         eprintln!("logoffd: refusing to run with privilege from its file ({how})");
-        return ExitCode::from(2);
+        return ExitCode::from(DaemonStatus::Invalid);
     }
     let args = match DaemonArgs::try_parse() {
         Ok(a) => a,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+            return ExitCode::from(if e.use_stderr() {
+                DaemonStatus::Invalid
+            } else {
+                DaemonStatus::Stopped
+            });
         }
     };
     let policy = match policy::load(&args.policy) {
@@ -126,7 +132,7 @@ pub fn main() -> ExitCode {
                 "logoffd: {}: {e}",
                 crate::output::clean(&args.policy.display().to_string())
             );
-            return ExitCode::from(2);
+            return ExitCode::from(DaemonStatus::Invalid);
         }
     };
     if args.check {
@@ -137,7 +143,7 @@ pub fn main() -> ExitCode {
 
 fn check(args: &DaemonArgs, policy: &Policy) -> ExitCode {
     let mut memory = check::memory(&args.state_dir);
-    let listed = act::open(args.backend, Purpose::List).and_then(|mut o| {
+    let listed = crate::backend::open_here(args.backend, Purpose::List).and_then(|mut o| {
         let (mut sessions, _) = act::look(o.backend.as_mut(), policy, None)?;
         memory.lend(&mut sessions);
         // What was used since the daemon's last pass (not kept: the daemon's to keep).
@@ -151,7 +157,7 @@ fn check(args: &DaemonArgs, policy: &Policy) -> ExitCode {
         Ok(s) => s,
         Err(e) => {
             eprintln!("logoffd: {e}");
-            return ExitCode::from(1);
+            return ExitCode::from(DaemonStatus::Failed);
         }
     };
     let out = check::report(
@@ -166,7 +172,7 @@ fn check(args: &DaemonArgs, policy: &Policy) -> ExitCode {
     if args.json {
         println!();
     }
-    ExitCode::SUCCESS
+    ExitCode::from(DaemonStatus::Stopped)
 }
 
 /// The daemon's state between passes.
@@ -177,7 +183,7 @@ struct Daemon {
     memory: Memory,
     tracking: Tracking,
     looks: Looks,
-    published: Option<BTreeMap<String, Published>>,
+    published: Option<BTreeMap<String, TimeLimit>>,
     actor: Actor,
     /// The metrics' writer (none if its thread could not start: logged).
     exporter: Option<Exporter>,
@@ -187,7 +193,7 @@ struct Daemon {
 
 impl Daemon {
     fn new(policy: Policy, choice: Choice, state: StateDir, log: Log) -> Result<Daemon> {
-        let lister = act::open(choice, Purpose::List)?.backend;
+        let lister = crate::backend::open_here(choice, Purpose::List)?.backend;
         let (memory, problem) = Memory::load(&state);
         if let Some(p) = problem {
             log.warn(&p);
@@ -249,7 +255,7 @@ impl Daemon {
         {
             self.log().warn(&format!("cannot keep the clocks: {e}"));
         }
-        let step = plan::step(
+        let step = planner::step(
             &self.policy,
             &sessions,
             &self.memory,
@@ -276,7 +282,7 @@ impl Daemon {
             &sessions,
             &at,
             step.tracking,
-            step.actions,
+            step.decisions,
         );
         self.account(&sessions, started.elapsed(), now);
         Ok(step.wake)
@@ -312,7 +318,7 @@ impl Daemon {
     }
 
     /// Publishes each session's deadline, in wall time (for `logoff --list`).
-    fn publish(&mut self, mut sessions: BTreeMap<String, Published>, now: time::Now) {
+    fn publish(&mut self, mut sessions: BTreeMap<String, TimeLimit>, now: time::Now) {
         for p in sessions.values_mut() {
             p.put_in_wall_time(now);
         }
@@ -339,7 +345,7 @@ impl Daemon {
         {
             metrics::withdraw(old);
         }
-        self.tracking = plan::carry_over(std::mem::take(&mut self.tracking), &policy);
+        self.tracking = planner::carry_over(std::mem::take(&mut self.tracking), &policy);
         self.policy = policy;
     }
 
@@ -386,21 +392,21 @@ fn run(args: &DaemonArgs, policy: Policy) -> ExitCode {
         Ok(s) => s,
         Err(e) => {
             log.error(&e.to_string());
-            return ExitCode::from(1);
+            return ExitCode::from(DaemonStatus::Failed);
         }
     };
     crate::system::handle::prepare_descriptors();
     let (tx, rx) = events::channel_pair();
     if let Err(e) = events::watch_signals(tx.clone()) {
         log.error(&format!("cannot handle signals: {e}"));
-        return ExitCode::from(1);
+        return ExitCode::from(DaemonStatus::Failed);
     }
     let described = describe(&policy);
     let mut daemon = match Daemon::new(policy, args.backend, state, log) {
         Ok(d) => d,
         Err(e) => {
             Log::open().error(&e.to_string());
-            return ExitCode::from(1);
+            return ExitCode::from(DaemonStatus::Failed);
         }
     };
     let flavor = daemon.lister.about().0;
@@ -436,7 +442,7 @@ fn run(args: &DaemonArgs, policy: Policy) -> ExitCode {
                 notify("STOPPING=1");
                 daemon.stop();
                 daemon.log().info("stopped");
-                return ExitCode::SUCCESS;
+                return ExitCode::from(DaemonStatus::Stopped);
             }
             Ok(Event::WatchLost) => daemon.log().warn(
                 "lost logind's signals: new and closed sessions are seen at the scan interval",

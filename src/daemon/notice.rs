@@ -23,7 +23,7 @@ pub fn left_until(now: Timestamp, at: Timestamp) -> String {
 }
 
 /// The text of a warning: who, why, when, how to stay; then the admin's message. `acts_at`
-/// is when the limit acts (it may be later than the limit says: see `plan`).
+/// is when the limit acts (it may be later than the limit says: see `planner`).
 pub fn warning_text(
     s: &Session,
     rule: &Rule,

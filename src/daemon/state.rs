@@ -5,7 +5,7 @@
 //!   it — so that neither a restart nor a user's replacing their oldest process resets
 //!   anyone's limit. Keyed by [`crate::model::SessionKey`] (boot ID and session ID).
 //! - `deadlines.json` (0644): the deadline each session is under, for `logoff --list`
-//!   ([`crate::policy::published`]).
+//!   ([`super::published`]).
 //! - `counters.json` (0644): the counts of warnings, cancellations, logoffs, disconnects and
 //!   failures by rule and reason, for the metrics ([`super::metrics`]).
 //!
@@ -22,10 +22,10 @@ use rustix::fs::{FileType, Mode, OFlags};
 use serde::{Deserialize, Serialize};
 
 use super::metrics::Counters;
+use super::published::{self, Deadlines};
 use crate::error::{Error, Kind, Result};
 use crate::model::Session;
 use crate::policy::eval::{CpuRate, Remembered};
-use crate::policy::published::{self, Deadlines};
 use crate::presence;
 use crate::system::files::{self, Expect, Owner};
 use crate::time;

@@ -1,7 +1,7 @@
-//! The logoff flow on one host, written once against [`Backend`]: select → check → dry run
-//! → warn → ask politely → force → verify → record ([`execute`]). The command runs it on
-//! each host it names; the time-limit daemon runs [`end::end_sessions`] on what its policy
-//! selects.
+//! The logoff flow on one host, written once against [`Backend`], in two parts:
+//! [`resolve`] (the command's: list, select) and [`end`] (shared: check → dry run → warn →
+//! ask politely → force → verify → record). The command runs both on each host it names
+//! ([`execute`]); logoffd holds the one session its policy chose and calls [`end`].
 //!
 //! Guarantees:
 //! - Every target is checked (console protection, privilege) before any signal is sent; one
@@ -20,7 +20,7 @@
 
 pub mod check;
 pub mod control;
-pub mod end;
+pub mod processes;
 pub mod warn;
 
 use std::time::{Duration, Instant};
@@ -29,6 +29,7 @@ use crate::backend::{Backend, Sources};
 use crate::error::{Error, Kind, Result};
 use crate::model::{ProcessInfo, Session, SessionId};
 use crate::select::{self, Filters, OwnSession};
+use crate::system::users::Caller;
 pub use check::ConsolePolicy;
 pub use control::{Control, Stage, Steady};
 pub use warn::Warning;
@@ -68,19 +69,51 @@ impl Action {
     }
 }
 
-/// What to do on one host.
-pub struct Plan<'a> {
+/// Which sessions the command means on one host: its arguments and filters, before they
+/// are resolved against that host's sessions ([`resolve`]).
+#[derive(Debug, Clone, Default)]
+pub struct Request {
     /// Session arguments (IDs or names); none: the current session, or the filters'.
-    pub sessions: &'a [String],
-    pub filters: &'a Filters,
+    pub sessions: Vec<String>,
+    pub filters: Filters,
     /// `/VM`: every argument must be a session's unique ID.
     pub ids_only: bool,
-    /// Set on another host: there is no "current session" there, so name one.
-    pub elsewhere: Option<&'a str>,
+}
+
+/// How targets are ended ([`end`]): the same for the command and logoffd.
+pub struct Ending<'a> {
+    pub action: Action,
     pub options: Options,
     pub warning: Warning<'a>,
     pub dry_run: bool,
-    pub action: Action,
+}
+
+/// The sessions to end on one host, and what they are judged with: who asks, which session
+/// is the caller's own, and the listing they come from.
+pub struct Targets {
+    pub sessions: Vec<Session>,
+    /// Every session of the listing the targets come from: whether a client reaches a
+    /// target depends on the others (a disconnect's judgement).
+    pub listed: Vec<Session>,
+    pub caller: Caller,
+    pub current: Option<SessionId>,
+}
+
+impl Targets {
+    /// `sessions`, already found in `listed` (logoffd's: the one it holds), with the
+    /// backend's caller and current session.
+    pub fn held(
+        backend: &mut dyn Backend,
+        sessions: Vec<Session>,
+        listed: Vec<Session>,
+    ) -> Result<Targets> {
+        Ok(Targets {
+            sessions,
+            listed,
+            caller: backend.caller()?,
+            current: backend.current()?,
+        })
+    }
 }
 
 /// How one session's logoff went.
@@ -154,74 +187,114 @@ pub struct Waiting<'a> {
     pub step: Step,
 }
 
-/// Runs the flow on one host: every step, in order, on the sessions `plan` selects. The
-/// outcomes are in the order the sessions were selected; an error is the host's as a whole
-/// (it could not be listed, a selection failed, a target was refused, or the grace period
-/// was cancelled) — nothing was touched then, but what a cancellation undid.
+/// The command's flow on one host: [`resolve`] the request, then [`end`] what it names.
+/// The outcomes are in the order the sessions were selected; an error is the host's as a
+/// whole (it could not be listed, a selection failed, a target was refused, or the grace
+/// period was cancelled) — nothing was touched then, but what a cancellation undid.
 pub fn execute(
     backend: &mut dyn Backend,
-    plan: &Plan<'_>,
+    request: &Request,
+    elsewhere: Option<&str>,
+    ending: &Ending<'_>,
     control: &dyn Control,
     hooks: &mut dyn Hooks,
 ) -> Result<Vec<Outcome>> {
+    let targets = resolve(backend, request, elsewhere, ending.action, hooks)?;
+    end(backend, &targets, ending, control, hooks)
+}
+
+/// The sessions `request` means on this host: listed once (and observed where the filters
+/// or the action need activity), selected, and, on another host (`elsewhere`: its label),
+/// without the login that carries logoff's own connection there. Touches nothing.
+pub fn resolve(
+    backend: &mut dyn Backend,
+    request: &Request,
+    elsewhere: Option<&str>,
+    action: Action,
+    hooks: &mut dyn Hooks,
+) -> Result<Targets> {
     let caller = backend.caller()?;
-    let mut sessions = backend.list()?;
+    let mut listed = backend.list()?;
     // A disconnect must know what connects each target (mosh's input is no connection).
-    if plan.filters.need_activity() || plan.action == Action::Disconnect {
-        backend.observe(&mut sessions, Sources::default())?;
+    if request.filters.need_activity() || action == Action::Disconnect {
+        backend.observe(&mut listed, Sources::default())?;
     }
     let current = backend.current()?;
-    let mut targets = select_targets(&sessions, plan, current.as_ref())?;
-    leave_out_carrier(backend, plan, &mut targets, hooks)?;
-    if targets.is_empty() {
+    let mut sessions = select_targets(&listed, request, elsewhere, current.as_ref())?;
+    leave_out_carrier(backend, request, elsewhere, &mut sessions, hooks)?;
+    if sessions.is_empty() {
         // Filters that match nothing: nothing to do is not a failure.
         hooks.narrate(&format!(
             "no session matches {}; nothing to log off",
-            plan.filters.describe()
+            request.filters.describe()
         ));
-        return Ok(Vec::new());
     }
-    for s in &targets {
+    for s in &sessions {
         hooks.narrate(&found(s, current.as_ref()));
         for note in &s.notes {
             hooks.narrate(&format!("session {}: {note}", s.id));
         }
     }
+    Ok(Targets {
+        sessions,
+        listed,
+        caller,
+        current,
+    })
+}
+
+/// Ends `targets` as `ending` says, every step in order: check every target, then (unless a
+/// dry run) warn and wait out the grace period, then log off, disconnect or only message,
+/// and record each attempt. No listing: the targets are what the caller holds.
+pub fn end(
+    backend: &mut dyn Backend,
+    targets: &Targets,
+    ending: &Ending<'_>,
+    control: &dyn Control,
+    hooks: &mut dyn Hooks,
+) -> Result<Vec<Outcome>> {
+    let sessions = &targets.sessions;
+    if sessions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let current = targets.current.as_ref();
     let refused = |hooks: &mut dyn Hooks, e: Error| {
-        for s in &targets {
+        for s in sessions {
             hooks.attempted(s, &Err(e.clone()));
         }
         e
     };
     // A message ends nothing: the console needs no protection from it.
-    let console = match plan.action {
+    let console = match ending.action {
         Action::Message => ConsolePolicy::Allow,
-        Action::LogOff | Action::Disconnect => plan.options.console,
+        Action::LogOff | Action::Disconnect => ending.options.console,
     };
-    let checked = check::check(backend, &targets, &caller, current.as_ref(), console);
-    if plan.dry_run {
+    let checked = check::check(backend, sessions, &targets.caller, current, console);
+    if ending.dry_run {
         checked?;
-        return Ok(planned(backend, &targets));
+        return Ok(planned(backend, sessions));
     }
     checked.map_err(|e| refused(hooks, e))?;
     // Nothing begins once the caller has asked to stop; what has begun finishes.
-    if plan.warning.is_some() && !control.begin(Stage::Grace) {
+    if ending.warning.is_some() && !control.begin(Stage::Grace) {
         return Err(refused(hooks, interrupted()));
     }
-    warn::warn_and_wait(backend, &targets, &plan.warning, control, hooks)
+    warn::warn_and_wait(backend, sessions, &ending.warning, control, hooks)
         .map_err(|e| refused(hooks, e))?;
     if !control.begin(Stage::LoggingOff) {
         return Err(refused(hooks, interrupted()));
     }
-    let outcomes = match plan.action {
+    let outcomes = match ending.action {
         Action::LogOff => {
-            if targets.iter().any(|s| current.as_ref() == Some(&s.id)) {
+            if sessions.iter().any(|s| current == Some(&s.id)) {
                 control.ending_own_session();
             }
-            end::end_sessions(backend, &targets, &plan.options, control, hooks)
+            processes::end_sessions(backend, sessions, &ending.options, control, hooks)
         }
-        Action::Disconnect => disconnect(backend, &sessions, &targets, &plan.options, hooks),
-        Action::Message => targets
+        Action::Disconnect => {
+            disconnect(backend, &targets.listed, sessions, &ending.options, hooks)
+        }
+        Action::Message => sessions
             .iter()
             .map(|s| Outcome {
                 session: s.clone(),
@@ -314,11 +387,12 @@ pub fn cut_connections(
 /// there (`--all` would otherwise end it halfway); naming it still works.
 fn leave_out_carrier(
     backend: &mut dyn Backend,
-    plan: &Plan<'_>,
+    request: &Request,
+    elsewhere: Option<&str>,
     targets: &mut Vec<Session>,
     hooks: &mut dyn Hooks,
 ) -> Result<()> {
-    if plan.elsewhere.is_none() || !plan.sessions.is_empty() || targets.is_empty() {
+    if elsewhere.is_none() || !request.sessions.is_empty() || targets.is_empty() {
         return Ok(());
     }
     if let Some(carrier) = backend.carrier()?
@@ -334,14 +408,15 @@ fn leave_out_carrier(
     Ok(())
 }
 
-/// The sessions `plan` means on this host (see [`select`]), checked for `/VM`'s IDs.
+/// The sessions `request` means on this host (see [`select`]), checked for `/VM`'s IDs.
 fn select_targets(
     sessions: &[Session],
-    plan: &Plan<'_>,
+    request: &Request,
+    elsewhere: Option<&str>,
     current: Option<&SessionId>,
 ) -> Result<Vec<Session>> {
-    if plan.ids_only
-        && let Some(not_an_id) = plan
+    if request.ids_only
+        && let Some(not_an_id) = request
             .sessions
             .iter()
             .find(|a| !sessions.iter().any(|s| s.id.as_str() == a.as_str()))
@@ -350,9 +425,9 @@ fn select_targets(
             "/VM needs the session's unique ID: '{not_an_id}' is not the ID of a session"
         )));
     }
-    if let Some(label) = plan.elsewhere
-        && plan.sessions.is_empty()
-        && !plan.filters.given()
+    if let Some(label) = elsewhere
+        && request.sessions.is_empty()
+        && !request.filters.given()
         && current.is_none()
     {
         return Err(Error::new(
@@ -364,8 +439,8 @@ fn select_targets(
     }
     let chosen = select::select(
         sessions,
-        plan.sessions,
-        plan.filters,
+        &request.sessions,
+        &request.filters,
         current,
         OwnSession::LeaveOut,
         crate::time::now(),
@@ -398,7 +473,7 @@ fn found(s: &Session, current: Option<&SessionId>) -> String {
 fn planned(backend: &mut dyn Backend, targets: &[Session]) -> Vec<Outcome> {
     targets
         .iter()
-        .zip(end::count_now(backend, targets))
+        .zip(processes::count_now(backend, targets))
         .map(|(s, processes)| Outcome {
             session: s.clone(),
             result: processes.map(|processes| Effect::Planned { processes }),

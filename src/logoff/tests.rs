@@ -17,6 +17,8 @@ struct Fake {
     stubborn: usize,
     unkillable: usize,
     calls: Vec<&'static str>,
+    /// How many times it was listed.
+    lists: usize,
 }
 
 impl Fake {
@@ -41,6 +43,7 @@ impl Backend for Fake {
         (Flavor::Procfs, "fake".into())
     }
     fn list(&mut self) -> Result<Vec<Session>> {
+        self.lists += 1;
         Ok(self.sessions.clone())
     }
     fn current(&mut self) -> Result<Option<SessionId>> {
@@ -158,13 +161,25 @@ fn run(
     timeout_ms: u64,
     message: Option<&str>,
 ) -> (Result<Vec<Outcome>>, Record) {
-    let args: Vec<String> = ids.iter().map(ToString::to_string).collect();
-    let filters = Filters::default();
-    let plan = Plan {
-        sessions: &args,
-        filters: &filters,
-        ids_only: false,
-        elsewhere: None,
+    let request = Request {
+        sessions: ids.iter().map(ToString::to_string).collect(),
+        ..Request::default()
+    };
+    let mut record = Record::default();
+    let result = execute(
+        fake,
+        &request,
+        None,
+        &ending(timeout_ms, message),
+        &Steady,
+        &mut record,
+    );
+    (result, record)
+}
+
+/// A logoff with this timeout and message.
+fn ending(timeout_ms: u64, message: Option<&str>) -> Ending<'_> {
+    Ending {
         options: Options {
             timeout: Duration::from_millis(timeout_ms),
             console: ConsolePolicy::Protect,
@@ -178,10 +193,7 @@ fn run(
         },
         dry_run: false,
         action: Action::LogOff,
-    };
-    let mut record = Record::default();
-    let result = execute(fake, &plan, &Steady, &mut record);
-    (result, record)
+    }
 }
 
 #[test]
@@ -381,4 +393,31 @@ fn others_need_root_and_console_needs_the_flag() {
     )
     .expect("own console");
     assert!(!fake.touched());
+}
+
+#[test]
+fn the_command_lists_once_and_ending_held_targets_lists_nothing() {
+    let mut fake = Fake {
+        sessions: vec![session("7", 1000, "pts/1"), session("8", 1000, "pts/2")],
+        caller_uid: 0,
+        polite: 1,
+        ..Fake::default()
+    };
+    let (result, _) = run(&mut fake, &["7"], 50, None);
+    result.expect("logged off");
+    assert_eq!(fake.lists, 1);
+    // logoffd's way: the session it holds, ended without a listing.
+    let mut fake = Fake {
+        caller_uid: 0,
+        polite: 1,
+        ..Fake::default()
+    };
+    let held = session("8", 1000, "pts/2");
+    let targets = Targets::held(&mut fake, vec![held.clone()], vec![held]).expect("held");
+    let mut record = Record::default();
+    let outcomes =
+        end(&mut fake, &targets, &ending(50, None), &Steady, &mut record).expect("ended");
+    assert!(matches!(outcomes[0].result, Ok(Effect::LoggedOff(_))));
+    assert_eq!(fake.lists, 0);
+    assert_eq!(record.attempts, [("8".to_string(), None)]);
 }

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::clean;
 use crate::model::{Session, SessionId, id_sort_key};
-use crate::policy::published::Published;
+use crate::policy::time_limit::TimeLimit;
 use crate::presence::{Connected, Presence};
 
 /// One session as `--list` and `--json` show it. These keys are the stable JSON interface
@@ -60,7 +60,7 @@ pub struct SessionRow {
     /// through it (`logoff --remote-agent`: hosts without systemd-stdio-bridge).
     pub agent: Option<String>,
     /// The deadline logoffd has this session under, where it runs (this host only).
-    pub time_limit: Option<Published>,
+    pub time_limit: Option<TimeLimit>,
     /// What is left of its user's allowance (seconds), where logoffd's rule gives one.
     pub allowance_left_seconds: Option<u64>,
 }

@@ -10,9 +10,9 @@ pub(crate) mod allowance;
 pub(crate) mod eval;
 pub(crate) mod hours;
 mod parse;
-pub(crate) mod published;
 pub(crate) mod rule;
 pub(crate) mod template;
+pub(crate) mod time_limit;
 
 use std::path::Path;
 use std::time::Duration;
@@ -149,7 +149,6 @@ pub const DEFAULT_ACTIVITY: [Counts; 1] = [Counts::Input];
 pub const DEFAULT_BUSY_CPU: f64 = 0.1;
 
 impl Policy {
-    /// Which costlier sources of activity the rules count.
     /// The users whose sessions need a look at their activity: those with a session a
     /// rule limits by idle or disconnected time, whose allowance counts active time only, or
     /// that disconnects (and so all of theirs: another session of the same user may be the
@@ -177,6 +176,7 @@ impl Policy {
             .collect()
     }
 
+    /// Which costlier sources of activity the rules count.
     pub fn sources(&self) -> crate::backend::Sources {
         let counts = |c: Counts| self.rules.iter().any(|r| r.activity.contains(&c));
         crate::backend::Sources {

@@ -173,15 +173,15 @@ fn filters_combine() {
 
 #[test]
 fn states() {
-    let st = |x: State| Filters {
+    let st = |x: StateFilter| Filters {
         states: vec![x],
         ..Filters::default()
     };
-    assert_eq!(sel(&st(State::Active), None), ["3", "5"]);
-    assert_eq!(sel(&st(State::Online), None), ["7"]);
-    assert_eq!(sel(&st(State::Closing), None), ["9"]);
-    assert_eq!(sel(&st(State::Idle), None), ["5", "7"]);
-    assert_eq!(sel(&st(State::Disconnected), None), ["9", "11"]);
+    assert_eq!(sel(&st(StateFilter::Active), None), ["3", "5"]);
+    assert_eq!(sel(&st(StateFilter::Online), None), ["7"]);
+    assert_eq!(sel(&st(StateFilter::Closing), None), ["9"]);
+    assert_eq!(sel(&st(StateFilter::Idle), None), ["5", "7"]);
+    assert_eq!(sel(&st(StateFilter::Disconnected), None), ["9", "11"]);
 }
 
 #[test]
@@ -278,7 +278,7 @@ fn state_active_is_the_state_the_list_shows() {
     let live = s("41", "dave", Some("pts/4"), "active");
     let all = [gone, live];
     let f = Filters {
-        states: vec![State::Active],
+        states: vec![StateFilter::Active],
         ..Filters::default()
     };
     let got = ids(select(&all, &[], &f, None, OwnSession::Include, now()));

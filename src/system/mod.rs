@@ -15,5 +15,3 @@ pub mod syslog;
 pub mod tty;
 pub mod users;
 pub mod utmp;
-pub mod x11;
-pub mod xrdp;

@@ -11,11 +11,22 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::path::PathBuf;
 
 use procfs::process::Process;
 use rustix::fs::{Mode, OFlags};
 
-use crate::model::{Pid, ProcessInfo};
+use crate::model::{Pid, ProcessInfo, Session};
+
+/// One session looked at: its processes on this host, and what makes a process its own.
+pub struct Look<'a> {
+    pub session: &'a mut Session,
+    pub members: Vec<Pid>,
+    pub membership: Membership,
+    /// Its scope's cgroup directory on this host, where it has one: its CPU time is the
+    /// cgroup's (which counts processes that have ended, as a build's compilers).
+    pub cgroup: Option<PathBuf>,
+}
 
 /// The audit session ID value that means "none" (`(u32)-1`).
 pub const NO_AUDIT_SESSION: u32 = u32::MAX;

@@ -10,12 +10,12 @@
 
 use std::time::{Duration, Instant};
 
+use super::Locality;
 use super::Logind;
 use super::props::{action_error, get_str, vanished};
 use crate::backend::{Cut, connection};
 use crate::error::{Error, Kind, Result};
 use crate::model::Session;
-use crate::transport::Reach;
 
 /// After SIGKILL to the leader, how long logind gets to say the session is closing.
 const KILL_WAIT: Duration = Duration::from_secs(5);
@@ -25,7 +25,7 @@ const POLL: Duration = Duration::from_millis(100);
 
 impl Logind {
     pub(super) fn disconnect_one(&mut self, s: &Session, timeout: Duration) -> Result<Cut> {
-        let root_here = self.reach == Reach::ThisHost && rustix::process::geteuid().is_root();
+        let root_here = self.locality == Locality::ThisHost && rustix::process::geteuid().is_root();
         if root_here {
             let members = self.pids_here(s);
             let Some(membership) = super::membership(s) else {
@@ -103,7 +103,7 @@ impl Logind {
         match zbus::block_on(manager.kill_session(s.id.as_str(), "leader", signal)) {
             Ok(()) => Ok(()),
             Err(e) if vanished(&e) => Ok(()),
-            Err(e) => Err(action_error(self.reach, &e)),
+            Err(e) => Err(action_error(self.locality, &e)),
         }
     }
 
@@ -113,7 +113,7 @@ impl Logind {
         match zbus::block_on(super::properties(&self.conn, path)) {
             Ok(props) => Ok(get_str(&props, "State") != "closing"),
             Err(e) if vanished(&e) => Ok(false),
-            Err(e) => Err(action_error(self.reach, &e)),
+            Err(e) => Err(action_error(self.locality, &e)),
         }
     }
 

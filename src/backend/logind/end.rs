@@ -63,7 +63,7 @@ impl Logind {
                 continue;
             }
             if let Err(e) = reply {
-                results[at] = Err(action_error(self.reach, &e));
+                results[at] = Err(action_error(self.locality, &e));
                 continue;
             }
             // logind marks the session closing (`stopping`) before it answers
@@ -152,7 +152,7 @@ impl Logind {
                 if let Err(e) = zbus::block_on(manager.kill_session(session.id.as_str(), "all", 9))
                     && !vanished(&e)
                 {
-                    return Err(action_error(self.reach, &e));
+                    return Err(action_error(self.locality, &e));
                 }
             }
             return Ok(Killed::ByAudit(id));
@@ -172,7 +172,7 @@ impl Logind {
             // the count above and KillSession (a session that ends by itself as the timeout
             // passes): whatever the scope may still hold is killed without logind.
             Err(e) if vanished(&e) => self.kill_scope(session, left).map(Killed::Done),
-            Err(e) => Err(action_error(self.reach, &e)),
+            Err(e) => Err(action_error(self.locality, &e)),
         }
     }
 
@@ -186,12 +186,12 @@ impl Logind {
         // Never anything but a scope: the name came from the other end of the bus.
         if !scope.ends_with(".scope") {
             return Err(Error::new(
-                failure_kind(self.reach),
+                failure_kind(self.locality),
                 format!("logind named {scope:?} as the session's scope"),
             ));
         }
         let systemd = zbus::block_on(SystemdProxy::new(&self.conn))
-            .map_err(|e| bus_error(self.reach, &e, "cannot reach systemd"))?;
+            .map_err(|e| bus_error(self.locality, &e, "cannot reach systemd"))?;
         match zbus::block_on(systemd.kill_unit(&scope, "all", 9)) {
             Ok(()) => Ok(Signalled {
                 processes: Some(left),
@@ -201,7 +201,7 @@ impl Logind {
                 processes: Some(0),
                 ..Signalled::default()
             }),
-            Err(e) => Err(action_error(self.reach, &e)),
+            Err(e) => Err(action_error(self.locality, &e)),
         }
     }
 

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use zbus::names::InterfaceName;
 
+use super::Locality;
 use super::Logind;
 use super::bus::{SystemdProxy, unit_path};
 use super::props::{bus_error, no_such_unit};
@@ -17,7 +18,6 @@ use crate::model::{Pid, ProcessInfo, Session, SessionId};
 use crate::system::cgroup;
 use crate::system::handle::Handle;
 use crate::system::process::Proc;
-use crate::transport::Reach;
 
 /// Where a session's processes are read from.
 #[derive(Clone)]
@@ -85,7 +85,7 @@ impl Logind {
     }
 
     fn source(&mut self, session: &Session) -> Result<Source> {
-        let here = self.reach == Reach::ThisHost;
+        let here = self.locality == Locality::ThisHost;
         Ok(match session.scope.as_deref().filter(|s| !s.is_empty()) {
             Some(scope) if here => match zbus::block_on(self.control_group(scope))? {
                 Some(dir) => Source::Cgroup(dir),
@@ -129,7 +129,7 @@ impl Logind {
             .path(unit_path(scope))
             .build()
             .await
-            .map_err(|e| bus_error(self.reach, &e, "cannot reach systemd"))?;
+            .map_err(|e| bus_error(self.locality, &e, "cannot reach systemd"))?;
         let group = match proxy
             .get(
                 InterfaceName::from_static_str_unchecked("org.freedesktop.systemd1.Scope"),
@@ -202,8 +202,8 @@ impl Logind {
     async fn unit_processes(&self, scope: &str) -> Result<Vec<ProcessInfo>> {
         let systemd = SystemdProxy::new(&self.conn)
             .await
-            .map_err(|e| bus_error(self.reach, &e, "cannot reach systemd"))?;
-        let here = self.reach == Reach::ThisHost;
+            .map_err(|e| bus_error(self.locality, &e, "cannot reach systemd"))?;
+        let here = self.locality == Locality::ThisHost;
         match systemd.get_unit_processes(scope).await {
             Ok(list) => Ok(list
                 .into_iter()
@@ -217,7 +217,7 @@ impl Logind {
                 .collect()),
             Err(e) if no_such_unit(&e) => Ok(Vec::new()),
             Err(e) => Err(bus_error(
-                self.reach,
+                self.locality,
                 &e,
                 &format!("cannot list the processes of {scope}"),
             )),

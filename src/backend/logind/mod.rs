@@ -1,8 +1,8 @@
 //! The logind backend: systemd-logind or elogind over D-Bus (`org.freedesktop.login1`), the
 //! source of truth for sessions where it runs.
 //!
-//! It works on whatever bus it is given ([`crate::transport::Bus`]): this host's, another
-//! host's, a machine's. Sessions come from `ListSessionsEx` where logind has it, else
+//! It works on whatever bus it is given ([`Bus`]): this host's ([`Bus::system`]), or
+//! another host's or a machine's, as [`crate::remote`] connects to it. Sessions come from `ListSessionsEx` where logind has it, else
 //! `ListSessions`, and their properties from one `GetAll` per session, all sent before any
 //! reply is awaited ([`props`]). A session that vanishes while being listed is skipped.
 //!
@@ -30,20 +30,63 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use zbus::{Connection, OwnedObjectPath};
 
-use super::activity::{self, Look};
-use super::desktop::Desktops;
+use super::activity;
 use super::procfs::Procfs;
 use super::{Backend, Flavor, Signalled, Sources, Warned, access_denied, deliver_locally};
 use crate::deadline::Deadline;
+use crate::desktop::Desktops;
 use crate::error::{Error, Result};
 use crate::model::{Inhibitor, Pid, ProcessInfo, Session, SessionId, Uid};
-use crate::system::process::{Membership, Proc};
+use crate::system::process::{Look, Membership, Proc};
 use crate::system::tty;
 use crate::system::users::Caller;
-use crate::transport::{Bus, Reach, Tunnel};
 use bus::{MANAGE_ACTION, ManagerProxy, PolkitProxy, properties, session_path};
 use members::{Followed, Source, audit_view};
 use props::{bus_error, denied, get_str, session_from, unknown_method, vanished};
+
+/// How long a method call may take before the bus counts as not answering.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(25);
+
+/// What a bus connection reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Locality {
+    /// This host's own system bus: its PIDs are ours, to follow through pidfds and cgroups.
+    ThisHost,
+    /// Another host, or a machine: its PIDs mean nothing here, and its failures are a
+    /// remote host's (exit status 6).
+    Elsewhere,
+}
+
+/// A bus connection to logind, and what carries it (the ssh or bridge process it runs
+/// through, if any), kept alive with it.
+pub struct Bus {
+    pub conn: Connection,
+    pub locality: Locality,
+    /// Ended when dropped (see [`crate::remote`]).
+    pub carrier: Option<Box<dyn Send>>,
+}
+
+impl Bus {
+    /// This host's system bus.
+    pub fn system() -> Result<Bus> {
+        Ok(Bus {
+            conn: system_bus()?,
+            locality: Locality::ThisHost,
+            carrier: None,
+        })
+    }
+}
+
+/// This host's system bus, as a connection.
+pub fn system_bus() -> Result<Connection> {
+    zbus::block_on(async {
+        zbus::connection::Builder::system()
+            .method_timeout(CALL_TIMEOUT)
+            .build()
+            .await
+            .map_err(|e| Error::system(format!("cannot connect to the system bus: {e}")))
+    })
+}
 
 /// How long to wait, once no process is left, for logind to mark the session closing.
 const CLOSING_WAIT: Duration = Duration::from_millis(2000);
@@ -55,14 +98,14 @@ const CLOSING_POLL: Duration = Duration::from_millis(10);
 pub struct Logind {
     conn: Connection,
     /// What the bus reaches: on this host's own, its PIDs are ours to watch through pidfds.
-    reach: Reach,
+    locality: Locality,
     own_pid: Pid,
     /// Per session being ended: where its processes are read from, and pidfds on them.
     trackers: HashMap<SessionId, Followed>,
     /// The caller's own session, once asked.
     current: Option<Option<SessionId>>,
     /// The ssh (or bridge) process the connection runs through, if any: kept alive with it.
-    _tunnel: Option<Tunnel>,
+    _carrier: Option<Box<dyn Send>>,
     /// For sessions without a scope on this host: the procfs backend, by audit session ID
     /// (made when first needed; `None` inside on a kernel without audit session IDs).
     audit: Option<Option<Procfs>>,
@@ -78,11 +121,11 @@ impl Logind {
     pub fn new(bus: Bus) -> Result<Logind> {
         let backend = Logind {
             conn: bus.conn,
-            reach: bus.reach,
+            locality: bus.locality,
             own_pid: Pid::own(),
             trackers: HashMap::new(),
             current: None,
-            _tunnel: bus.tunnel,
+            _carrier: bus.carrier,
             audit: None,
             desktops: Desktops::default(),
             over_ssh: false,
@@ -95,7 +138,7 @@ impl Logind {
                 .await?;
             proxy.ping().await
         })
-        .map_err(|e| bus_error(backend.reach, &e, "logind does not answer on the bus"))?;
+        .map_err(|e| bus_error(backend.locality, &e, "logind does not answer on the bus"))?;
         Ok(backend)
     }
 
@@ -107,11 +150,11 @@ impl Logind {
 
     /// Every session as logind tells it.
     fn list_from_logind(&self) -> Result<Vec<Session>> {
-        let reach = self.reach;
+        let locality = self.locality;
         zbus::block_on(async {
             let manager = ManagerProxy::new(&self.conn)
                 .await
-                .map_err(|e| bus_error(reach, &e, "cannot reach logind"))?;
+                .map_err(|e| bus_error(locality, &e, "cannot reach logind"))?;
             let listed: Vec<(String, OwnedObjectPath)> = match manager.list_sessions_ex().await {
                 Ok(list) => list.into_iter().map(|s| (s.0, s.9)).collect(),
                 // Older logind has no ListSessionsEx; the bus policy of some refuses what it
@@ -119,11 +162,11 @@ impl Logind {
                 Err(e) if unknown_method(&e) || denied(&e) => manager
                     .list_sessions()
                     .await
-                    .map_err(|e| bus_error(reach, &e, "cannot list sessions"))?
+                    .map_err(|e| bus_error(locality, &e, "cannot list sessions"))?
                     .into_iter()
                     .map(|s| (s.0, s.4))
                     .collect(),
-                Err(e) => return Err(bus_error(reach, &e, "cannot list sessions")),
+                Err(e) => return Err(bus_error(locality, &e, "cannot list sessions")),
             };
             // Every GetAll goes out before any reply is awaited.
             let replies = join_all(
@@ -139,7 +182,11 @@ impl Logind {
                     // Gone between the list and the question: it is not a session any more.
                     Err(e) if vanished(&e) => {}
                     Err(e) => {
-                        return Err(bus_error(reach, &e, &format!("cannot read session {id}")));
+                        return Err(bus_error(
+                            locality,
+                            &e,
+                            &format!("cannot read session {id}"),
+                        ));
                     }
                 }
             }
@@ -149,7 +196,7 @@ impl Logind {
 
     fn manager(&self) -> Result<ManagerProxy<'_>> {
         zbus::block_on(ManagerProxy::new(&self.conn))
-            .map_err(|e| bus_error(self.reach, &e, "cannot reach logind"))
+            .map_err(|e| bus_error(self.locality, &e, "cannot reach logind"))
     }
 
     fn is_own(&mut self, session: &Session) -> bool {
@@ -159,7 +206,7 @@ impl Logind {
     /// The session logoff runs in (asked once): logind's view of our PID, else
     /// `XDG_SESSION_ID`. Only on this host's own bus.
     fn own_session(&mut self) -> Option<SessionId> {
-        if self.reach != Reach::ThisHost {
+        if self.locality != Locality::ThisHost {
             return None;
         }
         if let Some(known) = &self.current {
@@ -189,7 +236,7 @@ impl Logind {
             Ok(props) => Ok(Some(get_str(&props, "State"))),
             Err(e) if vanished(&e) => Ok(None),
             Err(e) => Err(bus_error(
-                self.reach,
+                self.locality,
                 &e,
                 &format!("cannot read session {}", session.id),
             )),
@@ -227,7 +274,7 @@ impl Logind {
     fn idle_locks(&self) -> Result<Vec<Inhibitor>> {
         let listed =
             zbus::block_on(async { ManagerProxy::new(&self.conn).await?.list_inhibitors().await })
-                .map_err(|e| bus_error(self.reach, &e, "cannot list logind's inhibitors"))?;
+                .map_err(|e| bus_error(self.locality, &e, "cannot list logind's inhibitors"))?;
         Ok(listed
             .into_iter()
             .filter(|(what, _, _, mode, _, _)| {
@@ -278,7 +325,7 @@ impl Backend for Logind {
     /// ([`Desktops::enrich`]).
     fn list(&mut self) -> Result<Vec<Session>> {
         let mut sessions = self.list_from_logind()?;
-        if self.reach == Reach::ThisHost {
+        if self.locality == Locality::ThisHost {
             self.desktops.refresh();
             let mut looks = Vec::new();
             for session in sessions
@@ -301,7 +348,7 @@ impl Backend for Logind {
     }
 
     fn observe(&mut self, sessions: &mut [Session], sources: Sources) -> Result<()> {
-        if self.reach != Reach::ThisHost {
+        if self.locality != Locality::ThisHost {
             return Ok(());
         }
         let inhibitors = if sources.inhibitors {
@@ -335,7 +382,7 @@ impl Backend for Logind {
     /// bridge, which runs in the ssh login). Unknown (`None`) where the bus or logind will
     /// not say; none on a machine's bus (its bridge's process is not in the machine).
     fn carrier(&mut self) -> Result<Option<SessionId>> {
-        if self.reach == Reach::ThisHost || !self.over_ssh {
+        if self.locality == Locality::ThisHost || !self.over_ssh {
             return Ok(None);
         }
         Ok(zbus::block_on(async {
@@ -355,7 +402,7 @@ impl Backend for Logind {
 
     /// On another host's bus, the caller is whoever the bus there sees: the ssh user.
     fn caller(&mut self) -> Result<Caller> {
-        if self.reach == Reach::ThisHost {
+        if self.locality == Locality::ThisHost {
             return Ok(Caller::current());
         }
         zbus::block_on(async {
@@ -374,7 +421,7 @@ impl Backend for Logind {
             name: uid.to_string(),
             is_root: uid == 0,
         })
-        .map_err(|e| bus_error(self.reach, &e, "cannot learn who the bus sees"))
+        .map_err(|e| bus_error(self.locality, &e, "cannot learn who the bus sees"))
     }
 
     fn check_access(&mut self, session: &Session, caller: &Caller) -> Result<()> {
@@ -391,7 +438,7 @@ impl Backend for Logind {
     }
 
     fn warn(&mut self, session: &Session, text: &str) -> Result<Warned> {
-        let here = self.reach == Reach::ThisHost;
+        let here = self.locality == Locality::ThisHost;
         match self.source_of(session)? {
             Source::Audit(id) => {
                 return self.with_audit(|p| p.warn(&audit_view(session, id), text))?;

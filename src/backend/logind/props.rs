@@ -4,9 +4,9 @@ use std::collections::HashMap;
 
 use zbus::OwnedVariant;
 
+use super::Locality;
 use crate::error::{Error, Kind};
 use crate::model::{Activity, Hint, Login, Origin, Pid, Session, SessionId, SessionState, Uid};
-use crate::transport::Reach;
 
 pub(super) fn get_str(props: &HashMap<String, OwnedVariant>, key: &str) -> String {
     props
@@ -144,15 +144,15 @@ pub(super) fn vanished(e: &zbus::Error) -> bool {
 
 /// A failure of the bus or of a service on it. On another host (or a machine) that is the
 /// remote host failing (exit status 6); here, the system (5).
-pub(super) fn bus_error(reach: Reach, e: &zbus::Error, what: &str) -> Error {
-    Error::new(failure_kind(reach), format!("{what}: {e}"))
+pub(super) fn bus_error(locality: Locality, e: &zbus::Error, what: &str) -> Error {
+    Error::new(failure_kind(locality), format!("{what}: {e}"))
 }
 
-/// The kind of a failure of the bus, or of what answers on it, reached as `reach` says.
-pub(super) fn failure_kind(reach: Reach) -> Kind {
-    match reach {
-        Reach::ThisHost => Kind::System,
-        Reach::Elsewhere => Kind::Remote,
+/// The kind of a failure of the bus, or of what answers on it, reached as `locality` says.
+pub(super) fn failure_kind(locality: Locality) -> Kind {
+    match locality {
+        Locality::ThisHost => Kind::System,
+        Locality::Elsewhere => Kind::Remote,
     }
 }
 
@@ -163,7 +163,7 @@ pub(super) fn no_such_unit(e: &zbus::Error) -> bool {
 
 /// An error from TerminateSession, KillSession or KillUnit: what went wrong, for the flow
 /// to name the session it was ending (`cannot log off session 7 (bob): access denied`).
-pub(super) fn action_error(reach: Reach, e: &zbus::Error) -> Error {
+pub(super) fn action_error(locality: Locality, e: &zbus::Error) -> Error {
     match error_name(e).as_deref() {
         Some(
             "org.freedesktop.DBus.Error.AccessDenied"
@@ -172,6 +172,6 @@ pub(super) fn action_error(reach: Reach, e: &zbus::Error) -> Error {
         Some("org.freedesktop.login1.NoSuchSession") => {
             Error::new(Kind::NoSuchSession, "no such session")
         }
-        _ => Error::new(failure_kind(reach), e.to_string()),
+        _ => Error::new(failure_kind(locality), e.to_string()),
     }
 }

@@ -51,7 +51,7 @@ impl Logind {
         static SERIAL: AtomicU32 = AtomicU32::new(0);
         let systemd = SystemdProxy::new(&self.conn)
             .await
-            .map_err(|e| bus_error(self.reach, &e, "cannot reach systemd"))?;
+            .map_err(|e| bus_error(self.locality, &e, "cannot reach systemd"))?;
         let unit = format!(
             "logoff-warning-{}-{}-{}.service",
             bus_label(session.id.as_str()),
@@ -86,7 +86,7 @@ impl Logind {
                     "org.freedesktop.DBus.Error.AccessDenied"
                     | "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired",
                 ) => Error::new(Kind::AccessDenied, "not allowed to start a unit there"),
-                _ => bus_error(self.reach, &e, "cannot start a unit there"),
+                _ => bus_error(self.locality, &e, "cannot start a unit there"),
             })?;
         // A job object exists until the job is done.
         let props = zbus::fdo::PropertiesProxy::builder(&self.conn)
@@ -94,7 +94,7 @@ impl Logind {
             .path(job)
             .build()
             .await
-            .map_err(|e| bus_error(self.reach, &e, "cannot follow the job"))?;
+            .map_err(|e| bus_error(self.locality, &e, "cannot follow the job"))?;
         let end = Instant::now() + WARNING_WAIT;
         while Instant::now() < end {
             let state = props

@@ -61,7 +61,7 @@ impl Procfs {
     fn targets<T>(&mut self, sessions: &[&Session], results: &mut [Result<T>]) -> Vec<Target> {
         let mut targets = Vec::new();
         for (index, s) in sessions.iter().enumerate() {
-            match Key::parse(&s.id) {
+            match Key::of(s) {
                 Ok(key) => targets.push(Target {
                     index,
                     key,

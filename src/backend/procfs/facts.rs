@@ -132,6 +132,8 @@ impl HostFacts {
 
 /// A session as listed, with its members (zombies left out).
 pub(super) struct Listed {
+    /// Its key, which its ID says in words.
+    pub key: Key,
     pub built: Built,
     pub members: Vec<Member>,
 }
@@ -156,7 +158,11 @@ pub(super) fn session_of(
         return None;
     }
     let built = build(grouping, key, &members, &details, host);
-    Some(Listed { built, members })
+    Some(Listed {
+        key,
+        built,
+        members,
+    })
 }
 
 /// Names the users of `sessions` (one name service lookup per user).

@@ -23,14 +23,15 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::activity::{self, Look};
-use super::desktop::Desktops;
+use super::activity;
 use super::{Backend, Flavor, Purpose, Signalled, Sources, Warned, kernel_rule};
 use crate::deadline::Deadline;
+use crate::desktop::Desktops;
 use crate::error::{Error, Kind, Result};
 use crate::model::{Claim, Pid, ProcessInfo, Session, SessionId};
 use crate::system::bounded;
 use crate::system::handle::Handle;
+use crate::system::process::Look;
 use crate::system::process::{self, Membership, Proc, Stat};
 use crate::system::users::Caller;
 use crate::system::{tty, utmp};
@@ -55,7 +56,10 @@ pub(crate) enum Grouping {
 pub(crate) struct Key(i64);
 
 impl Key {
-    fn parse(id: &SessionId) -> Result<Key> {
+    /// The key of a session given to the backend, read once where it comes in (each of the
+    /// trait's methods that takes sessions).
+    fn of(session: &Session) -> Result<Key> {
+        let id = &session.id;
         id.as_str()
             .parse()
             .map(Key)
@@ -316,10 +320,16 @@ impl Backend for Procfs {
         self.utmp_pids.clear();
         self.members.clear();
         let mut sessions = Vec::with_capacity(listed.len());
-        let mut graphical: HashMap<usize, Vec<Pid>> = HashMap::new();
-        for Listed { built, members } in listed {
+        let mut graphical: HashMap<usize, (Key, Vec<Pid>)> = HashMap::new();
+        for Listed {
+            key,
+            built,
+            members,
+        } in listed
+        {
             if built.may_be_graphical {
-                graphical.insert(sessions.len(), members.iter().map(|m| m.pid).collect());
+                let pids = members.iter().map(|m| m.pid).collect();
+                graphical.insert(sessions.len(), (key, pids));
             }
             self.utmp_pids
                 .insert(built.session.id.clone(), built.utmp_pids);
@@ -331,8 +341,8 @@ impl Backend for Procfs {
             .iter_mut()
             .enumerate()
             .filter_map(|(at, session)| {
-                let members = graphical.remove(&at)?;
-                let membership = self.membership(Key::parse(&session.id).ok()?);
+                let (key, members) = graphical.remove(&at)?;
+                let membership = self.membership(key);
                 Some(Look {
                     session,
                     members,
@@ -349,7 +359,7 @@ impl Backend for Procfs {
     fn observe(&mut self, sessions: &mut [Session], sources: Sources) -> Result<()> {
         let mut looks = Vec::with_capacity(sessions.len());
         for session in sessions.iter_mut() {
-            let Ok(key) = Key::parse(&session.id) else {
+            let Ok(key) = Key::of(session) else {
                 continue;
             };
             let members = self
@@ -389,7 +399,7 @@ impl Backend for Procfs {
     /// must not go to whoever has a PID the session had), and their terminals by the nodes
     /// they hold open.
     fn warn(&mut self, session: &Session, text: &str) -> Result<Warned> {
-        let key = Key::parse(&session.id)?;
+        let key = Key::of(session)?;
         let members = self.members_now(key)?;
         let terminals = tty::held_by(members, |p| Ok(self.key_of(p)? == Some(key)));
         let mut warned = super::deliver_locally(terminals, session.uid, text);
@@ -415,7 +425,7 @@ impl Backend for Procfs {
     }
 
     fn disconnect(&mut self, sessions: &[&Session], timeout: Duration) -> Vec<Result<super::Cut>> {
-        let keys: Vec<Result<Key>> = sessions.iter().map(|s| Key::parse(&s.id)).collect();
+        let keys: Vec<Result<Key>> = sessions.iter().map(|s| Key::of(s)).collect();
         let valid: Vec<Key> = keys
             .iter()
             .filter_map(|k| k.as_ref().ok().copied())

@@ -66,7 +66,7 @@ fn filters_and_warnings() {
         "1h",
     ]);
     assert_eq!(a.filters.users, ["bob", "1002"]);
-    assert_eq!(a.filters.states, [State::Idle]);
+    assert_eq!(a.filters.states, [StateFilter::Idle]);
     assert_eq!(a.filters.idle_for, Some(Duration::from_secs(3600)));
     assert!(a.filters.given());
     assert!(!ok(&[]).filters.given());

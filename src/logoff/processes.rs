@@ -1,4 +1,4 @@
-//! Ending the targets, all together: ask politely, force, verify.
+//! Ending the targets' processes, all together: ask politely, force, verify.
 //!
 //! Programs get SIGHUP and SIGTERM first and `--timeout` to save their work; only what is
 //! still running then gets SIGKILL, repeated until nothing of a session runs. Each step is

@@ -15,7 +15,7 @@ use jiff::Timestamp;
 
 use super::state::Memory;
 use crate::model::{Session, SessionKey};
-use crate::policy::published::{Published, PublishedAllowance};
+use crate::policy::time_limit::{AllowanceLeft, TimeLimit};
 use crate::policy::{Enforcement, Limit, Policy, Reason, RuleId, Verdict};
 use crate::time;
 
@@ -56,7 +56,7 @@ pub enum Delivery {
 
 /// What to do now.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Action {
+pub enum Decision {
     /// Warn the session's users.
     Warn { key: SessionKey, notice: Notice },
     /// A warned session will not be logged off now (`why`).
@@ -112,11 +112,11 @@ pub struct Due {
 /// One pass's decisions.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Step {
-    pub actions: Vec<Action>,
+    pub decisions: Vec<Decision>,
     /// What is kept for the next pass.
     pub tracking: Tracking,
     /// Each session's deadline, for `logoff --list`, by key.
-    pub published: BTreeMap<String, Published>,
+    pub published: BTreeMap<String, TimeLimit>,
     /// The verdict on each session, in order (for the log and `--check`).
     pub verdicts: Vec<Verdict>,
     /// When to look again.
@@ -139,7 +139,7 @@ pub fn step(
     let mut pass = Pass {
         policy,
         now,
-        actions: Vec::new(),
+        decisions: Vec::new(),
         tracking: Tracking::new(),
         published: BTreeMap::new(),
         wake: time::add(now, policy.scan_interval),
@@ -158,7 +158,7 @@ pub fn step(
         }
     }
     Step {
-        actions: pass.actions,
+        decisions: pass.decisions,
         tracking: pass.tracking,
         published: pass.published,
         verdicts,
@@ -170,9 +170,9 @@ pub fn step(
 struct Pass<'a> {
     policy: &'a Policy,
     now: Timestamp,
-    actions: Vec<Action>,
+    decisions: Vec<Decision>,
     tracking: Tracking,
-    published: BTreeMap<String, Published>,
+    published: BTreeMap<String, TimeLimit>,
     wake: Timestamp,
 }
 
@@ -185,7 +185,7 @@ impl Pass<'_> {
     }
 
     fn cancel(&mut self, key: SessionKey, t: &Tracked, why: &str) {
-        self.actions.push(Action::Cancel {
+        self.decisions.push(Decision::Cancel {
             key,
             of: t.warning_of(),
             why: why.to_string(),
@@ -243,12 +243,12 @@ impl Pass<'_> {
         let acts_at = promised(limit, &t, r.warn.last().copied());
         self.published.insert(
             key.to_string(),
-            Published {
+            TimeLimit {
                 rule: r.name.clone(),
                 reason: limit.reason,
                 logoff_at: acts_at,
                 warn_at: limit.warnings.iter().map(|(_, at)| *at).collect(),
-                allowance: limit.allowance.as_ref().map(|a| PublishedAllowance {
+                allowance: limit.allowance.as_ref().map(|a| AllowanceLeft {
                     of: a.of.clone(),
                     left_seconds: (!a.counting).then_some(a.left.as_secs()),
                     ends_at: a.counting.then(|| time::add(self.now, a.left)),
@@ -261,7 +261,7 @@ impl Pass<'_> {
             self.act(&key, &mut t, rule, limit);
         } else {
             if !due.is_empty() {
-                self.actions.push(Action::Warn {
+                self.decisions.push(Decision::Warn {
                     key: key.clone(),
                     notice: Notice {
                         rule,
@@ -284,9 +284,9 @@ impl Pass<'_> {
             limit: limit.clone(),
         };
         if self.policy.mode == Enforcement::Enforce {
-            self.actions.push(Action::LogOff { key, due });
+            self.decisions.push(Decision::LogOff { key, due });
         } else {
-            self.actions.push(Action::WouldLogOff { key, due });
+            self.decisions.push(Decision::WouldLogOff { key, due });
             t.quiet_until = Some(Timestamp::MAX);
         }
     }

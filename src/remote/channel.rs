@@ -2,13 +2,13 @@
 //! (elogind hosts have no `systemd-stdio-bridge`). logoff runs `ssh ... -- HOST logoff
 //! --remote-agent` ([`super::host::ssh_command`]: the same options, no forwarding, no
 //! terminal) and exchanges lines with it: a request, then its reply. What the lines mean is
-//! the relay backend's ([`crate::backend::relay`]); this module carries them.
+//! the relay backend's ([`crate::remote::relay`]); this module carries them.
 //!
 //! Guarantees:
 //! - The remote shell gets fixed words only (`logoff --remote-agent`): nothing from the
 //!   command line, no host name, no session name or message crosses it. Requests travel
 //!   on the connection, as data.
-//! - Every exchange has a deadline ([`Agent::call`]); a reply is one line of at most
+//! - Every exchange has a deadline ([`Channel::call`]); a reply is one line of at most
 //!   [`MAX_REPLY`] bytes, and what ssh says on standard error is kept to [`MAX_SAID`] bytes.
 //!   A host that stalls fails alone, and every later call on it fails at once.
 //! - The remote logoff never acts on its own: it answers requests. When this logoff goes
@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 use super::host::{Host, ssh_command};
 use super::{CALL_TIMEOUT, ConnectOptions};
 use crate::error::{Error, Kind, Result};
-use crate::output::clean;
 use crate::system::lines::{Line, LineReader, write_line};
+use crate::text::clean;
 
 /// The remote command: fixed words, the same on every host.
 pub const REMOTE_COMMAND: [&str; 2] = ["logoff", "--remote-agent"];
@@ -42,7 +42,7 @@ pub const MAX_SAID: usize = 64 << 10;
 pub const KEEPALIVE: Duration = Duration::from_secs(10);
 
 /// A running remote logoff, and the ssh that carries it.
-pub struct Agent {
+pub struct Channel {
     conn: Arc<Mutex<Conn>>,
 }
 
@@ -58,11 +58,11 @@ struct Conn {
     last: Instant,
 }
 
-impl Agent {
+impl Channel {
     /// Starts `ssh ... -- HOST logoff --remote-agent`. Nothing is exchanged yet; the first
     /// call may take as long as the returned handshake time (a login; a typed password with
     /// `--ask-password`). `ping` is the request sent while idle.
-    pub fn spawn(host: &Host, opts: &ConnectOptions, ping: Vec<u8>) -> Result<(Agent, Duration)> {
+    pub fn spawn(host: &Host, opts: &ConnectOptions, ping: Vec<u8>) -> Result<(Channel, Duration)> {
         let (mut cmd, handshake) = ssh_command(host, opts.timeout, opts.auth);
         cmd.args(REMOTE_COMMAND)
             .stdin(Stdio::piped())
@@ -98,7 +98,7 @@ impl Agent {
             last: Instant::now(),
         }));
         keep_alive(Arc::downgrade(&conn), ping);
-        Ok((Agent { conn }, handshake))
+        Ok((Channel { conn }, handshake))
     }
 
     /// Sends one request line and returns the reply line, waiting `within` at most.

@@ -1,5 +1,5 @@
 //! The deadlines a running logoffd publishes for `logoff --list` (its LOGOFF AT column, and
-//! `time_limit` in JSON): one [`Published`] per session, in `deadlines.json` in the state
+//! `time_limit` in JSON): one [`TimeLimit`] per session, in `deadlines.json` in the state
 //! directory, with the identity of the daemon that wrote it.
 //!
 //! The file is trusted only when it is a regular file of root's that nobody else may write,
@@ -11,12 +11,11 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::PathBuf;
 
-use jiff::Timestamp;
 use rustix::fs::FileType;
 use serde::{Deserialize, Serialize};
 
-use super::eval::Reason;
 use crate::model::{Pid, SessionKey, boot_id};
+use crate::policy::time_limit::TimeLimit;
 use crate::system::files::{self, Expect, Owner};
 use crate::system::handle::Handle;
 use crate::system::process::Proc;
@@ -32,58 +31,6 @@ pub const FILE: &str = "deadlines.json";
 
 /// The largest file read.
 const MAX_FILE: u64 = 8 * 1024 * 1024;
-
-/// The deadline one session is under, as `logoff --list` shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Published {
-    pub rule: String,
-    pub reason: Reason,
-    /// When the session is logged off.
-    pub logoff_at: Timestamp,
-    /// When the warnings go out.
-    pub warn_at: Vec<Timestamp>,
-    /// Where the rule gives an allowance: what is left of the user's.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub allowance: Option<PublishedAllowance>,
-}
-
-/// What is left of a user's allowance, as `logoff --list` shows it: while it is being used,
-/// when it runs out; else how much is left.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct PublishedAllowance {
-    /// The allowance (`2h a day`).
-    pub of: String,
-    /// Left, in seconds, when it is not being used.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub left_seconds: Option<u64>,
-    /// When it runs out, while it is being used.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ends_at: Option<Timestamp>,
-}
-
-impl PublishedAllowance {
-    /// What is left at `now`.
-    pub fn left(&self, now: Timestamp) -> Option<std::time::Duration> {
-        match (self.ends_at, self.left_seconds) {
-            (Some(end), _) => Some(crate::time::between(now, end)),
-            (None, Some(s)) => Some(std::time::Duration::from_secs(s)),
-            (None, None) => None,
-        }
-    }
-}
-
-impl Published {
-    /// Its times, in logoffd's steady time, as the wall clock says them (`now`: the offset).
-    pub fn put_in_wall_time(&mut self, now: crate::time::Now) {
-        self.logoff_at = now.wall_of(self.logoff_at);
-        for w in &mut self.warn_at {
-            *w = now.wall_of(*w);
-        }
-        if let Some(end) = self.allowance.as_mut().and_then(|a| a.ends_at.as_mut()) {
-            *end = now.wall_of(*end);
-        }
-    }
-}
 
 /// Which process wrote the file.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -127,12 +74,12 @@ pub struct Deadlines {
     /// `enforce`, `dry-run`, `warn-only`.
     pub mode: String,
     /// By session key.
-    pub sessions: BTreeMap<String, Published>,
+    pub sessions: BTreeMap<String, TimeLimit>,
 }
 
 impl Deadlines {
     /// The deadline of the session of `key`, if it is under one.
-    pub fn of(&self, key: &SessionKey) -> Option<&Published> {
+    pub fn of(&self, key: &SessionKey) -> Option<&TimeLimit> {
         self.sessions.get(&key.to_string())
     }
 

@@ -1,5 +1,5 @@
 //! The relay backend: another host's own backend, through that host's logoff
-//! (`logoff --remote-agent`, reached over ssh by [`crate::transport::agent`]).
+//! (`logoff --remote-agent`, reached over ssh by [`crate::remote::agent`]).
 //!
 //! Why: a host without `systemd-stdio-bridge` (elogind hosts: Devuan, Gentoo with OpenRC,
 //! Alpine, Void, Artix) has no way to its bus over ssh; and were there one, logind there
@@ -19,25 +19,23 @@
 //! - The session its own ssh login is in is not a target (logging it off would cut the
 //!   connection halfway): it is listed, never selected.
 
-pub mod wire;
-
 use std::time::Duration;
 
-use super::{Backend, Choice, Cut, Flavor, Purpose, Signalled, Warned};
+use super::channel::Channel;
+use super::wire::{self, Answer, Call, Reply, WireSession, malformed};
+use super::{CALL_TIMEOUT, ConnectOptions, Host};
+use crate::backend::{Backend, Choice, Cut, Flavor, Purpose, Signalled, Warned};
 use crate::deadline::Deadline;
 use crate::error::{Error, Result};
 use crate::model::{ProcessInfo, Session, SessionId, Uid};
 use crate::system::users::Caller;
-use crate::transport::agent::Agent;
-use crate::transport::{CALL_TIMEOUT, ConnectOptions, Host};
-use wire::{Answer, Reply, Request, WireSession, malformed};
 
 /// How long one wait of [`Backend::remaining`] lasts on the remote host at most, so that a
 /// second Ctrl-C here cuts the wait short within that.
 const SLICE: Duration = Duration::from_secs(1);
 
 /// How long the remote logoff may take, beyond the connect timeout, to answer the greeting
-/// (as long as a bus bridge's handshake may take: [`crate::transport::child`]).
+/// (as long as a bus bridge's handshake may take: [`crate::remote::child`]).
 const HELLO_GRACE: Duration = Duration::from_secs(5);
 
 /// How long, beyond its timeout, a disconnect may take there: the SIGKILL step's wait.
@@ -45,7 +43,7 @@ const DISCONNECT_EXTRA: Duration = Duration::from_secs(10);
 
 /// Another host's backend, through its logoff.
 pub struct Relay {
-    agent: Agent,
+    agent: Channel,
     label: String,
     flavor: Flavor,
     about: String,
@@ -62,9 +60,9 @@ impl Relay {
         purpose: Purpose,
         opts: &ConnectOptions,
     ) -> Result<Relay> {
-        let ping = serde_json::to_vec(&Request::Ping {}).map_err(encode_error)?;
-        let (agent, handshake) = Agent::spawn(host, opts, ping)?;
-        let hello = Request::Hello {
+        let ping = serde_json::to_vec(&Call::Ping {}).map_err(encode_error)?;
+        let (agent, handshake) = Channel::spawn(host, opts, ping)?;
+        let hello = Call::Hello {
             protocol: wire::PROTOCOL,
             version: env!("CARGO_PKG_VERSION").to_string(),
             backend: choice_name(choice).to_string(),
@@ -144,17 +142,17 @@ impl Relay {
     }
 
     /// Sends `request`, waits `within` for the reply, and parses it.
-    fn exchange(&mut self, request: &Request, within: Duration) -> Result<Reply> {
+    fn exchange(&mut self, request: &Call, within: Duration) -> Result<Reply> {
         let line = serde_json::to_vec(request).map_err(encode_error)?;
         let answer = self.agent.call(&line, within)?;
         serde_json::from_slice(&answer).map_err(|e| {
             let shown: String = String::from_utf8_lossy(&answer).chars().take(80).collect();
-            malformed(&format!("{e} in '{}'", crate::output::clean(&shown))).context(&self.label)
+            malformed(&format!("{e} in '{}'", crate::text::clean(&shown))).context(&self.label)
         })
     }
 
     /// [`Relay::exchange`] with the usual time; a failure reply is the error.
-    fn ask(&mut self, request: &Request) -> Result<Reply> {
+    fn ask(&mut self, request: &Call) -> Result<Reply> {
         match self.exchange(request, CALL_TIMEOUT)? {
             Reply::Failed { error } => Err(error.into_error()),
             reply => Ok(reply),
@@ -165,7 +163,7 @@ impl Relay {
     /// request failed as a whole.
     fn per_session<T, U>(
         &mut self,
-        request: &Request,
+        request: &Call,
         within: Duration,
         n: usize,
         answers: impl Fn(Reply) -> Option<Vec<Answer<T>>>,
@@ -199,7 +197,7 @@ impl Relay {
     }
 
     fn remaining_once(&mut self, ids: &[String], wait: Duration) -> Vec<Result<Vec<ProcessInfo>>> {
-        let request = Request::Remaining {
+        let request = Call::Remaining {
             sessions: ids.to_vec(),
             wait_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
         };
@@ -215,7 +213,7 @@ impl Relay {
         )
     }
 
-    fn signal(&mut self, request: &Request, n: usize) -> Vec<Result<Signalled>> {
+    fn signal(&mut self, request: &Call, n: usize) -> Vec<Result<Signalled>> {
         self.per_session(
             request,
             CALL_TIMEOUT,
@@ -252,7 +250,7 @@ impl Backend for Relay {
             self.flavor,
             format!(
                 "{}, through the logoff {} on {}",
-                crate::output::clean(&self.about),
+                crate::text::clean(&self.about),
                 self.version,
                 self.label
             ),
@@ -260,7 +258,7 @@ impl Backend for Relay {
     }
 
     fn list(&mut self) -> Result<Vec<Session>> {
-        match self.ask(&Request::List {})? {
+        match self.ask(&Call::List {})? {
             Reply::Sessions { sessions } if sessions.len() <= wire::MAX_ITEMS => sessions
                 .into_iter()
                 .map(WireSession::into_session)
@@ -279,7 +277,7 @@ impl Backend for Relay {
         if let Some(c) = &self.caller {
             return Ok(c.clone());
         }
-        match self.ask(&Request::Caller {})? {
+        match self.ask(&Call::Caller {})? {
             Reply::Caller { uid, name, is_root } => {
                 wire::check_text(&name)?;
                 let c = Caller {
@@ -296,7 +294,7 @@ impl Backend for Relay {
 
     /// The remote logoff judges with its own view of the caller (what is sent is the ID).
     fn check_access(&mut self, session: &Session, _caller: &Caller) -> Result<()> {
-        match self.ask(&Request::CheckAccess {
+        match self.ask(&Call::CheckAccess {
             session: session.id.to_string(),
         })? {
             Reply::Done {} => Ok(()),
@@ -305,9 +303,9 @@ impl Backend for Relay {
     }
 
     /// The remote logoff writes to the session's terminals itself, each checked as on this
-    /// host ([`super::deliver_locally`]).
+    /// host ([`crate::backend::deliver_locally`]).
     fn warn(&mut self, session: &Session, text: &str) -> Result<Warned> {
-        match self.ask(&Request::Warn {
+        match self.ask(&Call::Warn {
             session: session.id.to_string(),
             text: text.to_string(),
         })? {
@@ -321,7 +319,7 @@ impl Backend for Relay {
     }
 
     fn terminate(&mut self, sessions: &[&Session]) -> Vec<Result<Signalled>> {
-        let request = Request::Terminate {
+        let request = Call::Terminate {
             sessions: ids(sessions),
         };
         self.signal(&request, sessions.len())
@@ -330,7 +328,7 @@ impl Backend for Relay {
     /// Asks the host's own logoff, which can tell the connections' processes there; waits
     /// as long as the timeout and the SIGKILL step may take.
     fn disconnect(&mut self, sessions: &[&Session], timeout: Duration) -> Vec<Result<Cut>> {
-        let request = Request::Disconnect {
+        let request = Call::Disconnect {
             sessions: ids(sessions),
             timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
         };
@@ -347,7 +345,7 @@ impl Backend for Relay {
     }
 
     fn kill(&mut self, sessions: &[&Session]) -> Vec<Result<Signalled>> {
-        let request = Request::Kill {
+        let request = Call::Kill {
             sessions: ids(sessions),
         };
         self.signal(&request, sessions.len())
@@ -373,7 +371,7 @@ impl Backend for Relay {
     }
 
     fn finish(&mut self, session: &Session) -> Result<Vec<String>> {
-        match self.ask(&Request::Finish {
+        match self.ask(&Call::Finish {
             session: session.id.to_string(),
         })? {
             Reply::Notes { notes } => {

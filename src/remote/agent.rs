@@ -1,7 +1,7 @@
 //! `logoff --remote-agent`: this host's backend, for a logoff on another host that reached
 //! this one over ssh and cannot use its bus (an elogind host has no `systemd-stdio-bridge`).
 //! It reads requests on standard input and answers each on standard output, one JSON line
-//! each ([`crate::backend::relay::wire`]); the other logoff runs the flow.
+//! each ([`crate::remote::wire`]); the other logoff runs the flow.
 //!
 //! Guarantees:
 //! - It never acts on its own: it answers requests, and exits at the end of its input (the
@@ -21,11 +21,13 @@ use std::os::fd::AsFd;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use crate::audit::AuditLog;
-use crate::backend::relay::wire::{
-    self, Answer, PROTOCOL, Reply, Request, WireCut, WireError, WireProcess, WireSession,
+use super::CALL_TIMEOUT;
+use super::channel::KEEPALIVE;
+use super::wire::{
+    self, Answer, Call, PROTOCOL, Reply, WireCut, WireError, WireProcess, WireSession,
     WireSignalled,
 };
+use crate::audit::AuditLog;
 use crate::backend::{self, Backend, Choice, Purpose, Signalled};
 use crate::deadline::Deadline;
 use crate::error::{Error, Kind, Result};
@@ -33,8 +35,6 @@ use crate::model::{Session, SessionId};
 use crate::output;
 use crate::system::lines::{Line, LineReader, write_line};
 use crate::system::users::Person;
-use crate::transport::agent::KEEPALIVE;
-use crate::transport::{Auth, CALL_TIMEOUT, ConnectOptions, Place};
 
 /// The longest request accepted (a warning's text is the largest part of any).
 pub const MAX_REQUEST: usize = 1 << 20;
@@ -69,7 +69,7 @@ pub fn serve() -> ExitCode {
                 return ExitCode::from(Kind::System.exit_status());
             }
         };
-        let reply = match serde_json::from_slice::<Request>(&line) {
+        let reply = match serde_json::from_slice::<Call>(&line) {
             Ok(request) => answer(&mut served, request),
             Err(e) => failed(&Error::invalid(format!(
                 "not a request of logoff's remote protocol {PROTOCOL}: {e}"
@@ -89,11 +89,11 @@ pub fn serve() -> ExitCode {
 }
 
 /// The reply to one request: the greeting opens the backend, everything else uses it.
-fn answer(served: &mut Option<Served>, request: Request) -> Reply {
+fn answer(served: &mut Option<Served>, request: Call) -> Reply {
     let result = match (served.as_mut(), request) {
         (
             None,
-            Request::Hello {
+            Call::Hello {
                 protocol,
                 version,
                 backend,
@@ -103,7 +103,7 @@ fn answer(served: &mut Option<Served>, request: Request) -> Reply {
             *served = Some(s);
             reply
         }),
-        (Some(_), Request::Hello { .. }) => Err(Error::invalid("a second greeting")),
+        (Some(_), Call::Hello { .. }) => Err(Error::invalid("a second greeting")),
         (None, _) => Err(Error::invalid("a request before the greeting")),
         (Some(s), request) => s.answer(request),
     };
@@ -144,12 +144,7 @@ fn hello(protocol: u32, version: &str, backend: &str, purpose: &str) -> Result<(
     if purpose == Purpose::EndSessions {
         crate::system::handle::prepare_descriptors();
     }
-    let place = Place::here(crate::system::host::hostname());
-    let opts = ConnectOptions {
-        timeout: Duration::from_secs(10),
-        auth: Auth::Batch,
-    };
-    let mut opened = backend::open(&place, choice, purpose, &opts)?;
+    let mut opened = backend::open_here(choice, purpose)?;
     let (flavor, detail) = opened.backend.about();
     let reply = Reply::Hello {
         protocol: PROTOCOL,
@@ -206,32 +201,32 @@ struct Served {
 }
 
 impl Served {
-    fn answer(&mut self, request: Request) -> Result<Reply> {
+    fn answer(&mut self, request: Call) -> Result<Reply> {
         match request {
-            Request::Hello { .. } => Err(Error::invalid("a second greeting")),
-            Request::Ping {} => Ok(Reply::Done {}),
-            Request::List {} => self.list(),
-            Request::Caller {} => self.backend.caller().map(|c| wire::caller_reply(&c)),
-            Request::CheckAccess { session } => {
+            Call::Hello { .. } => Err(Error::invalid("a second greeting")),
+            Call::Ping {} => Ok(Reply::Done {}),
+            Call::List {} => self.list(),
+            Call::Caller {} => self.backend.caller().map(|c| wire::caller_reply(&c)),
+            Call::CheckAccess { session } => {
                 let s = self.known(&session)?;
                 let caller = self.backend.caller()?;
                 self.backend
                     .check_access(&s, &caller)
                     .map(|()| Reply::Done {})
             }
-            Request::Warn { session, text } => {
+            Call::Warn { session, text } => {
                 check_warning(&text)?;
                 let s = self.known(&session)?;
                 self.backend.warn(&s, &text).map(|w| Reply::from(&w))
             }
-            Request::Terminate { sessions } => self.signal(&sessions, Step::Ask),
-            Request::Kill { sessions } => self.signal(&sessions, Step::Force),
-            Request::Remaining { sessions, wait_ms } => self.remaining(&sessions, wait_ms),
-            Request::Disconnect {
+            Call::Terminate { sessions } => self.signal(&sessions, Step::Ask),
+            Call::Kill { sessions } => self.signal(&sessions, Step::Force),
+            Call::Remaining { sessions, wait_ms } => self.remaining(&sessions, wait_ms),
+            Call::Disconnect {
                 sessions,
                 timeout_ms,
             } => self.disconnect(&sessions, timeout_ms),
-            Request::Finish { session } => {
+            Call::Finish { session } => {
                 let s = self.known(&session)?;
                 let notes = self.backend.finish(&s)?;
                 self.note(&format!(
@@ -272,7 +267,7 @@ impl Served {
                 Kind::NoSuchSession,
                 format!(
                     "session {} is not one this logoff listed (on {})",
-                    output::clean(id),
+                    crate::text::clean(id),
                     crate::system::host::hostname()
                 ),
             )
@@ -396,11 +391,11 @@ mod tests {
     #[test]
     fn requests_before_the_greeting_or_twice_are_refused() {
         let mut served = None;
-        let reply = answer(&mut served, Request::List {});
+        let reply = answer(&mut served, Call::List {});
         assert!(matches!(reply, Reply::Failed { .. }), "{reply:?}");
         let reply = answer(
             &mut served,
-            Request::Hello {
+            Call::Hello {
                 protocol: PROTOCOL + 1,
                 version: "9.9.9".into(),
                 backend: "auto".into(),

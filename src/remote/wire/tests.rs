@@ -51,15 +51,15 @@ fn a_session_crosses_the_wire_unchanged() {
 
 #[test]
 fn requests_round_trip_and_unknown_fields_are_refused() {
-    let r = Request::Remaining {
+    let r = Call::Remaining {
         sessions: vec!["3".into()],
         wait_ms: 500,
     };
     let line = serde_json::to_string(&r).expect("json");
     assert_eq!(line, r#"{"op":"remaining","sessions":["3"],"wait_ms":500}"#);
-    assert_eq!(serde_json::from_str::<Request>(&line).expect("parse"), r);
-    assert!(serde_json::from_str::<Request>(r#"{"op":"list","x":1}"#).is_err());
-    assert!(serde_json::from_str::<Request>(r#"{"op":"reboot"}"#).is_err());
+    assert_eq!(serde_json::from_str::<Call>(&line).expect("parse"), r);
+    assert!(serde_json::from_str::<Call>(r#"{"op":"list","x":1}"#).is_err());
+    assert!(serde_json::from_str::<Call>(r#"{"op":"reboot"}"#).is_err());
     assert!(serde_json::from_str::<Reply>(r#"{"reply":"done","evil":true}"#).is_err());
     assert!(
         serde_json::from_str::<Reply>(

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use zbus::Connection;
 
+use super::BRIDGE;
 use super::child::{Tunnel, through_child};
-use super::{BRIDGE, system_bus};
+use crate::backend::logind::system_bus;
 use crate::error::{Error, Kind, Result};
 
 #[zbus::proxy(

@@ -33,7 +33,7 @@ pub const MAX_ITEMS: usize = 100_000;
 /// A request, from logoff to the agent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum Request {
+pub enum Call {
     /// The first request: which backend to open there, and what for.
     Hello {
         protocol: u32,
@@ -452,7 +452,7 @@ pub fn flavor_from(name: &str) -> Result<Flavor> {
         "procfs" => Ok(Flavor::Procfs),
         other => Err(malformed(&format!(
             "an unknown backend '{}'",
-            crate::output::clean(&truncated(other))
+            crate::text::clean(&truncated(other))
         ))),
     }
 }
@@ -489,7 +489,7 @@ pub fn check_version(version: &str) -> Result<()> {
     } else {
         Err(malformed(&format!(
             "a version '{}'",
-            crate::output::clean(&truncated(version))
+            crate::text::clean(&truncated(version))
         )))
     }
 }

@@ -8,10 +8,10 @@ use std::time::Duration;
 use super::args::{Args, Mode, Output};
 use crate::backend::Choice;
 use crate::error::{Error, Result};
-use crate::logoff::{Action, ConsolePolicy};
+use crate::logoff::{Action, ConsolePolicy, Request};
+use crate::remote::{ConnectOptions, Host, HostRef, Place};
 use crate::select::Filters;
 use crate::system::host;
-use crate::transport::{ConnectOptions, Host, HostRef, Place};
 
 /// What the command does.
 pub enum Invocation {
@@ -25,7 +25,7 @@ pub enum Invocation {
 }
 
 /// Where and how a command reaches sessions, and how it prints.
-pub struct Targets {
+pub struct Reach {
     /// Every place, in the order named, each once.
     pub places: Vec<Place>,
     pub backend: Choice,
@@ -36,7 +36,7 @@ pub struct Targets {
     pub json: bool,
 }
 
-impl Targets {
+impl Reach {
     pub fn several(&self) -> bool {
         self.places.len() > 1
     }
@@ -44,7 +44,7 @@ impl Targets {
 
 /// `--list`.
 pub struct Listing {
-    pub reach: Targets,
+    pub reach: Reach,
     pub sessions: Vec<String>,
     pub filters: Filters,
     pub legend: bool,
@@ -52,11 +52,9 @@ pub struct Listing {
 
 /// A logoff.
 pub struct Logoff {
-    pub reach: Targets,
-    pub sessions: Vec<String>,
-    pub filters: Filters,
-    /// `/VM`: session arguments must be IDs.
-    pub ids_only: bool,
+    pub reach: Reach,
+    /// Which sessions, as the flow takes it on each place.
+    pub request: Request,
     pub timeout: Duration,
     pub console: ConsolePolicy,
     pub message: Option<String>,
@@ -80,22 +78,24 @@ impl Invocation {
             }),
             Mode::Logoff => Invocation::Logoff(Logoff {
                 reach: reach(&args)?,
-                ids_only: args.vm,
+                request: Request {
+                    sessions: args.sessions,
+                    filters: args.filters,
+                    ids_only: args.vm,
+                },
                 timeout: args.timeout,
                 console: args.console,
                 grace: args.grace,
                 dry_run: args.dry_run,
                 action: args.action,
                 message: args.message,
-                sessions: args.sessions,
-                filters: args.filters,
             }),
         })
     }
 }
 
-fn reach(args: &Args) -> Result<Targets> {
-    Ok(Targets {
+fn reach(args: &Args) -> Result<Reach> {
+    Ok(Reach {
         places: places(
             &args.servers,
             args.servers_file.as_deref(),

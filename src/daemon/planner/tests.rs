@@ -38,13 +38,13 @@ fn run(p: &Policy, s: &Session, last: &Tracking, now: Timestamp) -> Step {
 }
 
 fn kinds(step: &Step) -> Vec<&'static str> {
-    step.actions
+    step.decisions
         .iter()
         .map(|a| match a {
-            Action::Warn { .. } => "warn",
-            Action::Cancel { .. } => "cancel",
-            Action::LogOff { .. } => "logoff",
-            Action::WouldLogOff { .. } => "would-logoff",
+            Decision::Warn { .. } => "warn",
+            Decision::Cancel { .. } => "cancel",
+            Decision::LogOff { .. } => "logoff",
+            Decision::WouldLogOff { .. } => "would-logoff",
         })
         .collect()
 }
@@ -53,7 +53,7 @@ fn kinds(step: &Step) -> Vec<&'static str> {
 fn before_its_first_warning_nothing_is_done_and_the_next_look_is_the_warning() {
     let p = policy("");
     let s = run(&p, &bob(0), &Tracking::new(), at(4 * MIN));
-    assert!(s.actions.is_empty(), "{:?}", s.actions);
+    assert!(s.decisions.is_empty(), "{:?}", s.decisions);
     assert_eq!(s.wake, at(5 * MIN));
     let published = s.published.values().next().expect("published");
     assert_eq!(published.logoff_at, at(10 * MIN));
@@ -64,7 +64,7 @@ fn warned_at_each_lead_time_then_logged_off_at_the_deadline() {
     let p = policy("");
     let first = run(&p, &bob(0), &Tracking::new(), at(5 * MIN));
     assert_eq!(kinds(&first), ["warn"]);
-    let Action::Warn { notice, .. } = &first.actions[0] else {
+    let Decision::Warn { notice, .. } = &first.decisions[0] else {
         panic!("a warning");
     };
     assert_eq!(
@@ -74,7 +74,11 @@ fn warned_at_each_lead_time_then_logged_off_at_the_deadline() {
     // A warning is out on an idle limit: looked at again soon, for activity.
     assert_eq!(first.wake, at(5 * MIN) + jiff::SignedDuration::from_secs(5));
     let quiet = run(&p, &bob(0), &first.tracking, at(6 * MIN));
-    assert!(quiet.actions.is_empty(), "warned once: {:?}", quiet.actions);
+    assert!(
+        quiet.decisions.is_empty(),
+        "warned once: {:?}",
+        quiet.decisions
+    );
     let second = run(&p, &bob(0), &quiet.tracking, at(8 * MIN));
     assert_eq!(kinds(&second), ["warn"]);
     let end = run(&p, &bob(0), &second.tracking, at(10 * MIN));
@@ -88,13 +92,13 @@ fn activity_during_the_warning_calls_the_logoff_off_and_says_so() {
     // The user typed at 6 min: idle since then; the deadline moves to 16 min.
     let back = run(&p, &bob(6 * MIN), &warned.tracking, at(6 * MIN));
     assert_eq!(kinds(&back), ["cancel"]);
-    let Action::Cancel { why, .. } = &back.actions[0] else {
+    let Decision::Cancel { why, .. } = &back.decisions[0] else {
         panic!("a cancellation");
     };
     assert!(why.contains("activity"), "{why}");
     // Past the old deadline: nothing happens.
     let later = run(&p, &bob(6 * MIN), &back.tracking, at(10 * MIN));
-    assert!(later.actions.is_empty(), "{:?}", later.actions);
+    assert!(later.decisions.is_empty(), "{:?}", later.decisions);
 }
 
 const EXEMPT_BOB: &str = r#"
@@ -110,14 +114,14 @@ warn = ["5m"]
 fn an_exempt_session_is_left_alone_and_a_warned_one_is_told() {
     let exempt = from_text(EXEMPT_BOB).expect("policy");
     let s = run(&exempt, &bob(0), &Tracking::new(), at(30 * MIN));
-    assert!(s.actions.is_empty() && s.tracking.is_empty(), "{s:?}");
+    assert!(s.decisions.is_empty() && s.tracking.is_empty(), "{s:?}");
     assert!(matches!(&s.verdicts[0], Verdict::Exempt { .. }));
     // Warned under a policy that did not exempt bob, then the policy is read again.
     let warned = run(&policy(""), &bob(0), &Tracking::new(), at(5 * MIN));
     let reloaded = carry_over(warned.tracking, &exempt);
     let s = run(&exempt, &bob(0), &reloaded, at(6 * MIN));
     assert_eq!(kinds(&s), ["cancel"]);
-    let Action::Cancel { why, .. } = &s.actions[0] else {
+    let Decision::Cancel { why, .. } = &s.decisions[0] else {
         panic!("a cancellation");
     };
     assert!(why.contains("exempt"), "{why}");
@@ -131,14 +135,14 @@ fn a_deadline_past_on_first_sight_warns_now_and_acts_the_shortest_lead_later() {
     let p = policy("");
     let first = run(&p, &bob(0), &Tracking::new(), at(60 * MIN));
     assert_eq!(kinds(&first), ["warn"]);
-    let Action::Warn { notice, .. } = &first.actions[0] else {
+    let Decision::Warn { notice, .. } = &first.decisions[0] else {
         panic!("a warning");
     };
     assert_eq!(notice.acts_at, at(62 * MIN));
     let published = first.published.values().next().expect("published");
     assert_eq!(published.logoff_at, at(62 * MIN));
     let not_yet = run(&p, &bob(0), &first.tracking, at(61 * MIN));
-    assert!(not_yet.actions.is_empty(), "{:?}", not_yet.actions);
+    assert!(not_yet.decisions.is_empty(), "{:?}", not_yet.decisions);
     let end = run(&p, &bob(0), &not_yet.tracking, at(62 * MIN));
     assert_eq!(kinds(&end), ["logoff"]);
     // A rule that warns nobody promised nothing.
@@ -172,7 +176,7 @@ fn a_restart_keeps_the_disconnected_clock() {
         &Tracking::new(),
         at(20 * MIN),
     );
-    assert!(s.actions.is_empty());
+    assert!(s.decisions.is_empty());
     let published = s.published.values().next().expect("published");
     assert_eq!(published.logoff_at, at(30 * MIN));
     let s = step(
@@ -191,7 +195,7 @@ fn a_restart_keeps_the_disconnected_clock() {
         &Tracking::new(),
         at(30 * MIN),
     );
-    assert!(s.actions.is_empty());
+    assert!(s.decisions.is_empty());
 }
 
 #[test]
@@ -203,7 +207,7 @@ fn a_reload_keeps_the_warnings_given_under_the_same_rule() {
         policy("[[rule]]\nname = \"other\"\nmatch = { users = [\"carol\"] }\nidle = \"1h\"");
     let carried = carry_over(warned.tracking, &again);
     let s = run(&again, &bob(0), &carried, at(6 * MIN));
-    assert!(s.actions.is_empty(), "{:?}", s.actions);
+    assert!(s.decisions.is_empty(), "{:?}", s.decisions);
     let s = run(&again, &bob(0), &s.tracking, at(10 * MIN));
     assert_eq!(kinds(&s), ["logoff"]);
 }
@@ -213,18 +217,22 @@ fn dry_run_and_warn_only_touch_nothing_and_say_so_once() {
     let dry = policy("mode = \"dry-run\"");
     let w = run(&dry, &bob(0), &Tracking::new(), at(5 * MIN));
     assert!(matches!(
-        &w.actions[..],
-        [Action::Warn { notice, .. }] if notice.delivery == Delivery::LogOnly
+        &w.decisions[..],
+        [Decision::Warn { notice, .. }] if notice.delivery == Delivery::LogOnly
     ));
     let end = run(&dry, &bob(0), &w.tracking, at(10 * MIN));
     assert_eq!(kinds(&end), ["would-logoff"]);
     let after = run(&dry, &bob(0), &end.tracking, at(11 * MIN));
-    assert!(after.actions.is_empty(), "said once: {:?}", after.actions);
+    assert!(
+        after.decisions.is_empty(),
+        "said once: {:?}",
+        after.decisions
+    );
     let only = policy("mode = \"warn-only\"");
     let w = run(&only, &bob(0), &Tracking::new(), at(5 * MIN));
     assert!(matches!(
-        &w.actions[..],
-        [Action::Warn { notice, .. }] if notice.delivery == Delivery::ToUsers
+        &w.decisions[..],
+        [Decision::Warn { notice, .. }] if notice.delivery == Delivery::ToUsers
     ));
     assert_eq!(
         kinds(&run(&only, &bob(0), &w.tracking, at(10 * MIN))),
@@ -237,7 +245,7 @@ fn a_session_gone_is_forgotten() {
     let p = policy("");
     let warned = run(&p, &bob(0), &Tracking::new(), at(5 * MIN));
     let s = step(&p, &[], &Memory::default(), &warned.tracking, at(6 * MIN));
-    assert!(s.tracking.is_empty() && s.actions.is_empty());
+    assert!(s.tracking.is_empty() && s.decisions.is_empty());
     assert_eq!(s.wake, at(6 * MIN) + jiff::SignedDuration::from_secs(60));
 }
 
@@ -257,7 +265,7 @@ fn a_session_above_the_cap_is_warned_then_logged_off_a_lead_later() {
     let both = [bob(0), newer];
     let first = step(&p, &both, &Memory::default(), &Tracking::new(), at(2 * MIN));
     assert_eq!(kinds(&first), ["warn"]);
-    assert!(matches!(&first.actions[0], Action::Warn { key, .. } if key.id().as_str() == "8"));
+    assert!(matches!(&first.decisions[0], Decision::Warn { key, .. } if key.id().as_str() == "8"));
     let soon = step(
         &p,
         &both,
@@ -265,7 +273,7 @@ fn a_session_above_the_cap_is_warned_then_logged_off_a_lead_later() {
         &first.tracking,
         at(2 * MIN + 10),
     );
-    assert!(soon.actions.is_empty(), "{:?}", soon.actions);
+    assert!(soon.decisions.is_empty(), "{:?}", soon.decisions);
     let due = step(
         &p,
         &both,
@@ -334,7 +342,7 @@ fn an_allowance_s_end_moving_a_little_later_keeps_its_warning() {
         &first.tracking,
         at(MIN),
     );
-    assert!(idle.actions.is_empty(), "{:?}", idle.actions);
+    assert!(idle.decisions.is_empty(), "{:?}", idle.decisions);
     // A new day (nothing used): far later; the warning is off.
     let renewed = step(
         &p,
@@ -362,7 +370,7 @@ fn a_session_outside_its_hours_is_warned_once_then_logged_off() {
     let first = run(&p, &s, &Tracking::new(), t(0));
     assert_eq!(kinds(&first), ["warn"]);
     let next = run(&p, &s, &first.tracking, t(2));
-    assert!(next.actions.is_empty(), "{:?}", next.actions);
+    assert!(next.decisions.is_empty(), "{:?}", next.decisions);
     let due = run(&p, &s, &next.tracking, t(8));
     assert_eq!(kinds(&due), ["logoff"]);
 }

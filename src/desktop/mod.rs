@@ -18,14 +18,16 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-pub use super::activity::Look;
+pub mod x11;
+pub mod xrdp;
+
 use crate::deadline::Deadline;
 use crate::model::{Login, Pid, Session, SessionId, Uid};
 use crate::system::bounded::{self, Threads};
+pub use crate::system::process::Look;
 use crate::system::process::Membership;
 use crate::system::sockets::{self, UnixSockets};
-use crate::system::x11::{self, XServer, window::Window};
-use crate::system::xrdp;
+use x11::{XServer, window::Window};
 
 /// logind's Service for sessions xrdp's session manager opens.
 pub const XRDP_SERVICE: &str = "xrdp-sesman";

@@ -1,0 +1,177 @@
+//! What logoffd does at a deadline, against a fake backend that counts its listings
+//! (issue 28): one listing per deadline, on the backend that ends the session; the real
+//! thing is proven by the logoffd tests on real hosts.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::*;
+use crate::backend::{Flavor, Signalled, Warned, kernel_rule};
+use crate::deadline::Deadline;
+use crate::model::{Activity, Login, Origin, ProcessInfo, SessionId};
+use crate::policy::from_text;
+use crate::system::users::Caller;
+
+/// A host with one idle session whose processes obey SIGTERM; it counts its listings and
+/// its SIGTERMs in counters shared by every backend opened on it.
+struct Fake {
+    session: Session,
+    lists: Arc<AtomicUsize>,
+    terminated: Arc<AtomicUsize>,
+    gone: bool,
+}
+
+impl Backend for Fake {
+    fn about(&self) -> (Flavor, String) {
+        (Flavor::Procfs, "fake".into())
+    }
+    fn list(&mut self) -> Result<Vec<Session>> {
+        self.lists.fetch_add(1, Ordering::SeqCst);
+        Ok(vec![self.session.clone()])
+    }
+    fn current(&mut self) -> Result<Option<crate::model::SessionId>> {
+        Ok(None)
+    }
+    fn caller(&mut self) -> Result<Caller> {
+        Ok(Caller {
+            uid: Uid::from_raw(0),
+            name: "root".into(),
+            is_root: true,
+        })
+    }
+    fn check_access(&mut self, session: &Session, caller: &Caller) -> Result<()> {
+        kernel_rule(session, caller)
+    }
+    fn warn(&mut self, _: &Session, _: &str) -> Result<Warned> {
+        Ok(Warned::default())
+    }
+    fn terminate(&mut self, sessions: &[&Session]) -> Vec<Result<Signalled>> {
+        self.terminated.fetch_add(sessions.len(), Ordering::SeqCst);
+        self.gone = true;
+        sessions
+            .iter()
+            .map(|_| {
+                Ok(Signalled {
+                    processes: Some(1),
+                    ..Signalled::default()
+                })
+            })
+            .collect()
+    }
+    fn kill(&mut self, sessions: &[&Session]) -> Vec<Result<Signalled>> {
+        sessions.iter().map(|_| Ok(Signalled::default())).collect()
+    }
+    fn remaining(&mut self, sessions: &[&Session], _: Deadline) -> Vec<Result<Vec<ProcessInfo>>> {
+        let left = if self.gone {
+            Vec::new()
+        } else {
+            vec![ProcessInfo {
+                pid: crate::model::Pid::from_raw(900),
+                command: "sh".into(),
+            }]
+        };
+        sessions.iter().map(|_| Ok(left.clone())).collect()
+    }
+    fn finish(&mut self, _: &Session) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+}
+
+/// bob's ssh session, idle for an hour at `now`.
+fn idle_bob(now: jiff::Timestamp) -> Session {
+    let hour_ago = now - jiff::SignedDuration::from_hours(1);
+    Session {
+        id: SessionId::new("7"),
+        uid: Some(Uid::from_raw(1000)),
+        user: "bob".into(),
+        tty: Some("pts/1".into()),
+        state: "active".into(),
+        logon_time: Some(hour_ago),
+        activity: Activity::typed_at(Some(hour_ago)),
+        login: Login::Logind(Origin::Ssh),
+        ..Session::default()
+    }
+}
+
+#[test]
+fn a_deadline_lists_once_on_the_backend_that_ends_the_session() {
+    let policy =
+        from_text("[[rule]]\nname = \"idle\"\nmatch = { users = [\"bob\"] }\nidle = \"10m\"\n")
+            .expect("policy");
+    let clock = super::super::clock::Steady::start();
+    let now = crate::time::Now {
+        at: clock.peek(),
+        offset: jiff::SignedDuration::ZERO,
+    };
+    let session = idle_bob(now.at);
+    let lists = Arc::new(AtomicUsize::new(0));
+    let terminated = Arc::new(AtomicUsize::new(0));
+    let fake = |lists: &Arc<AtomicUsize>, terminated: &Arc<AtomicUsize>| Fake {
+        session: session.clone(),
+        lists: Arc::clone(lists),
+        terminated: Arc::clone(terminated),
+        gone: false,
+    };
+    // The pass's own listing, as the daemon makes it: not counted.
+    let mut lister = fake(&Arc::new(AtomicUsize::new(0)), &terminated);
+    let memory = Memory::default();
+    let step = planner::step(
+        &policy,
+        std::slice::from_ref(&session),
+        &memory,
+        &Tracking::new(),
+        now,
+    );
+    assert!(
+        matches!(step.decisions[..], [Decision::LogOff { .. }]),
+        "{:?}",
+        step.decisions
+    );
+    let opened = Arc::new(AtomicUsize::new(0));
+    let opener: Opener = {
+        let (lists, terminated, opened) = (
+            Arc::clone(&lists),
+            Arc::clone(&terminated),
+            Arc::clone(&opened),
+        );
+        let session = session.clone();
+        Box::new(move || {
+            opened.fetch_add(1, Ordering::SeqCst);
+            Ok(Box::new(Fake {
+                session: session.clone(),
+                lists: Arc::clone(&lists),
+                terminated: Arc::clone(&terminated),
+                gone: false,
+            }) as Box<dyn Backend>)
+        })
+    };
+    let mut actor = Actor::with(
+        opener,
+        AuditLog::nowhere(),
+        Log::stderr(),
+        Counters::default(),
+    );
+    let at = Situation {
+        policy: &policy,
+        memory: &memory,
+        now,
+        clock: &clock,
+    };
+    let tracking = actor.carry_out(
+        &mut lister,
+        std::slice::from_ref(&session),
+        &at,
+        step.tracking,
+        step.decisions,
+    );
+    assert_eq!(opened.load(Ordering::SeqCst), 1, "one backend per deadline");
+    assert_eq!(lists.load(Ordering::SeqCst), 1, "one listing per deadline");
+    assert_eq!(
+        terminated.load(Ordering::SeqCst),
+        1,
+        "the session was ended"
+    );
+    assert!(tracking.is_empty(), "logged off: forgotten");
+    let counted = actor.tally.get_mut().clone();
+    assert_ne!(counted, Counters::default(), "the logoff was counted");
+}
