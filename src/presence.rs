@@ -392,6 +392,35 @@ fn typed_into(s: &Session) -> Option<Direct> {
     }
 }
 
+/// Whether something that sees the session's input says it has been idle for
+/// [`IDLE_AFTER`]: its terminals, its display, a tmux or screen client, logind's hint where
+/// the session has a terminal or a desktop. A session whose input nothing can see (no
+/// terminal: `ssh host cmd`, sftp, a forward, VS Code Remote's server) is not known idle:
+/// for what counts active time only (allowances), not knowing is active. Nor is a session
+/// whose terminal's node changed within [`IDLE_AFTER`]: a user may set their own terminal's
+/// access time back (utimensat) to look idle while they type, and the kernel then sets its
+/// change time to now. (logoff's own warnings change it too, putting the time they wrote
+/// back: a warned session counts a minute longer.)
+pub fn known_idle(s: &Session, p: &Presence, now: Timestamp) -> bool {
+    let Some(idle) = &p.idle else {
+        return false;
+    };
+    let sees_input = match idle.source {
+        IdleSource::Terminal(_)
+        | IdleSource::Display(_)
+        | IdleSource::Multiplexer { .. }
+        | IdleSource::Reported(_) => true,
+        IdleSource::Logind => {
+            s.is_graphical() || s.tty.is_some() || !s.activity.terminals.is_empty()
+        }
+    };
+    let touched = s.activity.terminals.iter().any(|t| {
+        t.made
+            .is_some_and(|m| crate::time::between(m, now) < IDLE_AFTER)
+    });
+    sees_input && !touched && crate::time::between(idle.since, now) >= IDLE_AFTER
+}
+
 /// The latest input on anything the session itself is: its terminals, its display, its
 /// listing's terminal, logind's hint (only where its display did not answer).
 fn own_idle(s: &Session, now: Timestamp) -> Option<Idle> {

@@ -38,6 +38,23 @@ fn a_playbook_installs_logoffd_lists_and_logs_a_user_off_on_a_mixed_fleet() {
     let inventory = Inventory::new(&refs);
     let deb = deb().display().to_string();
     // The role: the .deb, a policy from variables (checked by logoffd --check), logoffd on.
+    // A user's file where the role once copied the package (see below).
+    hosts[0].add_user("planter");
+    let name = Path::new(&deb)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("the package's file name")
+        .to_string();
+    let planted = format!("/var/tmp/{name}");
+    let plant = hosts[0].exec(&[
+        "su",
+        "-s",
+        "/bin/sh",
+        "planter",
+        "-c",
+        &format!("echo planted > {planted}"),
+    ]);
+    assert!(plant.status.success(), "plant: {}", text(&plant.stderr));
     let (out, report) = inventory.play("setup.yml", &[("deb", &deb)]);
     assert!(
         out.status.success(),
@@ -54,7 +71,25 @@ fn a_playbook_installs_logoffd_lists_and_logs_a_user_off_on_a_mixed_fleet() {
         let policy =
             std::fs::read_to_string(c.root.join("etc/logoff/policy.toml")).unwrap_or_default();
         assert!(policy.contains("name = \"abandoned\""), "{policy}");
+        assert!(policy.contains("Bye {user} 👋"), "{policy}");
     }
+    // Regression (hostile read of issue 27): the role copied the package to /var/tmp, where
+    // a user's file of that name kept its owner and could be swapped before the install.
+    let stat = |path: &str| {
+        let out = hosts[0].exec(&["stat", "-c", "%U %a", path]);
+        text(&out.stdout).trim().to_string()
+    };
+    let still = hosts[0].exec(&["cat", &planted]);
+    assert_eq!(
+        (text(&still.stdout).trim(), stat(&planted).as_str()),
+        ("planted", "planter 644"),
+        "the role wrote to the user's file in /var/tmp"
+    );
+    let kept = format!("/var/cache/logoff-packages/{name}");
+    assert_eq!(
+        (stat(&kept), stat("/var/cache/logoff-packages")),
+        ("root 600".to_string(), "root 700".to_string())
+    );
     assert!(
         task(
             &report,
@@ -88,7 +123,8 @@ fn a_playbook_installs_logoffd_lists_and_logs_a_user_off_on_a_mixed_fleet() {
     let would = task(&report, "Log the user off everywhere (check mode)");
     for host in ["h1", "h2", "h3"] {
         let r = &would[host];
-        assert_eq!(r["changed"], false, "{host}: {r}");
+        // Check mode predicts: changed where a session would be logged off.
+        assert_eq!(r["changed"], true, "{host}: {r}");
         let results = r["sessions"].as_array().cloned().unwrap_or_default();
         assert!(!results.is_empty(), "{host}: {r}");
         assert!(
@@ -140,6 +176,13 @@ fn a_playbook_installs_logoffd_lists_and_logs_a_user_off_on_a_mixed_fleet() {
             r["msg"].as_str().is_some_and(|m| m.contains("fortnights")),
             "{r}"
         );
+    }
+    // Regression (hostile read of issue 27): session arguments go after `--`, so a name
+    // that looks like an option is a session's name (none has it: exit status 3).
+    let named = task(&report, "Log off the session named /SERVER:elsewhere");
+    for host in ["h1", "h2", "h3"] {
+        let r = &named[host];
+        assert_eq!(r["rc"], Value::from(3), "{r}");
     }
     drop(sessions);
 }

@@ -326,3 +326,54 @@ fn a_wall_clock_step_under_libfaketime_logs_nobody_off() {
         let _ = c.exec(&["systemctl", "daemon-reload"]);
     }
 }
+
+/// Regression (hostile read of issue 26): on procfs, a login whose programs were moved into
+/// the user's `user@UID.service` (`systemd-run --user --scope`, a common idiom) passed for
+/// the user's service manager once its ssh login ended — class `manager`, which no rule
+/// takes: no idle, disconnected, hours, allowance or cap limit applied to it any more. The
+/// manager is the one whose earliest process is systemd itself, in the unit's `init.scope`.
+#[test]
+#[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
+fn a_login_s_programs_moved_into_the_user_manager_are_not_the_manager() {
+    let Some(c) = container::boot("mgrscope") else {
+        return;
+    };
+    let user = "mgru";
+    c.add_user(user);
+    let login = c.ssh(
+        user,
+        "systemd-run --user --scope --quiet setsid -f sleep 3302; sleep 3301",
+    );
+    assert!(
+        wait_for(Duration::from_secs(15), || !c
+            .pids_matching("sleep 3302")
+            .is_empty()),
+        "the scope's program did not start: {}",
+        c.log_tail(20)
+    );
+    let pid = c.pids_matching("sleep 3302")[0];
+    let cgroup = text(&c.exec(&["cat", &format!("/proc/{pid}/cgroup")]).stdout);
+    assert!(cgroup.contains("user@"), "not moved: {cgroup}");
+    let id = text(&c.exec(&["cat", &format!("/proc/{pid}/sessionid")]).stdout)
+        .trim()
+        .to_string();
+    assert_eq!(id, login.id, "the program keeps its login's audit session");
+    drop(login);
+    assert!(
+        wait_for(Duration::from_secs(15), || c
+            .pids_matching("sleep 3301")
+            .is_empty()),
+        "the login did not end"
+    );
+    let rows = c.sessions(&["--backend", "procfs"]);
+    let row = rows
+        .iter()
+        .find(|s| s["id"] == id.as_str())
+        .unwrap_or_else(|| panic!("session {id} not listed: {rows:?}"));
+    assert_ne!(row["class"], "manager", "{row}");
+    assert!(
+        rows.iter()
+            .any(|s| s["user"] == user && s["class"] == "manager" && s["id"] != id.as_str()),
+        "the user's real service manager is no longer one: {rows:?}"
+    );
+}

@@ -45,9 +45,14 @@ pub fn warning_text(
         ),
         Action::LogOff | Action::Message => ("logged off", ""),
     };
+    let when = if acts_at <= now.at {
+        "now".to_string()
+    } else {
+        format!("in {left} (at {at})")
+    };
     let mut text = banner(&sanitize(&format!(
-        "this session ({}, {}) {}: it will be {done} in {left} (at {at}), by the \
-         policy rule '{}'{after}",
+        "this session ({}, {}) {}: it will be {done} {when}, by the policy rule \
+         '{}'{after}",
         s.id,
         s.owner_and_place(),
         limit.sentence(),

@@ -148,7 +148,7 @@ pub fn step(
         let key = s.key();
         let before = last.get(&key);
         match (verdict.rule(), verdict.limit()) {
-            (Some(rule), Some(limit)) => pass.limited(key, before, rule, limit),
+            (Some(rule), Some(limit)) => pass.limited(key, before, rule, limit, s.logon_time),
             _ => {
                 if let Some(t) = before.filter(|t| !t.warned.is_empty()) {
                     let why = verdict.why_not().unwrap_or_default();
@@ -194,10 +194,30 @@ impl Pass<'_> {
     }
 
     /// A session under `limit` of `rule`; `before`: what the last pass kept of it.
-    fn limited(&mut self, key: SessionKey, before: Option<&Tracked>, rule: RuleId, limit: &Limit) {
+    fn limited(
+        &mut self,
+        key: SessionKey,
+        before: Option<&Tracked>,
+        rule: RuleId,
+        limit: &Limit,
+        logon: Option<Timestamp>,
+    ) {
         let Some(r) = self.policy.rule(rule) else {
             return;
         };
+        // A session begun with its user's allowance used up gets no lead (it is told, and
+        // logged off now): a lead each time would let a user who logs on again and again
+        // use the allowance on. Begun: since about the last pass (a restart of logoffd
+        // finds older sessions first, and they keep their lead).
+        let recent = self
+            .policy
+            .scan_interval
+            .saturating_mul(2)
+            .saturating_add(Duration::from_secs(10));
+        let used_up_at_logon = before.is_none()
+            && limit.reason == Reason::Allowance
+            && limit.allowance.as_ref().is_some_and(|a| a.left.is_zero())
+            && logon.is_some_and(|l| time::between(l, self.now) <= recent);
         // Another rule or limit, or a deadline later than it was (the user was active): the
         // warnings given are void, and the users are told.
         // An allowance's end moves later while it is not used (an idle session, where only
@@ -240,7 +260,11 @@ impl Pass<'_> {
             t.warned.extend(&due);
             t.first_warned.get_or_insert(self.now);
         }
-        let acts_at = promised(limit, &t, r.warn.last().copied());
+        let acts_at = if used_up_at_logon {
+            limit.acts_at.min(self.now)
+        } else {
+            promised(limit, &t, r.warn.last().copied())
+        };
         self.published.insert(
             key.to_string(),
             TimeLimit {
@@ -258,6 +282,17 @@ impl Pass<'_> {
         if let Some(until) = t.quiet_until.filter(|until| *until > self.now) {
             self.wake = self.wake.min(until);
         } else if acts_at <= self.now {
+            if used_up_at_logon {
+                self.decisions.push(Decision::Warn {
+                    key: key.clone(),
+                    notice: Notice {
+                        rule,
+                        limit: limit.clone(),
+                        acts_at,
+                        delivery: self.delivery(),
+                    },
+                });
+            }
             self.act(&key, &mut t, rule, limit);
         } else {
             if !due.is_empty() {

@@ -504,6 +504,66 @@ mod tests {
         assert_eq!(used(&loaded, &c), Some(60), "only since the day began");
     }
 
+    /// Regression (hostile read of issue 26): with `counts = "active"`, a session whose
+    /// input nothing sees (`ssh -T`, sftp, VS Code Remote's server) never used the
+    /// allowance, and a user who typed with their terminal's access time set back two
+    /// minutes used none of it either.
+    #[test]
+    fn an_active_allowance_counts_what_is_not_known_idle() {
+        let policy = crate::policy::from_text(
+            "[[rule]]\nname = \"lab\"\ntimezone = \"UTC\"\n\
+             allowance = { day = \"1h\", counts = \"active\" }\n",
+        )
+        .expect("policy");
+        let t = |s: i64| Timestamp::from_second(1_800_000_000 + s).expect("t");
+        let gap = Duration::from_secs(120);
+        let used =
+            |m: &Memory, s: &Session| m.of(s).allowances.get("lab").map(|u| u.used.day.as_secs());
+        // No terminal: logind's hint dates from the logon, and says nothing of input.
+        let mut blind = session("1", "active", 0);
+        blind.uid = Some(crate::model::Uid::from_raw(1000));
+        blind.activity = crate::model::Activity {
+            hint: Some(crate::model::Hint {
+                idle: Some(true),
+                since: Some(t(0)),
+            }),
+            looked: crate::model::Looked::Yes,
+            ..crate::model::Activity::default()
+        };
+        let mut m = Memory::default();
+        for minute in 1..=180 {
+            m.account(&policy, std::slice::from_ref(&blind), t(minute * 60), gap);
+        }
+        assert_eq!(used(&m, &blind), Some(3 * 3600), "three hours are counted");
+        // Typed in all along, the access time always two minutes old (`touch -a`): the
+        // kernel sets the change time to now each time.
+        let mut typing = session("2", "active", 0);
+        typing.uid = Some(crate::model::Uid::from_raw(1001));
+        typing.tty = Some("pts/1".into());
+        let mut m = Memory::default();
+        for minute in 1..=120 {
+            let now = minute * 60;
+            typing.activity = crate::model::Activity {
+                terminals: vec![crate::model::TerminalSeen {
+                    name: "pts/1".into(),
+                    input: Some(t(now - 120)),
+                    output: Some(t(now - 120)),
+                    made: Some(t(now - 1)),
+                    controlling: true,
+                    served: crate::model::Served::Outside,
+                }],
+                looked: crate::model::Looked::Yes,
+                ..crate::model::Activity::default()
+            };
+            m.account(&policy, std::slice::from_ref(&typing), t(now), gap);
+        }
+        assert_eq!(
+            used(&m, &typing),
+            Some(2 * 3600),
+            "two hours of typing are counted"
+        );
+    }
+
     /// Regression (hostile read of issue 25): a pass where whether a session is connected
     /// could not be told (the socket tables unread) restarted every disconnected clock.
     #[test]

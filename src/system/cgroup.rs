@@ -69,14 +69,27 @@ pub fn of(pid: Pid) -> Option<String> {
     })
 }
 
-/// Whether cgroup `path` is a user's service manager's (`…/user@1000.service/…`): what
-/// `systemd --user` and the services it starts run in.
-pub fn is_user_manager(path: &str) -> bool {
-    path.split('/').any(|part| {
-        part.strip_prefix("user@")
-            .and_then(|rest| rest.strip_suffix(".service"))
-            .is_some_and(|uid| !uid.is_empty() && uid.bytes().all(|b| b.is_ascii_digit()))
-    })
+/// Whether cgroup `path` is where user `uid`'s service manager itself runs:
+/// `…/user@UID.service/init.scope` (its services run beside it, in other cgroups of the unit).
+fn is_user_manager_cgroup(path: &str, uid: crate::model::Uid) -> bool {
+    let unit = format!("user@{uid}.service");
+    let mut parts = path.rsplit('/');
+    parts.next() == Some("init.scope") && parts.next() == Some(unit.as_str())
+}
+
+/// Whether process `pid` is user `uid`'s service manager itself: `systemd --user`, which
+/// systemd runs in `user@UID.service/init.scope` and which is the program PID 1 is (the
+/// file, by device and inode, as the kernel's links to them say). A user's own program in
+/// their `user@UID.service` (`systemd-run --user --scope tmux`) is neither in `init.scope`
+/// nor systemd.
+pub fn is_user_manager_process(pid: Pid, uid: crate::model::Uid) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Some(path) = of(pid) else {
+        return false;
+    };
+    let file = |p: &str| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    is_user_manager_cgroup(&path, uid)
+        && file(&format!("/proc/{pid}/exe")).is_some_and(|f| file("/proc/1/exe") == Some(f))
 }
 
 /// The PIDs in a cgroup (`cgroup.procs`); `[]` once the cgroup is gone.
@@ -182,17 +195,27 @@ fn unpopulated(file: &mut File) -> bool {
 mod tests {
     use super::*;
 
+    /// Regression (hostile read of issue 26): any process in `user@UID.service` made its
+    /// audit session a protected manager, and `systemd-run --user --scope tmux` puts a
+    /// login's programs there.
     #[test]
-    fn a_user_managers_cgroup_by_its_unit() {
-        assert!(is_user_manager(
-            "/user.slice/user-1000.slice/user@1000.service/init.scope"
+    fn a_user_managers_cgroup_is_its_init_scope() {
+        let uid = crate::model::Uid::from_raw(1000);
+        let slice = "/user.slice/user-1000.slice";
+        assert!(is_user_manager_cgroup(
+            &format!("{slice}/user@1000.service/init.scope"),
+            uid
         ));
-        assert!(is_user_manager(
-            "/user.slice/user-1000.slice/user@1000.service/app.slice/x.service"
-        ));
-        assert!(!is_user_manager(
-            "/user.slice/user-1000.slice/session-3.scope"
-        ));
-        assert!(!is_user_manager("/user@x.service"));
+        for not in [
+            format!("{slice}/user@1000.service/app.slice/run-r1.scope"),
+            format!("{slice}/user@1000.service/app.slice/x.service"),
+            format!("{slice}/session-3.scope"),
+            format!("{slice}/user@1001.service/init.scope"),
+            "/init.scope".to_string(),
+        ] {
+            assert!(!is_user_manager_cgroup(&not, uid), "{not}");
+        }
+        // This test's own process runs no user manager.
+        assert!(!is_user_manager_process(crate::model::Pid::own(), uid));
     }
 }

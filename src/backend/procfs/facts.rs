@@ -262,10 +262,12 @@ fn build(
         xrdp: creator.is_some_and(|c| c.xrdp),
         // A user's service manager (systemd --user, with an audit session of its own where
         // its PAM stack has pam_loginuid): logind's class for it, which policies leave alone
-        // unless a rule names it. By its cgroup, which the user cannot move it out of.
+        // unless a rule names it. Only where its earliest process is that manager itself
+        // (its cgroup, and the program PID 1 is): a user may move their own programs into
+        // their user@.service, and a login whose opener has gone would pass for one.
         class: earliest
-            .and_then(|e| crate::system::cgroup::of(e.pid))
-            .filter(|path| crate::system::cgroup::is_user_manager(path))
+            .zip(details.uid)
+            .filter(|(e, uid)| crate::system::cgroup::is_user_manager_process(e.pid, *uid))
             .map(|_| "manager".to_string()),
         logon_time,
         leader,

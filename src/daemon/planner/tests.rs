@@ -354,6 +354,55 @@ fn an_allowance_s_end_moving_a_little_later_keeps_its_warning() {
     assert_eq!(kinds(&renewed), ["cancel"]);
 }
 
+/// Regression (hostile read of issue 26): once a user's allowance was used up, every new
+/// login got the warnings' lead again (48 logins an hour, 75 s each). A session begun with
+/// nothing left is told and logged off now; one logoffd finds already running when it
+/// starts (older than the last passes) keeps its lead.
+#[test]
+fn a_session_begun_with_the_allowance_used_up_gets_no_lead() {
+    use crate::policy::allowance::Used;
+    use crate::policy::eval::Usage;
+    let p = from_text(
+        "[[rule]]\nname = \"lab\"\nmatch = { users = [\"bob\"] }\ntimezone = \"UTC\"\n\
+         allowance = { day = \"1h\" }\nwarn = [\"10m\", \"1m\"]\n",
+    )
+    .expect("policy");
+    let rule = p.rule(p.rule_named("lab").expect("rule")).expect("rule");
+    let periods = rule.allowance.as_ref().expect("allowance").periods(at(0));
+    let mut used_up = Memory::default();
+    used_up.set_usage_for_tests(
+        "lab",
+        1000,
+        Usage {
+            used: Used {
+                day: Duration::from_secs(3600),
+                week: Duration::from_secs(3600),
+            },
+            periods,
+            counting: false,
+        },
+        at(0),
+    );
+    let new_login = bob(2 * MIN - 5);
+    let now = step(
+        &p,
+        std::slice::from_ref(&new_login),
+        &used_up,
+        &Tracking::new(),
+        at(2 * MIN),
+    );
+    assert_eq!(kinds(&now), ["warn", "logoff"]);
+    let running = bob(0);
+    let later = step(
+        &p,
+        std::slice::from_ref(&running),
+        &used_up,
+        &Tracking::new(),
+        at(10 * MIN),
+    );
+    assert_eq!(kinds(&later), ["warn"], "found running: its lead");
+}
+
 /// Regression (issue 26, first run): a session outside its hours was under a limit acting
 /// "now", which moved every pass: warned, called off ("activity was seen"), warned again.
 /// It is outside since a moment that stays put: warned once, logged off a lead later.

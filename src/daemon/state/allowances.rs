@@ -105,7 +105,7 @@ impl Memory {
                 }
                 let counts = match allowance.counting {
                     Counting::Any => true,
-                    Counting::Active => p.idle_for(now).is_some_and(|d| d < presence::IDLE_AFTER),
+                    Counting::Active => !presence::known_idle(s, p, now),
                 };
                 let entry = users.entry(uid.as_raw()).or_insert(None);
                 if counts {

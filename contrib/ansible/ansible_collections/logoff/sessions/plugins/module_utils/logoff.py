@@ -33,8 +33,8 @@ FILTER_SPEC = dict(
 
 
 def filter_args(params):
-    """logoff's arguments for the filters in `params` (session arguments first)."""
-    args = list(params["sessions"])
+    """logoff's options for the filters in `params` (the session arguments go last: `run`)."""
+    args = []
     for user in params["user"]:
         args += ["--user", user]
     for state in params["state"]:
@@ -52,12 +52,15 @@ def filter_args(params):
 
 
 def run(module, args):
-    """Runs logoff with `args` and `--json`; its exit status, JSON and words on stderr.
+    """Runs logoff with `args`, `--json` and the task's session arguments after `--` (a
+    session named `/SERVER:x` or `--all` is a session's name, never an option); its exit
+    status, JSON and words on stderr.
 
     A failure is reported with logoff's own words and exit status.
     """
     executable = module.get_bin_path(module.params["executable"], required=True)
-    rc, out, err = module.run_command([executable] + args + ["--json"])
+    sessions = list(module.params["sessions"])
+    rc, out, err = module.run_command([executable] + args + ["--json", "--"] + sessions)
     try:
         data = json.loads(out) if out.strip() else []
     except ValueError:

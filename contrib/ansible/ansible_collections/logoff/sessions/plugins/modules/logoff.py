@@ -86,7 +86,8 @@ options:
     default: logoff
 notes:
   - Needs logoff on the host; other users' sessions need root (C(become)).
-  - The result is C(changed) only where a session was logged off or disconnected.
+  - The result is C(changed) only where a session was logged off or disconnected; in check
+    mode, where one would be (a message, O(action=message), changes nothing).
   - A failure is logoff's, in its words, with its exit status in RV(rc).
 attributes:
   check_mode:
@@ -196,7 +197,12 @@ def main():
     results = data if isinstance(data, list) else []
     if rc != 0 or data is None:
         fail(module, rc, err, sessions=results)
-    changed = any(r.get("logged_off") or r.get("disconnected") for r in results)
+    if module.check_mode:
+        # What the dry run says would be ended (a message ends nothing).
+        changed = p["action"] != "message" and any(
+            r.get("dry_run") and not r.get("error") for r in results)
+    else:
+        changed = any(r.get("logged_off") or r.get("disconnected") for r in results)
     module.exit_json(changed=changed, sessions=results, rc=rc)
 
 
