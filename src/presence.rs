@@ -392,27 +392,30 @@ fn typed_into(s: &Session) -> Option<Direct> {
     }
 }
 
-/// Whether something that sees the session's input says it has been idle for
-/// [`IDLE_AFTER`]: its terminals, its display, a tmux or screen client, logind's hint where
-/// the session has a terminal or a desktop. A session whose input nothing can see (no
-/// terminal: `ssh host cmd`, sftp, a forward, VS Code Remote's server) is not known idle:
-/// for what counts active time only (allowances), not knowing is active. Nor is a session
-/// whose terminal's node changed within [`IDLE_AFTER`]: a user may set their own terminal's
-/// access time back (utimensat) to look idle while they type, and the kernel then sets its
-/// change time to now. (logoff's own warnings change it too, putting the time they wrote
-/// back: a warned session counts a minute longer.)
+/// Whether what a user works through in the session is known to have been idle for
+/// [`IDLE_AFTER`], for what counts active time only (allowances), where not knowing is
+/// active. Known idle: its login's own terminal (or a graphical session's display) had no
+/// input; or nothing connects it and no terminal of it had input. Not known idle:
+/// - a connected session idle only on some other terminal: its login may have none
+///   (`ssh -T`, sftp, VS Code Remote's server, a forward) and do its work elsewhere, with a
+///   pty nobody types into (`tmux new -d`) beside it;
+/// - idle by logind's hint alone (a graphical session's user may set it: SetIdleHint);
+/// - a session whose terminal's node changed within [`IDLE_AFTER`]: a user may set their
+///   own terminal's access time back (utimensat) to look idle while they type, and the
+///   kernel then sets its change time to now. (logoff's own warnings change it too, putting
+///   the time they wrote back: a warned session counts a minute longer.)
+///
+/// An ssh login's own forwards and X11 channels, beside an idle login terminal, are not
+/// seen: such work is idle time to this.
 pub fn known_idle(s: &Session, p: &Presence, now: Timestamp) -> bool {
     let Some(idle) = &p.idle else {
         return false;
     };
-    let sees_input = match idle.source {
-        IdleSource::Terminal(_)
-        | IdleSource::Display(_)
-        | IdleSource::Multiplexer { .. }
-        | IdleSource::Reported(_) => true,
-        IdleSource::Logind => {
-            s.is_graphical() || s.tty.is_some() || !s.activity.terminals.is_empty()
-        }
+    let sees_input = match &idle.source {
+        IdleSource::Terminal(t) => s.tty.as_deref() == Some(t.as_str()) || p.is_disconnected(),
+        IdleSource::Display(_) => s.is_graphical(),
+        IdleSource::Multiplexer { .. } => p.is_disconnected(),
+        IdleSource::Logind | IdleSource::Reported(_) => false,
     };
     let touched = s.activity.terminals.iter().any(|t| {
         t.made

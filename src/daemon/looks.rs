@@ -87,6 +87,17 @@ impl Looks {
                 }
                 continue;
             }
+            // Under an allowance that counts active time only, every pass looks: what is
+            // counted is each pass's, and a look carried over would show an old change time
+            // of its terminals (see `presence::known_idle`).
+            let counts_active = v.rule().and_then(|r| policy.rule(r)).is_some_and(|r| {
+                r.allowance
+                    .as_ref()
+                    .is_some_and(|a| a.counting == crate::policy::allowance::Counting::Active)
+            });
+            if counts_active {
+                continue;
+            }
             let warned = tracking.get(&key).is_some_and(|t| !t.warned.is_empty());
             let next = match v.limit() {
                 Some(limit) if limit.firm && !warned => next_look(limit, policy, now),
@@ -207,6 +218,50 @@ mod tests {
         assert!(
             !looks.due(sessions, &watched, at(1)).is_empty(),
             "passing: every pass"
+        );
+    }
+
+    /// Regression (hostile read of issue 28's fixes): a look carried over between passes
+    /// showed a terminal's change time up to five minutes old, so a user setting its access
+    /// time back looked idle on four passes of five under an active-only allowance. Those
+    /// sessions are looked at every pass.
+    #[test]
+    fn an_active_only_allowance_is_looked_at_every_pass() {
+        let policy = from_text(
+            "scan_interval = \"60s\"\n[[rule]]\nname = \"lab\"\ntimezone = \"UTC\"\n\
+             allowance = { day = \"1h\", counts = \"active\" }\n",
+        )
+        .expect("policy");
+        let rule = policy.rule_named("lab").expect("rule");
+        let s = Session {
+            id: SessionId::new("1"),
+            uid: Some(Uid::from_raw(1000)),
+            ..Session::default()
+        };
+        let watched: HashSet<Uid> = [Uid::from_raw(1000)].into();
+        let Verdict::Limited { limit, .. } = limited(true, at(3600)) else {
+            panic!("limited");
+        };
+        let verdict = Verdict::Limited {
+            rule,
+            limit: Limit {
+                reason: Reason::Allowance,
+                ..limit
+            },
+        };
+        let mut looks = Looks::default();
+        let sessions = std::slice::from_ref(&s);
+        looks.remember(
+            sessions,
+            &[verdict],
+            &Tracking::new(),
+            &policy,
+            |_| true,
+            at(0),
+        );
+        assert!(
+            !looks.due(sessions, &watched, at(60)).is_empty(),
+            "looked at the next pass"
         );
     }
 }

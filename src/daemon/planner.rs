@@ -42,6 +42,9 @@ pub struct Tracked {
     pub first_warned: Option<Timestamp>,
     /// Reported (dry-run, warn-only) or a logoff failed: not again before this time.
     pub quiet_until: Option<Timestamp>,
+    /// Begun with its user's allowance used up: acted on with no lead, on every look until
+    /// it is gone (the deadline's own look again included).
+    pub no_lead: bool,
 }
 
 /// Every session under a limit, by key.
@@ -214,10 +217,13 @@ impl Pass<'_> {
             .scan_interval
             .saturating_mul(2)
             .saturating_add(Duration::from_secs(10));
-        let used_up_at_logon = before.is_none()
-            && limit.reason == Reason::Allowance
-            && limit.allowance.as_ref().is_some_and(|a| a.left.is_zero())
-            && logon.is_some_and(|l| time::between(l, self.now) <= recent);
+        let used_up = limit.reason == Reason::Allowance
+            && limit.allowance.as_ref().is_some_and(|a| a.left.is_zero());
+        let used_up_at_logon = used_up
+            && match before {
+                Some(t) => t.no_lead,
+                None => logon.is_some_and(|l| time::between(l, self.now) <= recent),
+            };
         // Another rule or limit, or a deadline later than it was (the user was active): the
         // warnings given are void, and the users are told.
         // An allowance's end moves later while it is not used (an idle session, where only
@@ -247,8 +253,10 @@ impl Pass<'_> {
                 warned: Vec::new(),
                 first_warned: None,
                 quiet_until: None,
+                no_lead: false,
             },
         };
+        t.no_lead = used_up_at_logon;
         t.acts_at = limit.acts_at;
         let due: Vec<Duration> = limit
             .warnings
@@ -282,7 +290,7 @@ impl Pass<'_> {
         if let Some(until) = t.quiet_until.filter(|until| *until > self.now) {
             self.wake = self.wake.min(until);
         } else if acts_at <= self.now {
-            if used_up_at_logon {
+            if used_up_at_logon && before.is_none_or(|b| b.warned.is_empty()) {
                 self.decisions.push(Decision::Warn {
                     key: key.clone(),
                     notice: Notice {

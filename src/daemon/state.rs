@@ -564,6 +564,67 @@ mod tests {
         );
     }
 
+    /// Regression (hostile read of issue 28's fixes): a connected session without a login
+    /// terminal (`ssh -T`, VS Code Remote) that holds a pty nobody types into (`tmux new -d`)
+    /// was known idle by that pty, and a graphical session by the idle hint its user may
+    /// set; both used none of an active-only allowance. A disconnected session's idle
+    /// terminal still says it is idle.
+    #[test]
+    fn an_active_allowance_is_not_fooled_by_a_side_terminal_or_the_hint() {
+        let policy = crate::policy::from_text(
+            "[[rule]]\nname = \"lab\"\ntimezone = \"UTC\"\n\
+             allowance = { day = \"1h\", counts = \"active\" }\n",
+        )
+        .expect("policy");
+        let t = |s: i64| Timestamp::from_second(1_800_000_000 + s).expect("t");
+        let gap = Duration::from_secs(120);
+        let used =
+            |m: &Memory, s: &Session| m.of(s).allowances.get("lab").map(|u| u.used.day.as_secs());
+        let side_pty = crate::model::TerminalSeen {
+            name: "pts/5".into(),
+            input: Some(t(0)),
+            output: Some(t(0)),
+            made: Some(t(0)),
+            controlling: false,
+            served: crate::model::Served::Multiplexer { kind: "tmux" },
+        };
+        let run = |s: &Session| {
+            let mut m = Memory::default();
+            for minute in 1..=60 {
+                m.account(&policy, std::slice::from_ref(s), t(minute * 60), gap);
+            }
+            used(&m, s)
+        };
+        let mut side = session("1", "active", 0);
+        side.uid = Some(crate::model::Uid::from_raw(1000));
+        side.activity = crate::model::Activity {
+            terminals: vec![side_pty.clone()],
+            looked: crate::model::Looked::Yes,
+            ..crate::model::Activity::default()
+        };
+        assert_eq!(
+            run(&side),
+            Some(3600),
+            "connected by ssh, idle only on a side pty"
+        );
+        let mut desktop = session("2", "active", 0);
+        desktop.uid = Some(crate::model::Uid::from_raw(1001));
+        desktop.kind = Some("wayland".into());
+        desktop.activity = crate::model::Activity {
+            hint: Some(crate::model::Hint {
+                idle: Some(true),
+                since: Some(t(0)),
+            }),
+            looked: crate::model::Looked::Yes,
+            ..crate::model::Activity::default()
+        };
+        assert_eq!(run(&desktop), Some(3600), "idle by the hint alone");
+        let mut detached = side.clone();
+        detached.uid = Some(crate::model::Uid::from_raw(1002));
+        detached.state = "closing".into();
+        assert_eq!(run(&detached), Some(0), "disconnected, its terminals idle");
+    }
+
     /// Regression (hostile read of issue 25): a pass where whether a session is connected
     /// could not be told (the socket tables unread) restarted every disconnected clock.
     #[test]

@@ -272,7 +272,17 @@ pub fn end(
     let checked = check::check(backend, sessions, &targets.caller, current, console);
     if ending.dry_run {
         checked?;
-        return Ok(planned(backend, sessions));
+        let mut outcomes = planned(backend, sessions);
+        if ending.action == Action::Disconnect {
+            // What a disconnect would refuse, it says so in the dry run too.
+            let refusals = no_connection_refusals(&targets.listed, sessions);
+            for (o, refused) in outcomes.iter_mut().zip(refusals) {
+                if let Some(why) = refused {
+                    o.result = Err(Error::new(Kind::NoConnection, why));
+                }
+            }
+        }
+        return Ok(outcomes);
     }
     checked.map_err(|e| refused(hooks, e))?;
     // Nothing begins once the caller has asked to stop; what has begun finishes.
@@ -353,14 +363,7 @@ pub fn cut_connections(
     targets: &[&Session],
     timeout: Duration,
 ) -> Vec<Result<crate::backend::Cut>> {
-    let presences = crate::presence::judge(listed, crate::time::now());
-    let refusals: Vec<Option<String>> = targets
-        .iter()
-        .map(|t| {
-            let at = listed.iter().position(|s| s.id == t.id)?;
-            crate::presence::no_connection_of_its_own(t, &presences[at])
-        })
-        .collect();
+    let refusals = no_connection_refusals(listed, targets.iter().copied());
     let go: Vec<&Session> = targets
         .iter()
         .zip(&refusals)
@@ -379,6 +382,21 @@ pub fn cut_connections(
             None => cut
                 .next()
                 .unwrap_or_else(|| Err(Error::system("the backend gave no answer"))),
+        })
+        .collect()
+}
+
+/// For each target, why a disconnect refuses it, if it does ([`cut_connections`]).
+fn no_connection_refusals<'a>(
+    listed: &[Session],
+    targets: impl IntoIterator<Item = &'a Session>,
+) -> Vec<Option<String>> {
+    let presences = crate::presence::judge(listed, crate::time::now());
+    targets
+        .into_iter()
+        .map(|t| {
+            let at = listed.iter().position(|s| s.id == t.id)?;
+            crate::presence::no_connection_of_its_own(t, &presences[at])
         })
         .collect()
 }

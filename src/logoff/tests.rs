@@ -421,3 +421,45 @@ fn the_command_lists_once_and_ending_held_targets_lists_nothing() {
     assert_eq!(fake.lists, 0);
     assert_eq!(record.attempts, [("8".to_string(), None)]);
 }
+
+/// Regression (hostile read of issue 28's fixes): a dry run of a disconnect said a mosh
+/// session would be disconnected (Ansible's check mode: changed), which the disconnect
+/// itself refuses (exit status 7). The dry run says the refusal.
+#[test]
+fn a_dry_run_of_a_disconnect_says_what_it_would_refuse() {
+    let now = crate::time::now();
+    let ago = |s: i64| now - jiff::SignedDuration::from_secs(s);
+    let mut mosh = session("417", 1000, "pts/1");
+    mosh.state = "closing".into();
+    mosh.login = crate::model::Login::Logind(crate::model::Origin::Ssh);
+    mosh.activity.terminals = vec![crate::model::TerminalSeen {
+        name: "pts/1".into(),
+        input: Some(ago(5)),
+        output: Some(ago(5)),
+        made: Some(ago(100)),
+        controlling: true,
+        served: crate::model::Served::Program {
+            pid: Pid::from_raw(4242),
+            command: "mosh-server".into(),
+        },
+    }];
+    let mut fake = Fake {
+        sessions: vec![mosh],
+        caller_uid: 0,
+        ..Fake::default()
+    };
+    let request = Request {
+        sessions: vec!["417".into()],
+        ..Request::default()
+    };
+    let mut dry = ending(50, None);
+    dry.action = Action::Disconnect;
+    dry.warning.action = Action::Disconnect;
+    dry.dry_run = true;
+    let mut record = Record::default();
+    let outcomes =
+        execute(&mut fake, &request, None, &dry, &Steady, &mut record).expect("a dry run");
+    let kind = outcomes[0].result.as_ref().err().map(Error::kind);
+    assert_eq!(kind, Some(Kind::NoConnection), "{:?}", outcomes[0].result);
+    assert!(!fake.touched());
+}

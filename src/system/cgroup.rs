@@ -77,19 +77,33 @@ fn is_user_manager_cgroup(path: &str, uid: crate::model::Uid) -> bool {
     parts.next() == Some("init.scope") && parts.next() == Some(unit.as_str())
 }
 
-/// Whether process `pid` is user `uid`'s service manager itself: `systemd --user`, which
-/// systemd runs in `user@UID.service/init.scope` and which is the program PID 1 is (the
-/// file, by device and inode, as the kernel's links to them say). A user's own program in
-/// their `user@UID.service` (`systemd-run --user --scope tmux`) is neither in `init.scope`
-/// nor systemd.
-pub fn is_user_manager_process(pid: Pid, uid: crate::model::Uid) -> bool {
-    use std::os::unix::fs::MetadataExt;
+/// Whether process `pid` (whose parent is `ppid`) is user `uid`'s service manager itself:
+/// `systemd --user`, which PID 1 starts (its parent), in `user@UID.service/init.scope`, and
+/// which runs the program PID 1 runs (by the path of the kernel's link to it, a file only
+/// root may replace; an upgrade's old file counts as the same). A user's own program in
+/// their `user@UID.service` (`systemd-run --user --scope tmux`) is not in `init.scope`, and
+/// one they move there runs another program.
+pub fn is_user_manager_process(pid: Pid, ppid: i32, uid: crate::model::Uid) -> bool {
     let Some(path) = of(pid) else {
         return false;
     };
-    let file = |p: &str| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
-    is_user_manager_cgroup(&path, uid)
-        && file(&format!("/proc/{pid}/exe")).is_some_and(|f| file("/proc/1/exe") == Some(f))
+    ppid == 1
+        && is_user_manager_cgroup(&path, uid)
+        && program(&format!("/proc/{pid}/exe")).is_some_and(|p| is_systemd(&p))
+}
+
+/// The path of the program a `/proc/PID/exe` link names, without the kernel's ` (deleted)`.
+fn program(link: &str) -> Option<String> {
+    let target = std::fs::read_link(link).ok()?;
+    let text = target.to_str()?;
+    Some(text.strip_suffix(" (deleted)").unwrap_or(text).to_string())
+}
+
+/// Whether `path` is systemd's program: PID 1's, or where systemd keeps it (where PID 1's
+/// link cannot be read, as in some containers).
+fn is_systemd(path: &str) -> bool {
+    ["/usr/lib/systemd/systemd", "/lib/systemd/systemd"].contains(&path)
+        || program("/proc/1/exe").is_some_and(|init| init == path)
 }
 
 /// The PIDs in a cgroup (`cgroup.procs`); `[]` once the cgroup is gone.
@@ -215,7 +229,8 @@ mod tests {
         ] {
             assert!(!is_user_manager_cgroup(&not, uid), "{not}");
         }
-        // This test's own process runs no user manager.
-        assert!(!is_user_manager_process(crate::model::Pid::own(), uid));
+        // This test's own process runs no user manager, whatever its parent is said to be.
+        assert!(!is_user_manager_process(crate::model::Pid::own(), 1, uid));
+        assert!(is_systemd("/lib/systemd/systemd") && !is_systemd("/usr/bin/tmux"));
     }
 }

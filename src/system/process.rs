@@ -385,6 +385,8 @@ fn is_unit_in_slices(cgroup: &str, unit: &str) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stat {
     pub state: char,
+    /// Its parent's PID.
+    pub ppid: i32,
     /// The POSIX session ID.
     pub session: i32,
     /// The controlling terminal's device number (0: none).
@@ -418,7 +420,8 @@ impl Stat {
         // stime cutime cstime priority nice num_threads itrealvalue starttime ...
         let mut fields = bytes.get(close + 2..)?.split(|&b| b == b' ');
         let state = char::from(*fields.next()?.first()?);
-        let session = i32::try_from(number(fields.nth(2))?).ok()?;
+        let ppid = i32::try_from(number(fields.next())?).ok()?;
+        let session = i32::try_from(number(fields.nth(1))?).ok()?;
         let tty_nr = i32::try_from(number(fields.next())?).ok()?;
         let utime = u64::try_from(number(fields.nth(6))?).ok()?;
         let stime = u64::try_from(number(fields.next())?).ok()?;
@@ -428,6 +431,7 @@ impl Stat {
         let starttime = u64::try_from(number(fields.nth(1))?).ok()?;
         Some(Stat {
             state,
+            ppid,
             session,
             tty_nr,
             num_threads,
@@ -544,7 +548,8 @@ mod tests {
                      12345 1000 200 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n";
         let stat = Stat::parse(line).expect("parses");
         assert_eq!(stat.state, 'S');
-        assert_eq!(stat.session, 4242);
+        assert_eq!(stat.state, 'S');
+        assert_eq!(stat.ppid, 1);
         assert_eq!(stat.tty_nr, 34816);
         assert_eq!(stat.num_threads, 3);
         assert_eq!((stat.utime, stat.stime), (2, 3));

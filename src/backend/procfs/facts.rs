@@ -35,6 +35,7 @@ struct Started {
     /// Start time, in clock ticks since boot (first: the order is by it).
     start: u64,
     pid: Pid,
+    ppid: i32,
     /// Its controlling terminal's device number (0: none).
     tty_nr: i32,
     x_like_name: bool,
@@ -77,6 +78,7 @@ impl Details {
                 Some(Started {
                     start: stat.starttime,
                     pid,
+                    ppid: stat.ppid,
                     tty_nr: stat.tty_nr,
                     x_like_name: stat.x_like_name,
                 })
@@ -267,7 +269,7 @@ fn build(
         // their user@.service, and a login whose opener has gone would pass for one.
         class: earliest
             .zip(details.uid)
-            .filter(|(e, uid)| crate::system::cgroup::is_user_manager_process(e.pid, *uid))
+            .filter(|(e, uid)| crate::system::cgroup::is_user_manager_process(e.pid, e.ppid, *uid))
             .map(|_| "manager".to_string()),
         logon_time,
         leader,

@@ -175,3 +175,89 @@ fn a_deadline_lists_once_on_the_backend_that_ends_the_session() {
     let counted = actor.tally.get_mut().clone();
     assert_ne!(counted, Counters::default(), "the logoff was counted");
 }
+
+/// Regression (hostile read of issue 28's fixes): a session begun with its user's allowance
+/// used up was to get no lead, but the deadline's own look found it tracked, gave it the
+/// lead after all and called its logoff off ("activity was seen"). It is logged off.
+#[test]
+fn a_session_begun_with_the_allowance_used_up_is_logged_off_at_its_deadline() {
+    use crate::policy::allowance::Used;
+    use crate::policy::eval::Usage;
+    let policy = from_text(
+        "[[rule]]\nname = \"lab\"\nmatch = { users = [\"bob\"] }\ntimezone = \"UTC\"\n\
+         allowance = { day = \"1h\" }\nwarn = [\"10m\", \"1m\"]\n",
+    )
+    .expect("policy");
+    let clock = super::super::clock::Steady::start();
+    let now = crate::time::Now {
+        at: clock.peek(),
+        offset: jiff::SignedDuration::ZERO,
+    };
+    let mut session = idle_bob(now.at);
+    session.logon_time = Some(now.at - jiff::SignedDuration::from_secs(5));
+    let rule = policy
+        .rule(policy.rule_named("lab").expect("rule"))
+        .expect("rule");
+    let periods = rule.allowance.as_ref().expect("allowance").periods(now.at);
+    let mut memory = Memory::default();
+    memory.set_usage_for_tests(
+        "lab",
+        1000,
+        Usage {
+            used: Used {
+                day: Duration::from_secs(3600),
+                week: Duration::from_secs(3600),
+            },
+            periods,
+            counting: false,
+        },
+        now.at,
+    );
+    let step = planner::step(
+        &policy,
+        std::slice::from_ref(&session),
+        &memory,
+        &Tracking::new(),
+        now,
+    );
+    let lists = Arc::new(AtomicUsize::new(0));
+    let terminated = Arc::new(AtomicUsize::new(0));
+    let opener: Opener = {
+        let (lists, terminated) = (Arc::clone(&lists), Arc::clone(&terminated));
+        let session = session.clone();
+        Box::new(move || {
+            Ok(Box::new(Fake {
+                session: session.clone(),
+                lists: Arc::clone(&lists),
+                terminated: Arc::clone(&terminated),
+                gone: false,
+            }) as Box<dyn Backend>)
+        })
+    };
+    let mut lister = Fake {
+        session: session.clone(),
+        lists: Arc::new(AtomicUsize::new(0)),
+        terminated: Arc::clone(&terminated),
+        gone: false,
+    };
+    let mut actor = Actor::with(
+        opener,
+        AuditLog::nowhere(),
+        Log::stderr(),
+        Counters::default(),
+    );
+    let at = Situation {
+        policy: &policy,
+        memory: &memory,
+        now,
+        clock: &clock,
+    };
+    actor.carry_out(
+        &mut lister,
+        std::slice::from_ref(&session),
+        &at,
+        step.tracking,
+        step.decisions,
+    );
+    assert_eq!(terminated.load(Ordering::SeqCst), 1, "logged off at once");
+}
