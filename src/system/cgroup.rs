@@ -79,17 +79,23 @@ fn is_user_manager_cgroup(path: &str, uid: crate::model::Uid) -> bool {
 
 /// Whether process `pid` (whose parent is `ppid`) is user `uid`'s service manager itself:
 /// `systemd --user`, which PID 1 starts (its parent), in `user@UID.service/init.scope`, and
-/// which runs the program PID 1 runs (by the path of the kernel's link to it, a file only
-/// root may replace; an upgrade's old file counts as the same). A user's own program in
+/// which runs the program PID 1 runs (by the path of the kernel's link to it, and the file
+/// root's; an upgrade's old file counts as the same). A user's own program in
 /// their `user@UID.service` (`systemd-run --user --scope tmux`) is not in `init.scope`, and
 /// one they move there runs another program.
 pub fn is_user_manager_process(pid: Pid, ppid: i32, uid: crate::model::Uid) -> bool {
+    use std::os::unix::fs::MetadataExt;
     let Some(path) = of(pid) else {
         return false;
     };
+    let exe = format!("/proc/{pid}/exe");
+    // The file itself (the link followed), root's: a user's own file bind-mounted over
+    // systemd's path in a namespace of theirs shows that path, but not root's file.
+    let roots = || std::fs::metadata(&exe).is_ok_and(|m| m.uid() == 0 && m.mode() & 0o022 == 0);
     ppid == 1
         && is_user_manager_cgroup(&path, uid)
-        && program(&format!("/proc/{pid}/exe")).is_some_and(|p| is_systemd(&p))
+        && program(&exe).is_some_and(|p| is_systemd(&p))
+        && roots()
 }
 
 /// The path of the program a `/proc/PID/exe` link names, without the kernel's ` (deleted)`.
