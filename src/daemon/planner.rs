@@ -208,22 +208,7 @@ impl Pass<'_> {
         let Some(r) = self.policy.rule(rule) else {
             return;
         };
-        // A session begun with its user's allowance used up gets no lead (it is told, and
-        // logged off now): a lead each time would let a user who logs on again and again
-        // use the allowance on. Begun: since about the last pass (a restart of logoffd
-        // finds older sessions first, and they keep their lead).
-        let recent = self
-            .policy
-            .scan_interval
-            .saturating_mul(2)
-            .saturating_add(Duration::from_secs(10));
-        let used_up = limit.reason == Reason::Allowance
-            && limit.allowance.as_ref().is_some_and(|a| a.left.is_zero());
-        let used_up_at_logon = used_up
-            && match before {
-                Some(t) => t.no_lead,
-                None => logon.is_some_and(|l| time::between(l, self.now) <= recent),
-            };
+        let used_up_at_logon = self.used_up_at_logon(before, limit, logon);
         // Another rule or limit, or a deadline later than it was (the user was active): the
         // warnings given are void, and the users are told.
         // An allowance's end moves later while it is not used (an idle session, where only
@@ -273,20 +258,7 @@ impl Pass<'_> {
         } else {
             promised(limit, &t, r.warn.last().copied())
         };
-        self.published.insert(
-            key.to_string(),
-            TimeLimit {
-                rule: r.name.clone(),
-                reason: limit.reason,
-                logoff_at: acts_at,
-                warn_at: limit.warnings.iter().map(|(_, at)| *at).collect(),
-                allowance: limit.allowance.as_ref().map(|a| AllowanceLeft {
-                    of: a.of.clone(),
-                    left_seconds: (!a.counting).then_some(a.left.as_secs()),
-                    ends_at: a.counting.then(|| time::add(self.now, a.left)),
-                }),
-            },
-        );
+        self.publish(&key, &r.name, limit, acts_at);
         if let Some(until) = t.quiet_until.filter(|until| *until > self.now) {
             self.wake = self.wake.min(until);
         } else if acts_at <= self.now {
@@ -317,6 +289,48 @@ impl Pass<'_> {
             self.wake_for(&t, limit, acts_at);
         }
         self.tracking.insert(key, t);
+    }
+
+    /// Whether a session is one begun with its user's allowance used up: it gets no lead (it
+    /// is told, and logged off now), as long as it is tracked. A lead each time would let a
+    /// user who logs on again and again use the allowance on. Begun: since about the last
+    /// pass (a restart of logoffd finds older sessions first, and they keep their lead).
+    fn used_up_at_logon(
+        &self,
+        before: Option<&Tracked>,
+        limit: &Limit,
+        logon: Option<Timestamp>,
+    ) -> bool {
+        let used_up = limit.reason == Reason::Allowance
+            && limit.allowance.as_ref().is_some_and(|a| a.left.is_zero());
+        let recent = self
+            .policy
+            .scan_interval
+            .saturating_mul(2)
+            .saturating_add(Duration::from_secs(10));
+        used_up
+            && match before {
+                Some(t) => t.no_lead,
+                None => logon.is_some_and(|l| time::between(l, self.now) <= recent),
+            }
+    }
+
+    /// What `logoff --list` shows of the session's time limit.
+    fn publish(&mut self, key: &SessionKey, rule_name: &str, limit: &Limit, acts_at: Timestamp) {
+        self.published.insert(
+            key.to_string(),
+            TimeLimit {
+                rule: rule_name.to_string(),
+                reason: limit.reason,
+                logoff_at: acts_at,
+                warn_at: limit.warnings.iter().map(|(_, at)| *at).collect(),
+                allowance: limit.allowance.as_ref().map(|a| AllowanceLeft {
+                    of: a.of.clone(),
+                    left_seconds: (!a.counting).then_some(a.left.as_secs()),
+                    ends_at: a.counting.then(|| time::add(self.now, a.left)),
+                }),
+            },
+        );
     }
 
     /// The limit has come: log off, or say what would be done (once).
