@@ -263,28 +263,12 @@ impl Pass<'_> {
             self.wake = self.wake.min(until);
         } else if acts_at <= self.now {
             if used_up_at_logon && before.is_none_or(|b| b.warned.is_empty()) {
-                self.decisions.push(Decision::Warn {
-                    key: key.clone(),
-                    notice: Notice {
-                        rule,
-                        limit: limit.clone(),
-                        acts_at,
-                        delivery: self.delivery(),
-                    },
-                });
+                self.warn(&key, rule, limit, acts_at);
             }
             self.act(&key, &mut t, rule, limit);
         } else {
             if !due.is_empty() {
-                self.decisions.push(Decision::Warn {
-                    key: key.clone(),
-                    notice: Notice {
-                        rule,
-                        limit: limit.clone(),
-                        acts_at,
-                        delivery: self.delivery(),
-                    },
-                });
+                self.warn(&key, rule, limit, acts_at);
             }
             self.wake_for(&t, limit, acts_at);
         }
@@ -331,6 +315,19 @@ impl Pass<'_> {
                 }),
             },
         );
+    }
+
+    /// A warning that `limit` acts at `acts_at`.
+    fn warn(&mut self, key: &SessionKey, rule: RuleId, limit: &Limit, acts_at: Timestamp) {
+        self.decisions.push(Decision::Warn {
+            key: key.clone(),
+            notice: Notice {
+                rule,
+                limit: limit.clone(),
+                acts_at,
+                delivery: self.delivery(),
+            },
+        });
     }
 
     /// The limit has come: log off, or say what would be done (once).

@@ -93,6 +93,85 @@ fn idle_bob(now: jiff::Timestamp) -> Session {
     }
 }
 
+/// What the backends opened on the fake host count, all together.
+#[derive(Default)]
+struct Counts {
+    opened: Arc<AtomicUsize>,
+    lists: Arc<AtomicUsize>,
+    terminated: Arc<AtomicUsize>,
+}
+
+impl Counts {
+    fn backend(&self, session: &Session) -> Fake {
+        Fake {
+            session: session.clone(),
+            lists: Arc::clone(&self.lists),
+            terminated: Arc::clone(&self.terminated),
+            gone: false,
+        }
+    }
+
+    /// Opens a backend on the host for each deadline, as logoffd does.
+    fn opener(&self, session: &Session) -> Opener {
+        let host = Counts {
+            opened: Arc::clone(&self.opened),
+            lists: Arc::clone(&self.lists),
+            terminated: Arc::clone(&self.terminated),
+        };
+        let session = session.clone();
+        Box::new(move || {
+            host.opened.fetch_add(1, Ordering::SeqCst);
+            Ok(Box::new(host.backend(&session)) as Box<dyn Backend>)
+        })
+    }
+
+    fn get(counter: &AtomicUsize) -> usize {
+        counter.load(Ordering::SeqCst)
+    }
+}
+
+/// One pass over `session` at `now`, its decisions carried out with backends of `host` (the
+/// pass's own listing is another host's: not counted). The tracking after, and what the
+/// actor counted.
+fn pass(
+    policy: &Policy,
+    memory: &Memory,
+    clock: &super::super::clock::Steady,
+    now: crate::time::Now,
+    session: &Session,
+    host: &Counts,
+) -> (planner::Step, Tracking, Counters) {
+    let step = planner::step(
+        policy,
+        std::slice::from_ref(session),
+        memory,
+        &Tracking::new(),
+        now,
+    );
+    let mut lister = Counts::default().backend(session);
+    let mut actor = Actor::with(
+        host.opener(session),
+        AuditLog::nowhere(),
+        Log::stderr(),
+        Counters::default(),
+    );
+    let at = Situation {
+        policy,
+        memory,
+        now,
+        clock,
+    };
+    let tracking = actor.carry_out(
+        &mut lister,
+        std::slice::from_ref(session),
+        &at,
+        step.tracking.clone(),
+        step.decisions.clone(),
+    );
+    let counted = actor.tally.get_mut().clone();
+    (step, tracking, counted)
+}
+
 #[test]
 fn a_deadline_lists_once_on_the_backend_that_ends_the_session() {
     let policy =
@@ -104,75 +183,17 @@ fn a_deadline_lists_once_on_the_backend_that_ends_the_session() {
         offset: jiff::SignedDuration::ZERO,
     };
     let session = idle_bob(now.at);
-    let lists = Arc::new(AtomicUsize::new(0));
-    let terminated = Arc::new(AtomicUsize::new(0));
-    let fake = |lists: &Arc<AtomicUsize>, terminated: &Arc<AtomicUsize>| Fake {
-        session: session.clone(),
-        lists: Arc::clone(lists),
-        terminated: Arc::clone(terminated),
-        gone: false,
-    };
-    // The pass's own listing, as the daemon makes it: not counted.
-    let mut lister = fake(&Arc::new(AtomicUsize::new(0)), &terminated);
-    let memory = Memory::default();
-    let step = planner::step(
-        &policy,
-        std::slice::from_ref(&session),
-        &memory,
-        &Tracking::new(),
-        now,
-    );
+    let host = Counts::default();
+    let (step, tracking, counted) = pass(&policy, &Memory::default(), &clock, now, &session, &host);
     assert!(
         matches!(step.decisions[..], [Decision::LogOff { .. }]),
         "{:?}",
         step.decisions
     );
-    let opened = Arc::new(AtomicUsize::new(0));
-    let opener: Opener = {
-        let (lists, terminated, opened) = (
-            Arc::clone(&lists),
-            Arc::clone(&terminated),
-            Arc::clone(&opened),
-        );
-        let session = session.clone();
-        Box::new(move || {
-            opened.fetch_add(1, Ordering::SeqCst);
-            Ok(Box::new(Fake {
-                session: session.clone(),
-                lists: Arc::clone(&lists),
-                terminated: Arc::clone(&terminated),
-                gone: false,
-            }) as Box<dyn Backend>)
-        })
-    };
-    let mut actor = Actor::with(
-        opener,
-        AuditLog::nowhere(),
-        Log::stderr(),
-        Counters::default(),
-    );
-    let at = Situation {
-        policy: &policy,
-        memory: &memory,
-        now,
-        clock: &clock,
-    };
-    let tracking = actor.carry_out(
-        &mut lister,
-        std::slice::from_ref(&session),
-        &at,
-        step.tracking,
-        step.decisions,
-    );
-    assert_eq!(opened.load(Ordering::SeqCst), 1, "one backend per deadline");
-    assert_eq!(lists.load(Ordering::SeqCst), 1, "one listing per deadline");
-    assert_eq!(
-        terminated.load(Ordering::SeqCst),
-        1,
-        "the session was ended"
-    );
+    assert_eq!(Counts::get(&host.opened), 1, "one backend per deadline");
+    assert_eq!(Counts::get(&host.lists), 1, "one listing per deadline");
+    assert_eq!(Counts::get(&host.terminated), 1, "the session was ended");
     assert!(tracking.is_empty(), "logged off: forgotten");
-    let counted = actor.tally.get_mut().clone();
     assert_ne!(counted, Counters::default(), "the logoff was counted");
 }
 
@@ -213,51 +234,7 @@ fn a_session_begun_with_the_allowance_used_up_is_logged_off_at_its_deadline() {
         },
         now.at,
     );
-    let step = planner::step(
-        &policy,
-        std::slice::from_ref(&session),
-        &memory,
-        &Tracking::new(),
-        now,
-    );
-    let lists = Arc::new(AtomicUsize::new(0));
-    let terminated = Arc::new(AtomicUsize::new(0));
-    let opener: Opener = {
-        let (lists, terminated) = (Arc::clone(&lists), Arc::clone(&terminated));
-        let session = session.clone();
-        Box::new(move || {
-            Ok(Box::new(Fake {
-                session: session.clone(),
-                lists: Arc::clone(&lists),
-                terminated: Arc::clone(&terminated),
-                gone: false,
-            }) as Box<dyn Backend>)
-        })
-    };
-    let mut lister = Fake {
-        session: session.clone(),
-        lists: Arc::new(AtomicUsize::new(0)),
-        terminated: Arc::clone(&terminated),
-        gone: false,
-    };
-    let mut actor = Actor::with(
-        opener,
-        AuditLog::nowhere(),
-        Log::stderr(),
-        Counters::default(),
-    );
-    let at = Situation {
-        policy: &policy,
-        memory: &memory,
-        now,
-        clock: &clock,
-    };
-    actor.carry_out(
-        &mut lister,
-        std::slice::from_ref(&session),
-        &at,
-        step.tracking,
-        step.decisions,
-    );
-    assert_eq!(terminated.load(Ordering::SeqCst), 1, "logged off at once");
+    let host = Counts::default();
+    pass(&policy, &memory, &clock, now, &session, &host);
+    assert_eq!(Counts::get(&host.terminated), 1, "logged off at once");
 }

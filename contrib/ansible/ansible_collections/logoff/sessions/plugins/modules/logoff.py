@@ -23,6 +23,8 @@ description:
 version_added: "0.2.0"
 author:
   - logoff developers (@logoff)
+extends_documentation_fragment:
+  - logoff.sessions.filters
 options:
   sessions:
     description: Session IDs or names to act on; with filters, they must pass them too.
@@ -33,27 +35,6 @@ options:
     description: Every session (that passes the filters), but the task's own.
     type: bool
     default: false
-  user:
-    description: Sessions of these users (names or uids).
-    type: list
-    elements: str
-    default: []
-  state:
-    description: Sessions in these states (C(disconnected) means nothing connects them).
-    type: list
-    elements: str
-    default: []
-    choices: [active, online, closing, idle, disconnected]
-  idle_for:
-    description: Sessions idle at least this long (C(30m), C(2h)).
-    type: str
-  from_host:
-    description: Sessions from this host or network (C(10.0.0.0/8)), as vouched for.
-    type: str
-    aliases: [from]
-  remote:
-    description: Remote (C(true)) or local (C(false)) sessions only.
-    type: bool
   action:
     description:
       - What to do to each session. C(logoff) ends it; C(disconnect) ends its connection only
@@ -75,15 +56,6 @@ options:
     description: Allow another user's console session (protected otherwise).
     type: bool
     default: false
-  backend:
-    description: Where sessions come from (C(auto) is logind where it answers).
-    type: str
-    default: auto
-    choices: [auto, logind, procfs]
-  executable:
-    description: The logoff to run.
-    type: path
-    default: logoff
 notes:
   - Needs logoff on the host; other users' sessions need root (C(become)).
   - The result is C(changed) only where a session was logged off or disconnected; in check

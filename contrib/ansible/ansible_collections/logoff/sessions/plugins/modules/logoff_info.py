@@ -19,42 +19,14 @@ description:
 version_added: "0.2.0"
 author:
   - logoff developers (@logoff)
+extends_documentation_fragment:
+  - logoff.sessions.filters
 options:
   sessions:
     description: Session IDs or names (C(pts/3), C(:10)) to list; none lists every session.
     type: list
     elements: str
     default: []
-  user:
-    description: Only sessions of these users (names or uids).
-    type: list
-    elements: str
-    default: []
-  state:
-    description: Only sessions in these states (C(disconnected) means nothing connects them).
-    type: list
-    elements: str
-    default: []
-    choices: [active, online, closing, idle, disconnected]
-  idle_for:
-    description: Only sessions idle at least this long (C(30m), C(2h)).
-    type: str
-  from_host:
-    description: Only sessions from this host or network (C(10.0.0.0/8)), as vouched for.
-    type: str
-    aliases: [from]
-  remote:
-    description: Only remote (C(true)) or local (C(false)) sessions.
-    type: bool
-  backend:
-    description: Where sessions come from (C(auto) is logind where it answers).
-    type: str
-    default: auto
-    choices: [auto, logind, procfs]
-  executable:
-    description: The logoff to run.
-    type: path
-    default: logoff
 notes:
   - Needs logoff on the host (the C(logoff) package; the C(logoffd) role installs it).
   - Other users' sessions' details need root (C(become)).
