@@ -450,10 +450,12 @@ fn own_idle(s: &Session, now: Timestamp) -> Option<Idle> {
     {
         // A graphical session's desktop sets the hint: while it says "not idle" the
         // session is in use, now. A terminal session's hint is its first terminal's input.
+        // A hint ahead of now is a terminal time its user set ahead (logind reads it from
+        // the terminal's node, unchecked): the session's terminals say what it is.
         let at = if s.is_graphical() && hint.idle == Some(false) {
             Some(now)
         } else {
-            hint.since
+            hint.since.filter(|since| *since <= now)
         };
         if let Some(at) = at {
             seen.push(Seen {

@@ -320,6 +320,22 @@ fn the_latest_input_of_anything_the_session_is() {
     assert_eq!(idle.source.to_string(), "terminal pts/5");
 }
 
+/// Regression (hostile read of issues 25-28): logind's hint for a terminal session is its
+/// terminal's access time, which its user may set ahead (`touch -a -d +10years`): "idle 0s"
+/// for ever. A hint ahead of now is no input; the terminals say what the session is.
+#[test]
+fn a_hint_ahead_of_now_is_no_input() {
+    let mut s = session("1", "active");
+    s.activity.hint = Some(Hint {
+        idle: None,
+        since: Some(at(NOW + 86_400 * 3650)),
+    });
+    s.activity.terminals = vec![terminal("pts/1", 400, 0, Served::Outside)];
+    let idle = judged(&[s])[0].idle.clone().expect("known");
+    assert_eq!(idle.since, at(400));
+    assert_eq!(idle.source.to_string(), "terminal pts/1");
+}
+
 /// `--disconnect` refuses what has no connection of its own, and says what reaches it.
 #[test]
 fn no_connection_of_its_own_is_said_for_mosh_and_clients() {

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeSet;
 use std::io;
+use std::os::unix::fs::MetadataExt;
 
 use jiff::Timestamp;
 use rustix::fs::{FileType, Mode, OFlags};
@@ -97,8 +98,21 @@ pub fn idle_since(tty: &str) -> Option<Timestamp> {
     }
     let meta = std::fs::metadata(format!("/dev/{tty}")).ok()?;
     let atime = Timestamp::try_from(meta.accessed().ok()?).ok()?;
-    // A time in the future is none the kernel wrote (its user set it: `touch -a`): unknown.
-    (atime <= crate::time::now()).then_some(atime)
+    let ctime = Timestamp::new(meta.ctime(), i32::try_from(meta.ctime_nsec()).unwrap_or(0)).ok();
+    not_ahead(atime, ctime, crate::time::now())
+}
+
+/// A terminal's access or modification time as a time the kernel vouches for: a time in the
+/// future is none it wrote (its user set it with utimensat, which they may on their own
+/// terminal), and the node's change time — set by the kernel at that moment, by no user's
+/// word — is when they did; never "now", never unknown (an unknown input would lift every
+/// idle limit).
+fn not_ahead(t: Timestamp, changed: Option<Timestamp>, now: Timestamp) -> Option<Timestamp> {
+    if t <= now {
+        Some(t)
+    } else {
+        changed.filter(|c| *c <= now)
+    }
 }
 
 /// The active virtual console (`tty2`), from sysfs; `None` where there is none.
@@ -317,14 +331,12 @@ fn terminals_of(proc: &Proc) -> Walked {
             continue;
         };
         let dev = rustix::fs::makedev(st.stx_dev_major, st.stx_dev_minor);
-        // A time in the future is none the kernel wrote (its user set it with utimensat,
-        // which they may on their own terminal): unknown, never "now".
         let now = crate::time::now();
-        let at = |t: rustix::fs::StatxTimestamp| {
-            Timestamp::new(t.tv_sec, i32::try_from(t.tv_nsec).unwrap_or(0))
-                .ok()
-                .filter(|t| *t <= now)
+        let stamp = |t: rustix::fs::StatxTimestamp| {
+            Timestamp::new(t.tv_sec, i32::try_from(t.tv_nsec).unwrap_or(0)).ok()
         };
+        let made = stamp(st.stx_ctime).filter(|t| *t <= now);
+        let at = |t| stamp(t).and_then(|t| not_ahead(t, made, now));
         terminals.push((
             Terminal {
                 name,
@@ -333,7 +345,7 @@ fn terminals_of(proc: &Proc) -> Walked {
             Times {
                 input: at(st.stx_atime),
                 output: at(st.stx_mtime),
-                made: at(st.stx_ctime),
+                made,
             },
         ));
     }
@@ -441,29 +453,54 @@ mod tests {
 
     /// Regression (hostile read of issue 25): an access time a user set in the future
     /// (`touch -a -d +100d` on their own terminal) was taken as input "now", for ever.
+    /// Regression (hostile read of issues 25-28): it was then taken as unknown, which lifts
+    /// every idle limit; it is the moment it was set (the node's change time, the kernel's).
     #[test]
-    fn a_terminal_time_in_the_future_is_unknown_not_now() {
+    fn a_terminal_time_in_the_future_is_when_it_was_set() {
         use std::os::fd::AsFd;
         let (_master, slave) = own_pty();
+        let before = crate::time::now();
         let future = rustix::fs::Timestamps {
             last_access: rustix::fs::Timespec {
-                tv_sec: crate::time::now().as_second() + 100 * 86_400,
+                tv_sec: before.as_second() + 100 * 86_400,
                 tv_nsec: 0,
             },
             last_modification: rustix::fs::Timespec {
-                tv_sec: crate::time::now().as_second() - 60,
+                tv_sec: before.as_second() - 60,
                 tv_nsec: 0,
             },
         };
         rustix::fs::futimens(slave.as_fd(), &future).expect("futimens");
+        let after = crate::time::now();
         let held = held_with_times([Proc::myself()], |_| Ok(true));
-        let (_, h) = held
+        let (t, h) = held
             .terminals
             .iter()
             .find(|(t, _)| t.name.starts_with("pts/"))
             .expect("the slave is held");
-        assert_eq!(h.times.input, None, "{:?}", h.times);
-        assert!(h.times.output.is_some());
+        let input = h.times.input.expect("an input time");
+        // The kernel's coarse clock stamps the change: up to a tick before `before`.
+        let tick = jiff::SignedDuration::from_millis(20);
+        assert!(
+            input >= before - tick && input <= after,
+            "{input} not between {before} and {after}"
+        );
+        assert_eq!(h.times.input, h.times.made);
+        assert_eq!(
+            h.times.output.map(|o| o.as_second()),
+            Some(before.as_second() - 60)
+        );
+        let by_name = idle_since(&t.name).expect("by name too");
+        assert!(by_name <= after && by_name >= before - tick, "{by_name}");
+    }
+
+    #[test]
+    fn times_ahead_are_their_change_time() {
+        let t = |s: i64| Timestamp::from_second(1_800_000_000 + s).expect("t");
+        assert_eq!(not_ahead(t(5), Some(t(9)), t(10)), Some(t(5)));
+        assert_eq!(not_ahead(t(50), Some(t(9)), t(10)), Some(t(9)));
+        assert_eq!(not_ahead(t(50), Some(t(11)), t(10)), None);
+        assert_eq!(not_ahead(t(50), None, t(10)), None);
     }
 
     /// Regression (hostile read of issue 25): a socket duplicated a hundred thousand times
