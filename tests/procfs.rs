@@ -758,3 +758,80 @@ fn the_wait_for_sigkill_shows_on_a_terminal_and_nowhere_else() {
     );
     assert!(s.is_gone());
 }
+
+/// Regression (hostile read of issues 25-28): a PID namespace a user made (`unshare
+/// -Urpf`) was taken for a container below the host, so a session whose processes all
+/// lived in one was listed by nobody: no limit, no `--user` and no ID reached it. It is the
+/// user's own: listed, and logged off. (A namespace root made is still a container's.)
+#[test]
+#[ignore = "needs root: scripts/test runs it (cargo test -- --include-ignored)"]
+fn a_session_hidden_in_a_pid_namespace_of_its_user_is_listed_and_logged_off() {
+    if !require_root_or_skip("a_session_hidden_in_a_pid_namespace_of_its_user") {
+        return;
+    }
+    let user = TestUser::create("hns");
+    let mut hidden = TestSession::start(
+        SessionSpec {
+            user: Some(&user),
+            nproc: Some(60),
+            ..Default::default()
+        },
+        "unshare -Urpf sleep 1777 & sleep 1; kill -KILL $!; wait $!; exit 0",
+    );
+    // Reaped, as a host's init reaps (no zombie of the session left in our namespace).
+    assert!(hidden.wait_child(Duration::from_secs(10)).is_some());
+    let id = hidden.id.to_string();
+    let in_namespace = || {
+        let m = hidden.members();
+        m.len() == 1
+            && std::fs::read_link(format!("/proc/{}/ns/pid", m[0])).ok()
+                != std::fs::read_link("/proc/self/ns/pid").ok()
+    };
+    assert!(
+        wait_for(Duration::from_secs(10), in_namespace),
+        "unshare -Urpf did not leave one process in a namespace of its own: {:?}",
+        hidden
+            .members()
+            .iter()
+            .map(|p| std::fs::read_to_string(format!("/proc/{p}/cmdline")).unwrap_or_default())
+            .collect::<Vec<_>>()
+    );
+    let out = logoff(&["--list", "--all", "--json", "--user", &user.name]);
+    assert_ok(&out, "--list");
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert!(
+        listed
+            .as_array()
+            .is_some_and(|a| a.iter().any(|s| s["id"] == id.as_str())),
+        "{listed}"
+    );
+    // A PID namespace root made, as a container's: still no session of this host's.
+    let mut container = TestSession::start(
+        SessionSpec {
+            login_uid: Some(user.uid),
+            ..Default::default()
+        },
+        "unshare -pf sleep 1779 & sleep 1; kill -KILL $!; wait $!; exit 0",
+    );
+    assert!(container.wait_child(Duration::from_secs(10)).is_some());
+    assert!(wait_for(Duration::from_secs(10), || container
+        .members()
+        .len()
+        == 1));
+    let out = logoff(&["--list", "--all", "--json"]);
+    let all: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert!(
+        all.as_array().is_some_and(|a| !a
+            .iter()
+            .any(|s| s["id"] == container.id.to_string().as_str())),
+        "root's namespace listed as a session: {all}"
+    );
+    let out = logoff(&["--timeout", "1", &id]);
+    assert_ok(&out, "logoff ID");
+    assert!(
+        wait_for(Duration::from_secs(5), || hidden.is_gone()),
+        "left running: {:?}",
+        hidden.members()
+    );
+    assert_eq!(container.members().len(), 1, "root's namespace was touched");
+}

@@ -5,11 +5,13 @@
 //! is marked close-on-exec.
 //!
 //! The one module with `unsafe` code: rustix (like std) names a descriptor it did not open
-//! only through `BorrowedFd::borrow_raw`.
+//! only through `BorrowedFd::borrow_raw`, and has no safe call for the namespace ioctls
+//! ([`namespace_owner`]).
 
 #![allow(unsafe_code)]
 
-use std::os::fd::BorrowedFd;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use rustix::io::{FdFlags, fcntl_getfd, fcntl_setfd};
 
@@ -35,4 +37,46 @@ pub fn close_inherited_on_exec() {
             let _ = fcntl_setfd(fd, flags | FdFlags::CLOEXEC);
         }
     }
+}
+
+/// The `ioctl` group of the namespace file system (`NSIO` in linux/nsfs.h).
+const NSIO: u8 = 0xb7;
+
+/// `NS_GET_USERNS`: a new descriptor of the user namespace that owns a namespace.
+struct OwningUserNamespace;
+
+// SAFETY: NS_GET_USERNS takes no argument (the pointer is never read) and returns a new
+// descriptor, owned by nobody else, as the ioctl's result; it writes no user memory.
+unsafe impl rustix::ioctl::Ioctl for OwningUserNamespace {
+    type Output = OwnedFd;
+    const IS_MUTATING: bool = false;
+
+    fn opcode(&self) -> rustix::ioctl::Opcode {
+        rustix::ioctl::opcode::none(NSIO, 0x1)
+    }
+
+    fn as_ptr(&mut self) -> *mut std::ffi::c_void {
+        std::ptr::null_mut()
+    }
+
+    unsafe fn output_from_ptr(
+        out: rustix::ioctl::IoctlOutput,
+        _: *mut std::ffi::c_void,
+    ) -> rustix::io::Result<OwnedFd> {
+        // SAFETY: a successful NS_GET_USERNS returns a descriptor it just opened for us.
+        Ok(unsafe { OwnedFd::from_raw_fd(out) })
+    }
+}
+
+/// The UID that created the user namespace owning the namespace `ns` is (an open
+/// `/proc/PID/ns/…` file), as our namespace sees it: `NS_GET_USERNS`, then
+/// `NS_GET_OWNER_UID`, both answered by the kernel.
+pub fn namespace_owner(ns: impl AsFd) -> io::Result<u32> {
+    // SAFETY: `ns` is an open descriptor for the call's length; see `OwningUserNamespace`.
+    let userns = unsafe { rustix::ioctl::ioctl(ns.as_fd(), OwningUserNamespace) }?;
+    // SAFETY: NS_GET_OWNER_UID writes one uid_t (u32 on Linux) through its pointer.
+    let getter =
+        unsafe { rustix::ioctl::Getter::<{ rustix::ioctl::opcode::none(NSIO, 0x4) }, u32>::new() };
+    // SAFETY: `userns` is the user namespace's descriptor, held for the call.
+    Ok(unsafe { rustix::ioctl::ioctl(userns.as_fd(), getter) }?)
 }

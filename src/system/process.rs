@@ -211,17 +211,28 @@ impl Proc {
         std::fs::read_link(format!("/proc/{}/exe", self.pid)).ok()
     }
 
-    /// Whether the process lives in our PID namespace (not only in a container below it):
-    /// its `ns/pid` is ours (the namespace's inode, which the kernel gives). Unreadable counts
-    /// as ours.
-    pub fn in_our_pid_namespace(&self) -> bool {
+    /// Whether the process lives only in a container below us that root made: its
+    /// `ns/pid` is not ours (the namespace's inode, which the kernel gives), and the user
+    /// namespace owning it was created by root. A PID namespace a user made (`unshare
+    /// -Urpf`: owned by a user namespace of theirs) is no container of the host's but a
+    /// part of their session, hidden in it: it is theirs like any process. Unreadable
+    /// counts as ours; a namespace whose owner cannot be asked, as root's.
+    pub fn in_a_container_below(&self) -> bool {
         static OURS: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
         let ours =
             *OURS.get_or_init(|| rustix::fs::stat("/proc/self/ns/pid").ok().map(|s| s.st_ino));
-        let theirs = rustix::fs::stat(format!("/proc/{}/ns/pid", self.pid).as_str());
-        match (ours, theirs) {
-            (Some(ours), Ok(theirs)) => theirs.st_ino == ours,
-            _ => true,
+        let Ok(theirs) = std::fs::File::open(format!("/proc/{}/ns/pid", self.pid)) else {
+            return false;
+        };
+        let Some(ours) = ours else {
+            return false;
+        };
+        match rustix::fs::fstat(&theirs) {
+            Ok(st) if st.st_ino == ours => false,
+            Ok(_) => crate::system::descriptors::namespace_owner(&theirs)
+                .ok()
+                .is_none_or(|uid| uid == 0),
+            Err(_) => false,
         }
     }
 
@@ -474,7 +485,7 @@ mod tests {
                 .expect("read")
                 .is_some_and(|s| s.starttime > 0)
         );
-        assert!(me.in_our_pid_namespace());
+        assert!(!me.in_a_container_below());
     }
 
     #[test]

@@ -487,7 +487,7 @@ mod tests {
         );
         assert_eq!(h.times.input, h.times.made);
         assert_eq!(
-            h.times.output.map(|o| o.as_second()),
+            h.times.output.map(Timestamp::as_second),
             Some(before.as_second() - 60)
         );
         let by_name = idle_since(&t.name).expect("by name too");

@@ -62,7 +62,7 @@ impl Details {
     ) -> Details {
         let mut pids: Vec<Pid> = members.iter().map(|m| m.pid).collect();
         pids.sort();
-        let ours = pids.iter().any(|p| Proc::new(*p).in_our_pid_namespace());
+        let ours = pids.iter().any(|p| !Proc::new(*p).in_a_container_below());
         let uid = pids.first().and_then(|first| match grouping {
             // Every member of an audit session has the same login uid.
             Grouping::Audit => Proc::new(*first).login_uid(),
