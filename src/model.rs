@@ -231,6 +231,10 @@ pub struct Session {
     pub remote_claim: Option<Claim>,
     /// Came in over the network, as vouched for (logind's Remote, or a vouched host).
     pub remote: bool,
+    /// Where it came from is not known (procfs: the root process that opened it has
+    /// ended, and with it what vouched for its origin): neither remote nor local, for
+    /// filters and rules alike, unless logoffd remembers it (`remote` is then false).
+    pub origin_unknown: bool,
     /// An xrdp session, as vouched for: logind's Service, or root's xrdp session manager
     /// opened it.
     pub xrdp: bool,

@@ -175,7 +175,9 @@ impl Filters {
             .idle_for
             .is_none_or(|min| p.idle_for(now).is_some_and(|d| d >= min));
         let from = self.from.as_ref().is_none_or(|f| f.takes(s));
-        let remote = self.remote.is_none_or(|r| s.remote == r);
+        let remote = self
+            .remote
+            .is_none_or(|r| !s.origin_unknown && s.remote == r);
         user && state && idle && from && remote
     }
 

@@ -181,6 +181,11 @@ pub struct Memory {
     /// input through a program of the session (mosh) after that moment connects it.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     logins: BTreeMap<String, LoginSeen>,
+    /// Where each session came from while something vouched for it (procfs: while the
+    /// root process that opened it ran): lent once that has ended, so that an abandoned
+    /// ssh login stays remote for rules (`remote = true`, `from`) to the end.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    origins: BTreeMap<String, OriginSeen>,
     /// What each user has used of each rule's allowance: by rule name, then uid.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     allowances: BTreeMap<String, BTreeMap<u32, allowances::Account>>,
@@ -215,6 +220,14 @@ impl LoginSeen {
             (before, _) => before,
         }
     }
+}
+
+/// Where a session came from, as vouched for when logoffd saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct OriginSeen {
+    remote: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    host: Option<String>,
 }
 
 /// A session's CPU time as last read, and how busy it was before.
@@ -283,6 +296,13 @@ impl Memory {
     /// ([`crate::model::Activity::login_ended`]).
     pub fn lend(&self, sessions: &mut [Session]) {
         for s in sessions {
+            if s.origin_unknown
+                && let Some(o) = self.origins.get(&s.key().to_string())
+            {
+                s.origin_unknown = false;
+                s.remote = o.remote;
+                s.remote_host.clone_from(&o.host);
+            }
             s.activity.login_ended = match self.logins.get(&s.key().to_string()) {
                 Some(LoginSeen::EndedAt(at)) => Some(LoginEnded::Seen(*at)),
                 Some(LoginSeen::EndedBefore(at)) => Some(LoginEnded::Before(*at)),
@@ -304,8 +324,24 @@ impl Memory {
                 LoginSeen::next(before, presence::login_lasts(s), now).map(|l| (key, l))
             })
             .collect();
-        let logins_changed = logins != self.logins;
+        let origins: BTreeMap<String, OriginSeen> = sessions
+            .iter()
+            .filter_map(|s| {
+                let key = s.key().to_string();
+                let seen = if s.origin_unknown {
+                    self.origins.get(&key).cloned()?
+                } else {
+                    OriginSeen {
+                        remote: s.remote,
+                        host: s.remote_host.clone(),
+                    }
+                };
+                Some((key, seen))
+            })
+            .collect();
+        let logins_changed = logins != self.logins || origins != self.origins;
         self.logins = logins;
+        self.origins = origins;
         self.lend(sessions);
         let presences = presence::judge(sessions, now);
         let mut disconnected = BTreeMap::new();
@@ -464,6 +500,30 @@ mod tests {
             Some(Seen(t(10))),
             "kept across a restart"
         );
+    }
+
+    /// Regression (hostile read of issues 25-28): on procfs what vouches for where a session
+    /// came from is the root process that opened it; once that ended, an abandoned ssh
+    /// login looked local, and `remote = true` rules (a `disconnected` limit) never took it.
+    /// Where it came from while that was known is remembered, across a restart, and lent.
+    #[test]
+    fn where_a_session_came_from_is_remembered_once_nothing_vouches_for_it() {
+        let now = Timestamp::from_second(1_800_000_000).expect("t");
+        let mut memory = Memory::default();
+        let mut s = [session("1", "active", 0), session("2", "active", 0)];
+        s[0].remote = true;
+        s[0].remote_host = Some("192.0.2.9".into());
+        s[1].origin_unknown = true;
+        memory.observe(&mut s, now);
+        assert!(s[1].origin_unknown, "never known: stays unknown");
+        let restarted: Memory =
+            serde_json::from_slice(&serde_json::to_vec(&memory).expect("saved")).expect("loaded");
+        let mut later = [session("1", "closing", 0)];
+        later[0].origin_unknown = true;
+        restarted.lend(&mut later);
+        assert!(!later[0].origin_unknown);
+        assert!(later[0].remote);
+        assert_eq!(later[0].remote_host.as_deref(), Some("192.0.2.9"));
     }
 
     /// Issue 26: an allowance counts the user's time across sessions — two at once count

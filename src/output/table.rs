@@ -29,6 +29,10 @@ pub struct SessionRow {
     pub kind: Option<String>,
     pub service: Option<String>,
     pub remote: bool,
+    /// Where it came from is not known (`remote` then says nothing): see
+    /// [`Session::origin_unknown`](crate::model::Session::origin_unknown).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub origin_unknown: bool,
     /// Where it came from, as something root's vouches for it (what filters and policies
     /// match).
     pub remote_host: Option<String>,
@@ -88,6 +92,7 @@ impl SessionRow {
             kind: s.kind.clone(),
             service: s.service.clone(),
             remote: s.remote,
+            origin_unknown: s.origin_unknown,
             remote_host: s.remote_host.clone().filter(|h| !h.is_empty()),
             remote_host_claim: s.remote_claim.as_ref().map(|c| c.value.clone()),
             remote_host_claim_source: s.remote_claim.as_ref().map(|c| c.source.to_string()),

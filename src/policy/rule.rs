@@ -127,7 +127,9 @@ impl Match {
         (self.users.is_empty() || user_in(&self.users, s))
             && (self.uids.is_empty() || uid_in(&self.uids, s))
             && (self.groups.is_empty() || groups.of(s).iter().any(|g| self.groups.contains(g)))
-            && self.remote.is_none_or(|r| s.remote == r)
+            && self
+                .remote
+                .is_none_or(|r| !s.origin_unknown && s.remote == r)
             && (self.from.is_empty() || self.from.iter().any(|f| f.takes(s)))
             && self.tty.is_none_or(|t| s.tty.is_some() == t)
             && self.x11.is_none_or(|x| s.is_graphical() == x)
@@ -320,5 +322,28 @@ mod tests {
         };
         assert!(exempt.exempts(&s, &mut groups).is_some());
         assert!(Exempt::default().exempts(&s, &mut groups).is_none());
+    }
+
+    /// Regression (hostile read of issues 25-28): on procfs an abandoned ssh login (its
+    /// opener ended) looked local, and `local = true` rules took it. Where it came from is
+    /// not known: neither a remote nor a local rule takes it; a rule of neither does.
+    #[test]
+    fn an_unknown_origin_is_neither_remote_nor_local() {
+        let mut groups = Groups::default();
+        let mut s = session(1000, "bob");
+        s.origin_unknown = true;
+        let remote = Match {
+            remote: Some(true),
+            ..Match::default()
+        };
+        let local = Match {
+            remote: Some(false),
+            ..Match::default()
+        };
+        assert!(!remote.takes(&s, &mut groups));
+        assert!(!local.takes(&s, &mut groups));
+        assert!(Match::default().takes(&s, &mut groups));
+        s.origin_unknown = false;
+        assert!(local.takes(&s, &mut groups));
     }
 }

@@ -203,6 +203,8 @@ pub struct WireSession {
     pub remote_host_claim_source: Option<String>,
     pub remote: bool,
     #[serde(default)]
+    pub origin_unknown: bool,
+    #[serde(default)]
     pub xrdp: bool,
     pub idle_since: Option<Timestamp>,
     /// What the agent saw that input on (its words, for display).
@@ -245,6 +247,7 @@ impl WireSession {
             remote_host_claim: s.remote_claim.as_ref().map(|c| c.value.clone()),
             remote_host_claim_source: s.remote_claim.as_ref().map(|c| c.source.to_string()),
             remote: s.remote,
+            origin_unknown: s.origin_unknown,
             xrdp: s.xrdp,
             idle_since: p.idle.as_ref().map(|i| i.since),
             idle_source: p.idle.as_ref().map(|i| i.source.to_string()),
@@ -304,6 +307,7 @@ impl WireSession {
                 source: claim_source(self.remote_host_claim_source.as_deref()),
             }),
             remote: self.remote,
+            origin_unknown: self.origin_unknown,
             xrdp: self.xrdp,
             login: Login::Reported {
                 connected: self.connected,

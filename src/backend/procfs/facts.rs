@@ -259,6 +259,7 @@ fn build(
         tty,
         state,
         remote: remote_host.is_some(),
+        origin_unknown: creator.is_none(),
         remote_host,
         remote_claim,
         xrdp: creator.is_some_and(|c| c.xrdp),
