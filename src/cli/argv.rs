@@ -5,8 +5,14 @@
 //! untouched. An argument shaped like a switch (`/word` or `/word:value`, no second `/`) that
 //! is not one of them is an invalid parameter, as it is for the original. Nothing after `--`
 //! is rewritten. `-?` is the GNU spelling of `/?`.
+//!
+//! Nor is the value of an option: `--message /V` writes "/V", `--user /x` looks for a user
+//! named "/x". Which arguments are values is read from the clap definition itself
+//! ([`super::args::command`]), by clap's own rules (see [`Options`]), so that an option added
+//! there can never have its value taken for a switch here.
 
-use std::ffi::OsString;
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
 
 use crate::error::{Error, Result};
 
@@ -15,10 +21,153 @@ pub const SEED_HELP: &str = "--seed-help";
 
 /// Rewrites `args` (without the program name) into GNU form.
 pub fn rewrite(args: impl IntoIterator<Item = OsString>) -> Result<Vec<OsString>> {
+    rewrite_for(&Options::of(super::args::command()), args)
+}
+
+/// What the clap definition says about its options that take values: by every long name and
+/// alias (without `--`) and every short name and alias.
+struct Options {
+    long: HashMap<String, Values>,
+    short: HashMap<char, Values>,
+}
+
+/// How clap reads the values of one option given without an attached value (`--message`,
+/// not `--message=TEXT`): the arguments after it, up to `max` of them, stopping at one
+/// that looks like an option (`-x`, `--x`) or at `--`, unless the option takes values that
+/// begin with `-`; a value terminator ends them (and is no value).
+#[derive(Debug, Clone)]
+struct Values {
+    max: usize,
+    hyphen_values: bool,
+    negative_numbers: bool,
+    terminator: Option<String>,
+}
+
+impl Values {
+    /// Whether clap reads `arg`, following the option, as one of its values.
+    fn takes(&self, arg: &OsStr) -> bool {
+        if self.hyphen_values {
+            return true;
+        }
+        match arg.as_encoded_bytes() {
+            // `--`, or a long option.
+            [b'-', b'-', ..] => false,
+            [b'-', rest @ ..] if !rest.is_empty() => self.negative_numbers && is_number(rest),
+            _ => true,
+        }
+    }
+}
+
+/// `3`, `0.3`, `1.`, `1.2e10` (after the `-`): what clap takes for a negative number (digits,
+/// one `.` and one `e` after the first, no `e` last), as `clap_lex` decides it.
+fn is_number(arg: &[u8]) -> bool {
+    let mut seen_dot = false;
+    let mut position_of_e = None;
+    for (i, c) in arg.iter().enumerate() {
+        match c {
+            b'0'..=b'9' => {}
+            b'.' if !seen_dot && position_of_e.is_none() && i > 0 => seen_dot = true,
+            b'e' | b'E' if position_of_e.is_none() && i > 0 => position_of_e = Some(i),
+            _ => return false,
+        }
+    }
+    position_of_e.is_none_or(|i| i != arg.len() - 1)
+}
+
+impl Options {
+    /// Reads `command`'s options. Built first, so that every argument's number of values is
+    /// set (a flag's is zero), as clap's parser sees it.
+    fn of(mut command: clap::Command) -> Self {
+        command.build();
+        let mut options = Options {
+            long: HashMap::new(),
+            short: HashMap::new(),
+        };
+        for arg in command.get_arguments().filter(|a| !a.is_positional()) {
+            let Some(range) = arg
+                .get_num_args()
+                .filter(clap::builder::ValueRange::takes_values)
+            else {
+                continue;
+            };
+            // `--opt=value` only: the next argument is never its value.
+            if arg.is_require_equals_set() {
+                continue;
+            }
+            let values = Values {
+                max: range.max_values(),
+                hyphen_values: arg.is_allow_hyphen_values_set(),
+                negative_numbers: arg.is_allow_negative_numbers_set(),
+                terminator: arg.get_value_terminator().map(|t| t.as_str().to_owned()),
+            };
+            let longs = arg
+                .get_long()
+                .into_iter()
+                .chain(arg.get_all_aliases().unwrap_or_default());
+            for long in longs {
+                options.long.insert(long.to_owned(), values.clone());
+            }
+            let shorts = arg
+                .get_short()
+                .into_iter()
+                .chain(arg.get_all_short_aliases().unwrap_or_default());
+            for short in shorts {
+                options.short.insert(short, values.clone());
+            }
+        }
+        options
+    }
+
+    /// The values `arg` leaves to be read from the arguments after it, if it is an option
+    /// that takes values and none is attached (`--message`, `-m`, `-vm`; not `--message=x`,
+    /// `-mx`, `-v`).
+    fn pending_after(&self, arg: &OsStr) -> Option<&Values> {
+        let text = arg.to_str()?;
+        if let Some(long) = text.strip_prefix("--") {
+            // `--name=value` is whole; `--` itself is handled before.
+            return if long.contains('=') {
+                None
+            } else {
+                self.long.get(long)
+            };
+        }
+        // A cluster of short flags: the first that takes a value takes the rest of the
+        // argument, or, if nothing is left, the arguments after it.
+        // (A letter that is no option is clap's to refuse.)
+        for (i, c) in text.strip_prefix('-')?.char_indices() {
+            if let Some(values) = self.short.get(&c) {
+                let rest = &text[1 + i + c.len_utf8()..];
+                return rest.is_empty().then_some(values);
+            }
+        }
+        None
+    }
+}
+
+/// Rewrites `args` for the command line `options` describes.
+fn rewrite_for(
+    options: &Options,
+    args: impl IntoIterator<Item = OsString>,
+) -> Result<Vec<OsString>> {
     let mut out = Vec::new();
     let mut seed_server_seen = false;
+    // The option whose values come next, and how many it may still take.
+    let mut pending: Option<(&Values, usize)> = None;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
+        // After an option that takes values, a value passes untouched; a terminator (untouched
+        // too) ends them. An option or `--` ends them as well, and is read as one (too few
+        // values is clap's to report).
+        if let Some((values, left)) = pending.take()
+            && values.takes(&arg)
+        {
+            let ends = values.terminator.as_deref().is_some_and(|t| arg == t) || left <= 1;
+            if !ends {
+                pending = Some((values, left - 1));
+            }
+            out.push(arg);
+            continue;
+        }
         if arg == "--" {
             out.push(arg);
             out.extend(args.by_ref());
@@ -26,6 +175,11 @@ pub fn rewrite(args: impl IntoIterator<Item = OsString>) -> Result<Vec<OsString>
         }
         if arg == "-?" {
             out.push(SEED_HELP.into());
+            continue;
+        }
+        if let Some(values) = options.pending_after(&arg) {
+            pending = Some((values, values.max));
+            out.push(arg);
             continue;
         }
         let Some(text) = arg.to_str() else {
@@ -153,6 +307,251 @@ mod tests {
         ] {
             let err = rw(&bad).expect_err(&format!("{bad:?}"));
             assert_eq!(err.kind(), crate::error::Kind::InvalidParameters, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn message_value_is_not_a_switch() {
+        for text in [
+            "/V",
+            "/v",
+            "/Shutdown",
+            "/?",
+            "/SERVER:x",
+            "/VM",
+            "/VM:web1",
+        ] {
+            assert_eq!(
+                rw(&["--message", text]).expect(text),
+                ["--message", text],
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn real_switch_beside_a_message_value_is_rewritten() {
+        assert_eq!(
+            rw(&["/V", "--message", "/V", "/V", "12"]).expect("ok"),
+            ["--verbose", "--message", "/V", "--verbose", "12"]
+        );
+        assert_eq!(
+            rw(&["--message=/V", "/V"]).expect("ok"),
+            ["--message=/V", "--verbose"]
+        );
+    }
+
+    #[test]
+    fn every_option_value_passes_through() {
+        let options = Options::of(super::super::args::command());
+        for long in options.long.keys() {
+            let opt = format!("--{long}");
+            for value in ["/V", "/Shutdown", "/SERVER:x", "/bogus"] {
+                assert_eq!(rw(&[&opt, value]).expect(&opt), [opt.as_str(), value]);
+            }
+        }
+    }
+
+    #[test]
+    fn options_that_take_values_come_from_clap() {
+        let options = Options::of(super::super::args::command());
+        for long in [
+            "server",
+            "servers-file",
+            "parallel",
+            "connect-timeout",
+            "machine",
+            "timeout",
+            "message",
+            "grace",
+            "user",
+            "state",
+            "idle-for",
+            "from",
+            "backend",
+        ] {
+            assert!(options.long.contains_key(long), "--{long} takes a value");
+        }
+        for flag in [
+            "verbose",
+            "vm",
+            "list",
+            "json",
+            "all",
+            "dry-run",
+            "help",
+            "seed-help",
+        ] {
+            assert!(!options.long.contains_key(flag), "--{flag} is a flag");
+        }
+        // Its short options are all flags: `-v /V` is verbose twice.
+        assert!(options.short.is_empty(), "{:?}", options.short.keys());
+        assert_eq!(rw(&["-v", "/V"]).expect("ok"), ["-v", "--verbose"]);
+    }
+
+    /// Abbreviated long options (`--mess` for `--message`) would be values' options the
+    /// rewrite does not know: clap must refuse them.
+    #[test]
+    fn long_options_are_not_inferred() {
+        let err = super::super::args::command()
+            .try_get_matches_from(["logoff", "--mess", "x"])
+            .expect_err("--mess is no option");
+        assert_eq!(err.kind(), clap::error::ErrorKind::UnknownArgument);
+    }
+
+    #[test]
+    fn option_value_then_switches_and_sessions() {
+        assert_eq!(
+            rw(&["--user", "/x", "/V", "pts/3", "--server", "/h", "/SERVER:y"]).expect("ok"),
+            [
+                "--user",
+                "/x",
+                "--verbose",
+                "pts/3",
+                "--server",
+                "/h",
+                "--server=y"
+            ]
+        );
+    }
+
+    #[test]
+    fn option_or_double_dash_ends_the_values() {
+        // `-v` is an option to clap, not --message's value (clap reports the missing value).
+        assert_eq!(
+            rw(&["--message", "-v", "/V"]).expect("ok"),
+            ["--message", "-v", "--verbose"]
+        );
+        assert_eq!(
+            rw(&["--message", "--", "/V"]).expect("ok"),
+            ["--message", "--", "/V"]
+        );
+        assert_eq!(
+            rw(&["--message", "-?"]).expect("ok"),
+            ["--message", SEED_HELP]
+        );
+    }
+
+    #[test]
+    fn message_values_reach_args() {
+        for text in ["/V", "/Shutdown", "/SERVER:x"] {
+            let args =
+                super::super::args::parse(["logoff", "--message", text, "12"].map(OsString::from))
+                    .expect(text);
+            assert_eq!(args.message.as_deref(), Some(text));
+            assert_eq!(args.sessions, ["12"]);
+            assert!(!args.verbose);
+        }
+        let args = super::super::args::parse(["logoff", "--user", "/V", "/V"].map(OsString::from))
+            .expect("ok");
+        assert_eq!(args.filters.users, ["/V"]);
+        assert!(args.verbose);
+    }
+
+    /// A definition with what logoff's lacks: short options with values, several values,
+    /// `=` required, hyphen values, negative numbers, a terminator.
+    fn synthetic() -> clap::Command {
+        use clap::{Arg, ArgAction, Command};
+        Command::new("t")
+            .arg(
+                Arg::new("verbose")
+                    .short('v')
+                    .long("verbose")
+                    .action(ArgAction::Count),
+            )
+            .arg(
+                Arg::new("message")
+                    .short('m')
+                    .long("message")
+                    .visible_alias("msg"),
+            )
+            .arg(Arg::new("pair").long("pair").num_args(2))
+            .arg(
+                Arg::new("some")
+                    .long("some")
+                    .num_args(1..)
+                    .value_terminator(";"),
+            )
+            .arg(Arg::new("eq").long("eq").require_equals(true))
+            .arg(Arg::new("any").long("any").allow_hyphen_values(true))
+            .arg(Arg::new("n").long("n").allow_negative_numbers(true))
+            .arg(Arg::new("sessions").num_args(0..))
+    }
+
+    /// The rewrite agrees with clap's own parse of what it produced: every `/V` it kept is
+    /// an option's value, and every `--verbose` it wrote (or `-v` given) counts as verbose.
+    #[test]
+    fn clap_rules_for_values() {
+        let options = Options::of(synthetic());
+        for (input, want, clap_ok) in [
+            (
+                &["-m", "/V", "/V"][..],
+                &["-m", "/V", "--verbose"][..],
+                true,
+            ),
+            (&["-vm", "/V", "/V"], &["-vm", "/V", "--verbose"], true),
+            (&["-mx", "/V"], &["-mx", "--verbose"], true),
+            (&["-m=x", "/V"], &["-m=x", "--verbose"], true),
+            (&["--msg", "/V", "/V"], &["--msg", "/V", "--verbose"], true),
+            (
+                &["--pair", "/V", "/V", "/V"],
+                &["--pair", "/V", "/V", "--verbose"],
+                true,
+            ),
+            (
+                &["--some", "/V", "/V", ";", "/V"],
+                &["--some", "/V", "/V", ";", "--verbose"],
+                true,
+            ),
+            (
+                &["--some", "/V", "-v", "/V"],
+                &["--some", "/V", "-v", "--verbose"],
+                true,
+            ),
+            (&["--any", "--", "/V"], &["--any", "--", "--verbose"], true),
+            (&["--any", "-?", "/V"], &["--any", "-?", "--verbose"], true),
+            (&["--n", "-1.5", "/V"], &["--n", "-1.5", "--verbose"], true),
+            (&["--eq", "/V"], &["--eq", "--verbose"], false),
+            (&["--n", "-x", "/V"], &["--n", "-x", "--verbose"], false),
+            (
+                &["--message", "-1", "/V"],
+                &["--message", "-1", "--verbose"],
+                false,
+            ),
+        ] {
+            let got: Vec<String> = rewrite_for(&options, input.iter().map(OsString::from))
+                .expect("ok")
+                .into_iter()
+                .map(|s| s.into_string().expect("utf-8"))
+                .collect();
+            assert_eq!(got, want, "{input:?}");
+            let parsed =
+                synthetic().try_get_matches_from(std::iter::once("t").chain(want.iter().copied()));
+            assert_eq!(parsed.is_ok(), clap_ok, "{want:?}: {parsed:?}");
+            let Ok(m) = parsed else { continue };
+            let verbose = want
+                .iter()
+                .filter(|a| **a == "--verbose" || a.starts_with("-v"))
+                .count();
+            assert_eq!(usize::from(m.get_count("verbose")), verbose, "{want:?}");
+            let values: usize = ["message", "pair", "some", "any", "n"]
+                .iter()
+                .filter_map(|id| m.get_many::<String>(id))
+                .map(|v| v.filter(|v| *v == "/V").count())
+                .sum();
+            let kept = want.iter().filter(|a| **a == "/V").count();
+            assert_eq!(values, kept, "{want:?}");
+            assert!(m.get_many::<String>("sessions").is_none(), "{want:?}");
+        }
+    }
+
+    #[test]
+    fn negative_numbers_as_clap_sees_them() {
+        for yes in ["1", "0.3", "1.", "1.2e10", "33.03"] {
+            assert!(is_number(yes.as_bytes()), "{yes}");
+        }
+        for no in ["x", ".5", "1e", "1..2", "e1", "1-2"] {
+            assert!(!is_number(no.as_bytes()), "{no}");
         }
     }
 

@@ -32,22 +32,29 @@ FILTER_SPEC = dict(
 )
 
 
+def option(name, value):
+    """`--name=value`: an option and its value as one argument, so that a value beginning
+    with `-` or `/` (a message "/V", a user "-x") is never read as an option or as one of
+    logoff's `/SWITCH` spellings."""
+    return "--%s=%s" % (name, value)
+
+
 def filter_args(params):
     """logoff's options for the filters in `params` (the session arguments go last: `run`)."""
     args = []
     for user in params["user"]:
-        args += ["--user", user]
+        args.append(option("user", user))
     for state in params["state"]:
-        args += ["--state", state]
+        args.append(option("state", state))
     if params["idle_for"]:
-        args += ["--idle-for", params["idle_for"]]
+        args.append(option("idle-for", params["idle_for"]))
     if params["from_host"]:
-        args += ["--from", params["from_host"]]
+        args.append(option("from", params["from_host"]))
     if params["remote"] is True:
         args.append("--remote")
     elif params["remote"] is False:
         args.append("--local")
-    args += ["--backend", params["backend"]]
+    args.append(option("backend", params["backend"]))
     return args
 
 

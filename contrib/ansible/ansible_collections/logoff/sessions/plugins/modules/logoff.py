@@ -119,6 +119,7 @@ from ansible_collections.logoff.sessions.plugins.module_utils.logoff import (
     FILTER_SPEC,
     fail,
     filter_args,
+    option,
     run,
 )
 
@@ -133,10 +134,10 @@ def arguments(params, check_mode):
     elif params["action"] == "message":
         args.append("--warn-only")
     if params["text"]:
-        args += ["--message", params["text"]]
+        args.append(option("message", params["text"]))
     for key in ("grace", "timeout"):
         if params[key]:
-            args += ["--" + key, params[key]]
+            args.append(option(key, params[key]))
     if params["console"]:
         args.append("--console")
     if check_mode:
