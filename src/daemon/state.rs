@@ -636,6 +636,47 @@ mod tests {
         );
     }
 
+    /// Regression (hostile read of issues 25-28): an active-only allowance charged a pass's
+    /// whole interval, or none of it, by the state at the pass: a user who typed all along
+    /// but paused seventy seconds before each pass (their times are regular) used nothing.
+    /// Known idle at a pass, they used the time up to a minute after their last input.
+    #[test]
+    fn a_pause_before_each_pass_gives_nobody_the_time_before_it() {
+        let policy = crate::policy::from_text(
+            "[[rule]]\nname = \"lab\"\ntimezone = \"UTC\"\n\
+             allowance = { day = \"2h\", counts = \"active\" }\n",
+        )
+        .expect("policy");
+        let t = |s: i64| Timestamp::from_second(1_800_000_000 + s).expect("t");
+        let gap = Duration::from_secs(700);
+        let mut s = session("1", "active", 0);
+        s.uid = Some(crate::model::Uid::from_raw(1000));
+        s.tty = Some("pts/1".into());
+        let mut m = Memory::default();
+        for pass in 1..=12 {
+            let now = pass * 300;
+            s.activity = crate::model::Activity {
+                terminals: vec![crate::model::TerminalSeen {
+                    name: "pts/1".into(),
+                    input: Some(t(now - 70)),
+                    output: Some(t(now - 70)),
+                    made: Some(t(0)),
+                    controlling: true,
+                    served: crate::model::Served::Outside,
+                }],
+                looked: crate::model::Looked::Yes,
+                ..crate::model::Activity::default()
+            };
+            m.account(&policy, std::slice::from_ref(&s), t(now), gap);
+        }
+        let used = m.of(&s).allowances.get("lab").map(|u| u.used.day.as_secs());
+        assert_eq!(
+            used,
+            Some(11 * 290),
+            "each interval but the first, to a minute after the last input"
+        );
+    }
+
     /// Regression (hostile read of issue 28's fixes): a connected session without a login
     /// terminal (`ssh -T`, VS Code Remote) that holds a pty nobody types into (`tmux new -d`)
     /// was known idle by that pty, and a graphical session by the idle hint its user may

@@ -5,7 +5,10 @@
 //! a session of theirs that the rule takes counts at the second (any session; or, where
 //! the allowance counts active time only, one with input within the last minute): from the
 //! first pass, or from the logon of the earliest such session if it came later, or from
-//! when the day began. Several sessions at once count once. Time logoffd did not see (it
+//! when the day began. Where none counts at the second pass (active time only, all known
+//! idle), the user still used the time up to a minute after their last input in it: a
+//! pause just before each pass gives nobody the time before it. Several sessions at once
+//! count once. Time logoffd did not see (it
 //! was stopped, the host was suspended) counts at most [`Memory::account`]'s `gap`; times are
 //! logoffd's steady clock's ([`crate::daemon::clock`]), which no step of the wall clock
 //! moves.
@@ -96,6 +99,9 @@ impl Memory {
             // Each user with a session under the rule, and the earliest logon of theirs that
             // counts now (if one does).
             let mut users: BTreeMap<u32, Option<Timestamp>> = BTreeMap::new();
+            // Of users none of whose sessions counts now: their earliest logon, and when the
+            // latest of their sessions stopped counting (a minute after its last input).
+            let mut stopped: BTreeMap<u32, (Timestamp, Timestamp)> = BTreeMap::new();
             for ((s, r), p) in sessions.iter().zip(&under).zip(&presences) {
                 let (Some(id), Some(uid)) = (r, s.uid) else {
                     continue;
@@ -108,9 +114,13 @@ impl Memory {
                     Counting::Active => !presence::known_idle(s, p, now),
                 };
                 let entry = users.entry(uid.as_raw()).or_insert(None);
+                let logon = s.logon_time.unwrap_or(now);
                 if counts {
-                    let logon = s.logon_time.unwrap_or(now);
                     *entry = Some(entry.map_or(logon, |e| e.min(logon)));
+                } else if let Some(idle) = &p.idle {
+                    let until = time::add(idle.since, presence::IDLE_AFTER).min(now);
+                    let e = stopped.entry(uid.as_raw()).or_insert((logon, until));
+                    *e = (e.0.min(logon), e.1.max(until));
                 }
             }
             let before = self.allowances.get(&rule.name);
@@ -139,14 +149,22 @@ impl Memory {
                 }
                 a.periods = periods;
                 let counting = users.get(&uid).copied().flatten();
-                if let Some(logon) = counting {
+                let used_until = match (counting, stopped.get(&uid)) {
+                    (Some(logon), _) => Some((logon, now)),
+                    // Since the pass before (a session first seen idle used nothing yet).
+                    (None, Some(&(logon, until))) if last.is_some() => Some((logon, until)),
+                    (None, _) => None,
+                };
+                if let Some((logon, until)) = used_until {
                     let from = last
                         .map_or(logon, |l| if l.counting { l.at } else { l.at.max(logon) })
                         .max(day_began)
                         .max(time::sub(now, gap));
-                    let used = time::between(from, now);
-                    a.day = a.day.saturating_add(used);
-                    a.week = a.week.saturating_add(used);
+                    if until > from {
+                        let used = time::between(from, until);
+                        a.day = a.day.saturating_add(used);
+                        a.week = a.week.saturating_add(used);
+                    }
                 }
                 a.at = now;
                 a.counting = counting.is_some();
