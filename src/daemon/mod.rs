@@ -189,6 +189,9 @@ struct Daemon {
     exporter: Option<Exporter>,
     /// Steady time, which no step of the wall clock moves ([`clock`]).
     clock: clock::Steady,
+    /// How long the pass before took: time between passes that logoffd saw (an allowance
+    /// counts it all; only time beyond it and the scan interval went unseen).
+    took_before: Duration,
 }
 
 impl Daemon {
@@ -216,6 +219,7 @@ impl Daemon {
             actor: Actor::new(choice, log, counters),
             exporter,
             clock: clock::Steady::start(),
+            took_before: Duration::ZERO,
         })
     }
 
@@ -243,11 +247,15 @@ impl Daemon {
             self.looks.carry(s);
         }
         self.clock.steady_facts(&mut sessions);
+        // Time logoffd did not see (stopped, suspended) is what passes beyond the scan
+        // interval, twice over, and the time the pass before took (a user whose sessions
+        // make a pass slow gains no allowance by it).
         let gap = self
             .policy
             .scan_interval
             .saturating_mul(2)
-            .saturating_add(Duration::from_secs(10));
+            .saturating_add(Duration::from_secs(10))
+            .saturating_add(self.took_before);
         let observed = self.memory.observe(&mut sessions, now);
         let accounted = self.memory.account(&self.policy, &sessions, now, gap);
         if (observed || accounted || reading.stepped.is_some())
@@ -284,7 +292,8 @@ impl Daemon {
             step.tracking,
             step.decisions,
         );
-        self.account(&sessions, started.elapsed(), now);
+        self.took_before = started.elapsed();
+        self.account(&sessions, self.took_before, now);
         Ok(step.wake)
     }
 

@@ -130,6 +130,11 @@ const HOLDERS_LOOKED_AT: usize = 4096;
 /// (its user's limit); a look must end. Beyond it, what the look found is partial.
 const DESCRIPTORS_LOOKED_AT: usize = 16_384;
 
+/// How many descriptors of all a session's processes are looked at: 4,096 processes of
+/// 16,384 each would take minutes of every pass (about 3 ms a thousand), and every other
+/// session's deadline with them. Beyond it, what the look found is partial.
+const SESSION_DESCRIPTORS_LOOKED_AT: usize = 131_072;
+
 /// A terminal a process holds open, as the kernel identifies it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Terminal {
@@ -219,18 +224,40 @@ pub fn held_with_times(
     procs: impl IntoIterator<Item = Proc>,
     still_member: impl Fn(&Proc) -> io::Result<bool>,
 ) -> Holdings {
+    held_within(procs, still_member, SESSION_DESCRIPTORS_LOOKED_AT)
+}
+
+/// [`held_with_times`], looking at up to `budget` descriptors in all.
+fn held_within(
+    procs: impl IntoIterator<Item = Proc>,
+    still_member: impl Fn(&Proc) -> io::Result<bool>,
+    budget: usize,
+) -> Holdings {
     let mut found = Holdings::default();
     let mut procs = procs.into_iter();
+    let mut left = budget;
     for proc in procs.by_ref().take(HOLDERS_LOOKED_AT) {
+        if left == 0 {
+            found.partial = Some(format!(
+                "the session's processes hold more than {budget} descriptors"
+            ));
+            return found;
+        }
         let Ok(Some(handle)) = Handle::open(&proc, |_| Ok(true)) else {
             continue;
         };
-        let (held, masters, mut sockets, cut) = terminals_of(&proc);
+        let limit = left.min(DESCRIPTORS_LOOKED_AT);
+        let (held, masters, mut sockets, walked, cut) = terminals_of(&proc, limit);
+        left = left.saturating_sub(walked);
         if cut {
-            found.partial = Some(format!(
-                "process {} holds more than {DESCRIPTORS_LOOKED_AT} descriptors",
-                proc.pid()
-            ));
+            found.partial = Some(if limit < DESCRIPTORS_LOOKED_AT {
+                format!("the session's processes hold more than {budget} descriptors")
+            } else {
+                format!(
+                    "process {} holds more than {DESCRIPTORS_LOOKED_AT} descriptors",
+                    proc.pid()
+                )
+            });
         }
         // A descriptor duplicated many times is one socket.
         sockets.sort_unstable();
@@ -262,10 +289,10 @@ pub fn held_with_times(
 
 /// What one walk of a process's descriptors finds: the terminals among them, with their
 /// times; the indices of the pseudo-terminals whose master side it holds; the inodes of its
-/// sockets; whether the walk stopped at [`DESCRIPTORS_LOOKED_AT`].
-type Walked = (Vec<(Terminal, Times)>, Vec<u32>, Vec<u32>, bool);
+/// sockets; how many descriptors it looked at; whether it stopped at `limit`.
+type Walked = (Vec<(Terminal, Times)>, Vec<u32>, Vec<u32>, usize, bool);
 
-fn terminals_of(proc: &Proc) -> Walked {
+fn terminals_of(proc: &Proc, limit: usize) -> Walked {
     use rustix::fs::{AtFlags, Dir, StatxFlags};
     let mut terminals = Vec::new();
     let mut masters = Vec::new();
@@ -277,15 +304,15 @@ fn terminals_of(proc: &Proc) -> Walked {
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     ) else {
-        return (terminals, masters, sockets, false);
+        return (terminals, masters, sockets, 0, false);
     };
     let Ok(mut entries) = Dir::new(dir) else {
-        return (terminals, masters, sockets, false);
+        return (terminals, masters, sockets, 0, false);
     };
     let mut names = Vec::new();
     let mut cut = false;
     while let Some(Ok(entry)) = entries.next() {
-        if names.len() >= DESCRIPTORS_LOOKED_AT {
+        if names.len() >= limit {
             cut = true;
             break;
         }
@@ -294,7 +321,7 @@ fn terminals_of(proc: &Proc) -> Walked {
         }
     }
     let Ok(dir) = entries.fd() else {
-        return (terminals, masters, sockets, false);
+        return (terminals, masters, sockets, 0, false);
     };
     for fd in &names {
         // statx of the magic link is the open file's own inode; DONT_SYNC: the attributes
@@ -349,7 +376,8 @@ fn terminals_of(proc: &Proc) -> Walked {
             },
         ));
     }
-    (terminals, masters, sockets, cut)
+    let walked = names.len();
+    (terminals, masters, sockets, walked, cut)
 }
 
 /// The index of the pseudo-terminal (`pts/N`) whose device number is `nr` (as
@@ -471,12 +499,15 @@ mod tests {
             },
         };
         rustix::fs::futimens(slave.as_fd(), &future).expect("futimens");
+        let st = rustix::fs::fstat(&slave).expect("fstat");
+        // This pty's node (other tests' ptys are this process's too).
+        let node = (st.st_dev, st.st_ino);
         let after = crate::time::now();
         let held = held_with_times([Proc::myself()], |_| Ok(true));
         let (t, h) = held
             .terminals
             .iter()
-            .find(|(t, _)| t.name.starts_with("pts/"))
+            .find(|(t, _)| t.node == node)
             .expect("the slave is held");
         let input = h.times.input.expect("an input time");
         // The kernel's coarse clock stamps the change: up to a tick before `before`.
@@ -492,6 +523,31 @@ mod tests {
         );
         let by_name = idle_since(&t.name).expect("by name too");
         assert!(by_name <= after && by_name >= before - tick, "{by_name}");
+    }
+
+    /// Regression (hostile read of issues 25-28): a look had bounds per process only, so
+    /// one session of 4,096 processes of 16,384 descriptors each took minutes of every pass.
+    /// The session's processes share one budget of descriptors; beyond it, the look is
+    /// partial.
+    #[test]
+    fn a_session_s_processes_share_one_budget_of_descriptors() {
+        let all = held_within([Proc::myself(), Proc::myself()], |_| Ok(true), 1 << 20);
+        assert_eq!(all.partial, None);
+        // Standard input, output and error at least: two are past the budget.
+        let cut = held_within([Proc::myself(), Proc::myself()], |_| Ok(true), 2);
+        assert!(
+            cut.partial
+                .as_deref()
+                .is_some_and(|p| p.contains("the session's processes hold more than")),
+            "{:?}",
+            cut.partial
+        );
+        let spent = held_within(
+            [Proc::myself(), Proc::myself(), Proc::myself()],
+            |_| Ok(true),
+            1,
+        );
+        assert!(spent.partial.is_some());
     }
 
     #[test]
