@@ -9,7 +9,6 @@
 
 use std::collections::BTreeSet;
 use std::io;
-use std::os::unix::fs::MetadataExt;
 
 use jiff::Timestamp;
 use rustix::fs::{FileType, Mode, OFlags};
@@ -91,17 +90,6 @@ pub fn is_terminal_name(name: &str) -> bool {
     device_of_name(name).is_some()
 }
 
-/// Since when the terminal has been idle: its access time, as `w` computes it.
-pub fn idle_since(tty: &str) -> Option<Timestamp> {
-    if !is_terminal_name(tty) {
-        return None;
-    }
-    let meta = std::fs::metadata(format!("/dev/{tty}")).ok()?;
-    let atime = Timestamp::try_from(meta.accessed().ok()?).ok()?;
-    let ctime = Timestamp::new(meta.ctime(), i32::try_from(meta.ctime_nsec()).unwrap_or(0)).ok();
-    not_ahead(atime, ctime, crate::time::now())
-}
-
 /// A terminal's access or modification time as a time the kernel vouches for: a time in the
 /// future is none it wrote (its user set it with utimensat, which they may on their own
 /// terminal), and the node's change time — set by the kernel at that moment, by no user's
@@ -113,6 +101,46 @@ fn not_ahead(t: Timestamp, changed: Option<Timestamp>, now: Timestamp) -> Option
     } else {
         changed.filter(|c| *c <= now)
     }
+}
+
+/// The last input on `proc`'s controlling terminal (`tty_nr`, as its stat gives it), from
+/// the node its standard input, output or error holds open: the session's own terminal,
+/// whatever devpts instance it is in — never a node found by its name, which in a user's own
+/// devpts instance can be another user's terminal's (`pts/3` there is not `pts/3` here).
+pub fn input_on_controlling(proc: &Proc, tty_nr: i32) -> Option<Timestamp> {
+    use rustix::fs::{AtFlags, StatxFlags};
+    let dev = u32::from_ne_bytes(tty_nr.to_ne_bytes());
+    let (major, minor) = ((dev >> 8) & 0xfff, (dev & 0xff) | ((dev >> 12) & 0xfff00));
+    let dir = rustix::fs::open(
+        format!("/proc/{}/fd", proc.pid()).as_str(),
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    for fd in ["0", "1", "2"] {
+        // statx of the magic link is the open file's own inode; DONT_SYNC: no round trip to
+        // a (user's) file system.
+        let Ok(st) = rustix::fs::statx(
+            &dir,
+            fd,
+            AtFlags::STATX_DONT_SYNC,
+            StatxFlags::TYPE | StatxFlags::ATIME | StatxFlags::CTIME,
+        ) else {
+            continue;
+        };
+        if FileType::from_raw_mode(u32::from(st.stx_mode)) != FileType::CharacterDevice
+            || (st.stx_rdev_major, st.stx_rdev_minor) != (major, minor)
+        {
+            continue;
+        }
+        let now = crate::time::now();
+        let stamp = |t: rustix::fs::StatxTimestamp| {
+            Timestamp::new(t.tv_sec, i32::try_from(t.tv_nsec).unwrap_or(0)).ok()
+        };
+        let changed = stamp(st.stx_ctime).filter(|t| *t <= now);
+        return stamp(st.stx_atime).and_then(|t| not_ahead(t, changed, now));
+    }
+    None
 }
 
 /// The active virtual console (`tty2`), from sysfs; `None` where there is none.
@@ -504,7 +532,7 @@ mod tests {
         let node = (st.st_dev, st.st_ino);
         let after = crate::time::now();
         let held = held_with_times([Proc::myself()], |_| Ok(true));
-        let (t, h) = held
+        let (_, h) = held
             .terminals
             .iter()
             .find(|(t, _)| t.node == node)
@@ -521,8 +549,6 @@ mod tests {
             h.times.output.map(Timestamp::as_second),
             Some(before.as_second() - 60)
         );
-        let by_name = idle_since(&t.name).expect("by name too");
-        assert!(by_name <= after && by_name >= before - tick, "{by_name}");
     }
 
     /// Regression (hostile read of issues 25-28): a look had bounds per process only, so
@@ -548,6 +574,54 @@ mod tests {
             1,
         );
         assert!(spent.partial.is_some());
+    }
+
+    /// Regression (hostile read of issues 25-28): the listing's idle time opened the
+    /// terminal by name, and in a user's own devpts instance `pts/3` is not this host's
+    /// `pts/3`: another user's typing kept their session in use. It is read from the node
+    /// the process holds, set ahead or not.
+    #[test]
+    fn the_controlling_terminal_is_read_where_the_process_holds_it() {
+        use std::os::fd::AsFd;
+        use std::process::{Command, Stdio};
+        let (_master, slave) = own_pty();
+        let mut child = Command::new("setsid")
+            .args(["-c", "sleep", "30"])
+            .stdin(Stdio::from(slave.try_clone().expect("dup")))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("setsid");
+        let proc = Proc::new(crate::model::Pid::from_raw(
+            i32::try_from(child.id()).expect("pid"),
+        ));
+        let mut tty_nr = 0;
+        for _ in 0..200 {
+            tty_nr = proc.stat().map_or(0, |s| s.tty_nr);
+            if tty_nr != 0 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_ne!(tty_nr, 0, "setsid -c gave no controlling terminal");
+        let before = crate::time::now();
+        let ahead = rustix::fs::Timestamps {
+            last_access: rustix::fs::Timespec {
+                tv_sec: before.as_second() + 86_400,
+                tv_nsec: 0,
+            },
+            last_modification: rustix::fs::Timespec {
+                tv_sec: before.as_second(),
+                tv_nsec: 0,
+            },
+        };
+        rustix::fs::futimens(slave.as_fd(), &ahead).expect("futimens");
+        let at = input_on_controlling(&proc, tty_nr);
+        let _ = child.kill();
+        let _ = child.wait();
+        let at = at.expect("read from the held node");
+        assert!(at <= crate::time::now(), "{at}: ahead of now");
+        assert!(at >= before - jiff::SignedDuration::from_millis(20), "{at}");
     }
 
     #[test]
@@ -641,7 +715,6 @@ mod tests {
         }
         // What the kernel names a pty is what the name means.
         assert_eq!(known_name(136, 300).as_deref(), Some("pts/300"));
-        assert!(idle_since("../etc/passwd").is_none());
     }
 
     #[test]

@@ -227,14 +227,25 @@ fn build(
         (r, s) => r.or(s),
     };
     let state = state(tty.as_deref(), host.active_vt.as_deref());
-    let listed = tty
-        .as_deref()
-        .and_then(tty::idle_since)
-        .zip(tty.clone())
-        .map(|(at, t)| Seen {
+    // The terminal's input as a process of the session holds it (not the node of that name
+    // here), read while that process is still the one the scan found.
+    let listed = tty.clone().and_then(|t| {
+        let at = details
+            .stats
+            .iter()
+            .filter(|s| s.tty_nr != 0 && tty::name_from_tty_nr(s.tty_nr).as_deref() == Some(&t))
+            .take(3)
+            .find_map(|s| {
+                let proc = Proc::new(s.pid);
+                let at = tty::input_on_controlling(&proc, s.tty_nr)?;
+                let same = proc.try_stat().ok()??.starttime == s.start;
+                same.then_some(at)
+            })?;
+        Some(Seen {
             at,
             source: IdleSource::Terminal(t),
-        });
+        })
+    });
     let activity = Activity {
         listed,
         ..Activity::default()
