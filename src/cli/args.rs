@@ -325,7 +325,7 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Args> {
 /// `/?` or `-?`, `-h` or `--help`, `--version` among the arguments (before `--`), in that
 /// order of precedence.
 fn asked_for_help_or_version(argv: &[OsString]) -> Option<Mode> {
-    let words: Vec<&OsString> = argv.iter().take_while(|a| *a != "--").collect();
+    let words = argv::not_values(argv);
     let has = |names: &[&str]| words.iter().any(|w| names.iter().any(|n| *w == n));
     if has(&["/?", "-?", argv::SEED_HELP]) {
         Some(Mode::SeedHelp)

@@ -144,6 +144,55 @@ impl Options {
     }
 }
 
+/// Which arguments are values of the option before them, argument by argument.
+struct Reading<'o> {
+    options: &'o Options,
+    /// The option whose values come next, and how many it may still take.
+    pending: Option<(&'o Values, usize)>,
+}
+
+impl<'o> Reading<'o> {
+    fn new(options: &'o Options) -> Self {
+        Reading {
+            options,
+            pending: None,
+        }
+    }
+
+    /// Whether `arg`, the next argument, is the value of an option before it. After an
+    /// option that takes values, a value passes; a terminator (a value too) ends them. An
+    /// option or `--` ends them as well, and is read as one (too few values is clap's to
+    /// report).
+    fn is_value(&mut self, arg: &OsStr) -> bool {
+        if let Some((values, left)) = self.pending.take()
+            && values.takes(arg)
+        {
+            let ends = values.terminator.as_deref().is_some_and(|t| arg == t) || left <= 1;
+            if !ends {
+                self.pending = Some((values, left - 1));
+            }
+            return true;
+        }
+        if arg != "--"
+            && let Some(values) = self.options.pending_after(arg)
+        {
+            self.pending = Some((values, values.max));
+        }
+        false
+    }
+}
+
+/// The arguments before `--` that are no option's value: where a switch (`/?`, `--help`)
+/// may be. `--message /?` asks for no help.
+pub fn not_values(args: &[OsString]) -> Vec<&OsString> {
+    let options = Options::of(super::args::command());
+    let mut reading = Reading::new(&options);
+    args.iter()
+        .take_while(|a| *a != "--")
+        .filter(|a| !reading.is_value(a))
+        .collect()
+}
+
 /// Rewrites `args` for the command line `options` describes.
 fn rewrite_for(
     options: &Options,
@@ -151,20 +200,11 @@ fn rewrite_for(
 ) -> Result<Vec<OsString>> {
     let mut out = Vec::new();
     let mut seed_server_seen = false;
-    // The option whose values come next, and how many it may still take.
-    let mut pending: Option<(&Values, usize)> = None;
+    let mut reading = Reading::new(options);
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
-        // After an option that takes values, a value passes untouched; a terminator (untouched
-        // too) ends them. An option or `--` ends them as well, and is read as one (too few
-        // values is clap's to report).
-        if let Some((values, left)) = pending.take()
-            && values.takes(&arg)
-        {
-            let ends = values.terminator.as_deref().is_some_and(|t| arg == t) || left <= 1;
-            if !ends {
-                pending = Some((values, left - 1));
-            }
+        // A value passes untouched.
+        if reading.is_value(&arg) {
             out.push(arg);
             continue;
         }
@@ -177,8 +217,7 @@ fn rewrite_for(
             out.push(SEED_HELP.into());
             continue;
         }
-        if let Some(values) = options.pending_after(&arg) {
-            pending = Some((values, values.max));
+        if options.pending_after(&arg).is_some() {
             out.push(arg);
             continue;
         }
@@ -434,7 +473,7 @@ mod tests {
 
     #[test]
     fn message_values_reach_args() {
-        for text in ["/V", "/Shutdown", "/SERVER:x"] {
+        for text in ["/V", "/Shutdown", "/SERVER:x", "/?"] {
             let args =
                 super::super::args::parse(["logoff", "--message", text, "12"].map(OsString::from))
                     .expect(text);
@@ -446,6 +485,11 @@ mod tests {
             .expect("ok");
         assert_eq!(args.filters.users, ["/V"]);
         assert!(args.verbose);
+        // Help asked for as a switch still is.
+        let help =
+            super::super::args::parse(["logoff", "--message", "x", "/?"].map(OsString::from))
+                .expect("help");
+        assert!(matches!(help.mode, super::super::args::Mode::SeedHelp));
     }
 
     /// A definition with what logoff's lacks: short options with values, several values,
