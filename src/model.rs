@@ -281,16 +281,7 @@ pub struct Activity {
     /// Whether its processes were looked at, and what could not be read then.
     pub looked: Looked,
     /// When logoffd saw its login end (its memory; `None` where it did not see it).
-    pub login_ended: Option<LoginEnded>,
-}
-
-/// What logoffd remembers of the end of a session's login.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LoginEnded {
-    /// Seen to end between its look before and this moment.
-    Seen(Timestamp),
-    /// Already ended when it was first seen, at this moment.
-    Before(Timestamp),
+    pub login_ended: Option<Timestamp>,
 }
 
 impl Activity {

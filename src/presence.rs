@@ -36,8 +36,8 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use crate::model::{
-    Client, IdleSource, Login, LoginEnded, Looked, MULTIPLEXED_BY_A_PROGRAM, Origin, Pid, Seen,
-    Served, Session, SessionId, SessionState, TerminalSeen, Through,
+    Client, IdleSource, Login, Looked, MULTIPLEXED_BY_A_PROGRAM, Origin, Pid, Seen, Served,
+    Session, SessionId, SessionState, TerminalSeen, Through,
 };
 use crate::time;
 
@@ -367,19 +367,12 @@ fn typed_into(s: &Session) -> Option<Direct> {
             _ => None,
         })
         .collect();
-    let grained = |e| time::sub(e, TERMINAL_TIMES_GRAIN);
-    let ended = s.activity.login_ended.map(|e| match e {
-        LoginEnded::Seen(at) | LoginEnded::Before(at) => grained(at),
-    });
+    let ended = s
+        .activity
+        .login_ended
+        .map(|e| time::sub(e, TERMINAL_TIMES_GRAIN));
     for &(t, pid, command) in &served {
-        // Input after the login ended; where when is not known (ended before logoffd first
-        // saw it), since the terminal was made.
-        let after = match s.activity.login_ended {
-            Some(LoginEnded::Seen(at)) => Some(grained(at)),
-            Some(LoginEnded::Before(at)) => t.made.or(Some(grained(at))),
-            None => t.made,
-        };
-        if let (Some(input), Some(after)) = (t.input, after)
+        if let (Some(input), Some(after)) = (t.input, ended.or(t.made))
             && input > after
         {
             return Some(Direct::By(By::Input {

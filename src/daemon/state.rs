@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::metrics::Counters;
 use super::published::{self, Deadlines};
 use crate::error::{Error, Kind, Result};
-use crate::model::{LoginEnded, Session};
+use crate::model::Session;
 use crate::policy::eval::{CpuRate, Remembered};
 use crate::presence;
 use crate::system::files::{self, Expect, Owner};
@@ -203,11 +203,6 @@ enum LoginSeen {
     /// Seen ended, first at this moment (it ended then or before: input through a program
     /// of the session after it connects the session; none after it is nothing connecting).
     EndedAt(Timestamp),
-    /// Ended when first seen, at this moment: when is not known, so input through a program
-    /// of the session since its terminal was made connects it (a mosh login lasts a second;
-    /// what was typed before logoffd's first look is not lost), and none since is nothing
-    /// connecting.
-    EndedBefore(Timestamp),
 }
 
 impl LoginSeen {
@@ -215,8 +210,7 @@ impl LoginSeen {
     fn next(before: Option<LoginSeen>, lasts: Option<bool>, now: Timestamp) -> Option<LoginSeen> {
         match (before, lasts) {
             (_, Some(true)) => Some(LoginSeen::Lasts),
-            (Some(LoginSeen::Lasts), Some(false)) => Some(LoginSeen::EndedAt(now)),
-            (None, Some(false)) => Some(LoginSeen::EndedBefore(now)),
+            (Some(LoginSeen::Lasts) | None, Some(false)) => Some(LoginSeen::EndedAt(now)),
             (before, _) => before,
         }
     }
@@ -279,7 +273,7 @@ impl Memory {
         m.disconnected_since.values_mut().for_each(shift);
         m.first_logon.values_mut().for_each(shift);
         for seen in m.logins.values_mut() {
-            if let LoginSeen::EndedAt(t) | LoginSeen::EndedBefore(t) = seen {
+            if let LoginSeen::EndedAt(t) = seen {
                 shift(t);
             }
         }
@@ -304,8 +298,7 @@ impl Memory {
                 s.remote_host.clone_from(&o.host);
             }
             s.activity.login_ended = match self.logins.get(&s.key().to_string()) {
-                Some(LoginSeen::EndedAt(at)) => Some(LoginEnded::Seen(*at)),
-                Some(LoginSeen::EndedBefore(at)) => Some(LoginEnded::Before(*at)),
+                Some(LoginSeen::EndedAt(at)) => Some(*at),
                 _ => None,
             };
         }
@@ -471,7 +464,6 @@ mod tests {
     /// no known end, and a program's terminal nobody typed into left it unknown for ever.
     #[test]
     fn a_login_seen_to_end_is_remembered_and_lent() {
-        use crate::model::LoginEnded::{Before, Seen};
         let t = |s: i64| Timestamp::from_second(1_800_000_000 + s).expect("t");
         let mut memory = Memory::default();
         let mut s = [session("1", "active", 0), session("2", "closing", 0)];
@@ -479,25 +471,21 @@ mod tests {
         assert_eq!(s[0].activity.login_ended, None);
         s[0].state = "closing".into();
         assert!(memory.observe(&mut s, t(10)));
-        assert_eq!(s[0].activity.login_ended, Some(Seen(t(10))), "seen to end");
+        assert_eq!(s[0].activity.login_ended, Some(t(10)), "seen to end");
         assert_eq!(
             s[1].activity.login_ended,
-            Some(Before(t(0))),
+            Some(t(0)),
             "ended before it was seen: since first seen so"
         );
         memory.observe(&mut s, t(20));
-        assert_eq!(
-            s[0].activity.login_ended,
-            Some(Seen(t(10))),
-            "the moment stays"
-        );
+        assert_eq!(s[0].activity.login_ended, Some(t(10)), "the moment stays");
         let restarted: Memory =
             serde_json::from_slice(&serde_json::to_vec(&memory).expect("saved")).expect("loaded");
         let mut again = [session("1", "closing", 0)];
         restarted.lend(&mut again);
         assert_eq!(
             again[0].activity.login_ended,
-            Some(Seen(t(10))),
+            Some(t(10)),
             "kept across a restart"
         );
     }

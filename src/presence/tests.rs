@@ -3,7 +3,7 @@
 //! unknown).
 
 use super::*;
-use crate::model::{Activity, Hint, Login, LoginEnded, Looked, Origin, TerminalSeen, Uid};
+use crate::model::{Activity, Hint, Login, Looked, Origin, TerminalSeen, Uid};
 
 fn at(secs: i64) -> Timestamp {
     Timestamp::from_second(1_800_000_000 + secs).expect("t")
@@ -79,28 +79,10 @@ fn mosh_input_after_the_login_ended_connects_the_session() {
     assert_eq!((idle.since, idle.firm), (at(990), true));
     assert_eq!(p.idle_for(at(NOW)), Some(Duration::from_secs(10)));
     // Where logoffd saw the login end, only input since then (less the kernel's 8 s grain).
-    s.activity.login_ended = Some(LoginEnded::Seen(at(995)));
+    s.activity.login_ended = Some(at(995));
     assert_eq!(by(&judged(std::slice::from_ref(&s))[0]), "input on pts/1");
-    s.activity.login_ended = Some(LoginEnded::Seen(at(999)));
+    s.activity.login_ended = Some(at(999));
     assert!(judged(std::slice::from_ref(&s))[0].is_disconnected());
-}
-
-/// Regression (hostile read of issues 25-28): a mosh login lasts a second, so logoffd nearly
-/// always first sees a mosh session with its login ended; the moment of that first look was
-/// taken for the end, and what was typed before it (`tail -f`, then only watching) counted
-/// for nothing: "disconnected" while the client was attached. Where the end was not seen,
-/// input since the terminal was made connects it; none since is nothing connecting.
-#[test]
-fn input_before_the_first_look_at_an_ended_login_connects_the_session() {
-    let mut s = session("417", "closing");
-    s.activity.terminals = vec![terminal("pts/1", 150, 100, mosh_server())];
-    s.activity.login_ended = Some(LoginEnded::Before(at(900)));
-    assert_eq!(by(&judged(std::slice::from_ref(&s))[0]), "input on pts/1");
-    s.activity.terminals = vec![terminal("pts/1", 100, 100, mosh_server())];
-    assert!(
-        judged(std::slice::from_ref(&s))[0].is_disconnected(),
-        "nothing typed since it was made, and the login ended: nothing connects it"
-    );
 }
 
 /// Nobody has typed into a terminal a program serves since it was made, and when the login
@@ -244,7 +226,7 @@ fn on_procfs_the_terminals_tell_where_no_opener_runs() {
             command: "script".into(),
         },
     )];
-    s.activity.login_ended = Some(LoginEnded::Seen(at(900)));
+    s.activity.login_ended = Some(at(900));
     assert_eq!(by(&judged(std::slice::from_ref(&s))[0]), "terminal pts/3");
     // A tmux pane is no login.
     s.activity.terminals[0].served = Served::Multiplexer { kind: "tmux" };
