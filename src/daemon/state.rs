@@ -202,15 +202,37 @@ enum LoginSeen {
     Lasts,
     /// Seen ended, first at this moment (it ended then or before: input through a program
     /// of the session after it connects the session; none after it is nothing connecting).
+    /// Where it had ended before logoffd first saw the session, the moment the first
+    /// terminal a program of the session serves was made, as that look found it.
     EndedAt(Timestamp),
 }
 
 impl LoginSeen {
-    /// What is seen now (`lasts`: as [`presence::login_lasts`] says), after `before`.
-    fn next(before: Option<LoginSeen>, lasts: Option<bool>, now: Timestamp) -> Option<LoginSeen> {
-        match (before, lasts) {
+    /// What is seen now of `s` (its login lasting as [`presence::login_lasts`] says), after
+    /// `before`. A login already ended at the first look ended no later than the terminals
+    /// its programs serve were made (mosh-server's, made while its one-second login ran):
+    /// what was typed into them before that look is not lost (a user who typed, then only
+    /// watched, stays connected). Their change time as first seen is kept: a warning or
+    /// `mesg` moves it later.
+    fn next(before: Option<LoginSeen>, s: &Session, now: Timestamp) -> Option<LoginSeen> {
+        match (before, presence::login_lasts(s)) {
             (_, Some(true)) => Some(LoginSeen::Lasts),
-            (Some(LoginSeen::Lasts) | None, Some(false)) => Some(LoginSeen::EndedAt(now)),
+            (Some(LoginSeen::Lasts), Some(false)) => Some(LoginSeen::EndedAt(now)),
+            (None, Some(false)) => {
+                let made = s
+                    .activity
+                    .terminals
+                    .iter()
+                    .filter(|t| matches!(t.served, crate::model::Served::Program { .. }))
+                    .filter_map(|t| t.made)
+                    .min();
+                // Input strictly after it was made: presence allows a seen end the kernel's
+                // grain on terminal times, which a terminal's making needs not (its times
+                // all start at that moment).
+                Some(LoginSeen::EndedAt(made.map_or(now, |m| {
+                    crate::time::add(m.min(now), presence::TERMINAL_TIMES_GRAIN)
+                })))
+            }
             (before, _) => before,
         }
     }
@@ -314,7 +336,7 @@ impl Memory {
             .filter_map(|s| {
                 let key = s.key().to_string();
                 let before = self.logins.get(&key).copied();
-                LoginSeen::next(before, presence::login_lasts(s), now).map(|l| (key, l))
+                LoginSeen::next(before, s, now).map(|l| (key, l))
             })
             .collect();
         let origins: BTreeMap<String, OriginSeen> = sessions
@@ -512,6 +534,50 @@ mod tests {
         assert!(!later[0].origin_unknown);
         assert!(later[0].remote);
         assert_eq!(later[0].remote_host.as_deref(), Some("192.0.2.9"));
+    }
+
+    /// Regression (hostile read of issues 25-28): a mosh login lasts a second, so logoffd
+    /// nearly always first sees a mosh session with its login ended; that first look was
+    /// taken for the end, and what was typed before it (then only watching `tail -f`)
+    /// counted for nothing: disconnected while the client was attached. The end is then no
+    /// later than mosh-server's terminal was made, as first seen (a warning written to the
+    /// terminal later moves its change time, not the end).
+    #[test]
+    fn input_before_the_first_look_at_an_ended_login_connects_the_session() {
+        use crate::model::{Pid, Served, TerminalSeen};
+        let t = |s: i64| Timestamp::from_second(1_800_000_000 + s).expect("t");
+        let mut memory = Memory::default();
+        let mut s = [session("1", "closing", 0)];
+        let served = |made: i64| TerminalSeen {
+            name: "pts/1".into(),
+            input: Some(t(50)),
+            output: Some(t(50)),
+            made: Some(t(made)),
+            controlling: true,
+            served: Served::Program {
+                pid: Pid::from_raw(4242),
+                command: "mosh-server".into(),
+            },
+        };
+        s[0].activity.terminals = vec![served(10)];
+        memory.observe(&mut s, t(100));
+        let grain = presence::TERMINAL_TIMES_GRAIN.as_secs().cast_signed();
+        assert_eq!(s[0].activity.login_ended, Some(t(10 + grain)));
+        let judged = |s: &[Session], now| presence::judge(s, now)[0].by().map(ToString::to_string);
+        assert_eq!(judged(&s, t(100)).as_deref(), Some("input on pts/1"));
+        // A warning written to it: its change time moves; the end stays.
+        s[0].activity.terminals = vec![served(150)];
+        memory.observe(&mut s, t(200));
+        assert_eq!(s[0].activity.login_ended, Some(t(10 + grain)));
+        assert_eq!(judged(&s, t(200)).as_deref(), Some("input on pts/1"));
+        // Nothing typed since it was made: nothing connects it.
+        let mut quiet = [session("2", "closing", 0)];
+        quiet[0].activity.terminals = vec![TerminalSeen {
+            input: Some(t(10)),
+            ..served(10)
+        }];
+        memory.observe(&mut quiet, t(100));
+        assert!(presence::judge(&quiet, t(100))[0].is_disconnected());
     }
 
     /// Issue 26: an allowance counts the user's time across sessions — two at once count
