@@ -372,8 +372,11 @@ fn typed_into(s: &Session) -> Option<Direct> {
         .login_ended
         .map(|e| time::sub(e, TERMINAL_TIMES_GRAIN));
     for &(t, pid, command) in &served {
+        // A terminal's making stamps its input time too (all its times start then): that is
+        // nobody's typing (a pty made later, `script`, vim's :terminal).
         if let (Some(input), Some(after)) = (t.input, ended.or(t.made))
             && input > after
+            && t.made != Some(input)
         {
             return Some(Direct::By(By::Input {
                 terminal: t.name.clone(),

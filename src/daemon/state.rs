@@ -729,6 +729,27 @@ mod tests {
             Some(11 * 290),
             "each interval but the first, to a minute after the last input"
         );
+        // The access time set back an hour before each pass (its node changes then): the
+        // same.
+        let mut m = Memory::default();
+        for pass in 1..=12 {
+            let now = pass * 300;
+            s.activity = crate::model::Activity {
+                terminals: vec![crate::model::TerminalSeen {
+                    name: "pts/1".into(),
+                    input: Some(t(now - 3600)),
+                    output: Some(t(now - 3600)),
+                    made: Some(t(now - 70)),
+                    controlling: true,
+                    served: crate::model::Served::Outside,
+                }],
+                looked: crate::model::Looked::Yes,
+                ..crate::model::Activity::default()
+            };
+            m.account(&policy, std::slice::from_ref(&s), t(now), gap);
+        }
+        let used = m.of(&s).allowances.get("lab").map(|u| u.used.day.as_secs());
+        assert_eq!(used, Some(11 * 290), "set back: counted to its change");
     }
 
     /// Regression (hostile read of issue 28's fixes): a connected session without a login

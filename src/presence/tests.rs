@@ -85,6 +85,23 @@ fn mosh_input_after_the_login_ended_connects_the_session() {
     assert!(judged(std::slice::from_ref(&s))[0].is_disconnected());
 }
 
+/// Regression (hostile read of issues 25-28): a pty a program of the session made after the
+/// login's end (`script`, vim's `:terminal`) has its input time stamped at its making, and
+/// was taken for typing: connected for ever. Its making is nobody's input.
+#[test]
+fn a_terminal_made_after_the_login_ended_is_not_typed_into() {
+    let mut s = session("417", "closing");
+    s.activity.login_ended = Some(at(100));
+    s.activity.terminals = vec![
+        terminal("pts/1", 10, 10, mosh_server()),
+        terminal("pts/2", 500, 500, mosh_server()),
+    ];
+    assert!(judged(std::slice::from_ref(&s))[0].is_disconnected());
+    // Typed into after it was made, it is.
+    s.activity.terminals[1].input = Some(at(600));
+    assert_eq!(by(&judged(std::slice::from_ref(&s))[0]), "input on pts/2");
+}
+
 /// Nobody has typed into a terminal a program serves since it was made, and when the login
 /// ended is not known: the program may be a client's way in (a mosh client that has not
 /// typed yet, `script`). Unknown: never disconnected.

@@ -262,6 +262,11 @@ fn build(
                 .and_then(|s| tty::name_from_tty_nr(s.tty_nr)),
         },
     };
+    // Without its opener, a controlling terminal that is a virtual console (by its device
+    // number) is a local login still; anything else may have come from anywhere.
+    let origin_unknown = creator.is_none()
+        && !matches!(&login, Login::Terminals { controlling: Some(t) }
+            if crate::model::is_virtual_terminal(t));
     let session = Session {
         id: SessionId::new(key.to_string()),
         uid: details.uid,
@@ -270,7 +275,7 @@ fn build(
         tty,
         state,
         remote: remote_host.is_some(),
-        origin_unknown: creator.is_none(),
+        origin_unknown,
         remote_host,
         remote_claim,
         xrdp: creator.is_some_and(|c| c.xrdp),

@@ -118,7 +118,12 @@ impl Memory {
                 if counts {
                     *entry = Some(entry.map_or(logon, |e| e.min(logon)));
                 } else if let Some(idle) = &p.idle {
-                    let until = time::add(idle.since, presence::IDLE_AFTER).min(now);
+                    // Its last input, or the last change of a terminal's node if later: a
+                    // user setting their terminal's access time back (utimensat) changes
+                    // the node then, which no typing does.
+                    let changed = s.activity.terminals.iter().filter_map(|t| t.made).max();
+                    let last = changed.map_or(idle.since, |c| c.max(idle.since));
+                    let until = time::add(last, presence::IDLE_AFTER).min(now);
                     let e = stopped.entry(uid.as_raw()).or_insert((logon, until));
                     *e = (e.0.min(logon), e.1.max(until));
                 }
