@@ -703,53 +703,43 @@ mod tests {
         .expect("policy");
         let t = |s: i64| Timestamp::from_second(1_800_000_000 + s).expect("t");
         let gap = Duration::from_secs(700);
-        let mut s = session("1", "active", 0);
-        s.uid = Some(crate::model::Uid::from_raw(1000));
-        s.tty = Some("pts/1".into());
-        let mut m = Memory::default();
-        for pass in 1..=12 {
-            let now = pass * 300;
-            s.activity = crate::model::Activity {
-                terminals: vec![crate::model::TerminalSeen {
-                    name: "pts/1".into(),
-                    input: Some(t(now - 70)),
-                    output: Some(t(now - 70)),
-                    made: Some(t(0)),
-                    controlling: true,
-                    served: crate::model::Served::Outside,
-                }],
-                looked: crate::model::Looked::Yes,
-                ..crate::model::Activity::default()
-            };
-            m.account(&policy, std::slice::from_ref(&s), t(now), gap);
-        }
-        let used = m.of(&s).allowances.get("lab").map(|u| u.used.day.as_secs());
+        // Twelve passes five minutes apart; at each, the terminal's input and its node's
+        // last change so long before it.
+        let run = |input_ago: i64, changed_ago: Option<i64>| {
+            let mut s = session("1", "active", 0);
+            s.uid = Some(crate::model::Uid::from_raw(1000));
+            s.tty = Some("pts/1".into());
+            let mut m = Memory::default();
+            for pass in 1..=12 {
+                let now = pass * 300;
+                s.activity = crate::model::Activity {
+                    terminals: vec![crate::model::TerminalSeen {
+                        name: "pts/1".into(),
+                        input: Some(t(now - input_ago)),
+                        output: Some(t(now - input_ago)),
+                        made: Some(changed_ago.map_or(t(0), |c| t(now - c))),
+                        controlling: true,
+                        served: crate::model::Served::Outside,
+                    }],
+                    looked: crate::model::Looked::Yes,
+                    ..crate::model::Activity::default()
+                };
+                m.account(&policy, std::slice::from_ref(&s), t(now), gap);
+            }
+            m.of(&s).allowances.get("lab").map(|u| u.used.day.as_secs())
+        };
         assert_eq!(
-            used,
+            run(70, None),
             Some(11 * 290),
             "each interval but the first, to a minute after the last input"
         );
         // The access time set back an hour before each pass (its node changes then): the
         // same.
-        let mut m = Memory::default();
-        for pass in 1..=12 {
-            let now = pass * 300;
-            s.activity = crate::model::Activity {
-                terminals: vec![crate::model::TerminalSeen {
-                    name: "pts/1".into(),
-                    input: Some(t(now - 3600)),
-                    output: Some(t(now - 3600)),
-                    made: Some(t(now - 70)),
-                    controlling: true,
-                    served: crate::model::Served::Outside,
-                }],
-                looked: crate::model::Looked::Yes,
-                ..crate::model::Activity::default()
-            };
-            m.account(&policy, std::slice::from_ref(&s), t(now), gap);
-        }
-        let used = m.of(&s).allowances.get("lab").map(|u| u.used.day.as_secs());
-        assert_eq!(used, Some(11 * 290), "set back: counted to its change");
+        assert_eq!(
+            run(3600, Some(70)),
+            Some(11 * 290),
+            "set back: counted to its change"
+        );
     }
 
     /// Regression (hostile read of issue 28's fixes): a connected session without a login
