@@ -21,7 +21,7 @@ pub const SEED_HELP: &str = "--seed-help";
 
 /// Rewrites `args` (without the program name) into GNU form.
 pub fn rewrite(args: impl IntoIterator<Item = OsString>) -> Result<Vec<OsString>> {
-    rewrite_for(&Options::of(super::args::command()), args)
+    rewrite_for(Options::ours(), args)
 }
 
 /// What the clap definition says about its options that take values: by every long name and
@@ -75,6 +75,12 @@ fn is_number(arg: &[u8]) -> bool {
 }
 
 impl Options {
+    /// logoff's own, read from its clap definition once.
+    fn ours() -> &'static Options {
+        static OURS: std::sync::OnceLock<Options> = std::sync::OnceLock::new();
+        OURS.get_or_init(|| Options::of(super::args::command()))
+    }
+
     /// Reads `command`'s options. Built first, so that every argument's number of values is
     /// set (a flag's is zero), as clap's parser sees it.
     fn of(mut command: clap::Command) -> Self {
@@ -185,8 +191,7 @@ impl<'o> Reading<'o> {
 /// The arguments before `--` that are no option's value: where a switch (`/?`, `--help`)
 /// may be. `--message /?` asks for no help.
 pub fn not_values(args: &[OsString]) -> Vec<&OsString> {
-    let options = Options::of(super::args::command());
-    let mut reading = Reading::new(&options);
+    let mut reading = Reading::new(Options::ours());
     args.iter()
         .take_while(|a| *a != "--")
         .filter(|a| !reading.is_value(a))

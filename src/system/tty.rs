@@ -17,6 +17,18 @@ use crate::model::Uid;
 use crate::system::handle::Handle;
 use crate::system::process::Proc;
 
+/// The major and minor device number a `tty_nr` from `/proc/PID/stat` names (the number as
+/// the kernel keeps it, dev_t's bits, not as a signed value).
+fn device_of_tty_nr(tty_nr: i32) -> (u32, u32) {
+    let dev = u32::from_ne_bytes(tty_nr.to_ne_bytes());
+    ((dev >> 8) & 0xfff, (dev & 0xff) | ((dev >> 12) & 0xfff00))
+}
+
+/// A statx time as a timestamp (`None` out of range).
+fn stamp(t: rustix::fs::StatxTimestamp) -> Option<Timestamp> {
+    Timestamp::new(t.tv_sec, i32::try_from(t.tv_nsec).unwrap_or(0)).ok()
+}
+
 /// The terminal name (without `/dev/`) for a `tty_nr` from `/proc/PID/stat`, `None` for none.
 ///
 /// Pseudo-terminals (majors 136–143) and the virtual consoles (major 4) are computed; other
@@ -25,10 +37,7 @@ pub fn name_from_tty_nr(tty_nr: i32) -> Option<String> {
     if tty_nr == 0 {
         return None;
     }
-    // The number as the kernel keeps it (dev_t's bits), not as a signed value.
-    let dev = u32::from_ne_bytes(tty_nr.to_ne_bytes());
-    let major = (dev >> 8) & 0xfff;
-    let minor = (dev & 0xff) | ((dev >> 12) & 0xfff00);
+    let (major, minor) = device_of_tty_nr(tty_nr);
     if let Some(name) = known_name(major, minor) {
         return Some(name);
     }
@@ -109,8 +118,7 @@ fn not_ahead(t: Timestamp, changed: Option<Timestamp>, now: Timestamp) -> Option
 /// devpts instance can be another user's terminal's (`pts/3` there is not `pts/3` here).
 pub fn input_on_controlling(proc: &Proc, tty_nr: i32) -> Option<Timestamp> {
     use rustix::fs::{AtFlags, StatxFlags};
-    let dev = u32::from_ne_bytes(tty_nr.to_ne_bytes());
-    let (major, minor) = ((dev >> 8) & 0xfff, (dev & 0xff) | ((dev >> 12) & 0xfff00));
+    let (major, minor) = device_of_tty_nr(tty_nr);
     let dir = rustix::fs::open(
         format!("/proc/{}/fd", proc.pid()).as_str(),
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -134,9 +142,6 @@ pub fn input_on_controlling(proc: &Proc, tty_nr: i32) -> Option<Timestamp> {
             continue;
         }
         let now = crate::time::now();
-        let stamp = |t: rustix::fs::StatxTimestamp| {
-            Timestamp::new(t.tv_sec, i32::try_from(t.tv_nsec).unwrap_or(0)).ok()
-        };
         let changed = stamp(st.stx_ctime).filter(|t| *t <= now);
         return stamp(st.stx_atime).and_then(|t| not_ahead(t, changed, now));
     }
@@ -387,9 +392,6 @@ fn terminals_of(proc: &Proc, limit: usize) -> Walked {
         };
         let dev = rustix::fs::makedev(st.stx_dev_major, st.stx_dev_minor);
         let now = crate::time::now();
-        let stamp = |t: rustix::fs::StatxTimestamp| {
-            Timestamp::new(t.tv_sec, i32::try_from(t.tv_nsec).unwrap_or(0)).ok()
-        };
         let made = stamp(st.stx_ctime).filter(|t| *t <= now);
         let at = |t| stamp(t).and_then(|t| not_ahead(t, made, now));
         terminals.push((

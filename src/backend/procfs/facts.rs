@@ -177,6 +177,26 @@ pub(super) fn name_users(sessions: &mut [Listed]) {
     }
 }
 
+/// The input on the session's terminal `tty`, as a process of the session holds it (not the
+/// node of that name here), read while that process is still the one the scan found.
+fn controlling_input(details: &Details, tty: String) -> Option<Seen> {
+    let at = details
+        .stats
+        .iter()
+        .filter(|s| s.tty_nr != 0 && tty::name_from_tty_nr(s.tty_nr).as_deref() == Some(&tty))
+        .take(3)
+        .find_map(|s| {
+            let proc = Proc::new(s.pid);
+            let at = tty::input_on_controlling(&proc, s.tty_nr)?;
+            let same = proc.try_stat().ok()??.starttime == s.start;
+            same.then_some(at)
+        })?;
+    Some(Seen {
+        at,
+        source: IdleSource::Terminal(tty),
+    })
+}
+
 /// A session as listed, and the PIDs of its utmp records (closed after a logoff).
 pub(super) struct Built {
     pub session: Session,
@@ -227,25 +247,7 @@ fn build(
         (r, s) => r.or(s),
     };
     let state = state(tty.as_deref(), host.active_vt.as_deref());
-    // The terminal's input as a process of the session holds it (not the node of that name
-    // here), read while that process is still the one the scan found.
-    let listed = tty.clone().and_then(|t| {
-        let at = details
-            .stats
-            .iter()
-            .filter(|s| s.tty_nr != 0 && tty::name_from_tty_nr(s.tty_nr).as_deref() == Some(&t))
-            .take(3)
-            .find_map(|s| {
-                let proc = Proc::new(s.pid);
-                let at = tty::input_on_controlling(&proc, s.tty_nr)?;
-                let same = proc.try_stat().ok()??.starttime == s.start;
-                same.then_some(at)
-            })?;
-        Some(Seen {
-            at,
-            source: IdleSource::Terminal(t),
-        })
-    });
+    let listed = tty.clone().and_then(|t| controlling_input(details, t));
     let activity = Activity {
         listed,
         ..Activity::default()
